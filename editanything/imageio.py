@@ -66,7 +66,7 @@ def read_image(path: str | os.PathLike, *, gray: bool = False, max_pixels: int |
     w, h = img.size
     if w * h > limit:
         raise ImageError(
-            f"{path}: {w}x{h} is {w * h / 1e6:.0f} MP, over the {limit / 1e6:.0f} MP limit "
+            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {limit:,} "
             "(raise it with --max-pixels or $EDITANYTHING_MAX_PIXELS if the file is trusted)"
         )
     if img.format == "JPEG" and img.mode in ("L", "RGB"):

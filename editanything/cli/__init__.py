@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EditAnythingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `editanything models list | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -65,5 +65,5 @@ def _verify(args) -> int:
 
 def _path(args) -> int:
     resolved = resolve(args.name)
-    print(resolved.folder if resolved.spec.folder else resolved.path())
+    print(resolved.path() if len(resolved.spec.files) == 1 else resolved.folder)
     return 0

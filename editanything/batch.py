@@ -1,0 +1,265 @@
+"""Folder jobs: many inputs → many outputs, in parallel, resumable, one bad file never stops the batch.
+
+`run_batch` is generic (any picklable `work(source, output, **options)` function); `sketch_folder`
+is the photo-to-sketch job on top of it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .errors import EditAnythingError, InvalidInputError
+from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX
+
+OUTPUT_FORMATS = ("png", "jpg")
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    output: Path
+
+
+@dataclass
+class BatchReport:
+    """What a batch did. `failed` holds (file, one-line reason)."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        return f"{len(self.done)} done, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """Expand files, folders (recursive) and glob patterns into (file, relative output path) pairs.
+
+    Folders keep their inner structure in the relative path; single files and glob matches
+    keep their name (glob matches: their path below the pattern's fixed part).
+    """
+    found: list[tuple[Path, Path]] = []
+    missing: list[tuple[Path, str]] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                           and not p.name.startswith("."))
+            found += [(p, p.relative_to(path)) for p in files]
+        elif path.exists():
+            found.append((path, Path(path.name)))
+        elif glob.has_magic(text):
+            base = _fixed_prefix(path)
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+            if not matches:
+                missing.append((path, "no file matches this pattern"))
+            found += [(m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)) for m in matches]
+        else:
+            missing.append((path, "no such file or folder"))
+    return found, missing
+
+
+def _fixed_prefix(pattern: Path) -> Path:
+    """The folder part of a glob pattern before its first wildcard."""
+    parts = []
+    for part in pattern.parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def plan_jobs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, fmt: str,
+              suffix: str = "") -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Jobs for every input image, with output paths under `outdir`; and the inputs that can't be jobs."""
+    if fmt not in OUTPUT_FORMATS:
+        raise InvalidInputError(f"unsupported output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+    outdir = Path(outdir)
+    pairs, problems = collect_inputs(inputs)
+    jobs: list[Job] = []
+    claimed: dict[Path, Path] = {}
+    for source, rel in pairs:
+        output = outdir / rel.with_name(rel.stem + suffix + "." + fmt)
+        key = output.resolve()
+        if key == source.resolve():
+            problems.append((source, f"output {output} would overwrite the input; choose another output folder"))
+        elif key in claimed:
+            problems.append((source, f"output {output} is already taken by {claimed[key]}; rename one of them"))
+        else:
+            claimed[key] = source
+            jobs.append(Job(source, output))
+    return jobs, problems
+
+
+def remove_partials(outputs: Iterable[Path]) -> int:
+    """Delete temp files a killed run left behind in the output folders."""
+    removed = 0
+    for folder in {p.parent for p in outputs}:
+        if folder.is_dir():
+            for stale in folder.glob(f".*{PARTIAL_SUFFIX}"):
+                stale.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker(threads: int) -> None:
+    # One OpenCV/BLAS thread per process: the pool already uses every core, and oversubscription
+    # makes both slower. Set before torch is imported in this (spawned) process.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
+
+
+def _attempt(work: Callable[..., Any], job: Job) -> str | None:
+    """Run one job; return None on success or a one-line reason."""
+    try:
+        work(job.source, job.output)
+        return None
+    except EditAnythingError as exc:
+        return str(exc)
+    except MemoryError:
+        return "out of memory; try --max-side or fewer --workers"
+    except Exception as exc:  # a bug or an unforeseen file: report it, keep the batch going
+        return f"{type(exc).__name__}: {exc}"
+
+
+def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | None = None,
+              overwrite: bool = False, progress: bool = True, desc: str = "batch") -> BatchReport:
+    """Run `work(source, output)` for every job whose output does not exist yet (all with `overwrite`).
+
+    `work` must be picklable (a module-level function or a functools.partial of one) and write
+    its output atomically. Processes are spawned, not forked: a forked child hangs when OpenCV's
+    thread pool was used in the parent.
+    """
+    report = BatchReport()
+    remove_partials(j.output for j in jobs)
+    todo = []
+    for job in jobs:
+        if job.output.exists() and not overwrite:
+            report.skipped.append(job.source)
+        else:
+            todo.append(job)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise InvalidInputError(f"--workers must be at least 1; got {workers}")
+    workers = min(workers, max(1, len(todo)))
+    bar = _bar(len(todo), desc, progress)
+    try:
+        if workers == 1:
+            results: Iterable[str | None] = (_attempt(work, job) for job in todo)
+            _collect(todo, results, report, bar)
+        else:
+            ctx = get_context("spawn")
+            threads = max(1, default_workers() // workers)
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
+                chunk = max(1, min(16, len(todo) // (workers * 8)))
+                try:
+                    _collect(todo, pool.map(partial(_attempt, work), todo, chunksize=chunk), report, bar)
+                except BrokenProcessPool:
+                    finished = set(report.done) | {f for f, _ in report.failed}
+                    report.failed += [(j.source, "a worker process crashed (out of memory?)")
+                                      for j in todo if j.source not in finished]
+    finally:
+        if bar is not None:
+            bar.close()
+    return report
+
+
+def _collect(todo: Sequence[Job], results: Iterable[str | None], report: BatchReport, bar) -> None:
+    for job, error in zip(todo, results):
+        if error is None:
+            report.done.append(job.source)
+        else:
+            report.failed.append((job.source, error))
+        if bar is not None:
+            bar.update(1)
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled or total == 0:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
+
+
+def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any], max_side: int | None) -> None:
+    """Read one photo, draw it, write the sketch atomically (PNG carries the style and parameters)."""
+    import json
+
+    from .imageio import read_image, write_image
+    from .sketch import needs_color, sketch
+
+    image = read_image(source, gray=not needs_color(style))
+    image = limit_size(image, max_side)
+    drawing = sketch(image, style, **params)
+    meta = {"Software": "editanything", "editanything": json.dumps({"operation": "sketch", "style": style, "parameters": params})}
+    write_image(output, drawing, text=meta, inputs=(source,))
+
+
+def limit_size(image, max_side: int | None):
+    """Shrink (never enlarge) so the longer side is at most `max_side`."""
+    if not max_side:
+        return image
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdir: str | os.PathLike, *,
+                  style: str = "pencil", params: dict[str, Any] | None = None, workers: int | None = None,
+                  max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
+                  progress: bool = True) -> BatchReport:
+    """Sketch every photo in `inputs` (files, folders, globs) into `outdir`, keeping folder structure.
+
+    Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
+    """
+    from .sketch import style_params
+
+    params = dict(params or {})
+    known = style_params(style)  # raises InvalidInputError for an unknown style
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InvalidInputError(f"style {style!r} has no parameter {unknown[0]!r}; it takes: {', '.join(known) or 'none'}")
+    if max_side is not None and max_side < 16:
+        raise InvalidInputError(f"--max-side must be at least 16 pixels; got {max_side}")
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    jobs, problems = plan_jobs(inputs, outdir, fmt)
+    if style.startswith("hed"):
+        from .models import resolve
+
+        resolve("hed")  # fail once, up front, with the download command — not once per photo
+    work = partial(sketch_file, style=style, params=params, max_side=max_side)
+    report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}")
+    report.failed = problems + report.failed
+    return report

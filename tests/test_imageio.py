@@ -1,0 +1,119 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import bad_images as bad
+from editanything import ImageError, read_image, write_image
+from editanything.imageio import read_png_text
+
+
+@pytest.mark.parametrize("make, message", [
+    (bad.truncated_jpeg, "truncated"),
+    (bad.empty_file, "empty file"),
+    (bad.text_as_jpeg, "not an image"),
+])
+def test_broken_files_raise_image_error_naming_the_file(tmp_path, make, message):
+    path = make(tmp_path / "photo.jpg")
+    with pytest.raises(ImageError) as err:
+        read_image(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_png_raises(tmp_path):
+    src = tmp_path / "full.png"
+    Image.fromarray(bad.photo()).save(src)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cut.png"):
+        read_image(cut)
+
+
+def test_pixel_limit_refuses_large_images_before_decoding(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (400, 300)).save(path)
+    with pytest.raises(ImageError, match="120,000 pixels, over the limit of 100,000"):
+        read_image(path, max_pixels=100_000)
+    assert read_image(path, max_pixels=120_000).shape == (300, 400, 3)
+
+
+def test_pixel_limit_from_environment(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (400, 300)).save(path)
+    monkeypatch.setenv("EDITANYTHING_MAX_PIXELS", "1000")
+    with pytest.raises(ImageError, match="big.png"):
+        read_image(path)
+
+
+def test_16bit_png_scales_to_8bit(tmp_path):
+    path, expected = bad.png16(tmp_path / "deep.png")
+    rgb = read_image(path)
+    assert rgb.dtype == np.uint8 and rgb.shape == (*expected.shape, 3)
+    assert np.abs(rgb[..., 0].astype(int) - expected).max() <= 1
+    assert rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255
+
+
+def test_cmyk_jpeg_reads_as_rgb(tmp_path):
+    path, rgb = bad.cmyk_jpeg(tmp_path / "print.jpg")
+    out = read_image(path)
+    assert out.shape == rgb.shape
+    assert np.abs(out.astype(int) - rgb).mean() < 12  # lossy round-trip through CMYK, not inverted
+
+
+def test_palette_png_transparency_becomes_white(tmp_path):
+    out = read_image(bad.palette_png_with_transparency(tmp_path / "p.png"))
+    assert (out[:, :20] == 255).all()
+    assert (out[:, 20:] == (255, 0, 0)).all()
+
+
+def test_rgba_composited_on_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:2, :, 3] = 255
+    rgba[2:, :, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    assert (out[:2] == (200, 0, 0)).all() and (out[2:] == 255).all()
+
+
+def test_exif_rotated_jpeg_comes_out_upright(tmp_path):
+    path = bad.exif_rotated_jpeg(tmp_path / "rot.jpg")
+    for gray in (False, True):
+        out = read_image(path, gray=gray)
+        assert out.shape[:2] == (60, 30)
+        # rotating 90° clockwise moves the stored top-left square to the top-right
+        assert out[:10, -10:].mean() > 200 and out[:10, :10].mean() < 50
+
+
+def test_gray_read_matches_color_read(demo_photo):
+    color = read_image(demo_photo)
+    gray = read_image(demo_photo, gray=True)
+    assert gray.shape == color.shape[:2]
+    expected = color @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(gray - expected).mean() < 2
+
+
+def test_write_is_atomic_and_keeps_text_chunks(tmp_path):
+    img = bad.photo()
+    out = write_image(tmp_path / "sub" / "out.png", img, text={"parameters": "a cat\nSteps: 20", "note": "café ✓"})
+    assert np.array_equal(read_image(out), img)
+    assert read_png_text(out) == {"parameters": "a cat\nSteps: 20", "note": "café ✓"}
+    assert sorted(os.listdir(tmp_path / "sub")) == ["out.png"]  # no temp files left
+
+
+def test_write_refuses_to_overwrite_an_input(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(bad.photo()).save(src)
+    before = src.read_bytes()
+    with pytest.raises(ImageError, match="overwrite an input"):
+        write_image(src, np.zeros((8, 8, 3), np.uint8), inputs=(src,))
+    assert src.read_bytes() == before
+
+
+def test_write_failure_leaves_nothing(tmp_path):
+    with pytest.raises(ImageError):
+        write_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.float32))
+    assert list(tmp_path.iterdir()) == []
