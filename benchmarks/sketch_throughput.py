@@ -1,0 +1,126 @@
+"""Batch sketch throughput, measured side by side in one run.
+
+Photos: N 1024x768 JPEGs made from the real demo photos (resized, cropped and flipped so no two
+are alike). Printed: images/s of every style through `sketch_folder` with all cores; a naive
+baseline (PIL decode → colour dodge → PIL default PNG, one process); and the bound of decode +
+fastest lossless encode alone (same pool, same files, no sketch). Targets: pencil ≥ 5x the
+naive baseline and ≥ 85 % of the bound.
+
+    python benchmarks/sketch_throughput.py [--n 200] [--hed-n 16] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFilter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from editanything.batch import default_workers, plan_jobs, run_batch, sketch_folder  # noqa: E402
+from editanything.imageio import read_image, write_image  # noqa: E402
+from editanything.models import find_model  # noqa: E402
+from editanything.sketch import STYLES  # noqa: E402
+
+
+def make_photos(folder: Path, n: int) -> list[Path]:
+    sources = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((ROOT / "demos").glob("*.jpg"))]
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        src = sources[i % len(sources)]
+        h, w = src.shape[:2]
+        # a random crop of 70-100 % of the photo, upscaled to 1024x768, sometimes mirrored
+        f = rng.uniform(0.7, 1.0)
+        ch, cw = int(h * f), int(w * f)
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        img = cv2.resize(src[y:y + ch, x:x + cw], (1024, 768), interpolation=cv2.INTER_CUBIC)
+        if i % 2:
+            img = img[:, ::-1]
+        path = folder / f"photo_{i:04d}.jpg"
+        Image.fromarray(np.ascontiguousarray(img)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def naive_sketch(src: Path, dst: Path) -> None:
+    """What a first script does: PIL all the way, full-resolution blur, default PNG."""
+    gray = Image.open(src).convert("L")
+    inv = Image.fromarray(255 - np.asarray(gray))
+    blur = np.asarray(inv.filter(ImageFilter.GaussianBlur(8)), dtype=np.float32)
+    g = np.asarray(gray, dtype=np.float32)
+    out = np.clip(g * 255.0 / np.maximum(255.0 - blur, 1.0), 0, 255).astype(np.uint8)
+    Image.fromarray(out).save(dst)
+
+
+def decode_encode_only(src: Path, dst: Path) -> None:
+    write_image(dst, read_image(src, gray=True))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="photos for the fast styles")
+    ap.add_argument("--hed-n", type=int, default=16, help="photos for the HED styles (about 2 s each per core)")
+    ap.add_argument("--workers", type=int, default=default_workers())
+    args = ap.parse_args()
+    cv2.setNumThreads(1)  # the pools use one process per core; the parent must not compete
+    work = Path(tempfile.mkdtemp(prefix="sketch-bench-"))
+    try:
+        (work / "in").mkdir()
+        photos = make_photos(work / "in", args.n)
+        print(f"{args.n} photos 1024x768 JPEG, {args.workers} workers on {default_workers()} cores")
+
+        naive_n = min(args.n, 60)
+        (work / "naive").mkdir()
+        t = timed(lambda: [naive_sketch(p, work / "naive" / (p.stem + ".png")) for p in photos[:naive_n]])
+        naive = naive_n / t
+
+        jobs, _ = plan_jobs(photos, work / "bound", "png")
+        t = timed(lambda: run_batch(jobs, decode_encode_only, workers=args.workers, progress=False))
+        bound = args.n / t
+
+        rates = {}
+        for style in STYLES:
+            heavy = style.startswith("hed")
+            if heavy and find_model("hed") is None:
+                print(f"{style:11} skipped: HED weights missing (editanything models download hed)")
+                continue
+            n = min(args.hed_n, args.n) if heavy else args.n
+            out = work / style
+            run = partial(sketch_folder, photos[:n], out, style=style, workers=args.workers, progress=False)
+            t = timed(run)
+            report = run()  # second pass: every output exists, so this measures the resume check
+            assert len(report.skipped) == n and report.ok
+            rates[style] = n / t
+
+        print(f"\n{'method':28} {'img/s':>8}")
+        print(f"{'naive (PIL, 1 process)':28} {naive:8.1f}")
+        print(f"{'bound: decode+encode only':28} {bound:8.1f}")
+        for style, rate in rates.items():
+            print(f"{'sketch ' + style:28} {rate:8.1f}")
+        if "pencil" in rates:
+            p = rates["pencil"]
+            print(f"\npencil / naive = {p / naive:.1f}x (target >= 5x)")
+            print(f"pencil / bound = {100 * p / bound:.0f} % (target >= 85 %)")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

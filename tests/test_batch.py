@@ -1,0 +1,131 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import bad_images as bad
+from conftest import DEMOS
+from editanything import imageio
+from editanything.batch import collect_inputs, sketch_folder
+from editanything.errors import InvalidInputError
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """demos/ photos in a nested folder, plus two corrupt files."""
+    src = tmp_path / "photos"
+    (src / "trip").mkdir(parents=True)
+    shutil.copy(DEMOS / "coffee.jpg", src / "coffee.jpg")
+    shutil.copy(DEMOS / "chelsea.jpg", src / "trip" / "chelsea.jpg")
+    shutil.copy(DEMOS / "rocket.jpg", src / "trip" / "rocket.jpg")
+    bad.truncated_jpeg(src / "broken.jpg")
+    bad.text_as_jpeg(src / "trip" / "notes.jpg")
+    return src
+
+
+def _cli(*args, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "editanything", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_batch_keeps_going_past_bad_files_and_resumes(photo_folder, tmp_path):
+    out = tmp_path / "out"
+    report = sketch_folder(photo_folder, out, workers=2, progress=False)
+    assert sorted(p.name for p in report.done) == ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    assert sorted(p.name for p, _ in report.failed) == ["broken.jpg", "notes.jpg"]
+    reasons = dict((p.name, r) for p, r in report.failed)
+    assert "truncated" in reasons["broken.jpg"] and "not an image" in reasons["notes.jpg"]
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["coffee.png", "trip/chelsea.png", "trip/rocket.png"]  # nothing for the bad files
+    sketchy = imageio.read_image(out / "coffee.png", gray=True)
+    assert sketchy.shape == (400, 600)
+
+    again = sketch_folder(photo_folder, out, workers=2, progress=False)
+    assert sorted(p.name for p in again.skipped) == ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    assert not again.done and len(again.failed) == 2
+
+
+def test_cli_reports_one_line_per_bad_file_and_exits_nonzero(photo_folder, tmp_path):
+    result = _cli("sketch", photo_folder, "-o", tmp_path / "out", "--workers", "2", "-q")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 2
+    assert any("broken.jpg" in line and "truncated" in line for line in failed)
+    assert any("notes.jpg" in line and "not an image" in line for line in failed)
+    assert "3 done" in result.stdout
+
+
+def test_cli_usage_errors_are_one_line(tmp_path):
+    result = _cli("sketch", DEMOS / "coffee.jpg", "-o", tmp_path, "--param", "nonsense=1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "nonsense" in result.stderr
+
+
+def test_glob_and_files_keep_names(tmp_path):
+    pairs, missing = collect_inputs([str(DEMOS / "c*.jpg"), DEMOS / "rocket.jpg", tmp_path / "nope.jpg"])
+    assert sorted(rel.as_posix() for _, rel in pairs) == ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    assert [(p.name, why) for p, why in missing] == [("nope.jpg", "no such file or folder")]
+
+
+def test_never_writes_over_an_input(tmp_path):
+    src = tmp_path / "pic.png"
+    Image.open(DEMOS / "coffee.jpg").save(src)
+    before = src.read_bytes()
+    report = sketch_folder([src], tmp_path, workers=1, progress=False)
+    assert report.failed and "overwrite the input" in report.failed[0][1]
+    assert src.read_bytes() == before
+
+
+def test_unknown_param_and_style_fail_before_work(tmp_path):
+    with pytest.raises(InvalidInputError):
+        sketch_folder([DEMOS], tmp_path, style="watercolour", progress=False)
+    with pytest.raises(InvalidInputError, match="no parameter"):
+        sketch_folder([DEMOS], tmp_path, params={"nonsense": 1}, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_max_side_shrinks(tmp_path):
+    sketch_folder([DEMOS / "coffee.jpg"], tmp_path, max_side=300, workers=1, progress=False)
+    assert Image.open(tmp_path / "coffee.png").size == (300, 200)
+
+
+def test_interrupted_write_leaves_no_output(tmp_path, monkeypatch):
+    def killed(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imageio.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        imageio.write_image(tmp_path / "out.png", np.zeros((64, 64, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_run_leaves_only_complete_outputs_and_resumes(tmp_path):
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(60):
+        shutil.copy(DEMOS / ("coffee.jpg", "chelsea.jpg", "rocket.jpg")[i % 3], src / f"p{i:03d}.jpg")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "editanything", "sketch", str(src), "-o", str(out), "--workers", "1", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.png"))) < 5:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = list(out.glob("*.png"))
+    assert 5 <= len(finished) < 60, "the run should be killed midway"
+    for path in finished:  # every file at its final name is a whole image (a truncated one raises)
+        assert imageio.read_image(path, gray=True).size > 0
+    result = _cli("sketch", src, "-o", out, "--workers", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    assert f"{len(finished)} skipped" in result.stdout
+    assert len(list(out.glob("*.png"))) == 60
+    assert not [p for p in out.iterdir() if p.name.endswith(imageio.PARTIAL_SUFFIX)]
