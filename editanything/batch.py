@@ -263,3 +263,47 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}")
     report.failed = problems + report.failed
     return report
+
+
+_EDITORS: dict[str, Any] = {}
+
+
+def _editor(config: dict[str, Any], editor: Any = None):
+    """One Editor per process and configuration, so models load once per worker (`editor`: use this one)."""
+    from .pipeline import Editor
+
+    key = repr(sorted(config.items()))
+    if key not in _EDITORS or editor is not None:
+        _EDITORS.clear()  # a new configuration: drop the old models first
+        _EDITORS[key] = editor if editor is not None else Editor(**config)
+    return _EDITORS[key]
+
+
+def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: Any) -> None:
+    """Edit one photo; write every result image (`name-1.png`, … first, `name.png` last, so its
+    presence means the job is complete) with its recipe."""
+    from .imageio import read_image
+
+    image = read_image(source)
+    result = _editor(editor).edit(image, request, source=str(source))
+    for i in range(len(result.images) - 1, -1, -1):
+        path = output if i == 0 else output.with_name(f"{output.stem}-{i}{output.suffix}")
+        result.save(path, i, inputs=(source,))
+
+
+def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
+                editor: dict[str, Any] | None = None, workers: int = 1, overwrite: bool = False,
+                progress: bool = True, prebuilt: Any = None) -> BatchReport:
+    """Run one EditRequest on every photo of `inputs` into `outdir` (resumable, failures collected).
+
+    `editor` holds the Editor's keyword arguments (`prebuilt`: an Editor made from them, reused when
+    the jobs run in this process). Deep models take all cores (and the GPU) in one process, so
+    `workers` defaults to 1; weight-free backends scale with more.
+    """
+    jobs, problems = plan_jobs(inputs, outdir, "png")
+    if prebuilt is not None:
+        _editor(dict(editor or {}), prebuilt)
+    work = partial(edit_file, editor=dict(editor or {}), request=request)
+    report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc="edit")
+    report.failed = problems + report.failed
+    return report

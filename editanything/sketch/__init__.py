@@ -1,0 +1,135 @@
+"""Photo to sketch: a drawing on white paper (grey uint8, mostly 255, dark strokes on edges).
+
+Classical styles (pencil, ink, xdog) need only OpenCV; the HED styles run the pretrained HED
+edge detector (`editanything models download hed`) through PyTorch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from . import classical, hed
+
+STYLES: tuple[str, ...] = ("pencil", "ink", "xdog", "hed", "hed-pencil")
+
+_STYLE_FUNCS: dict[str, Callable[..., np.ndarray]] = {
+    "pencil": classical.pencil,
+    "ink": classical.ink,
+    "xdog": classical.xdog,
+    "hed": hed.hed_lines,
+    "hed-pencil": hed.hed_pencil,
+}
+_COLOR_STYLES = frozenset({"hed", "hed-pencil"})
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _func(style: str) -> Callable[..., np.ndarray]:
+    try:
+        return _STYLE_FUNCS[style]
+    except (KeyError, TypeError):
+        raise InvalidInputError(f"unknown sketch style {style!r}; valid styles: {', '.join(STYLES)}") from None
+
+
+def needs_color(style: str) -> bool:
+    """True when the style looks at colour (HED); False when the grey image is enough."""
+    _func(style)
+    return style in _COLOR_STYLES
+
+
+def style_params(style: str) -> dict[str, Any]:
+    """The parameters `style` takes, with their defaults (their types are the accepted types)."""
+    sig = inspect.signature(_func(style))
+    return {name: p.default for name, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def style_help(style: str) -> str:
+    """The style's docstring: what it draws and what each parameter does."""
+    return inspect.getdoc(_func(style)) or ""
+
+
+def _coerce(style: str, name: str, value: Any, default: Any) -> Any:
+    """`value` (e.g. a string from the command line) as the type of the default."""
+    bad = InvalidInputError(
+        f"sketch parameter {name}={value!r} of style {style!r} is not a valid {type(default).__name__}")
+    if isinstance(default, bool):
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise bad
+    if isinstance(value, (bool, np.bool_)):
+        raise bad
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if not np.isfinite(number):
+        raise bad
+    if isinstance(default, int):
+        if number != int(number):
+            raise bad
+        return int(number)
+    return number
+
+
+def _check_params(style: str, params: dict[str, Any]) -> dict[str, Any]:
+    defaults = style_params(style)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        valid = ", ".join(f"{k}={v}" for k, v in defaults.items())
+        raise InvalidInputError(f"unknown parameter(s) {', '.join(unknown)} for sketch style {style!r}; "
+                                f"valid: {valid}")
+    return {k: _coerce(style, k, v, defaults[k]) for k, v in params.items()}
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise InvalidInputError(f"sketch wants a numpy uint8 image, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise InvalidInputError(
+            f"sketch wants an RGB (H, W, 3) or grey (H, W) uint8 image, got {image.dtype} {image.shape}")
+    if min(image.shape[:2]) < 1:
+        raise InvalidInputError(f"sketch got an empty image of shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
+    """Draw `image` (RGB uint8 (H, W, 3) or grey (H, W)) in `style`: grey uint8 (H, W) on white.
+
+    `params` are the style's parameters (see `style_params`); strings are converted, so values
+    from a command line can be passed as they are. The HED styles load the model once per process.
+    """
+    func = _func(style)
+    kwargs = _check_params(style, params)
+    image = _check_image(image)
+    if style in _COLOR_STYLES:
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3:
+        import cv2
+
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return func(image, **kwargs)
+
+
+__all__ = ["STYLES", "needs_color", "sketch", "style_help", "style_params"]
+
+
+class _CallableModule(type(np)):
+    """Lets `editanything.sketch(image, ...)` call `sketch` while `editanything.sketch.STYLES` etc. stay
+    reachable: importing the function into the package namespace would hide this subpackage."""
+
+    def __call__(self, image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
+        return sketch(image, style, **params)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

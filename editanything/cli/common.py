@@ -1,0 +1,81 @@
+"""Argument types and options shared by the commands that select things in a photo."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..imageio import read_image
+from ..types import Prompt
+
+
+def _numbers(text: str, what: str, count: tuple[int, ...]) -> list[float]:
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in count:
+        raise argparse.ArgumentTypeError(f"{what} expects {' or '.join(map(str, count))} comma-separated numbers; got {text!r}")
+    return values
+
+
+def point(text: str) -> tuple[float, float, int]:
+    """`x,y` (positive click) or `x,y,0|1`."""
+    values = _numbers(text, "--point", (2, 3))
+    label = int(values[2]) if len(values) == 3 else 1
+    if label not in (0, 1):
+        raise argparse.ArgumentTypeError(f"--point label must be 1 (positive) or 0 (negative); got {text!r}")
+    return values[0], values[1], label
+
+
+def box(text: str) -> tuple[float, float, float, float]:
+    """`x0,y0,x1,y1` in pixels."""
+    x0, y0, x1, y1 = _numbers(text, "--box", (4,))
+    if x1 <= x0 or y1 <= y0:
+        raise argparse.ArgumentTypeError(f"--box needs x1 > x0 and y1 > y0; got {text!r}")
+    return x0, y0, x1, y1
+
+
+def indices(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--keep expects instance indices like 0,2; got {text!r}") from None
+
+
+def add_selection_options(p: argparse.ArgumentParser, *, mask: bool = True) -> None:
+    g = p.add_argument_group("what to select")
+    g.add_argument("--select", metavar="TEXT", help='a phrase for the detector, e.g. "the dog" or "dog . red car"')
+    g.add_argument("--point", type=point, action="append", default=[], metavar="X,Y[,L]",
+                   help="a click; L=1 positive (default), 0 negative; repeatable")
+    g.add_argument("--box", type=box, action="append", default=[], metavar="X0,Y0,X1,Y1", help="a box; repeatable")
+    if mask:
+        g.add_argument("--mask", metavar="PNG", help="use this mask (white = selected) instead of selecting")
+    g.add_argument("--keep", type=indices, metavar="I,J", help="keep only these instances (0-based, see detections.json)")
+    g.add_argument("--keep-phrase", action="append", metavar="PHRASE", help="keep only instances whose phrase matches")
+    g.add_argument("--segmenter", default="auto", help="sam-vit-b/-l/-h, grabcut, or auto (best on disk)")
+    g.add_argument("--detector", default="auto", help="groundingdino-swint-ogc, groundingdino-swinb, or auto")
+    g.add_argument("--box-threshold", type=float, default=0.35, help="detector box score threshold (default 0.35)")
+    g.add_argument("--text-threshold", type=float, default=0.25, help="detector phrase threshold (default 0.25)")
+
+
+def selection_prompt(args: argparse.Namespace) -> Prompt:
+    return Prompt(points=list(args.point), boxes=list(args.box), text=args.select)
+
+
+def detector_options(args: argparse.Namespace) -> dict:
+    return {"box_threshold": args.box_threshold, "text_threshold": args.text_threshold}
+
+
+def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask file as bool (white or any bright pixel = selected)."""
+    mask = read_image(path, gray=True) > 127
+    if shape is not None and mask.shape != shape:
+        raise InvalidInputError(f"{path}: the mask is {mask.shape[1]}x{mask.shape[0]}, the image "
+                                f"{shape[1]}x{shape[0]}; they must be the same size")
+    if not mask.any():
+        raise InvalidInputError(f"{path}: the mask is empty (no white pixels)")
+    return mask

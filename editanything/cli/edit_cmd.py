@@ -1,0 +1,171 @@
+"""`editanything edit IMAGE... -o OUT` and `editanything replay OUT.png`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..batch import edit_folder
+from ..errors import InvalidInputError
+from ..generate import GenerationParams, load_styles, pick_styles, sampler_names
+from ..generate.prompts import apply_styles
+from ..imageio import read_image
+from .common import add_selection_options, detector_options, read_mask, selection_prompt
+from .sketch_cmd import print_report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "edit", help="select something (text, clicks, boxes, mask) and replace, remove, recolor it or its background",
+        description="Edit photos by segment and regenerate. Pixels outside the (grown) selection are kept exactly. "
+                    "Each output PNG carries WebUI-style parameters and the full recipe (see `editanything replay`).",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    add_selection_options(p)
+    what = p.add_argument_group("what to do (default: replace with --prompt)")
+    mode = what.add_mutually_exclusive_group()
+    mode.add_argument("--remove", action="store_true", help="fill the selection with its surroundings")
+    mode.add_argument("--background", metavar="PROMPT", help="regenerate everything but the selection")
+    mode.add_argument("--recolor", metavar="COLOR", help="recolour the selection (name or #rrggbb); no model needed")
+    what.add_argument("--prompt", default="", help="what to put there; WebUI weights like (word:1.3) work")
+    what.add_argument("--prompt-for", action="append", default=[], metavar="PHRASE=PROMPT",
+                      help='a prompt per selected instance, e.g. "dog=a corgi"; repeatable')
+    what.add_argument("--negative", default="", help="negative prompt")
+    what.add_argument("--style", action="append", default=[], metavar="NAME", help="a saved style (see --styles-file)")
+    what.add_argument("--styles-file", metavar="FILE", help="saved styles: the WebUI's styles.csv or a JSON file")
+    gen = p.add_argument_group("generation (Stable Diffusion WebUI names)")
+    gen.add_argument("--sampler", default="DPM++ 2M Karras", help=f"one of: {', '.join(sampler_names())}")
+    gen.add_argument("--steps", type=int, default=25)
+    gen.add_argument("--cfg", type=float, default=7.0, help="CFG scale (default 7)")
+    gen.add_argument("--strength", type=float, default=1.0, help="denoising strength (default 1)")
+    gen.add_argument("--seed", type=int, default=-1, help="-1 = random; the real seed is saved in the PNG")
+    gen.add_argument("--batch-size", type=int, default=1)
+    gen.add_argument("--batch-count", type=int, default=1)
+    gen.add_argument("--resolution", type=int, default=512, help="long side of the crop at generation (default 512)")
+    gen.add_argument("--model", default="auto", help="sd15-inpainting, sd2-inpainting, classical, a diffusers folder "
+                                                     "or a .safetensors file; auto = SD 1.5 if present, else classical")
+    gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE")
+    gen.add_argument("--embedding", action="append", default=[], metavar="PATH:TOKEN", help="textual inversion")
+    gen.add_argument("--controlnet", action="append", default=[], choices=["inpaint", "canny", "lines", "seg"])
+    out = p.add_argument_group("mask and output")
+    out.add_argument("--grow", type=float, default=8.0, metavar="PX", help="grow the selection (default 8)")
+    out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="soft edge inside the selection (default 8)")
+    out.add_argument("--full-image", action="store_true", help="generate over the whole image, not a crop around the mask")
+    out.add_argument("--workers", type=int, default=1, help="parallel photos (deep models: keep 1)")
+    out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    out.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(run=run_edit)
+
+    r = sub.add_parser("replay", help="re-run the recipe stored in an output PNG",
+                       description="Re-run an edit from the recipe in its PNG. With the same models and device "
+                                   "the image is reproduced exactly.")
+    r.add_argument("result", metavar="OUT.png")
+    r.add_argument("-o", "--output", metavar="NEW.png", help="default: OUT-replay.png beside it")
+    r.add_argument("--image", help="the input photo, if it moved since the edit")
+    r.set_defaults(run=run_replay)
+
+
+def _prompt_for(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        phrase, sep, prompt = item.partition("=")
+        if not sep or not phrase.strip() or not prompt.strip():
+            raise InvalidInputError(f'--prompt-for expects PHRASE=PROMPT, e.g. "dog=a corgi"; got {item!r}')
+        out[phrase.strip()] = prompt.strip()
+    return out
+
+
+def _generator_options(args: argparse.Namespace) -> dict:
+    embeddings = []
+    for item in args.embedding:
+        path, sep, token = item.rpartition(":")
+        if not sep:
+            raise InvalidInputError(f"--embedding expects PATH:TOKEN; got {item!r}")
+        embeddings.append((path, token))
+    options = {"loras": list(args.lora), "embeddings": embeddings, "controlnets": list(args.controlnet)}
+    return {k: v for k, v in options.items() if v}
+
+
+def build_request(args: argparse.Namespace):
+    from ..pipeline import EditRequest
+
+    prompt, negative = args.background or args.prompt, args.negative
+    if args.style:
+        if not args.styles_file:
+            raise InvalidInputError("--style needs --styles-file (the WebUI's styles.csv or a JSON file)")
+        prompt, negative = apply_styles(prompt, negative, pick_styles(load_styles(args.styles_file), args.style))
+    params = GenerationParams(
+        prompt=prompt, negative_prompt=negative, sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg,
+        strength=args.strength, seed=args.seed, batch_size=args.batch_size, batch_count=args.batch_count,
+        resolution=args.resolution,
+    )
+    mode = "remove" if args.remove else "background" if args.background else "recolor" if args.recolor else "replace"
+    mask = None
+    if args.mask:
+        first = read_image(args.images[0]) if Path(args.images[0]).is_file() else None
+        mask = read_mask(args.mask, first.shape[:2] if first is not None else None)
+    return EditRequest(
+        mode=mode, selection=selection_prompt(args), mask=mask, params=params, keep=args.keep,
+        keep_phrases=args.keep_phrase, prompt_for=_prompt_for(args.prompt_for), grow=args.grow,
+        feather=args.feather, full_image=args.full_image, color=args.recolor,
+    )
+
+
+def _captioner_if_present() -> str | None:
+    from ..models import find_model
+
+    return "auto" if find_model("blip2-opt-2.7b") is not None else None
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    from ..pipeline import Editor
+
+    request = build_request(args)
+    editor = {
+        "detector": args.detector, "segmenter": args.segmenter, "generator": args.model,
+        "captioner": _captioner_if_present(), "detector_options": detector_options(args),
+        "generator_options": _generator_options(args),
+    }
+    probe = Editor(**editor)
+    if request.mask is None and not request.selection.text:
+        print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
+    if request.mode != "recolor":
+        generator = probe.generator
+        print(f"generator: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
+    if request.selection.text and request.mask is None:
+        probe.detector  # a missing detector stops here, once, with the download command
+    start = time.perf_counter()
+    report = edit_folder(args.images, args.output, request, editor=editor, workers=args.workers,
+                         overwrite=args.overwrite, progress=not args.quiet, prebuilt=probe)
+    print_report(report, args.output, time.perf_counter() - start)
+    return 0 if report.ok else 1
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from ..pipeline import Editor, generator_from_recipe, request_from_recipe
+    from ..recipe import array_sha256, read_recipe
+
+    recipe = read_recipe(args.result)
+    source = args.image or recipe.inputs.get("image")
+    if not source:
+        raise InvalidInputError(f"{args.result}: the recipe names no input file; pass it with --image")
+    if not Path(source).exists():
+        raise InvalidInputError(f"{source}: the input of this edit is gone; pass it with --image")
+    image = read_image(source)
+    if array_sha256(image) != recipe.inputs.get("sha256"):
+        raise InvalidInputError(f"{source}: not the image this edit was made from (its pixels differ); pass the right one with --image")
+    request = request_from_recipe(recipe)
+    generator = generator_from_recipe(recipe)
+    result = Editor(generator=generator if generator is not None else "classical").edit(image, request, source=str(source))
+    output = Path(args.output) if args.output else Path(args.result).with_name(Path(args.result).stem + "-replay.png")
+    result.save(output, inputs=(source, args.result))
+    before = read_image(args.result)
+    diff = int(np.abs(before.astype(np.int16) - result.images[0]).max()) if before.shape == result.images[0].shape else -1
+    verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
+    print(f"replayed {recipe.operation} with {recipe.models.get('generator', {}).get('name')}: {output} ({verdict})")
+    return 0

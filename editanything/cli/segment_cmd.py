@@ -1,0 +1,117 @@
+"""`editanything segment IMAGE -o OUTDIR` (masks, overlay, detections.json) and `editanything caption IMAGE`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import masks as mask_ops
+from ..imageio import read_image, write_bytes_atomic, write_image
+from ..types import Detections
+from .common import add_selection_options, detector_options, read_mask, selection_prompt
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="select things by text, clicks or boxes and write their masks",
+                       description="Writes one PNG mask per instance (mask_00.png, …), their union (mask.png), "
+                                   "an overlay preview (overlay.png) and detections.json.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    add_selection_options(p, mask=False)
+    p.add_argument("--grow", type=float, default=0.0, metavar="PX", help="grow (or with a negative value shrink) masks")
+    p.add_argument("--feather", type=float, default=0.0, metavar="PX", help="write soft masks feathered over PX")
+    p.set_defaults(run=run_segment)
+
+    c = sub.add_parser("caption", help="describe a photo, or what a selection or mask covers (BLIP-2)")
+    c.add_argument("image", metavar="IMAGE")
+    add_selection_options(c)
+    c.add_argument("--question", help='ask instead of describing, e.g. "what colour is the car?"')
+    c.set_defaults(run=run_caption)
+
+
+def _editor(args: argparse.Namespace):
+    from ..pipeline import Editor
+
+    return Editor(detector=args.detector, segmenter=args.segmenter, detector_options=detector_options(args))
+
+
+def _select(args: argparse.Namespace, image: np.ndarray) -> Detections:
+    editor = _editor(args)
+    prompt = selection_prompt(args)
+    if not prompt.text:
+        print(f"segmenter: {editor.segmenter.describe()}", file=sys.stderr)
+    return editor.select(image, prompt, keep=args.keep, keep_phrases=args.keep_phrase)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    image = read_image(args.image)
+    detections = _select(args, image)
+    out = Path(args.output)
+    if args.grow:
+        grown = [mask_ops.grow(m, args.grow) if args.grow > 0 else mask_ops.shrink(m, -args.grow) for m in detections.masks]
+        detections = Detections(detections.xyxy, detections.scores, detections.phrases, np.stack(grown))
+    for i, mask in enumerate(detections.masks):
+        write_image(out / f"mask_{i:02d}.png", _mask_png(mask, args.feather), inputs=(args.image,))
+    write_image(out / "mask.png", _mask_png(detections.union_mask(), args.feather), inputs=(args.image,))
+    write_image(out / "overlay.png", overlay(image, detections), inputs=(args.image,))
+    write_bytes_atomic(out / "detections.json", json.dumps(
+        {"image": str(args.image), "size": [image.shape[1], image.shape[0]], "instances": detections.to_json()},
+        indent=2).encode())
+    for d in detections.to_json():
+        print(f"{d['index']:2d}  {d['phrase']:24} score {d['score']:.2f}  box {d['box']}")
+    print(f"{len(detections)} instance(s); masks, overlay.png and detections.json in {out}")
+    return 0
+
+
+def _mask_png(mask: np.ndarray, feather: float) -> np.ndarray:
+    if feather > 0:
+        return np.rint(mask_ops.feather(mask, feather) * 255).astype(np.uint8)
+    return mask.astype(np.uint8) * 255
+
+
+_PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+            (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
+
+
+def overlay(image: np.ndarray, detections: Detections, opacity: float = 0.45) -> np.ndarray:
+    """The photo with each instance's mask tinted, its box drawn and labelled `i phrase score`."""
+    out = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for i, (box, score, phrase) in enumerate(zip(detections.xyxy, detections.scores, detections.phrases)):
+        color = _PALETTE[i % len(_PALETTE)]
+        if detections.masks is not None:
+            m = detections.masks[i]
+            out[m] = (out[m] * (1 - opacity) + np.array(color) * opacity).astype(np.uint8)
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness)
+        label = f"{i} {phrase} {score:.2f}"
+        scale = 0.4 * thickness
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        ty = max(y0, th + 4)
+        cv2.rectangle(out, (x0, ty - th - 4), (x0 + tw + 4, ty), color, -1)
+        cv2.putText(out, label, (x0 + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out
+
+
+def run_caption(args: argparse.Namespace) -> int:
+    from ..caption import get_captioner
+
+    image = read_image(args.image)
+    captioner = get_captioner("auto")
+    prompt = f"Question: {args.question} Answer:" if args.question else None
+    if args.mask:
+        print(captioner.caption(image, mask=read_mask(args.mask, image.shape[:2]), prompt=prompt))
+        return 0
+    selection = selection_prompt(args)
+    if selection.is_empty():
+        print(captioner.caption(image, prompt=prompt))
+        return 0
+    detections = _select(args, image)
+    for i, text in enumerate(captioner.caption_regions(image, list(detections.masks), prompt=prompt)):
+        print(f"{i:2d}  {detections.phrases[i]:24} {text}")
+    return 0

@@ -1,0 +1,307 @@
+"""The Editor: select → segment → (caption) → generate → compose, with a recipe for every output.
+
+    editor = Editor()                                   # best backends on disk, weight-free otherwise
+    result = editor.edit(photo, EditRequest(mode="remove", selection=Prompt(boxes=[(40, 60, 200, 220)])))
+    result.save("out.png")                              # PNG with WebUI parameters + JSON recipe
+
+Backends are built lazily by name through their registries (or passed as instances), so an
+Editor costs nothing until it is used, and `release()` frees the deep models again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import compose, masks
+from .errors import InvalidInputError, ModelNotFound, NothingFound
+from .generate import GENERATORS, GenerationParams, get_generator
+from .generate.recolor import RecolorGenerator
+from .imageio import write_image
+from .recipe import array_sha256, decode_mask, encode_mask, library_versions, png_text
+from .types import Detections, Prompt, Recipe
+
+MODES = ("replace", "remove", "background", "recolor")
+# A prompt that asks the inpainting model for "more of the surroundings", as the WebUI's users do.
+REMOVE_PROMPT = "empty background, seamless continuation of the surroundings"
+REMOVE_NEGATIVE = "person, animal, object, text, watermark, logo, blurry, artifacts"
+
+
+@dataclass
+class EditRequest:
+    """One edit. `selection` (text, clicks, boxes) or `mask` says where; `mode` says what.
+
+    replace:    regenerate the selection from `params.prompt` (or a caption when a captioner is set)
+    remove:     fill the selection with its surroundings
+    background: regenerate everything but the selection from `params.prompt`
+    recolor:    give the selection `color` (a name or #rrggbb), keeping its shading; no model
+    `prompt_for` maps a phrase to its own prompt ("dog" → "a corgi") for per-instance edits.
+    """
+
+    mode: str = "replace"
+    selection: Prompt = field(default_factory=Prompt)
+    mask: np.ndarray | None = None
+    params: GenerationParams = field(default_factory=GenerationParams)
+    keep: list[int] | None = None
+    keep_phrases: list[str] | None = None
+    prompt_for: dict[str, str] = field(default_factory=dict)
+    grow: float = 8.0
+    feather: float = 8.0
+    full_image: bool = False
+    color: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidInputError(f"unknown edit mode {self.mode!r}; choose one of: {', '.join(MODES)}")
+        if self.mode == "recolor" and not self.color:
+            raise InvalidInputError("recolor needs a colour (a name such as red, or #rrggbb)")
+        if self.mask is None and self.selection.is_empty():
+            raise InvalidInputError("say what to edit: a text selection, clicks, boxes or a mask")
+        if self.grow < 0 or self.feather < 0:
+            raise InvalidInputError(f"grow and feather must be >= 0 pixels; got {self.grow}, {self.feather}")
+
+
+@dataclass
+class EditResult:
+    images: list[np.ndarray]
+    mask: np.ndarray
+    detections: Detections
+    recipe: Recipe
+
+    def png_text(self, index: int = 0) -> dict[str, str]:
+        return png_text(self.recipe, index)
+
+    def save(self, path: str | Path, index: int = 0, *, inputs: tuple[str | Path, ...] = ()) -> Path:
+        """Write image `index` as PNG with its WebUI parameters and recipe, atomically."""
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            raise InvalidInputError(f"{path}: edits are saved as .png so the recipe travels with the image")
+        return write_image(path, self.images[index], text=self.png_text(index), inputs=inputs, fast=False)
+
+
+class Editor:
+    """Runs edits with lazily built backends: names from the registries ("auto" = best on disk) or instances."""
+
+    def __init__(self, *, detector: Any = "auto", segmenter: Any = "auto", generator: Any = "auto",
+                 captioner: Any = None, detector_options: dict | None = None, segmenter_options: dict | None = None,
+                 generator_options: dict | None = None) -> None:
+        self._specs = {"detector": detector, "segmenter": segmenter, "generator": generator, "captioner": captioner}
+        self._options = {"detector": detector_options or {}, "segmenter": segmenter_options or {},
+                         "generator": generator_options or {}, "captioner": {}}
+        self._built: dict[str, Any] = {}
+
+    def _backend(self, kind: str) -> Any:
+        if kind not in self._built:
+            spec = self._specs[kind]
+            if spec is None:
+                return None
+            if not isinstance(spec, (str, Path)):
+                self._built[kind] = spec
+            else:
+                self._built[kind] = _BUILDERS[kind](spec, **self._options[kind])
+        return self._built[kind]
+
+    @property
+    def detector(self):
+        return self._backend("detector")
+
+    @property
+    def segmenter(self):
+        return self._backend("segmenter")
+
+    @property
+    def generator(self):
+        return self._backend("generator")
+
+    @property
+    def captioner(self):
+        return self._backend("captioner")
+
+    def describe(self) -> dict[str, str]:
+        """Which backend each stage uses, in words (builds the weight-free ones, loads no deep weights)."""
+        out = {}
+        for kind in ("segmenter", "detector", "generator", "captioner"):
+            try:
+                backend = self._backend(kind)
+            except (ModelNotFound, InvalidInputError) as exc:
+                out[kind] = f"unavailable ({exc})"
+                continue
+            if backend is None:
+                out[kind] = "none"
+            else:
+                out[kind] = backend.describe() if hasattr(backend, "describe") else backend.name
+        return out
+
+    def release(self) -> None:
+        """Free the deep models; they load again on next use."""
+        for backend in self._built.values():
+            if hasattr(backend, "release"):
+                backend.release()
+        self._built.clear()
+
+    def select(self, image: np.ndarray, selection: Prompt, *, keep: list[int] | None = None,
+               keep_phrases: list[str] | None = None, min_score: float | None = None) -> Detections:
+        """Masks for what the user meant: text → detector boxes → segmenter, or clicks/boxes → segmenter."""
+        selection.check_inside(image.shape)
+        if selection.text:
+            found = self.detector.detect(image, selection.text)
+            found = found.keep(indices=keep, phrases=keep_phrases, min_score=min_score)
+            if not len(found):
+                raise NothingFound(f"no detection of {selection.text!r} is left after --keep/--keep-phrase")
+            segmented = self.segmenter.segment(image, Prompt(boxes=[tuple(b) for b in found.xyxy.tolist()]))
+            return Detections(found.xyxy, found.scores, found.phrases, segmented.masks)
+        detections = self.segmenter.segment(image, selection)
+        detections = detections.keep(indices=keep, phrases=keep_phrases, min_score=min_score)
+        if not len(detections) or not detections.union_mask().any():
+            raise NothingFound("the clicks/boxes selected nothing; click inside the object or draw a larger box")
+        return detections
+
+    def edit(self, image: np.ndarray, request: EditRequest, *, source: str | None = None) -> EditResult:
+        """Run one edit; pixels outside the grown selection stay bit-identical to `image`."""
+        if request.mask is not None:
+            mask = np.asarray(request.mask, bool)
+            if mask.shape != image.shape[:2]:
+                raise InvalidInputError(f"the mask is {mask.shape[1]}x{mask.shape[0]}, the image {image.shape[1]}x{image.shape[0]}; they must match")
+            detections = Detections.from_masks(mask[None], [1.0], ["mask"])
+        else:
+            detections = self.select(image, request.selection, keep=request.keep, keep_phrases=request.keep_phrases)
+            mask = detections.union_mask()
+        if not mask.any():
+            raise NothingFound("the mask is empty: there is nothing to edit")
+        params = self._prepare_params(image, mask, request)
+        generator = RecolorGenerator(request.color) if request.mode == "recolor" else self.generator
+        target = ~mask if request.mode == "background" else mask
+        mode = "full" if request.full_image else "crop"
+        steps = self._instance_steps(detections, target, request, params)
+        images = [image]
+        for step_mask, step_params in steps:
+            images = [out for i, img in enumerate(images)
+                      for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
+                                                     grow_px=request.grow, feather_px=request.feather, mode=mode)]
+        recipe = self._recipe(image, target, detections, request, params, generator, source)
+        return EditResult(images, target, detections, recipe)
+
+    def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest) -> GenerationParams:
+        params = request.params.with_seed()
+        if request.mode == "remove" and not params.prompt:
+            params = dataclasses.replace(params, prompt=REMOVE_PROMPT,
+                                         negative_prompt=params.negative_prompt or REMOVE_NEGATIVE)
+        needs_prompt = request.mode in ("replace", "background") and not request.prompt_for
+        if needs_prompt and not params.prompt:
+            if self.captioner is None:
+                raise InvalidInputError(
+                    f"{request.mode} needs a prompt (--prompt); or download a captioner to write one: "
+                    "editanything models download blip2-opt-2.7b")
+            surroundings = masks.invert(mask) if request.mode == "replace" else mask
+            params = dataclasses.replace(params, prompt=self.captioner.caption(image, mask=surroundings))
+        return params
+
+    def _instance_steps(self, detections: Detections, target: np.ndarray, request: EditRequest,
+                        params: GenerationParams) -> list[tuple[np.ndarray, GenerationParams]]:
+        """One generation over the whole target, or one per phrase group with its own prompt."""
+        if not request.prompt_for or detections.masks is None:
+            return [(target, params)]
+        steps = []
+        rest = np.zeros_like(target)
+        for phrase, prompt in request.prompt_for.items():
+            group = detections.keep(phrases=[phrase])
+            if not len(group):
+                raise NothingFound(f"--prompt-for {phrase!r}: no selected instance has that phrase "
+                                   f"(found: {', '.join(sorted(set(detections.phrases)))})")
+            steps.append((group.union_mask(), dataclasses.replace(params, prompt=prompt)))
+        for i, phrase in enumerate(detections.phrases):
+            if not any(p.lower() in phrase.lower() for p in request.prompt_for):
+                rest |= detections.masks[i]
+        if rest.any() and params.prompt:
+            steps.append((rest, params))
+        return steps
+
+    def _recipe(self, image, mask, detections, request, params, generator, source) -> Recipe:
+        selection = request.selection
+        return Recipe(
+            operation=f"edit:{request.mode}",
+            inputs={"image": source, "sha256": array_sha256(image), "size": [image.shape[1], image.shape[0]]},
+            parameters={
+                "generation": params.to_dict(),
+                "selection": {"text": selection.text, "points": selection.points, "boxes": selection.boxes},
+                "keep": request.keep, "keep_phrases": request.keep_phrases, "prompt_for": request.prompt_for,
+                "grow": request.grow, "feather": request.feather, "full_image": request.full_image,
+                "color": request.color, "detections": detections.to_json(), "mask": encode_mask(mask),
+            },
+            models={
+                "generator": generator.model_info(),
+                **({} if request.mask is not None else self._selection_models(selection)),
+            },
+            seed=params.seed,
+            versions=library_versions(),
+        )
+
+    def _selection_models(self, selection: Prompt) -> dict[str, dict[str, Any]]:
+        models = {"segmenter": {"name": self.segmenter.name}}
+        if selection.text:
+            models["detector"] = {"name": getattr(self.detector, "name", type(self.detector).__name__)}
+        return models
+
+
+def _nth(params: GenerationParams, index: int, count: int) -> GenerationParams:
+    """Later per-instance steps run once per image of the first step, each with that image's seed."""
+    if count == 1:
+        return params
+    return dataclasses.replace(params, seed=params.seed + index, batch_size=1, batch_count=1)
+
+
+def _build_detector(name: str, **options):
+    from .detect import get_detector
+
+    return get_detector(str(name), **options)
+
+
+def _build_segmenter(name: str, **options):
+    from .segment import get_segmenter
+
+    return get_segmenter(str(name), **options)
+
+
+def _build_captioner(name: str, **options):
+    from .caption import get_captioner
+
+    return get_captioner(str(name), **options)
+
+
+_BUILDERS = {"detector": _build_detector, "segmenter": _build_segmenter, "generator": get_generator,
+             "captioner": _build_captioner}
+
+
+def request_from_recipe(recipe: Recipe) -> EditRequest:
+    """The request that made a recipe, with its exact mask (so replay needs no detector or segmenter)."""
+    if not recipe.operation.startswith("edit:"):
+        raise InvalidInputError(f"this recipe is a {recipe.operation!r}, not an edit; replay runs edits")
+    p = recipe.parameters
+    mode = recipe.operation.split(":", 1)[1]
+    mask = decode_mask(p["mask"])
+    if mode == "background":
+        mask = ~mask  # the recipe stores the edited area; the request holds the selection
+    return EditRequest(
+        mode=mode, mask=mask, params=GenerationParams.from_dict(p["generation"]), grow=p["grow"],
+        feather=p["feather"], full_image=p["full_image"], color=p.get("color"),
+    )
+
+
+def generator_from_recipe(recipe: Recipe) -> Any:
+    """Rebuild the generator a recipe names (registry name, or the checkpoint file/folder it records)."""
+    info = recipe.models.get("generator", {})
+    name = info.get("name", "classical")
+    if name == "recolor":
+        return None  # recolor builds its own generator from the request's colour
+    if name.startswith("classical"):
+        return get_generator(name, radius=info.get("radius", 5.0))
+    options = {
+        "loras": [f"{x['path']}:{x['scale']}" for x in info.get("loras", [])],
+        "embeddings": [(x["path"], x["token"]) for x in info.get("embeddings", [])],
+        "controlnets": [(c["kind"], c["path"]) for c in info.get("controlnets", [])],
+    }
+    return get_generator(name if name in GENERATORS else info.get("file", name), **{k: v for k, v in options.items() if v})
