@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test bench install weights clean
+.PHONY: demo test bench install weights browser clean
 
 $(VENV)/.installed: setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ weights: install
 demo: weights
 	$(PY) demos/run_demo.py
 
-test: weights
+# The UI tests drive a real headless Chromium (Debian's; Playwright never downloads a browser here).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: weights browser
 	$(PY) -m pytest -q
 
 bench: weights

@@ -1,7 +1,10 @@
 """`make demo`: the main jobs on the demo photos with the embedded defaults (no hub weights).
 
-Sketches every photo in demos/ in every style whose weights are present (the classical styles
-always; HED after `editanything models download hed`, which `make demo` runs).
+1. Sketches every photo in demos/ in every style whose weights are present (the classical styles
+   always; HED after `editanything models download hed`, which `make demo` runs).
+2. Removes the spoon from coffee.jpg: a box and a click → SAM (or GrabCut without SAM weights)
+   → Stable Diffusion inpainting (or OpenCV's fill without SD weights).
+3. When Grounding DINO, SAM and SD weights are all in checkpoints/, a text-described replace.
 """
 
 from __future__ import annotations
@@ -32,8 +35,35 @@ def run_sketches() -> bool:
     return ok
 
 
+def run_edits() -> bool:
+    from editanything import Prompt, read_image
+    from editanything.generate import GenerationParams
+    from editanything.models import find_model
+    from editanything.pipeline import Editor, EditRequest
+
+    photo = ROOT / "demos" / "coffee.jpg"
+    image = read_image(photo)
+    editor = Editor()
+    for stage, text in editor.describe().items():
+        print(f"{stage:10}: {text}")
+    spoon = Prompt(points=[(365, 290, 1), (395, 150, 1)], boxes=[(318, 62, 428, 330)])
+    result = editor.edit(image, EditRequest(mode="remove", selection=spoon, params=GenerationParams(seed=1)),
+                         source=str(photo))
+    out = result.save(OUT / "coffee-no-spoon.png", inputs=(photo,))
+    print(f"remove    : the spoon, {int(result.mask.sum())} px masked -> {out}")
+    deep = ("groundingdino-swint-ogc", "sam-vit-b", "sd15-inpainting")
+    if all(find_model(m) for m in deep):
+        request = EditRequest(selection=Prompt(text="cup"), params=GenerationParams(prompt="a blue ceramic mug", seed=1))
+        out = editor.edit(image, request, source=str(photo)).save(OUT / "coffee-blue-mug.png", inputs=(photo,))
+        print(f"replace   : 'cup' -> 'a blue ceramic mug' -> {out}")
+    else:
+        print("replace   : skipped, needs " + ", ".join(f"`editanything models download {m}`" for m in deep if not find_model(m)))
+    return True
+
+
 def main() -> int:
     ok = run_sketches()
+    ok &= run_edits()
     print(f"\nall outputs are under {OUT}")
     return 0 if ok else 1
 
