@@ -1,0 +1,174 @@
+"""The Editor and the `edit` / `replay` commands, end to end.
+
+Deep path: tiny random-weight Grounding DINO, SAM and SD inpainting saved under the official
+file names in a temp checkpoints folder, loaded through the models layer as real weights are.
+Weight-free path: GrabCut + OpenCV fill on a real photo.
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from sd_parsers import ParserManager
+from PIL import Image
+
+from conftest import DEMOS
+from editanything import Prompt, read_image
+from editanything.cli import main
+from editanything.errors import InvalidInputError, NothingFound
+from editanything.generate import GenerationParams
+from editanything.models import MODELS
+from editanything.pipeline import Editor, EditRequest
+from editanything.recipe import decode_mask, encode_mask, read_recipe
+
+SPOON = dict(points=[(365, 290, 1), (395, 150, 1)], boxes=[(318, 62, 428, 330)])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """A checkpoints folder with tiny Grounding DINO (+ BERT), SAM and SD 1.5 inpainting."""
+    from tiny_detect_models import build_tiny_grounding_dino
+    from tiny_models import save_tiny_sam_checkpoint
+    from tiny_sd import save_diffusers, write_tokenizer_files
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    gdino = build_tiny_grounding_dino(root)
+    save_tiny_sam_checkpoint(root / "sam_vit_b_01ec64.pth")
+    # transformers 5 saves only tokenizer.json; the official folder also has the slow tokenizer's files
+    write_tokenizer_files(save_diffusers(root / "sd15-inpainting") / "tokenizer")
+    return root, gdino.config
+
+
+@pytest.fixture
+def deep(tiny_checkpoints, monkeypatch, tmp_path):
+    from tiny_detect_models import use_tiny_config
+    from tiny_models import register_tiny_sam
+
+    root, config = tiny_checkpoints
+    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
+    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
+    use_tiny_config(monkeypatch, config)
+    spec = MODELS["sam-vit-b"]
+    monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={"sam_type": register_tiny_sam()}))
+    return root
+
+
+@pytest.fixture
+def coffee():
+    return read_image(DEMOS / "coffee.jpg")
+
+
+def _outside_identical(before, after, mask, grow):
+    from editanything import masks
+
+    outside = ~masks.grow(mask, grow + 1)
+    return np.array_equal(before[outside], after[outside])
+
+
+def test_cli_text_edit_on_tiny_models_writes_image_and_recipe(deep, tmp_path):
+    out = tmp_path / "out"
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--box-threshold", "0.05",
+                   "--text-threshold", "0.05", "--prompt", "a (blue:1.2) mug", "--negative", "blurry",
+                   "--steps", "2", "--seed", "42", "--sampler", "Euler a", "--resolution", "64", "-o", str(out), "-q"])
+    assert status == 0
+    result = out / "coffee.png"
+    recipe = read_recipe(result)
+    assert recipe.operation == "edit:replace" and recipe.seed == 42
+    assert recipe.models["generator"]["name"] == "sd15-inpainting"
+    assert recipe.models["segmenter"]["name"].startswith("sam") and "detector" in recipe.models
+    assert recipe.parameters["selection"]["text"] == "cup" and recipe.parameters["detections"]
+    before, after = read_image(DEMOS / "coffee.jpg"), read_image(result)
+    mask = decode_mask(recipe.parameters["mask"])
+    assert not np.array_equal(before[mask], after[mask])
+    assert _outside_identical(before, after, mask, recipe.parameters["grow"])
+
+
+def test_recipe_is_readable_by_sd_parsers_and_replay_is_bit_exact(deep, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox",
+                 "--negative", "lowres, bad anatomy", "--steps", "3", "--cfg", "5.5", "--seed", "1234",
+                 "--sampler", "DPM++ 2M Karras", "--resolution", "64", "-o", str(out), "-q"]) == 0
+    info = ParserManager().parse(Image.open(out / "chelsea.png"))
+    sampler = info.samplers[0]
+    assert sampler.name == "DPM++ 2M Karras"
+    assert sampler.parameters == {"cfg_scale": "5.5", "seed": "1234", "steps": "3"}
+    assert [p.value for p in sampler.prompts] == ["a fox"]
+    assert [p.value for p in sampler.negative_prompts] == ["lowres, bad anatomy"]
+    assert sampler.model.name == "sd15-inpainting"
+
+    capsys.readouterr()
+    assert main(["replay", str(out / "chelsea.png"), "-o", str(tmp_path / "again.png")]) == 0
+    assert "identical to the original" in capsys.readouterr().out
+    assert np.array_equal(read_image(out / "chelsea.png"), read_image(tmp_path / "again.png"))
+
+
+def test_batch_count_gives_one_file_per_image_with_its_seed(deep, tmp_path):
+    out = tmp_path / "out"
+    assert main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--prompt", "a plant",
+                 "--steps", "2", "--seed", "7", "--batch-count", "2", "--resolution", "64", "-o", str(out), "-q"]) == 0
+    first, second = read_recipe(out / "coffee.png"), read_recipe(out / "coffee-1.png")
+    assert (first.seed, second.seed) == (7, 8)
+    assert not np.array_equal(read_image(out / "coffee.png"), read_image(out / "coffee-1.png"))
+
+
+def test_remove_with_weight_free_backends_fills_plausibly(coffee, isolated_models):
+    editor = Editor()
+    assert editor.describe()["segmenter"].startswith("GrabCut")
+    result = editor.edit(coffee, EditRequest(mode="remove", selection=Prompt(**SPOON), grow=6))
+    after, mask = result.images[0], result.mask
+    assert 3000 < mask.sum() < 20000  # the spoon, not the cup or the saucer
+    assert _outside_identical(coffee, after, mask, 6)
+    from editanything import masks
+
+    grown = masks.grow(mask, 6)
+    ring = masks.grow(grown, 12) & ~grown
+    lab_after = cv2.cvtColor(after, cv2.COLOR_RGB2LAB).astype(float)
+    lab_before = cv2.cvtColor(coffee, cv2.COLOR_RGB2LAB).astype(float)
+    # colour as chroma (a*, b*): shading (L*) legitimately varies around the saucer's rim
+    filled_gap = np.linalg.norm(lab_after[grown][:, 1:].mean(0) - lab_before[ring][:, 1:].mean(0))
+    spoon_gap = np.linalg.norm(lab_before[mask][:, 1:].mean(0) - lab_before[ring][:, 1:].mean(0))
+    assert filled_gap < 6 and filled_gap < spoon_gap / 3  # the fill has the surroundings' colour, not the spoon's
+
+
+def test_background_and_recolor_keep_the_right_pixels(coffee, isolated_models):
+    editor = Editor(segmenter="grabcut", generator="classical")
+    box = Prompt(boxes=[(180, 20, 410, 270)])
+    selected = editor.select(coffee, box).union_mask()
+    background = editor.edit(coffee, EditRequest(mode="background", selection=box, params=GenerationParams(prompt="a beach")))
+    assert np.array_equal(background.mask, ~selected)
+    assert _outside_identical(coffee, background.images[0], ~selected, 8)
+    recolored = editor.edit(coffee, EditRequest(mode="recolor", color="blue", selection=box, feather=0, grow=0))
+    after = recolored.images[0]
+    assert _outside_identical(coffee, after, selected, 0)
+    inside = after[selected].astype(int)
+    assert (inside[:, 2] - inside[:, 0]).mean() > (coffee[selected][:, 2].astype(int) - coffee[selected][:, 0]).mean() + 30
+
+
+def test_mask_request_and_errors(coffee, isolated_models):
+    editor = Editor(generator="classical")
+    with pytest.raises(InvalidInputError, match="say what to edit"):
+        EditRequest(mode="remove")
+    with pytest.raises(InvalidInputError, match="600x400"):
+        editor.edit(coffee, EditRequest(mode="remove", mask=np.ones((10, 10), bool)))
+    with pytest.raises(NothingFound):
+        editor.edit(coffee, EditRequest(mode="remove", mask=np.zeros(coffee.shape[:2], bool)))
+    with pytest.raises(InvalidInputError, match="needs a prompt"):
+        editor.edit(coffee, EditRequest(mode="replace", selection=Prompt(boxes=[(180, 20, 410, 270)])))
+    with pytest.raises(InvalidInputError, match="outside"):
+        editor.edit(coffee, EditRequest(mode="remove", selection=Prompt(points=[(700, 10, 1)])))
+
+
+def test_cli_select_without_detector_weights_names_the_download(isolated_models, capsys):
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--remove", "-o", "/tmp/unused"])
+    err = capsys.readouterr().err
+    assert status == 2 and "editanything models download groundingdino-swint-ogc" in err
+    assert "Traceback" not in err
+
+
+def test_mask_rle_round_trip():
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (5, 7), (40, 30)]:
+        for density in (0.0, 0.3, 1.0):
+            mask = rng.random(shape) < density
+            assert np.array_equal(decode_mask(encode_mask(mask)), mask)
