@@ -8,7 +8,7 @@ from .errors import (ChecksumMismatch, EditAnythingError, ImageError, InvalidInp
                      ModelNotFound, NothingFound)
 from .batch import sketch_folder
 from .imageio import read_image, write_image
-from .sketch import sketch
+from . import sketch  # a callable module: editanything.sketch(image, style=...) and editanything.sketch.STYLES
 from .types import Detections, Prompt, Recipe
 
 __version__ = "0.1.0"

