@@ -1,0 +1,159 @@
+"""BLIP-2 (transformers) behind the Captioner protocol: whole-image and region captions.
+
+A region is captioned on a crop around its mask (the mask's box widened by `padding`, clamped to
+the image), with every pixel outside the mask set to the image processor's mean colour. That
+colour normalises to exactly 0, the least informative input the vision encoder can get, so the
+caption describes the selected object; blurring the background instead would keep its colours and
+shapes, and BLIP-2 readily names the surroundings ("a kite in the blue sky").
+
+Decoding is greedy (no sampling, one beam): the same image and mask always give the same words.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import masks as mask_ops
+from ..errors import InvalidInputError, require
+from ..models import get_spec, pick_device, pick_dtype, resolve
+
+DEFAULT_PROMPT = "Question: what is this? Answer:"  # BLIP-2's VQA form; pass it to ask rather than describe
+
+
+def region_box(mask: np.ndarray, padding: float = 0.1) -> tuple[int, int, int, int]:
+    """The crop box (x0, y0, x1, y1) around `mask`: its tight box widened on each side by
+    `padding` × the box's longer side (rounded), clamped to the image."""
+    _check_padding(padding)
+    box = mask_ops.bbox(mask)
+    if box is None:
+        raise InvalidInputError("the mask is empty: there is no region to caption")
+    pad = int(round(padding * max(box[2] - box[0], box[3] - box[1])))
+    return mask_ops.crop_around(mask, pad)
+
+
+def region_crop(image: np.ndarray, mask: np.ndarray, padding: float = 0.1,
+                fill: Sequence[int] = (128, 128, 128)) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The crop of `image` around `mask` (see `region_box`) with outside-mask pixels set to `fill`, and its box."""
+    image = _check_image(image)
+    mask = _check_mask(mask, image.shape)
+    x0, y0, x1, y1 = region_box(mask, padding)
+    crop = image[y0:y1, x0:x1].copy()
+    crop[~mask[y0:y1, x0:x1]] = np.asarray(fill, np.uint8)
+    return crop, (x0, y0, x1, y1)
+
+
+class Blip2Captioner:
+    """Captions with `Blip2ForConditionalGeneration`; see the module docstring for regions."""
+
+    def __init__(self, model: Any, processor: Any, *, max_new_tokens: int = 30, padding: float = 0.1,
+                 batch_size: int = 8, device: str | None = None, name: str = "blip2", source: str = "") -> None:
+        """`model` and `processor`: a loaded BLIP-2 model and its `Blip2Processor`.
+
+        The model is moved to `device` (models layer's choice when None) in the models layer's
+        dtype there: fp16 on CUDA, fp32 on CPU.
+        """
+        torch = require("torch", "caption")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise InvalidInputError(f"max_new_tokens must be an int >= 1; got {max_new_tokens!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}")
+        _check_padding(padding)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.processor = processor
+        self.max_new_tokens = max_new_tokens
+        self.padding = float(padding)
+        self.batch_size = batch_size
+        self.name = name
+        self.source = source
+        mean = getattr(processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
+        self.fill = tuple(int(round(255 * m)) for m in mean)
+        self._torch = torch
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **settings: Any) -> "Blip2Captioner":
+        """A local `save_pretrained` folder (model + processor); never downloads."""
+        transformers = require("transformers", "caption")
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise InvalidInputError(f"{folder} is not a BLIP-2 model folder (no config.json)")
+        dtype = pick_dtype(pick_device(settings.get("device")))
+        try:
+            model = transformers.Blip2ForConditionalGeneration.from_pretrained(
+                str(folder), local_files_only=True, dtype=dtype)
+            processor = transformers.Blip2Processor.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"{folder}: cannot load BLIP-2 ({str(exc).splitlines()[0]})") from exc
+        settings.setdefault("source", folder.name)
+        return cls(model, processor, **settings)
+
+    @classmethod
+    def from_model(cls, name: str = "blip2-opt-2.7b", **settings: Any) -> "Blip2Captioner":
+        """A captioner declared in the manifest; ModelNotFound (with the download command) when absent."""
+        spec = get_spec(name)
+        if spec.kind != "captioner":
+            raise InvalidInputError(f"model {name!r} is a {spec.kind}, not a captioner")
+        folder = resolve(name).folder
+        settings.setdefault("name", name)
+        return cls.from_pretrained(folder, **settings)
+
+    def describe(self) -> str:
+        source = f" ({self.source})" if self.source else ""
+        return f"BLIP-2 {self.name}{source} on {self.device}"
+
+    def caption(self, image: np.ndarray, mask: np.ndarray | None = None, prompt: str | None = None) -> str:
+        """A caption of the whole image, or of the region `mask` selects; with `prompt`, its answer."""
+        image = _check_image(image)
+        if mask is not None:
+            image, _ = region_crop(image, mask, self.padding, self.fill)
+        return self._generate([image], prompt)[0]
+
+    def caption_regions(self, image: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray,
+                        prompt: str | None = None) -> list[str]:
+        """One caption per mask (a list of (H, W) masks or an (N, H, W) array), generated in batches."""
+        image = _check_image(image)
+        crops = [region_crop(image, m, self.padding, self.fill)[0] for m in masks]
+        captions: list[str] = []
+        for start in range(0, len(crops), self.batch_size):
+            captions += self._generate(crops[start:start + self.batch_size], prompt)
+        return captions
+
+    def _generate(self, images: list[np.ndarray], prompt: str | None) -> list[str]:
+        from PIL import Image
+
+        if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+            raise InvalidInputError(f"prompt must be a non-empty string like {DEFAULT_PROMPT!r}; got {prompt!r}")
+        pil = [Image.fromarray(im) for im in images]
+        text = None if prompt is None else [prompt] * len(pil)
+        inputs = self.processor(images=pil, text=text, return_tensors="pt").to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        with self._torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+        if "input_ids" in inputs:
+            # The output repeats the prompt (and the image placeholders) before the answer.
+            out = out[:, inputs["input_ids"].shape[1]:]
+        return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise InvalidInputError(f"image must be an RGB uint8 array of shape (H, W, 3); got {image.dtype} {image.shape}")
+    return image
+
+
+def _check_padding(padding: float) -> None:
+    if isinstance(padding, bool) or not isinstance(padding, (int, float)) or not 0 <= padding <= 10:
+        raise InvalidInputError(f"padding must be a number in [0, 10] (a fraction of the region's size); "
+                                f"got {padding!r}")
+
+
+def _check_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape[:2]):
+        raise InvalidInputError(f"mask must have the image's shape {tuple(shape[:2])}; got {mask.shape}")
+    return mask.astype(bool, copy=False)
