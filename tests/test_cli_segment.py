@@ -79,3 +79,22 @@ def test_unreadable_mask_is_a_one_line_error(isolated_models, tmp_path, capsys):
     Image.new("L", (600, 400), 0).save(bad)
     status, _, stderr = _run(capsys, "edit", DEMOS / "coffee.jpg", "--mask", bad, "--remove", "-o", tmp_path / "o")
     assert status == 2 and "empty" in stderr
+
+
+def test_caption_command_prints_the_captioner_text(isolated_models, capsys):
+    from tiny_detect_models import build_tiny_blip2
+
+    from editanything.caption import get_captioner
+
+    build_tiny_blip2(isolated_models / "blip2-opt-2.7b")
+    photo = read_image(DEMOS / "coffee.jpg")
+    captioner = get_captioner("auto")
+    status, stdout, _ = _run(capsys, "caption", DEMOS / "coffee.jpg")
+    assert status == 0 and stdout.strip() == captioner.caption(photo).strip()
+    status, stdout, _ = _run(capsys, "caption", DEMOS / "coffee.jpg", "--box", "180,20,410,270")
+    from editanything import Prompt
+    from editanything.segment import get_segmenter
+
+    mask = get_segmenter("grabcut").segment(photo, Prompt(boxes=[(180, 20, 410, 270)])).masks[0]
+    expected = captioner.caption_regions(photo, [mask])[0]
+    assert status == 0 and stdout.splitlines() == [f" 0  {'box 0':24} {expected}"]
