@@ -1,0 +1,95 @@
+"""Generators: fill a masked region of an image.
+
+Every backend implements the `Generator` protocol; `get_generator(name)` builds one by name:
+"classical" (OpenCV Telea, no weights), "classical-ns", "sd15-inpainting", "sd2-inpainting", a path
+to a diffusers folder or a single-file checkpoint, or "auto" (sd15-inpainting when its weights are
+present, else classical). torch and diffusers load only when a diffusion generator runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .classical import ClassicalGenerator
+from .params import GenerationParams
+from .prompts import Style, apply_styles, load_styles, parse_prompt_attention, pick_styles
+from .samplers import canonical_name, make_scheduler, sampler_names
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Fills `mask` in `image` at the size given; compose.py does the cropping and resizing."""
+
+    name: str
+    works_at_any_size: bool  # False: needs sides that are multiples of 8 and works best near its resolution
+    last_seeds: list[int]
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+        """batch_size × batch_count RGB uint8 images the size of `image`."""
+
+    def model_info(self) -> dict[str, Any]:
+        """Model name, file and sha256 when known, for the recipe."""
+
+    def release(self) -> None:
+        """Free the model's memory."""
+
+
+def _diffusion(model: str) -> Callable[..., Generator]:
+    def build(**kwargs: Any) -> Generator:
+        from .diffusion import DiffusionGenerator
+
+        return DiffusionGenerator(model, **kwargs)
+
+    return build
+
+
+GENERATORS: dict[str, Callable[..., Generator]] = {
+    "classical": lambda **kw: ClassicalGenerator("telea", **kw),
+    "classical-telea": lambda **kw: ClassicalGenerator("telea", **kw),
+    "classical-ns": lambda **kw: ClassicalGenerator("ns", **kw),
+    "sd15-inpainting": _diffusion("sd15-inpainting"),
+    "sd2-inpainting": _diffusion("sd2-inpainting"),
+}
+
+
+def register_generator(name: str, builder: Callable[..., Generator]) -> None:
+    """Add a backend: `builder(**kwargs)` returns a Generator."""
+    GENERATORS[name] = builder
+
+
+def list_generators() -> list[str]:
+    return ["auto", *GENERATORS]
+
+
+def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
+    """A generator by registry name or checkpoint path; "auto" falls back to classical without SD weights.
+
+    Keyword arguments go to the backend's constructor (e.g. `loras=`, `controlnets=` for diffusion).
+    "auto" with such arguments insists on Stable Diffusion (ModelNotFound says how to fetch it).
+    """
+    if name == "auto":
+        from ..models import find_model
+
+        if kwargs or find_model("sd15-inpainting") is not None:
+            return GENERATORS["sd15-inpainting"](**kwargs)
+        return GENERATORS["classical"]()
+    if isinstance(name, str) and name in GENERATORS:
+        return GENERATORS[name](**kwargs)
+    path = Path(name).expanduser()
+    if path.exists():
+        return _diffusion(str(path))(**kwargs)
+    raise InvalidInputError(
+        f"unknown generator {str(name)!r}: not a file or folder; known generators: {', '.join(list_generators())}"
+    )
+
+
+__all__ = [
+    "ClassicalGenerator", "GENERATORS", "GenerationParams", "Generator", "Style", "apply_styles", "canonical_name",
+    "get_generator", "list_generators", "load_styles", "make_scheduler", "parse_prompt_attention", "pick_styles",
+    "register_generator", "sampler_names",
+]

@@ -1,0 +1,57 @@
+"""Weight-free inpainting with OpenCV (Telea's fast marching or Navier–Stokes), for *remove* without models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import InvalidInputError
+from .params import GenerationParams
+
+METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+
+
+def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an RGB uint8 (H, W, 3) image and a bool (H, W) mask of the same size."""
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InvalidInputError(f"image must be an (H, W, 3) uint8 RGB array; got {image.shape} {image.dtype}")
+    if mask.shape != image.shape[:2]:
+        raise InvalidInputError(f"mask must have shape {image.shape[:2]} like the image; got {mask.shape}")
+    return image, mask.astype(bool, copy=False)
+
+
+class ClassicalGenerator:
+    """Fills the mask from its surroundings; deterministic, so every image of a batch is the same.
+
+    It ignores the prompt and sampler and works at the size it is given (no resize needed).
+    """
+
+    works_at_any_size = True
+
+    def __init__(self, method: str = "telea", radius: float = 5.0):
+        if method not in METHODS:
+            raise InvalidInputError(f"unknown classical inpaint method {method!r}; choose one of: {', '.join(METHODS)}")
+        if not radius > 0:
+            raise InvalidInputError(f"inpaint radius must be > 0 pixels; got {radius!r}")
+        self.method, self.radius = method, float(radius)
+        self.last_seeds: list[int] = []
+
+    @property
+    def name(self) -> str:
+        return f"classical-{self.method}"
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> list[np.ndarray]:
+        image, mask = check_inputs(image, mask)
+        params = params or GenerationParams()
+        filled = cv2.inpaint(image, mask.astype(np.uint8) * 255, self.radius, METHODS[self.method])
+        self.last_seeds = []
+        return [filled.copy() for _ in range(params.n_images)]
+
+    def model_info(self) -> dict[str, Any]:
+        return {"name": self.name, "method": self.method, "radius": self.radius, "opencv": cv2.__version__}
+
+    def release(self) -> None:
+        """Nothing to free: there is no model."""

@@ -1,0 +1,417 @@
+"""Stable Diffusion inpainting through the stock diffusers pipelines.
+
+`StableDiffusionInpaintPipeline` for SD 1.5 / 2 inpainting checkpoints (and ordinary 4-channel
+checkpoints, which diffusers inpaints by latent blending), `StableDiffusionControlNetInpaintPipeline`
+when ControlNets are asked for. Weights come from a diffusers folder (a model name resolved by
+`editanything.models`, or a path) or a WebUI/Civitai single-file `.safetensors`/`.ckpt`, always with
+`local_files_only=True`: nothing is downloaded here. The pipeline loads on first use and
+`release()` frees it. CUDA runs fp16 with PyTorch's scaled-dot-product attention (diffusers' default
+processor on torch 2); CPU runs fp32.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InvalidInputError, ModelNotFound, require
+from .classical import check_inputs
+from .params import GenerationParams
+from .prompts import encode_prompts
+from .samplers import make_scheduler
+
+CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
+                     "lines": "controlnet-lineart", "seg": "controlnet-seg"}
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+CONFIGS = Path(__file__).resolve().parent / "configs"
+BASE_MODEL = "sd15-inpainting"  # its folder holds the configs and tokenizer a single-file SD 1.x checkpoint lacks
+CLIP_REPO = "openai/clip-vit-large-patch14"  # SD 1.x text encoder; diffusers looks for its configs in the HF cache
+_UNET_CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"
+
+
+@dataclass(frozen=True)
+class Lora:
+    path: Path
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Embedding:
+    path: Path
+    token: str
+
+
+def parse_lora(text: str) -> Lora:
+    """`PATH` or `PATH:SCALE` (the CLI's `--lora`), scale 1.0 by default."""
+    path, _, scale = text.rpartition(":")
+    if path and scale:
+        try:
+            return Lora(Path(path), float(scale))
+        except ValueError:
+            pass
+    return Lora(Path(text))
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, cached by path, size and mtime (checkpoints are gigabytes)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    path: Path
+    single_file: bool
+    sha256: str | None = None
+
+
+def _resolve_model(model: str | os.PathLike) -> _Source:
+    from ..models import MODELS, resolve
+    from ..models.store import expected_hash
+
+    if isinstance(model, str) and model in MODELS:
+        spec = MODELS[model]
+        if spec.kind != "generator":
+            raise InvalidInputError(f"model {model!r} is a {spec.kind}, not a Stable Diffusion checkpoint")
+        found = resolve(model)
+        unet = next((f for f in spec.files if f.path.endswith("unet/diffusion_pytorch_model.safetensors")), None)
+        sha = expected_hash(unet, found.root) if unet is not None and found.root != Path("<hf-cache>") else None
+        return _Source(model, found.folder, False, sha)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise InvalidInputError(f"{path} is a folder without model_index.json: not a diffusers pipeline folder")
+        return _Source(path.name, path, False)
+    if path.is_file():
+        if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise InvalidInputError(f"{path}: a checkpoint must be a .safetensors or .ckpt file or a diffusers folder")
+        return _Source(path.stem, path, True)
+    raise ModelNotFound(
+        f"no Stable Diffusion model {str(model)!r}: not a known model name nor an existing file or folder")
+
+
+def _resolve_controlnet(entry: str | tuple[str, str | os.PathLike]) -> tuple[str, Path]:
+    kind, path = (entry, None) if isinstance(entry, str) else entry
+    if kind not in CONTROLNET_MODELS:
+        raise InvalidInputError(f"unknown ControlNet {kind!r}; choose one of: {', '.join(CONTROLNET_MODELS)}")
+    if path is None:
+        from ..models import resolve
+
+        return kind, resolve(CONTROLNET_MODELS[kind]).folder
+    path = Path(path).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelNotFound(f"ControlNet {kind}: {path} is not a diffusers ControlNet folder (config.json missing)")
+    return kind, path
+
+
+def _checkpoint_in_channels(path: Path) -> int | None:
+    """The UNet's input channels of an original-layout checkpoint (9 for inpainting models, 4 otherwise)."""
+    import torch
+
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return f.get_slice(_UNET_CONV_IN).get_shape()[1] if _UNET_CONV_IN in f.keys() else None
+    sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    sd = sd.get("state_dict", sd)
+    return sd[_UNET_CONV_IN].shape[1] if _UNET_CONV_IN in sd else None
+
+
+def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
+    # The rounding diffusers uses for its PIL output, so both give the same pixels.
+    return list((images * 255).round().astype(np.uint8))
+
+
+class DiffusionGenerator:
+    """Stable Diffusion inpainting at the size it is given (a multiple of 8; compose.py crops and resizes).
+
+    model:        a model name of the registry ("sd15-inpainting", "sd2-inpainting"), a diffusers
+                  folder, or a single-file `.safetensors`/`.ckpt`.
+    config:       for a single file, a local diffusers folder with the matching configs and tokenizer
+                  (default: the sd15-inpainting folder when present).
+    original_config: for a single file, an original LDM yaml instead; the text encoder and tokenizer
+                  then come from the local Hugging Face cache (openai/clip-vit-large-patch14).
+    controlnets:  kinds among inpaint, canny, lines, seg, or (kind, folder) pairs.
+    loras:        `Lora(path, scale)` (or "PATH:SCALE" strings); embeddings: `Embedding(path, token)`.
+    """
+
+    works_at_any_size = False
+
+    def __init__(
+        self,
+        model: str | os.PathLike = "sd15-inpainting",
+        *,
+        controlnets: Sequence[str | tuple[str, str | os.PathLike]] = (),
+        controlnet_scale: float | Sequence[float] = 1.0,
+        loras: Sequence[Lora | str] = (),
+        embeddings: Sequence[Embedding | tuple[str | os.PathLike, str]] = (),
+        config: str | os.PathLike | None = None,
+        original_config: str | os.PathLike | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        cpu_offload: bool = False,
+    ):
+        self.source = _resolve_model(model)
+        self.controlnets = [_resolve_controlnet(c) for c in controlnets]
+        n = len(self.controlnets)
+        scales = [controlnet_scale] * n if isinstance(controlnet_scale, (int, float)) else list(controlnet_scale)
+        if len(scales) != n:
+            raise InvalidInputError(f"give one controlnet_scale or one per ControlNet ({n}); got {len(scales)}")
+        self.controlnet_scales = [float(s) for s in scales]
+        self.loras = [parse_lora(x) if isinstance(x, str) else x for x in loras]
+        self.embeddings = [e if isinstance(e, Embedding) else Embedding(Path(e[0]), e[1]) for e in embeddings]
+        for f in [*(x.path for x in self.loras), *(e.path for e in self.embeddings)]:
+            if not Path(f).is_file():
+                raise ModelNotFound(f"{f}: no such LoRA or embedding file")
+        if config is not None and original_config is not None:
+            raise InvalidInputError("give config (a diffusers folder) or original_config (a yaml), not both")
+        self.config = Path(config) if config is not None else None
+        self.original_config = Path(original_config) if original_config is not None else None
+        self._device, self._dtype, self.cpu_offload = device, dtype, cpu_offload
+        self._pipe = None
+        self._wrapped = False
+        self._scheduler_config: dict[str, Any] = {}
+        self.last_seeds: list[int] = []
+
+    @classmethod
+    def from_pipeline(cls, pipe, name: str = "custom", controlnet_kinds: Sequence[str] = ()) -> "DiffusionGenerator":
+        """Wrap an already built diffusers inpainting pipeline (its scheduler config is the base for samplers).
+
+        For a ControlNet pipeline, `controlnet_kinds` names what each of its ControlNets expects.
+        """
+        self = cls.__new__(cls)
+        self.source = _Source(name, Path(name), False)
+        n = (len(pipe.controlnet.nets) if hasattr(pipe.controlnet, "nets") else 1) if hasattr(pipe, "controlnet") else 0
+        if len(controlnet_kinds) != n or any(k not in CONTROLNET_MODELS for k in controlnet_kinds):
+            raise InvalidInputError(f"this pipeline has {n} ControlNet(s): give as many controlnet_kinds "
+                                    f"among {', '.join(CONTROLNET_MODELS)}; got {list(controlnet_kinds)}")
+        self.controlnets = [(k, Path(name)) for k in controlnet_kinds]
+        self.controlnet_scales = [1.0] * n
+        self.loras, self.embeddings = [], []
+        self.config = self.original_config = None
+        self._device, self._dtype, self.cpu_offload = str(pipe.device), pipe.dtype, False
+        self._pipe, self._scheduler_config = pipe, dict(pipe.scheduler.config)
+        self._wrapped = True
+        self.last_seeds = []
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def loaded(self) -> bool:
+        return self._pipe is not None
+
+    # ---- loading -------------------------------------------------------------------------
+
+    def _single_file_kwargs(self) -> dict[str, Any]:
+        if self.config is not None:
+            return {"config": str(self.config)}
+        if self.original_config is not None:
+            return {"original_config": str(self.original_config)}
+        from ..models import find_model
+
+        base = find_model(BASE_MODEL)
+        if base is not None:
+            return {"config": str(base.folder)}
+        channels = _checkpoint_in_channels(self.source.path)
+        yaml = "v1-inpainting-inference.yaml" if channels == 9 else "v1-inference.yaml"
+        return {"original_config": str(CONFIGS / yaml)}
+
+    def _load_single_file(self, pipeline_cls, common: dict[str, Any]):
+        kwargs = self._single_file_kwargs()
+        if "config" in kwargs:
+            # A 4-channel checkpoint read with an inpainting model's configs: build its UNet with 4 inputs.
+            import json
+
+            from diffusers import UNet2DConditionModel
+
+            unet_config = json.loads((Path(kwargs["config"]) / "unet" / "config.json").read_text())
+            channels = _checkpoint_in_channels(self.source.path)
+            if channels is not None and channels != unet_config.get("in_channels"):
+                kwargs["unet"] = UNet2DConditionModel.from_single_file(
+                    str(self.source.path), config=kwargs["config"], subfolder="unet", in_channels=channels,
+                    dtype=common["dtype"], local_files_only=True)
+        try:
+            if "original_config" in kwargs:
+                # diffusers' legacy loader skips the tokenizer with transformers 5 tokenizer classes: pass it.
+                from transformers import CLIPTokenizer
+
+                kwargs["tokenizer"] = CLIPTokenizer.from_pretrained(CLIP_REPO, local_files_only=True)
+            return pipeline_cls.from_single_file(str(self.source.path), **kwargs, **common)
+        except (OSError, ValueError) as exc:
+            if "config" in kwargs:
+                raise
+            raise ModelNotFound(
+                f"{self.source.path.name}: loading with {Path(kwargs['original_config']).name} needs the configs and "
+                f"tokenizer of {CLIP_REPO} in the local Hugging Face cache ({type(exc).__name__}); "
+                f"pass config=<a diffusers SD folder> "
+                f"or fetch the base model with: editanything models download {BASE_MODEL}"
+            ) from exc
+
+    def load(self):
+        """Build the pipeline now (it is otherwise built on the first `inpaint`)."""
+        if self._pipe is not None:
+            return self._pipe
+        if self._wrapped:
+            raise InvalidInputError(f"generator {self.name} wrapped a pipeline that was released; wrap it again")
+        torch = require("torch", "diffusion")
+        diffusers = require("diffusers", "diffusion")
+        from ..models import pick_device, pick_dtype
+
+        device = pick_device(self._device)
+        dtype = self._dtype or pick_dtype(device)
+        common = dict(dtype=dtype, safety_checker=None, feature_extractor=None,
+                      requires_safety_checker=False, local_files_only=True)
+        cls = diffusers.StableDiffusionInpaintPipeline
+        try:
+            if self.source.single_file:
+                pipe = self._load_single_file(cls, common)
+            else:
+                pipe = cls.from_pretrained(str(self.source.path), **common)
+            if self.controlnets:
+                nets = [diffusers.ControlNetModel.from_pretrained(str(p), dtype=dtype, local_files_only=True)
+                        for _, p in self.controlnets]
+                pipe = diffusers.StableDiffusionControlNetInpaintPipeline.from_pipe(
+                    pipe, controlnet=nets if len(nets) > 1 else nets[0])
+            for emb in self.embeddings:
+                pipe.load_textual_inversion(str(emb.path), token=emb.token)
+            if self.loras:
+                require("peft", "diffusion")
+                names = [f"lora{i}" for i in range(len(self.loras))]
+                for name, lora in zip(names, self.loras):
+                    pipe.load_lora_weights(str(lora.path), adapter_name=name)
+                pipe.set_adapters(names, adapter_weights=[lora.scale for lora in self.loras])
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelNotFound(f"cannot load Stable Diffusion model {self.name} from {self.source.path}: "
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        self._scheduler_config = dict(pipe.scheduler.config)
+        if self.cpu_offload and str(device).startswith("cuda"):
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        self._pipe = pipe
+        return pipe
+
+    def release(self) -> None:
+        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
+        if self._pipe is None:
+            return
+        self._pipe = None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def _control_images(self, image: np.ndarray, mask: np.ndarray, control: Mapping[str, np.ndarray]) -> list:
+        import cv2
+        import torch
+        from PIL import Image
+
+        out = []
+        for kind, _ in self.controlnets:
+            given = control.get(kind)
+            if given is not None:
+                given = np.asarray(given)
+                if given.shape[:2] != image.shape[:2]:
+                    raise InvalidInputError(
+                        f"the {kind} control image must be {image.shape[:2]} like the image; got {given.shape[:2]}")
+                out.append(Image.fromarray(given.astype(np.uint8)).convert("RGB"))
+            elif kind == "inpaint":
+                # ControlNet 1.1 inpaint: the image in [0, 1] with the pixels to fill set to -1.
+                cond = image.astype(np.float32) / 255.0
+                cond[mask] = -1.0
+                out.append(torch.from_numpy(cond.transpose(2, 0, 1).copy())[None])
+            elif kind == "canny":
+                edges = cv2.Canny(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 100, 200)
+                out.append(Image.fromarray(edges).convert("RGB"))
+            elif kind == "lines":
+                from ..sketch import sketch
+
+                lines = np.asarray(sketch(image, "hed"))
+                lines = lines if lines.ndim == 2 else cv2.cvtColor(lines, cv2.COLOR_RGB2GRAY)
+                # sketch() draws dark lines on white; the line-art ControlNet wants white lines on black
+                out.append(Image.fromarray(255 - lines).convert("RGB"))
+            else:
+                raise InvalidInputError(
+                    f"the {kind} ControlNet needs a control image: pass control={{'{kind}': array}}")
+        return out
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams,
+                control: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
+        image, mask = check_inputs(image, mask)
+        h, w = image.shape[:2]
+        if h % 8 or w % 8:
+            raise InvalidInputError(f"Stable Diffusion needs sides that are multiples of 8; got {w}x{h} "
+                                    "(compose.edit_region crops and resizes for you)")
+        params = params.with_seed()
+        pipe = self.load()
+        import torch
+        from PIL import Image
+
+        pipe.scheduler = make_scheduler(params.sampler, self._scheduler_config)
+        prompt_embeds, negative_embeds = encode_prompts(pipe, params.prompt, params.negative_prompt)
+        extra: dict[str, Any] = {}
+        if self.controlnets:
+            images = self._control_images(image, mask, control or {})
+            extra["control_image"] = images if len(images) > 1 else images[0]
+            scales = self.controlnet_scales
+            extra["controlnet_conditioning_scale"] = scales if len(scales) > 1 else scales[0]
+        seeds = params.image_seeds()
+        results: list[np.ndarray] = []
+        for start in range(0, len(seeds), params.batch_size):
+            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds[start:start + params.batch_size]]
+            out = pipe(
+                prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                image=Image.fromarray(image), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+                height=h, width=w, strength=params.strength, num_inference_steps=params.steps,
+                guidance_scale=params.cfg_scale, num_images_per_prompt=params.batch_size,
+                generator=generators, output_type="np", **extra,
+            )
+            results += _to_uint8(out.images)
+        self.last_seeds = seeds
+        return results
+
+    def model_info(self) -> dict[str, Any]:
+        """What the recipe records: model name, file, sha256 (and the WebUI's 10-character hash), add-ons."""
+        sha = self.source.sha256
+        if sha is None and self.source.single_file:
+            sha = file_sha256(self.source.path)
+        return {
+            "name": self.name,
+            "file": str(self.source.path),
+            "format": "single-file" if self.source.single_file else "diffusers",
+            "sha256": sha,
+            "hash": sha[:10] if sha else None,
+            "controlnets": [{"kind": k, "path": str(p), "scale": s}
+                            for (k, p), s in zip(self.controlnets, self.controlnet_scales)],
+            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": file_sha256(x.path)} for x in self.loras],
+            "embeddings": [{"path": str(e.path), "token": e.token, "sha256": file_sha256(e.path)}
+                           for e in self.embeddings],
+        }

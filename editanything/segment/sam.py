@@ -1,0 +1,205 @@
+"""SAM (segment-anything) behind the Segmenter protocol, with an image-embedding cache.
+
+The stock `SamPredictor` does the work. The image encoder (seconds on a CPU) runs once
+per image: its output is kept in a bounded LRU keyed by the image's content hash, so
+each further click, and each switch back to a recent image, costs only the decoder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InvalidInputError, ModelNotFound, require
+from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..types import Detections, Prompt
+from .base import check_image, check_prompt, detections, image_key, instance_phrases
+
+
+def _stock_builder(variant: str) -> Callable[[], Any]:
+    def build() -> Any:
+        return require("segment_anything", "sam").sam_model_registry[variant](checkpoint=None)
+
+    return build
+
+
+SAM_VARIANTS: dict[str, Callable[[], Any]] = {v: _stock_builder(v) for v in ("vit_h", "vit_l", "vit_b")}
+"""Architecture name → builder of a randomly initialised `Sam` that a state dict is loaded into."""
+
+
+def register_sam_variant(name: str, builder: Callable[[], Any]) -> None:
+    """Make another SAM architecture loadable by `SamSegmenter.from_checkpoint(path, name)`."""
+    SAM_VARIANTS[name] = builder
+
+
+@dataclass
+class _Embedding:
+    features: Any  # torch.Tensor (1, C, h, w): the predictor's image embedding
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+    logits: np.ndarray | None = None  # (1, 256, 256) low-res logits of the last single-instance result
+
+
+class SamSegmenter:
+    """Segment Anything over the stock `SamPredictor`; see the module docstring for the cache."""
+
+    def __init__(self, model: Any, *, name: str = "sam", source: str = "", dtype: Any = None,
+                 cache_size: int = 8) -> None:
+        """`model` is a `segment_anything.modeling.Sam` already on its device.
+
+        `dtype` other than float32 runs the predictor under autocast (weights stay fp32:
+        the stock predictor feeds fp32 prompts that a half-precision model would reject).
+        """
+        torch = require("torch", "sam")
+        sa = require("segment_anything", "sam")
+        if not isinstance(cache_size, int) or cache_size < 1:
+            raise InvalidInputError(f"cache_size must be an int >= 1 (images kept); got {cache_size!r}")
+        self.model = model.eval()
+        self.predictor = sa.SamPredictor(self.model)
+        self.device = self.model.device
+        self.dtype = dtype if dtype is not None else pick_dtype(str(self.device))
+        if self.dtype not in (torch.float32, torch.float16):
+            # SamPredictor.predict hands back numpy arrays, and numpy has no bfloat16.
+            raise InvalidInputError(f"SAM runs in float32 or float16 (autocast); got {self.dtype}")
+        self.name = name
+        self.source = source
+        self.cache_size = cache_size
+        self._torch = torch
+        self._cache: OrderedDict[bytes, _Embedding] = OrderedDict()
+        self._active: bytes | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, variant: str, *, device: str | None = None, dtype: Any = None,
+                        cache_size: int = 8, name: str | None = None) -> "SamSegmenter":
+        """Load an official-format SAM state dict (`.pth`) into the `variant` architecture."""
+        torch = require("torch", "sam")
+        path = Path(path)
+        if variant not in SAM_VARIANTS:
+            raise InvalidInputError(f"unknown SAM variant {variant!r}; known: {', '.join(SAM_VARIANTS)}")
+        if not path.is_file():
+            raise ModelNotFound(f"SAM checkpoint {path} does not exist")
+        device = pick_device(device)
+        model = SAM_VARIANTS[variant]().to(device)
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+            raise InvalidInputError(
+                f"{path} is not a readable SAM checkpoint ({_first_line(exc)}); download it again"
+            ) from exc
+        if not isinstance(state, dict):
+            raise InvalidInputError(f"{path} holds a {type(state).__name__}, not a SAM state dict")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InvalidInputError(
+                f"{path.name} does not fit SAM {variant} ({_first_line(exc, 1)}); is it another variant?"
+            ) from exc
+        return cls(model, name=name or f"sam-{variant.replace('_', '-')}", source=path.name, dtype=dtype,
+                   cache_size=cache_size)
+
+    @classmethod
+    def from_model(cls, name: str = "sam-vit-b", *, variant: str | None = None, device: str | None = None,
+                   dtype: Any = None, cache_size: int = 8) -> "SamSegmenter":
+        """Load a SAM model declared in the manifest (ModelNotFound says how to download it)."""
+        spec = get_spec(name)
+        if "sam_type" not in spec.loader:
+            raise InvalidInputError(f"model {name!r} is a {spec.kind}, not a SAM checkpoint")
+        path = resolve(name).path()
+        return cls.from_checkpoint(path, variant or spec.loader["sam_type"], device=device, dtype=dtype,
+                                   cache_size=cache_size, name=name)
+
+    def describe(self) -> str:
+        source = f" ({self.source})" if self.source else ""
+        return f"SAM {self.name}{source} on {self.device}"
+
+    def clear_cache(self) -> None:
+        """Forget every cached embedding (and the logits a refinement would start from)."""
+        self._cache.clear()
+        self._active = None
+        self.predictor.reset_image()
+
+    def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
+                refine: bool = False) -> Detections:
+        """Masks for the prompt's clicks and boxes (see `Segmenter`).
+
+        Several boxes go through the decoder in one batched call. `refine` feeds the
+        low-res logits of the previous single-instance result on this image (its best
+        mask) back as the mask prompt, as SAM's interactive loop does.
+        """
+        image = check_image(image)
+        check_prompt(prompt, image.shape)
+        entry = self._embedding(image)
+        with self._autocast():
+            if len(prompt.boxes) > 1:
+                masks, scores = self._predict_boxes(prompt.boxes, entry.original_size, multimask)
+                entry.logits = None
+            else:
+                masks, scores, logits = self._predict_one(prompt, entry, multimask, refine)
+                entry.logits = logits[int(np.argmax(scores))][None]
+                masks, scores = masks[None], scores[None]
+        return _detections(masks, scores, instance_phrases(prompt), multimask)
+
+    def _embedding(self, image: np.ndarray) -> _Embedding:
+        key = image_key(image)
+        entry = self._cache.get(key)
+        if entry is None:
+            self._active = None  # set_image resets the predictor first, even when it then fails
+            with self._autocast():
+                self.predictor.set_image(image)
+            entry = _Embedding(self.predictor.features, self.predictor.original_size, self.predictor.input_size)
+            self._cache[key] = entry
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+            if self._active != key:
+                p = self.predictor
+                p.features, p.original_size, p.input_size = entry.features, entry.original_size, entry.input_size
+                p.is_image_set = True
+        self._active = key
+        return entry
+
+    def _predict_one(self, prompt: Prompt, entry: _Embedding, multimask: bool, refine: bool):
+        coords = labels = box = None
+        if prompt.points:
+            pts = np.asarray(prompt.points, np.float32)
+            coords, labels = pts[:, :2], pts[:, 2].astype(np.int64)
+        if prompt.boxes:
+            box = np.asarray(prompt.boxes[0], np.float32)
+        mask_input = entry.logits if refine else None
+        return self.predictor.predict(coords, labels, box, mask_input, multimask_output=multimask)
+
+    def _predict_boxes(self, boxes: list, original_size: tuple[int, int], multimask: bool):
+        torch = self._torch
+        boxes_t = torch.as_tensor(np.asarray(boxes, np.float32), device=self.device)
+        boxes_t = self.predictor.transform.apply_boxes_torch(boxes_t, original_size)
+        masks, scores, _ = self.predictor.predict_torch(None, None, boxes=boxes_t, multimask_output=multimask)
+        return masks.cpu().numpy(), scores.float().cpu().numpy()
+
+    def _autocast(self):
+        if self.dtype == self._torch.float32:
+            return contextlib.nullcontext()
+        return self._torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def _detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multimask: bool) -> Detections:
+    """(B, C, H, W) masks and (B, C) scores → one instance per mask, candidates best first."""
+    out_masks, out_scores, out_phrases = [], [], []
+    for b, phrase in enumerate(phrases):
+        order = np.argsort(-scores[b], kind="stable") if multimask else range(scores.shape[1])
+        for rank, c in enumerate(order):
+            out_masks.append(masks[b, c])
+            out_scores.append(float(scores[b, c]))
+            out_phrases.append(f"{phrase} #{rank}" if multimask else phrase)
+    return detections(np.stack(out_masks), out_scores, out_phrases)
+
+
+def _first_line(exc: Exception, index: int = 0) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    return lines[min(index, len(lines) - 1)][:200]

@@ -1,0 +1,80 @@
+"""WebUI sampler names → diffusers schedulers, checked against diffusers' own A1111 mapping table."""
+
+import numpy as np
+import pytest
+
+diffusers = pytest.importorskip("diffusers")
+
+from editanything.errors import InvalidInputError  # noqa: E402
+from editanything.generate import GenerationParams  # noqa: E402
+from editanything.generate.samplers import canonical_name, make_scheduler, sampler_names  # noqa: E402
+
+# The model's own scheduler, as in stable-diffusion-inpainting's scheduler_config.json.
+BASE = diffusers.PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
+                               steps_offset=1, set_alpha_to_one=False).config
+
+# From the table in diffusers' docs (api/schedulers/overview: "A1111/k-diffusion → Diffusers").
+EXPECTED = {
+    "Euler a": (diffusers.EulerAncestralDiscreteScheduler, {}),
+    "Euler": (diffusers.EulerDiscreteScheduler, {"use_karras_sigmas": False}),
+    "LMS": (diffusers.LMSDiscreteScheduler, {"use_karras_sigmas": False}),
+    "DDIM": (diffusers.DDIMScheduler, {}),
+    "DPM++ 2M": (diffusers.DPMSolverMultistepScheduler,
+                 {"use_karras_sigmas": False, "algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "DPM++ 2M Karras": (diffusers.DPMSolverMultistepScheduler,
+                        {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "DPM++ SDE Karras": (diffusers.DPMSolverSinglestepScheduler, {"use_karras_sigmas": True}),
+    "UniPC": (diffusers.UniPCMultistepScheduler, {"use_karras_sigmas": False}),
+}
+
+
+def test_every_webui_name_of_the_issue_is_offered():
+    assert set(sampler_names()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_name_maps_to_the_documented_scheduler_and_options(name):
+    cls, options = EXPECTED[name]
+    scheduler = make_scheduler(name, BASE)
+    assert type(scheduler) is cls
+    for key, value in options.items():
+        assert scheduler.config[key] == value, key
+    # the model's training schedule is kept
+    assert scheduler.config.beta_start == 0.00085 and scheduler.config.beta_schedule == "scaled_linear"
+    assert scheduler.config.num_train_timesteps == 1000
+    scheduler.set_timesteps(10)
+    assert len(scheduler.timesteps) >= 10
+
+
+def test_karras_changes_the_noise_levels():
+    plain, karras = make_scheduler("DPM++ 2M", BASE), make_scheduler("DPM++ 2M Karras", BASE)
+    plain.set_timesteps(10)
+    karras.set_timesteps(10)
+    assert not np.array_equal(plain.timesteps.numpy(), karras.timesteps.numpy())
+
+
+def test_name_fixes_the_sigma_schedule_even_over_a_karras_base_config():
+    base = dict(diffusers.EulerDiscreteScheduler.from_config(BASE, use_karras_sigmas=True).config)
+    assert make_scheduler("Euler", base).config.use_karras_sigmas is False
+    assert make_scheduler("DPM++ 2M Karras", base).config.use_karras_sigmas is True
+
+
+def test_sde_karras_needs_no_torchsde():
+    scheduler = make_scheduler("DPM++ SDE Karras", BASE)
+    scheduler.set_timesteps(5)
+    assert "torchsde" not in type(scheduler).__module__
+
+
+def test_names_match_ignoring_case_and_spaces():
+    assert canonical_name("euler A") == "Euler a"
+    assert canonical_name("  dpm++  2m   karras ") == "DPM++ 2M Karras"
+    assert GenerationParams(sampler="ddim").sampler == "DDIM"
+
+
+@pytest.mark.parametrize("bad", ["Heun", "", None, "DPM++"])
+def test_unknown_names_list_the_valid_ones(bad):
+    with pytest.raises(InvalidInputError) as err:
+        make_scheduler(bad, BASE)
+    assert "Euler a" in str(err.value) and "UniPC" in str(err.value)
+    with pytest.raises(InvalidInputError):
+        GenerationParams(sampler=bad)
