@@ -19,9 +19,10 @@ import numpy as np
 
 from . import compose, masks
 from .errors import InvalidInputError, ModelNotFound, NothingFound
-from .generate import GENERATORS, GenerationParams, get_generator
+from .generate import GENERATORS, ClassicalGenerator, GenerationParams, get_generator
 from .generate.recolor import RecolorGenerator
 from .imageio import write_image
+from .models import download_command
 from .recipe import array_sha256, decode_mask, encode_mask, library_versions, png_text
 from .types import Detections, Prompt, Recipe
 
@@ -40,6 +41,7 @@ class EditRequest:
     background: regenerate everything but the selection from `params.prompt`
     recolor:    give the selection `color` (a name or #rrggbb), keeping its shading; no model
     `prompt_for` maps a phrase to its own prompt ("dog" → "a corgi") for per-instance edits.
+    `control` holds full-size control images for ControlNets that can't derive theirs (e.g. "seg").
     """
 
     mode: str = "replace"
@@ -53,6 +55,7 @@ class EditRequest:
     feather: float = 8.0
     full_image: bool = False
     color: str | None = None
+    control: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -172,8 +175,12 @@ class Editor:
             mask = detections.union_mask()
         if not mask.any():
             raise NothingFound("the mask is empty: there is nothing to edit")
-        params = self._prepare_params(image, mask, request)
         generator = RecolorGenerator(request.color) if request.mode == "recolor" else self.generator
+        if request.mode in ("replace", "background") and isinstance(generator, ClassicalGenerator):
+            raise ModelNotFound(
+                f"{request.mode} paints new content from a prompt and needs Stable Diffusion "
+                f"(OpenCV's fill can only remove); fetch it with: {download_command('sd15-inpainting')}")
+        params = self._prepare_params(image, mask, request)
         target = ~mask if request.mode == "background" else mask
         mode = "full" if request.full_image else "crop"
         steps = self._instance_steps(detections, target, request, params)
@@ -181,7 +188,8 @@ class Editor:
         for step_mask, step_params in steps:
             images = [out for i, img in enumerate(images)
                       for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
-                                                     grow_px=request.grow, feather_px=request.feather, mode=mode)]
+                                                     grow_px=request.grow, feather_px=request.feather, mode=mode,
+                                                     control=request.control or None)]
         recipe = self._recipe(image, target, detections, request, params, generator, source)
         return EditResult(images, target, detections, recipe)
 

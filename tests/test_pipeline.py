@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import DEMOS
 from editanything import Prompt, read_image
 from editanything.cli import main
-from editanything.errors import InvalidInputError, NothingFound
+from editanything.errors import InvalidInputError, ModelNotFound, NothingFound
 from editanything.generate import GenerationParams
 from editanything.models import MODELS
 from editanything.pipeline import Editor, EditRequest
@@ -131,13 +131,23 @@ def test_remove_with_weight_free_backends_fills_plausibly(coffee, isolated_model
     assert filled_gap < 6 and filled_gap < spoon_gap / 3  # the fill has the surroundings' colour, not the spoon's
 
 
-def test_background_and_recolor_keep_the_right_pixels(coffee, isolated_models):
+def test_background_regenerates_everything_but_the_selection(deep, coffee):
+    editor = Editor(segmenter="grabcut")
+    box = Prompt(boxes=[(180, 20, 410, 270)])
+    selected = editor.select(coffee, box).union_mask()
+    params = GenerationParams(prompt="a beach", steps=2, seed=3, resolution=64)
+    result = editor.edit(coffee, EditRequest(mode="background", selection=box, params=params))
+    assert np.array_equal(result.mask, ~selected)
+    assert _outside_identical(coffee, result.images[0], ~selected, 8)
+    assert not np.array_equal(coffee[~selected], result.images[0][~selected])
+    with pytest.raises(InvalidInputError, match="needs a prompt"):
+        editor.edit(coffee, EditRequest(mode="replace", selection=box))
+
+
+def test_recolor_keeps_the_right_pixels(coffee, isolated_models):
     editor = Editor(segmenter="grabcut", generator="classical")
     box = Prompt(boxes=[(180, 20, 410, 270)])
     selected = editor.select(coffee, box).union_mask()
-    background = editor.edit(coffee, EditRequest(mode="background", selection=box, params=GenerationParams(prompt="a beach")))
-    assert np.array_equal(background.mask, ~selected)
-    assert _outside_identical(coffee, background.images[0], ~selected, 8)
     recolored = editor.edit(coffee, EditRequest(mode="recolor", color="blue", selection=box, feather=0, grow=0))
     after = recolored.images[0]
     assert _outside_identical(coffee, after, selected, 0)
@@ -153,8 +163,9 @@ def test_mask_request_and_errors(coffee, isolated_models):
         editor.edit(coffee, EditRequest(mode="remove", mask=np.ones((10, 10), bool)))
     with pytest.raises(NothingFound):
         editor.edit(coffee, EditRequest(mode="remove", mask=np.zeros(coffee.shape[:2], bool)))
-    with pytest.raises(InvalidInputError, match="needs a prompt"):
-        editor.edit(coffee, EditRequest(mode="replace", selection=Prompt(boxes=[(180, 20, 410, 270)])))
+    with pytest.raises(ModelNotFound, match="editanything models download sd15-inpainting"):
+        editor.edit(coffee, EditRequest(mode="replace", selection=Prompt(boxes=[(180, 20, 410, 270)]),
+                                        params=GenerationParams(prompt="a mug")))
     with pytest.raises(InvalidInputError, match="outside"):
         editor.edit(coffee, EditRequest(mode="remove", selection=Prompt(points=[(700, 10, 1)])))
 

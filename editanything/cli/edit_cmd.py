@@ -51,7 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                      "or a .safetensors file; auto = SD 1.5 if present, else classical")
     gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE")
     gen.add_argument("--embedding", action="append", default=[], metavar="PATH:TOKEN", help="textual inversion")
-    gen.add_argument("--controlnet", action="append", default=[], choices=["inpaint", "canny", "lines", "seg"])
+    gen.add_argument("--controlnet", action="append", default=[], choices=["inpaint", "canny", "lines", "seg"],
+                     help="add a ControlNet; inpaint, canny and lines derive their control image from the photo")
+    gen.add_argument("--control-image", action="append", default=[], metavar="KIND=PNG",
+                     help="a control image for a ControlNet, e.g. seg=segmentation.png (ADE20K colours)")
     out = p.add_argument_group("mask and output")
     out.add_argument("--grow", type=float, default=8.0, metavar="PX", help="grow the selection (default 8)")
     out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="soft edge inside the selection (default 8)")
@@ -105,6 +108,12 @@ def build_request(args: argparse.Namespace):
         resolution=args.resolution,
     )
     mode = "remove" if args.remove else "background" if args.background else "recolor" if args.recolor else "replace"
+    control = {}
+    for item in args.control_image:
+        kind, sep, path = item.partition("=")
+        if not sep or kind not in args.controlnet:
+            raise InvalidInputError(f"--control-image expects KIND=PNG for a --controlnet KIND you added; got {item!r}")
+        control[kind] = read_image(path)
     mask = None
     if args.mask:
         first = read_image(args.images[0]) if Path(args.images[0]).is_file() else None
@@ -112,7 +121,7 @@ def build_request(args: argparse.Namespace):
     return EditRequest(
         mode=mode, selection=selection_prompt(args), mask=mask, params=params, keep=args.keep,
         keep_phrases=args.keep_phrase, prompt_for=_prompt_for(args.prompt_for), grow=args.grow,
-        feather=args.feather, full_image=args.full_image, color=args.recolor,
+        feather=args.feather, full_image=args.full_image, color=args.recolor, control=control,
     )
 
 
