@@ -8,7 +8,8 @@ EXTRAS = {
     "sam": TORCH + ["segment-anything==1.0"],
     "detect": TORCH + TRANSFORMERS + ["groundingdino-py==0.4.0", "timm==1.0.31", "supervision==0.6.0",
                                       "pycocotools", "addict", "yapf"],
-    "diffusion": TORCH + TRANSFORMERS + ["diffusers==0.42.1", "accelerate>=1.0", "safetensors>=0.4"],
+    "diffusion": TORCH + TRANSFORMERS + ["diffusers==0.42.1", "accelerate>=1.0", "safetensors>=0.4",
+                                         "peft>=0.17"],  # peft: diffusers' LoRA loader needs it
     "caption": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
     "ui": ["gradio==6.31.0"],
 }
@@ -23,6 +24,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["editanything", "editanything.*"]),
+    package_data={"editanything.generate": ["configs/*.yaml"], "editanything.ui": ["*.pyi"]},
     install_requires=["numpy>=1.26", "opencv-python==5.0.0.93", "pillow>=10", "tqdm>=4.60", "huggingface-hub==2.4.0"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["editanything=editanything.cli:main"]},
