@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .. import masks as mask_ops
 from ..imageio import read_image, write_bytes_atomic, write_image
+from ..overlay import overlay
 from ..types import Detections
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 
@@ -72,30 +72,6 @@ def _mask_png(mask: np.ndarray, feather: float) -> np.ndarray:
     if feather > 0:
         return np.rint(mask_ops.feather(mask, feather) * 255).astype(np.uint8)
     return mask.astype(np.uint8) * 255
-
-
-_PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-            (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
-
-
-def overlay(image: np.ndarray, detections: Detections, opacity: float = 0.45) -> np.ndarray:
-    """The photo with each instance's mask tinted, its box drawn and labelled `i phrase score`."""
-    out = image.copy()
-    thickness = max(1, round(max(image.shape[:2]) / 400))
-    for i, (box, score, phrase) in enumerate(zip(detections.xyxy, detections.scores, detections.phrases)):
-        color = _PALETTE[i % len(_PALETTE)]
-        if detections.masks is not None:
-            m = detections.masks[i]
-            out[m] = (out[m] * (1 - opacity) + np.array(color) * opacity).astype(np.uint8)
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
-        cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness)
-        label = f"{i} {phrase} {score:.2f}"
-        scale = 0.4 * thickness
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        ty = max(y0, th + 4)
-        cv2.rectangle(out, (x0, ty - th - 4), (x0 + tw + 4, ty), color, -1)
-        cv2.putText(out, label, (x0 + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return out
 
 
 def run_caption(args: argparse.Namespace) -> int:
