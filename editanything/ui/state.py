@@ -1,0 +1,128 @@
+"""What one browser session has selected: its photo, clicks, boxes, detections and last result.
+
+Plain data plus the small rules of the click-to-mask loop; no gradio and no model here, so the
+rules are testable on their own and the app's handlers stay thin.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .. import masks
+from ..errors import InvalidInputError
+from ..types import Detections, Prompt
+
+CLICK_MODES = ("add (+)", "exclude (−)", "box (2 clicks)")
+
+
+@dataclass
+class Session:
+    """One session's selection on one photo (coordinates in the photo's pixels)."""
+
+    source: str | None = None  # the upload's path, inside gradio's upload folder
+    image: np.ndarray | None = None
+    display: np.ndarray | None = None  # the photo shrunk for the canvas
+    points: list[tuple[float, float, int]] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    corner: tuple[float, float] | None = None  # first corner of a box being drawn
+    text: str | None = None
+    detections: Detections | None = None
+    segmented: Prompt | None = None  # the prompt `detections` came from, to know when a click refines it
+    result: str | None = None  # the last saved edit, deleted when the next one is made
+    key: str | None = None  # names the session's folder of shown files; set on first use
+
+    @property
+    def scale(self) -> float:
+        """Canvas pixels per photo pixel."""
+        if self.image is None or self.display is None:
+            return 1.0
+        return self.display.shape[1] / self.image.shape[1]
+
+    def set_image(self, source: str, image: np.ndarray, display_size: int) -> None:
+        """A new photo: forget the previous selection."""
+        h, w = image.shape[:2]
+        f = min(1.0, display_size / max(h, w))
+        self.display = image if f == 1.0 else cv2.resize(
+            image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        self.source, self.image = source, image
+        self.clear()
+
+    def clear(self) -> None:
+        self.points, self.boxes, self.corner, self.text = [], [], None, None
+        self.detections, self.segmented = None, None
+
+    def to_image(self, x: float, y: float) -> tuple[float, float]:
+        """A canvas click in photo pixels (clamped inside the photo)."""
+        h, w = self.image.shape[:2]
+        s = self.scale
+        return min(max(x / s, 0.0), w - 1.0), min(max(y / s, 0.0), h - 1.0)
+
+    def click(self, x: float, y: float, mode: str) -> bool:
+        """Record a click at photo pixel (x, y); True when the selection changed and must be segmented."""
+        if mode == CLICK_MODES[2]:
+            if self.corner is None:
+                self.corner = (x, y)
+                return False
+            (cx, cy), self.corner = self.corner, None
+            if abs(cx - x) < 2 or abs(cy - y) < 2:
+                raise InvalidInputError("that box is too thin: click two opposite corners of the object")
+            box = (min(cx, x), min(cy, y), max(cx, x), max(cy, y))
+            self.boxes = [*self._after_text(self.boxes), box]
+        else:
+            self.points = [*self._after_text(self.points), (x, y, 0 if mode == CLICK_MODES[1] else 1)]
+        return True
+
+    def _after_text(self, items: list) -> list:
+        """Clicks after a text selection start a new selection."""
+        if self.text:
+            self.text, self.points, self.boxes = None, [], []
+            return []
+        return items
+
+    def set_prompt(self, points_text: str, boxes_text: str) -> None:
+        """Clicks and boxes typed (or sent through the API) as JSON lists."""
+        self.points = [tuple(p) for p in _json_list(points_text, "clicks", "[[x, y, 1], [x, y, 0]]")]
+        self.boxes = [tuple(b) for b in _json_list(boxes_text, "boxes", "[[x0, y0, x1, y1]]")]
+        self.corner, self.text = None, None
+
+    def prompt(self) -> Prompt:
+        return Prompt(points=list(self.points), boxes=list(self.boxes), text=self.text)
+
+    def refines(self, prompt: Prompt) -> bool:
+        """True when `prompt` adds clicks to the prompt of the current detections (so the last mask seeds it)."""
+        last = self.segmented
+        return (last is not None and not prompt.text and last.boxes == prompt.boxes
+                and len(prompt.points) > len(last.points) and prompt.points[:len(last.points)] == last.points)
+
+    def mask(self, chosen: list[int] | None = None, invert: bool = False) -> np.ndarray | None:
+        """The union of the chosen instances (all when None), inverted on request; None before any selection."""
+        if self.detections is None or self.image is None:
+            return None
+        kept = self.detections if chosen is None else self.detections.keep(indices=chosen)
+        union = kept.union_mask(self.image.shape[:2])
+        return masks.invert(union) if invert else union
+
+    def points_json(self) -> str:
+        return json.dumps([[round(x, 1), round(y, 1), label] for x, y, label in self.points])
+
+    def boxes_json(self) -> str:
+        return json.dumps([[round(v, 1) for v in b] for b in self.boxes])
+
+
+def _json_list(text: str, what: str, example: str) -> list:
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, list) or not all(
+            isinstance(v, list) and all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in v)
+            for v in value):
+        raise InvalidInputError(f"{what} must be a JSON list of number lists like {example}; got {text[:80]!r}")
+    return value
