@@ -9,7 +9,8 @@ EXTRAS = {
     "detect": TORCH + TRANSFORMERS + ["groundingdino-py==0.4.0", "timm==1.0.31", "supervision==0.6.0",
                                       "pycocotools", "addict", "yapf"],
     "diffusion": TORCH + TRANSFORMERS + ["diffusers==0.42.1", "accelerate>=1.0", "safetensors>=0.4",
-                                         "peft>=0.17"],  # peft: diffusers' LoRA loader needs it
+                                         # peft: diffusers' LoRA loader; scipy: the LMS sampler
+                                         "peft>=0.17", "scipy"],
     "caption": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
     "ui": ["gradio==6.31.0"],
 }
