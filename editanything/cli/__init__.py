@@ -38,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
+        if os.environ.get("EDITANYTHING_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (set EDITANYTHING_DEBUG=1 for the traceback "
+              "and please report it)", file=sys.stderr)
+        return 1
 
 
 def fail(message: str) -> int:
