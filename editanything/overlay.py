@@ -44,7 +44,8 @@ def overlay(image: np.ndarray, detections: Detections, opacity: float = 0.45, *,
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         ty = max(y0, th + 4)
         cv2.rectangle(out, (x0, ty - th - 4), (x0 + tw + 4, ty), color, -1)
-        cv2.putText(out, label, (x0 + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        cv2.putText(out, label, (x0 + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)
     return out
 
 

@@ -78,19 +78,24 @@ def _readable(fn: Callable) -> Callable:
     return wrapper
 
 
-class PhotoUpload(gr.Image):
-    """An image upload handed to `read_image` as it is (our format checks, pixel limit and messages).
+def photo_upload(**options: Any) -> gr.Image:
+    """An image upload whose file goes to `read_image` as it is (our format checks, pixel limit and messages).
 
     The stock component opens the file with Pillow first, so a non-image upload would fail there
-    with a generic error. gradio has already checked that the path lies in its upload folder.
+    with a generic error. gradio has already checked that the path lies in its upload folder. The
+    instance's `preprocess` is replaced rather than subclassed: gradio writes a `.pyi` stub beside
+    the source of every Image subclass.
     """
+    component = gr.Image(type="filepath", image_mode=None, **options)
+    stock = component.preprocess
 
-    is_template = True  # rendered by the stock image component in the browser
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         if payload is None or payload.path is None:
-            return super().preprocess(payload)
+            return stock(payload)
         return str(payload.path)
+
+    component.preprocess = preprocess
+    return component
 
 
 class _Handlers:
@@ -125,7 +130,7 @@ class _Handlers:
 
     # ---- Edit tab: selection ----
 
-    def _selection_outputs(self, session: Session, invert: bool, grow: float, note: str = "") -> tuple:
+    def _selection_outputs(self, session: Session, invert: bool, grow: float) -> tuple:
         det = session.detections
         if det is not None and len(det):
             choices = [(f"{i} {p} {s:.2f}", i) for i, (p, s) in enumerate(zip(det.phrases, det.scores))]
@@ -134,10 +139,9 @@ class _Handlers:
             instances = gr.CheckboxGroup(choices=[], value=[])
         chosen = list(range(len(det))) if det is not None else None
         canvas, mask = self.render(session, chosen, invert, grow)
-        info = self._info(session, note)
-        return session, canvas, mask, instances, session.points_json(), session.boxes_json(), info
+        return session, canvas, mask, instances, session.points_json(), session.boxes_json(), self._info(session)
 
-    def _info(self, session: Session, note: str = "") -> str:
+    def _info(self, session: Session) -> str:
         if session.image is None:
             return "Upload a photo to start."
         h, w = session.image.shape[:2]
@@ -153,7 +157,7 @@ class _Handlers:
             parts.append("click the opposite corner of the box")
         if session.detections is None and not session.points and not session.boxes:
             parts.append("click on the object to select it")
-        return " · ".join(parts) + (f"\n\n{note}" if note else "")
+        return " · ".join(parts)
 
     def _folder(self, session: Session) -> Path:
         """The session's own folder for the files it shows (removed when the session expires)."""
@@ -219,27 +223,30 @@ class _Handlers:
     def segment_points(self, session: Session, photo: str | None, points: str, boxes: str, invert: bool,
                        grow: float) -> tuple:
         session = self._photo(session, photo)
-        session.set_prompt(points, boxes)
-        return self._segment(session, invert, grow)
+        with session.change():
+            session.set_prompt(points, boxes)
+            return self._segment(session, invert, grow)
 
     def click(self, session: Session, photo: str | None, mode: str, invert: bool, grow: float,
               evt: gr.SelectData) -> tuple:
         session = self._photo(session, photo)
         x, y = session.to_image(*evt.index[:2])
-        if not session.click(x, y, mode):
-            return self._selection_outputs(session, invert, grow)
-        return self._segment(session, invert, grow)
+        with session.change():
+            if not session.click(x, y, mode):
+                return self._selection_outputs(session, invert, grow)
+            return self._segment(session, invert, grow)
 
     def select_text(self, session: Session, photo: str | None, phrase: str, invert: bool, grow: float) -> tuple:
         session = self._photo(session, photo)
         phrase = (phrase or "").strip()
         if not phrase:
             raise InvalidInputError('type what to select, e.g. "the dog" or "cup . spoon"')
-        session.clear()
-        session.text = phrase
-        session.detections = self.editor.select(session.image, session.prompt())
-        session.segmented = session.prompt()
-        return self._selection_outputs(session, invert, grow)
+        with session.change():
+            session.clear()
+            session.text = phrase
+            session.detections = self.editor.select(session.image, session.prompt())
+            session.segmented = session.prompt()
+            return self._selection_outputs(session, invert, grow)
 
     def clear(self, session: Session, invert: bool, grow: float) -> tuple:
         session.clear()
@@ -334,21 +341,27 @@ class _Handlers:
         for old in runs:
             shutil.rmtree(old, ignore_errors=True)
         run = self.workdir / f"sketch-{uuid.uuid4().hex}"
+        try:
+            return self._sketch_run(run, files, style, params, progress)
+        except BaseException:
+            shutil.rmtree(run, ignore_errors=True)
+            raise
+
+    def _sketch_run(self, run: Path, files: list[str] | None, style: str, params: str, progress) -> tuple:
         inputs, photos = self._expand(files, run / "in", self.max_files)
         outdir = run / style
         progress(0.0, desc=f"sketching {len(photos)} photo(s)")
         report = sketch_folder([str(p) for p in inputs], outdir, style=style, params=_parse_params(params),
                                workers=1, progress=True)
-        made = sorted(outdir.rglob("*.png"))
+        made = sorted(outdir.rglob("*.png")) if outdir.is_dir() else []
+        failures = [_named(reason, Path(src)) for src, reason in report.failed]
+        if not made:
+            raise InvalidInputError("no sketch was made: " + "; ".join(failures)[:500])
         archive = run / f"sketches-{style}.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:  # PNGs are already compressed
             for p in made:
                 z.write(p, p.relative_to(outdir).as_posix())
-        lines = [f"{report.summary()}; the zip holds {len(made)} sketch(es)."]
-        lines += [f"- failed: {Path(src).name}: {reason.replace(str(src), Path(src).name)}"
-                  for src, reason in report.failed]
-        if not made:
-            raise InvalidInputError("no sketch was made: " + "; ".join(lines[1:])[:500])
+        lines = [f"{report.summary()}; the zip holds {len(made)} sketch(es)."] + [f"- failed: {f}" for f in failures]
         return [str(run)], [str(p) for p in made[:GALLERY_SIZE]], str(archive), "\n".join(lines)
 
     def sketch_style(self, style: str) -> list:
@@ -377,13 +390,20 @@ class _Handlers:
         if "GrabCut" in d.get("segmenter", ""):
             notes.append(f"selection uses **{d['segmenter']}**")
         if d.get("generator", "").startswith("classical"):
-            notes.append("Remove/Replace/Background fill from the surroundings with OpenCV inpainting "
-                         f"(no prompt is used; for Stable Diffusion run `{download_command('sd15-inpainting')}`)")
+            notes.append("Remove fills the selection from its surroundings with OpenCV inpainting and Recolor needs "
+                         "no model; Replace and Background need Stable Diffusion: "
+                         f"`{download_command('sd15-inpainting')}`")
         if d.get("detector", "").startswith("unavailable"):
             notes.append(f"text selection needs Grounding DINO: `{download_command('groundingdino-swint-ogc')}`")
         if not notes:
             return "Models: " + " · ".join(f"{k}: {v}" for k, v in d.items() if v != "none")
         return "**Running with the weight-free backends.** " + "; ".join(notes) + "."
+
+
+def _named(reason: str, source: Path) -> str:
+    """A batch failure as `name: reason`, without the server's path."""
+    reason = reason.replace(str(source), source.name)
+    return reason if reason.startswith(source.name) else f"{source.name}: {reason}"
 
 
 def _shrink_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -495,8 +515,7 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
             session = gr.State(Session(), time_to_live=3 * 3600, delete_callback=h.forget)
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
-                    photo = PhotoUpload(label="Photo", type="filepath", image_mode=None,
-                                        sources=["upload", "clipboard"], height=220, elem_id="photo")
+                    photo = photo_upload(label="Photo", sources=["upload", "clipboard"], height=220, elem_id="photo")
                     mode = gr.Radio(list(CLICK_MODES), value=CLICK_MODES[0], label="A click on the canvas does",
                                     elem_id="click-mode")
                     with gr.Row():
@@ -577,13 +596,13 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
                     gallery = gr.Gallery(label="Sketches", columns=4, height=300, format="png")
                     archive = gr.File(label="Download all (zip)", interactive=False, height=90)
             sketch_io = dict(concurrency_id="sketch", show_progress="minimal")
-            style.change(h.sketch_style, style, [params, *controls], api_visibility="private", queue=False).then(
-                readable(h.sketch_preview_if_files), [files, style, params], [sketch_view, sketch_info],
-                api_visibility="private", **sketch_io)
-            gr.on([files.upload, *[c.release if isinstance(c, gr.Slider) else c.input
-                                                  for c in controls]],
-                  readable(h.sketch_from_controls), [files, style, *controls], [params, sketch_view, sketch_info],
-                  api_visibility="private", trigger_mode="always_last", **sketch_io)
+            restyled = style.change(readable(h.sketch_style), style, [params, *controls], api_visibility="private",
+                                    queue=False)
+            restyled.then(readable(h.sketch_preview_if_files), [files, style, params], [sketch_view, sketch_info],
+                          api_visibility="private", **sketch_io)
+            moved = [c.release if isinstance(c, gr.Slider) else c.input for c in controls]
+            gr.on([files.upload, *moved], readable(h.sketch_from_controls), [files, style, *controls],
+                  [params, sketch_view, sketch_info], api_visibility="private", trigger_mode="always_last", **sketch_io)
             params.submit(readable(h.sketch_preview), [files, style, params], [sketch_view, sketch_info],
                           api_name="sketch", **sketch_io)
             run_all.click(readable(h.sketch_all), [runs, files, style, params], [runs, gallery, archive, sketch_info],
@@ -613,8 +632,10 @@ def serve(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860, 
     `share=True` opens a public gradio.live tunnel: anyone with the link can use the app.
     With `block=False` the server runs in a thread until `demo.close()`.
     """
+    # `_frontend=False` only skips launch()'s reachability probe: one HEAD request with a 3 s timeout
+    # that, on a busy machine, fails a server that is up (then launch() raises, asking for share=True).
     _, url, _ = demo.launch(server_name=host, server_port=port, share=share, max_file_size=max_file_size,
                             prevent_thread_lock=not block, show_error=False, quiet=quiet, inbrowser=False,
                             ssr_mode=False, pwa=False, mcp_server=False, state_session_capacity=200,
-                            footer_links=["api"])
+                            footer_links=["api"], _frontend=False)
     return url

@@ -7,6 +7,7 @@ rules are testable on their own and the app's handlers stay thin.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import cv2
@@ -50,6 +51,16 @@ class Session:
             image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         self.source, self.image = source, image
         self.clear()
+
+    @contextmanager
+    def change(self):
+        """Edit the selection as one step: on an error it is put back as it was (the UI still shows it)."""
+        saved = (list(self.points), list(self.boxes), self.corner, self.text, self.detections, self.segmented)
+        try:
+            yield self
+        except BaseException:
+            self.points, self.boxes, self.corner, self.text, self.detections, self.segmented = saved
+            raise
 
     def clear(self) -> None:
         self.points, self.boxes, self.corner, self.text = [], [], None, None

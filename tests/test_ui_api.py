@@ -1,0 +1,319 @@
+"""The web UI's named API endpoints, called through gradio_client against a server on 127.0.0.1.
+
+The app runs the weight-free backends (GrabCut, OpenCV inpainting) and, in one module fixture, a tiny
+random-weight SAM. Results are checked against the library called directly on the same input (the
+UI must add no logic), plus geometry on a real photo.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from editanything import EditAnythingError, masks  # noqa: E402
+from editanything.generate import GenerationParams  # noqa: E402
+from editanything.imageio import read_image  # noqa: E402
+from editanything.pipeline import EditRequest, Editor  # noqa: E402
+from editanything.recipe import decode_mask, read_recipe  # noqa: E402
+from editanything.segment import GrabCutSegmenter, SamSegmenter  # noqa: E402
+from editanything.sketch import sketch  # noqa: E402
+from editanything.types import Prompt  # noqa: E402
+from editanything.ui.app import _unzip_images, build_app, serve  # noqa: E402
+from editanything.ui.state import CLICK_MODES, Session  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_models import build_tiny_sam  # noqa: E402
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+COFFEE = DEMOS / "coffee.jpg"
+CUP_CLICKS = [(290, 60, 1), (290, 150, 1), (200, 250, 0)]
+MAX_PIXELS = 1_000_000
+MAX_FILE_SIZE = 2_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running(editor: Editor, **options):
+    """The app on 127.0.0.1 at a free port, closed afterwards."""
+    demo = build_app(editor, max_pixels=MAX_PIXELS, **options)
+    url = serve(demo, port=free_port(), block=False, quiet=True, max_file_size=MAX_FILE_SIZE)
+    try:
+        yield demo, url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("models")
+    mp.setenv("EDITANYTHING_CHECKPOINTS", str(root / "checkpoints"))
+    mp.setenv("EDITANYTHING_HOME", str(root / "home"))
+    mp.setenv("HF_HOME", str(root / "hf"))
+    try:
+        with running(Editor(segmenter="auto", detector="auto", generator="auto")) as (demo, url):
+            yield demo, url
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def client(app):
+    return Client(app[1], verbose=False)
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    return read_image(COFFEE)
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def cup_top(shape):
+    region = np.zeros(shape[:2], np.uint8)
+    cv2.ellipse(region, (291, 112), (117, 95), 0, 0, 360, 1, -1)
+    return region.astype(bool)
+
+
+def segment(client, points, photo=COFFEE, boxes="[]", grow=8):
+    return client.predict(handle_file(str(photo)) if photo else None, json.dumps(points), boxes, False, grow,
+                          api_name="/segment_points")
+
+
+def edit_args(chosen=(0,), prompt="", grow=8, feather=8, seed=1234, color="#ff0000"):
+    return dict(photo=None, chosen=list(chosen), invert=False, grow=grow, feather=feather, prompt=prompt, negative="",
+                sampler="Euler a", steps=20, cfg=7, seed=seed, strength=1, color=color)
+
+
+def test_segment_points_gives_the_segmenters_mask_of_the_cup(client, coffee):
+    canvas, mask_file, instances, points, boxes, info = segment(client, CUP_CLICKS)
+    mask = read_image(mask_file, gray=True) > 127
+    expected = GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS)).masks[0]
+    assert np.array_equal(mask, expected)  # the UI adds nothing to the segmenter
+    assert iou(mask, cup_top(coffee.shape)) > 0.85
+    assert json.loads(points) == [list(p) for p in CUP_CLICKS] and json.loads(boxes) == []
+    assert [c[1] for c in instances["choices"]] == [0] and instances["value"] == [0]
+    assert "coffee.jpg" in info and "600×400" in info
+    view = read_image(canvas).astype(int)
+    assert view.shape == coffee.shape
+    inside = masks.shrink(mask, 10)
+    assert np.abs(view[inside] - coffee[inside]).mean() > 20  # the selection is tinted
+    far = ~masks.grow(mask, 40)
+    far[:40] = False  # the instance label is drawn above the box
+    assert np.abs(view[far] - coffee[far]).mean() < 4  # the rest is the photo (JPEG view)
+
+
+def test_a_further_click_refines_the_previous_mask_like_the_segmenter(client, coffee):
+    first, more = CUP_CLICKS[:1], CUP_CLICKS[:2]
+    segment(client, first)
+    mask = read_image(segment(client, more, photo=None)[1], gray=True) > 127
+    seg = GrabCutSegmenter()
+    seg.segment(coffee, Prompt(points=first))
+    assert np.array_equal(mask, seg.segment(coffee, Prompt(points=more), refine=True).masks[0])
+    # Typed clicks that do not extend the last ones start afresh.
+    mask = read_image(segment(client, CUP_CLICKS[1:2], photo=None)[1], gray=True) > 127
+    assert np.array_equal(mask, GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS[1:2])).masks[0])
+
+
+def test_remove_changes_pixels_only_inside_the_grown_mask(client, coffee):
+    mask = read_image(segment(client, CUP_CLICKS)[1], gray=True) > 127
+    result_file, compare, png, info = client.predict(**edit_args(grow=8, feather=8), api_name="/remove")
+    result = read_image(result_file)
+    changed = np.any(result != coffee, axis=2)
+    assert not (changed & ~masks.grow(mask, 8)).any()
+    assert changed[masks.shrink(mask, 10)].mean() > 0.9
+    expected = Editor(segmenter="grabcut", generator="classical").edit(
+        coffee, EditRequest(mode="remove", mask=mask, grow=8, feather=8, params=GenerationParams(seed=1234)))
+    assert np.array_equal(result, expected.images[0])
+    # The download is the PNG with the recipe; its pixels are the shown result (lossless).
+    assert Path(png).suffix == ".png" and np.array_equal(read_image(png), result)
+    recipe = read_recipe(png)
+    assert recipe.operation == "edit:remove" and recipe.seed == 1234
+    assert np.array_equal(decode_mask(recipe.parameters["mask"]), mask)
+    assert recipe.parameters["selection"]["points"] == [list(map(float, p[:2])) + [p[2]] for p in CUP_CLICKS]
+    before, after = compare
+    assert read_image(before).shape == read_image(after).shape == coffee.shape
+    assert "remove done" in info and "seed 1234" in info
+
+
+def test_recolor_and_chosen_instances_and_invert(client, coffee):
+    segment(client, CUP_CLICKS)
+    result = read_image(client.predict(**edit_args(color="#00ff00", grow=0, feather=0), api_name="/recolor")[0])
+    mask = GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS)).masks[0]
+    changed = np.any(result != coffee, axis=2)
+    assert not changed[~mask].any() and changed[mask].mean() > 0.5
+    args = edit_args(chosen=())
+    with pytest.raises(AppError, match="select something first"):
+        client.predict(**args, api_name="/remove")
+    args = edit_args(grow=0, feather=0)
+    args["invert"] = True
+    result = read_image(client.predict(**args, api_name="/recolor")[0])
+    changed = np.any(result != coffee, axis=2)
+    assert not changed[mask].any() and changed[~mask].mean() > 0.5
+
+
+def test_weight_free_messages_are_the_librarys(client, app, coffee):
+    mask = read_image(segment(client, CUP_CLICKS)[1], gray=True) > 127
+    for mode in ("replace", "background"):
+        with pytest.raises(EditAnythingError) as direct:
+            Editor(segmenter="grabcut", generator="auto").edit(coffee, EditRequest(mode=mode, mask=mask,
+                                                                                   params=GenerationParams(prompt="x")))
+        with pytest.raises(AppError) as shown:
+            client.predict(**edit_args(prompt="x"), api_name=f"/{mode}")
+        assert str(shown.value) == str(direct.value)
+    with pytest.raises(AppError, match="editanything models download groundingdino-swint-ogc"):
+        client.predict(handle_file(str(COFFEE)), "cup", False, 8, api_name="/select_text")
+    stages, table = client.predict(api_name="/models")
+    assert "GrabCut (SAM weights not found — run `editanything models download sam-vit-b`)" in stages
+    rows = {r[0]: r[4] for r in table["data"]}
+    assert rows["sam-vit-b"] == "missing: editanything models download sam-vit-b"
+    assert set(rows) >= {"sam-vit-h", "sd15-inpainting", "groundingdino-swint-ogc", "hed"}
+
+
+def test_sketch_endpoint_draws_the_first_photo(client):
+    photo = DEMOS / "chelsea.jpg"
+    out, info = client.predict([handle_file(str(photo))], "ink", '{"block": 20}', api_name="/sketch")
+    expected = sketch(read_image(photo, gray=True), "ink", block=20)
+    assert np.array_equal(read_image(out, gray=True), expected)
+    assert "chelsea.jpg" in info
+    with pytest.raises(AppError, match="unknown parameter"):
+        client.predict([handle_file(str(photo))], "ink", '{"blur": 2}', api_name="/sketch")
+
+
+def test_sketch_all_takes_files_and_a_zip_and_returns_a_zip(client, tmp_path):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(DEMOS / "chelsea.jpg", "cats/chelsea.jpg")
+        z.write(DEMOS / "rocket.jpg", "../../escape/rocket.jpg")
+        z.writestr("notes.txt", "not a photo")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    uploads = [handle_file(str(p)) for p in (COFFEE, archive, broken)]
+    gallery, zipped, info = client.predict(uploads, "pencil", '{"blur": 4}', api_name="/sketch_all")
+    assert "3 done" in info and "1 failed" in info and len(gallery) == 3
+    assert "- failed: broken.jpg: not an image" in info
+    with zipfile.ZipFile(zipped) as z:
+        names = sorted(z.namelist())
+        assert names == ["cats/chelsea.png", "coffee.png", "escape/rocket.png"]
+        drawn = cv2.imdecode(np.frombuffer(z.read("coffee.png"), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(drawn, sketch(read_image(COFFEE, gray=True), "pencil", blur=4))
+
+
+def test_unzip_never_writes_outside_its_folder(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in ("../up.jpg", "/abs/root.png", "a/../../b.jpg", "ok/fine.jpg", "__MACOSX/._x.jpg"):
+            z.writestr(name, b"data")
+    dest = tmp_path / "out" / "dest"
+    files = _unzip_images(archive, dest, limit=10)
+    assert sorted(p.relative_to(dest).as_posix() for p in files) == ["a/b.jpg", "abs/root.png", "ok/fine.jpg", "up.jpg"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(["evil.zip", "b.jpg", "root.png",
+                                                                                 "fine.jpg", "up.jpg"])
+
+
+def test_bad_uploads_get_a_message_and_the_server_keeps_serving(client, app, tmp_path):
+    import httpx
+
+    text = tmp_path / "holiday.png"
+    text.write_text("this is not an image")
+    with pytest.raises(AppError, match=r"^holiday\.png: not an image"):
+        segment(client, CUP_CLICKS, photo=text)
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.zeros((1000, 1200, 3), np.uint8))  # 1.2 MP, a small file
+    with pytest.raises(AppError, match=r"big\.png: 1200x1000 is 1,200,000 pixels, over the limit of 1,000,000"):
+        segment(client, [(10, 10, 1)], photo=big)
+    heavy = tmp_path / "heavy.png"
+    cv2.imwrite(str(heavy), np.random.default_rng(0).integers(0, 255, (900, 900, 3), np.uint8))
+    assert heavy.stat().st_size > MAX_FILE_SIZE
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):  # the client checks first
+        segment(client, [(10, 10, 1)], photo=heavy)
+    refused = httpx.post(f"{app[1]}gradio_api/upload", files=[("files", ("heavy.png", heavy.read_bytes()))])
+    assert refused.status_code == 413 and "maximum allowed size" in refused.text
+    with pytest.raises(AppError, match="clicks must be a JSON list"):
+        client.predict(handle_file(str(COFFEE)), "[[1, 2", "[]", False, 8, api_name="/segment_points")
+    # A path the user did not upload is never read.
+    sent = httpx.post(f"{app[1]}gradio_api/call/segment_points",
+                      json={"data": [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "[[1, 1, 1]]",
+                                     "[]", False, 8]})
+    answer = httpx.get(f"{app[1]}gradio_api/call/segment_points/{sent.json()['event_id']}", timeout=30)
+    assert "event: error" in answer.text and "hostname" not in answer.text.split("event: error")[1]
+    mask = read_image(segment(client, CUP_CLICKS)[1], gray=True) > 127
+    assert iou(mask, cup_top(mask.shape)) > 0.85
+
+
+def test_safe_defaults(app):
+    demo, url = app
+    assert url.startswith("http://127.0.0.1:") and demo.server_name == "127.0.0.1" and not demo.share
+    assert demo.max_file_size == MAX_FILE_SIZE and demo._queue.max_size == 16
+    model_events = [f for f in demo.fns.values() if f.api_name in ("load", "segment_points", "select_text", "remove")]
+    assert len(model_events) == 4 and {f.concurrency_id for f in model_events} == {"editor"}
+    assert demo._queue.default_concurrency_limit == 1
+
+
+def test_session_clicks_boxes_and_scaling():
+    s = Session()
+    s.set_image("photo.jpg", np.zeros((2000, 3000, 3), np.uint8), display_size=1000)
+    assert s.display.shape == (667, 1000, 3) and s.to_image(500, 100) == (1500, 300)
+    assert s.to_image(5000, -3) == (2999, 0)
+    assert not s.click(100, 100, CLICK_MODES[2]) and s.corner == (100, 100)
+    assert s.click(40, 300, CLICK_MODES[2]) and s.boxes == [(40, 100, 100, 300)] and s.corner is None
+    s.click(50, 60, CLICK_MODES[1])
+    assert s.prompt() == Prompt(points=[(50, 60, 0)], boxes=[(40, 100, 100, 300)])
+    s.click(1, 1, CLICK_MODES[2])
+    with pytest.raises(Exception, match="too thin"):
+        s.click(200, 1.5, CLICK_MODES[2])
+    # A click whose segmentation fails leaves the selection as the screen still shows it.
+    before = (list(s.points), list(s.boxes), s.corner)
+    with pytest.raises(RuntimeError), s.change():
+        s.click(70, 80, CLICK_MODES[0])
+        raise RuntimeError("segmenter failed")
+    assert (s.points, s.boxes, s.corner) == before
+
+
+@pytest.fixture(scope="module")
+def sam_app():
+    segmenter = SamSegmenter(build_tiny_sam(0), name="tiny-sam")
+    calls = []
+    encode = segmenter.predictor.set_image
+    segmenter.predictor.set_image = lambda *a, **k: (calls.append(1), encode(*a, **k))[1]
+    with running(Editor(segmenter=segmenter, detector=None, generator="classical")) as (demo, url):
+        yield url, calls
+
+
+def test_sam_clicks_match_the_predictor_and_encode_the_photo_once(sam_app, coffee):
+    from segment_anything import SamPredictor
+
+    url, calls = sam_app
+    client = Client(url, verbose=False)
+    first = read_image(segment(client, CUP_CLICKS[:1])[1], gray=True) > 127
+    second = read_image(segment(client, CUP_CLICKS[:2], photo=None)[1], gray=True) > 127
+    third = read_image(segment(client, CUP_CLICKS, photo=COFFEE)[1], gray=True) > 127
+    assert len(calls) == 1  # only the first click ran the image encoder
+
+    predictor = SamPredictor(build_tiny_sam(0))
+    predictor.set_image(coffee)
+    pts = np.array(CUP_CLICKS, np.float32)
+    m1, _, logits = predictor.predict(pts[:1, :2], pts[:1, 2].astype(int), multimask_output=False)
+    m2, _, logits = predictor.predict(pts[:2, :2], pts[:2, 2].astype(int), mask_input=logits, multimask_output=False)
+    m3, _, _ = predictor.predict(pts[:, :2], pts[:, 2].astype(int), mask_input=logits, multimask_output=False)
+    assert np.array_equal(first, m1[0]) and np.array_equal(second, m2[0]) and np.array_equal(third, m3[0])
+    assert not np.array_equal(first, second)

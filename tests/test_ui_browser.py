@@ -1,0 +1,178 @@
+"""The web UI in a real browser: headless Chromium driven by Playwright.
+
+Upload a photo, click on the cup, see the mask overlay appear on the canvas, press Remove, and get
+a result that differs from the photo inside the (grown) mask only. Screenshots of each step are
+saved in the test's tmp folder. Runs the weight-free backends (GrabCut, OpenCV inpainting).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium; `make test` does it)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+from editanything import masks  # noqa: E402
+from editanything.imageio import read_image  # noqa: E402
+from editanything.pipeline import Editor  # noqa: E402
+from editanything.recipe import decode_mask, read_recipe  # noqa: E402
+from editanything.ui.app import build_app, serve  # noqa: E402
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+COFFEE = DEMOS / "coffee.jpg"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+TIMEOUT_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("models")
+    mp.setenv("EDITANYTHING_CHECKPOINTS", str(root / "checkpoints"))
+    mp.setenv("EDITANYTHING_HOME", str(root / "home"))
+    demo = build_app(Editor(segmenter="auto", detector="auto", generator="auto"))
+    try:
+        yield serve(demo, port=free_port(), block=False, quiet=True)
+    finally:
+        demo.close()
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    yield page
+    context.close()
+
+
+def fetch(page, src: str) -> np.ndarray:
+    """The image the page shows at `src`, decoded as RGB."""
+    body = page.request.get(src).body()
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def click_pixel(page, selector: str, x: float, y: float) -> None:
+    """Click the shown image at its pixel (x, y), wherever and however large the browser draws it."""
+    img = page.locator(selector)
+    img.scroll_into_view_if_needed()
+    box = img.bounding_box()
+    nw, nh, fit = img.evaluate("e => [e.naturalWidth, e.naturalHeight, getComputedStyle(e).objectFit]")
+    scale = min(box["width"] / nw, box["height"] / nh)
+    if fit in ("scale-down", "none"):
+        scale = min(scale, 1.0) if fit == "scale-down" else 1.0
+    left = box["x"] + (box["width"] - nw * scale) / 2
+    top = box["y"] + (box["height"] - nh * scale) / 2
+    page.mouse.click(left + (x + 0.5) * scale, top + (y + 0.5) * scale)
+
+
+def wait_new_src(page, selector: str, old: str | None) -> str:
+    page.wait_for_function("([sel, old]) => { const e = document.querySelector(sel); return e && e.src && "
+                           "e.complete && e.naturalWidth > 0 && e.src !== old; }", arg=[selector, old or ""])
+    return page.locator(selector).get_attribute("src")
+
+
+def test_click_to_mask_then_remove_in_a_browser(page, tmp_path):
+    photo = read_image(COFFEE)
+    page.locator("#photo input[type=file]").set_input_files(str(COFFEE))
+    src = wait_new_src(page, "#canvas img", None)
+    shown = fetch(page, src).astype(int)
+    assert shown.shape == photo.shape and np.abs(shown - photo).mean() < 3  # the photo, as a JPEG view
+    page.get_by_text("Running with the weight-free backends").wait_for()
+    page.screenshot(path=tmp_path / "1-uploaded.png", full_page=True)
+
+    # Remove before selecting anything: a readable message, no trace.
+    page.click("#btn-remove")
+    page.get_by_text("select something first").first.wait_for()
+    assert page.get_by_text("Traceback").count() == 0
+    page.wait_for_timeout(500)  # let the toast finish sliding in, for the screenshot
+    page.screenshot(path=tmp_path / "2-message.png")
+    page.locator("[data-testid=toast-close]").first.click()
+
+    click_pixel(page, "#canvas img", 290, 60)
+    src = wait_new_src(page, "#canvas img", src)
+    page.get_by_text("1 click(s) +").wait_for()
+    overlay = fetch(page, src).astype(int)
+    changed = np.abs(overlay - shown).max(axis=2) > 40
+    assert changed[30:200, 200:380].mean() > 0.3  # the cup is tinted
+    assert changed[330:, :150].mean() < 0.01  # the table's corner is not
+    page.locator("#canvas").screenshot(path=tmp_path / "3-overlay.png")
+
+    page.click("#btn-remove")
+    result_src = wait_new_src(page, "#result img", None)
+    link = page.locator("#download a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    page.screenshot(path=tmp_path / "4-removed.png", full_page=True)
+
+    result = fetch(page, result_src)
+    assert np.array_equal(result, read_image(saved))  # lossless PNG on screen and in the download
+    recipe = read_recipe(saved)
+    mask, grow = decode_mask(recipe.parameters["mask"]), recipe.parameters["grow"]
+    assert mask[60, 290] and mask.mean() > 0.05
+    differs = np.any(result != photo, axis=2)
+    assert not (differs & ~masks.grow(mask, grow)).any()  # nothing changed outside the grown mask
+    assert differs[masks.shrink(mask, 10)].mean() > 0.9
+    # The overlay showed this mask: it is tinted there, untouched well away from it.
+    assert changed[masks.shrink(mask, 6)].mean() > 0.8
+    far = ~masks.grow(mask, 30)
+    far[:40] = False  # the instance label sits above the box
+    assert changed[far].mean() < 0.01
+
+
+def test_sketch_and_models_tabs(page, tmp_path):
+    page.get_by_role("tab", name="Sketch").click()
+    page.locator("#sketch-files input[type=file]").set_input_files(str(DEMOS / "chelsea.jpg"))
+    page.get_by_text("Preview of").wait_for()
+    page.screenshot(path=tmp_path / "5-sketch.png", full_page=True)
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#models-stages").get_by_text("SAM weights not found").wait_for()
+    page.locator("#models-table").get_by_text("editanything models download sd15-inpainting").wait_for()
+    page.screenshot(path=tmp_path / "6-models.png", full_page=True)
+
+
+def test_box_by_two_clicks(page, tmp_path):
+    page.locator("#photo input[type=file]").set_input_files(str(COFFEE))
+    src = wait_new_src(page, "#canvas img", None)
+    photo = fetch(page, src).astype(int)
+    page.locator("#click-mode").get_by_text("box (2 clicks)").click()
+    click_pixel(page, "#canvas img", 168, 10)
+    src = wait_new_src(page, "#canvas img", src)
+    page.get_by_text("click the opposite corner of the box").wait_for()
+    click_pixel(page, "#canvas img", 416, 214)
+    src = wait_new_src(page, "#canvas img", src)
+    page.get_by_text("1 box(es)").wait_for()
+    page.locator("#canvas").screenshot(path=tmp_path / "box.png")
+    changed = np.abs(fetch(page, src).astype(int) - photo).max(axis=2) > 20  # the tint over the orange coffee
+    assert changed[60:180, 220:360].mean() > 0.8  # inside the cup's rim: tinted
+    assert changed[300:, :].mean() < 0.02  # the saucer's front and the table: not
