@@ -11,7 +11,8 @@ from hypothesis.extra.numpy import arrays
 from editanything import masks as M
 from editanything.errors import InvalidInputError
 
-fast = settings(deadline=None, max_examples=60)  # deadline: the 2-core CI box is shared
+# deadline: the 2-core CI box is shared; derandomize: CI must not meet a new example each run
+fast = settings(deadline=None, max_examples=60, derandomize=True)
 
 shapes = st.tuples(st.integers(1, 20), st.integers(1, 20))
 masks = shapes.flatmap(lambda s: arrays(bool, s))
@@ -90,7 +91,7 @@ def test_feather_is_a_soft_alpha_inside_the_mask(mask, px):
     assert (alpha[~mask] == 0).all()
     depth = distance_to(mask, ~mask)  # inf when the mask fills the image
     assert (alpha[mask & (depth >= px)] == 1).all()
-    assert (alpha[mask & (depth < px)] < 1).all()
+    assert (alpha[mask & (depth < px - 0.01)] < 1).all()  # float32 rounds the last 0.01 px up to 1
     # Deeper pixels are never more transparent.
     order = np.argsort(depth[mask], kind="stable")
     assert (np.diff(alpha[mask][order]) >= 0).all()
