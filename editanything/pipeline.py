@@ -11,6 +11,7 @@ Editor costs nothing until it is used, and `release()` frees the deep models aga
 from __future__ import annotations
 
 import dataclasses
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,17 @@ class EditResult:
 
 
 class Editor:
-    """Runs edits with lazily built backends: names from the registries ("auto" = best on disk) or instances."""
+    """Runs edits with lazily built backends: names from the registries ("auto" = best on disk) or instances.
+
+    `low_memory`: once an edit's masks are computed, release the detector and segmenter before the
+    generator loads, so their weights and cached embeddings never share memory with Stable Diffusion's
+    (they load again on the next selection).
+    """
 
     def __init__(self, *, detector: Any = "auto", segmenter: Any = "auto", generator: Any = "auto",
                  captioner: Any = None, detector_options: dict | None = None, segmenter_options: dict | None = None,
-                 generator_options: dict | None = None) -> None:
+                 generator_options: dict | None = None, low_memory: bool = False) -> None:
+        self.low_memory = low_memory
         self._specs = {"detector": detector, "segmenter": segmenter, "generator": generator, "captioner": captioner}
         self._options = {"detector": detector_options or {}, "segmenter": segmenter_options or {},
                          "generator": generator_options or {}, "captioner": {}}
@@ -146,6 +153,14 @@ class Editor:
                 backend.release()
         self._built.clear()
 
+    def _release_selection(self) -> None:
+        """Drop the detector and segmenter (built again on next use) and collect their memory now."""
+        for kind in ("detector", "segmenter"):
+            backend = self._built.pop(kind, None)
+            if hasattr(backend, "release"):
+                backend.release()
+        gc.collect()
+
     def select(self, image: np.ndarray, selection: Prompt, *, keep: list[int] | None = None,
                keep_phrases: list[str] | None = None, min_score: float | None = None) -> Detections:
         """Masks for what the user meant: text → detector boxes → segmenter, or clicks/boxes → segmenter."""
@@ -173,6 +188,10 @@ class Editor:
         else:
             detections = self.select(image, request.selection, keep=request.keep, keep_phrases=request.keep_phrases)
             mask = detections.union_mask()
+        # Named before a low-memory release, so that writing the recipe does not load them again.
+        selection_models = {} if request.mask is not None else self._selection_models(request.selection)
+        if self.low_memory:
+            self._release_selection()
         if not mask.any():
             raise NothingFound("the mask is empty: there is nothing to edit")
         generator = RecolorGenerator(request.color) if request.mode == "recolor" else self.generator
@@ -190,7 +209,7 @@ class Editor:
                       for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
                                                      grow_px=request.grow, feather_px=request.feather, mode=mode,
                                                      control=request.control or None)]
-        recipe = self._recipe(image, target, detections, request, params, generator, source)
+        recipe = self._recipe(image, target, detections, request, params, generator, source, selection_models)
         return EditResult(images, target, detections, recipe)
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest) -> GenerationParams:
@@ -228,7 +247,7 @@ class Editor:
             steps.append((rest, params))
         return steps
 
-    def _recipe(self, image, mask, detections, request, params, generator, source) -> Recipe:
+    def _recipe(self, image, mask, detections, request, params, generator, source, selection_models) -> Recipe:
         selection = request.selection
         return Recipe(
             operation=f"edit:{request.mode}",
@@ -240,10 +259,7 @@ class Editor:
                 "grow": request.grow, "feather": request.feather, "full_image": request.full_image,
                 "color": request.color, "detections": detections.to_json(), "mask": encode_mask(mask),
             },
-            models={
-                "generator": generator.model_info(),
-                **({} if request.mask is not None else self._selection_models(selection)),
-            },
+            models={"generator": generator.model_info(), **selection_models},
             seed=params.seed,
             versions=library_versions(),
         )

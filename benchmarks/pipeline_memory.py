@@ -1,0 +1,410 @@
+"""Peak RSS of one full text-driven edit with real-size models: Grounding DINO → SAM → SD 1.5 inpainting.
+
+Issue 4's target: a full CPU pipeline with real-size models (SAM vit_b, Grounding DINO Swin-T OGC
+with its BERT, SD 1.5 inpainting) stays under 12 GB of resident memory with lazy load and release.
+
+1. Builds real-size random-weight models (random weights cost the same memory and time as trained
+   ones) and saves them in a folder used as $EDITANYTHING_CHECKPOINTS, under the official names and
+   formats, so the models layer finds and loads them as it loads downloaded files:
+   `sam_vit_b_01ec64.pth` (a bare state dict), `groundingdino_swint_ogc.pth` (`{"model": state_dict}`,
+   packaged Swin-T OGC config at full size), `bert-base-uncased/` (BertConfig() model + a 30522-token
+   vocab.txt) and `sd15-inpainting/` (diffusers folder: 9-channel UNet, SD VAE, CLIP ViT-L/14 text
+   encoder, a 49408-token byte-level CLIP tokenizer, PNDM scheduler). Each model is built, saved and
+   freed before the next. Building writes 5.8 GB (5.4 GiB) and takes a minute or two: `--cache DIR` keeps the
+   folder between runs.
+2. For each mode, in a fresh subprocess (so the peak is the pipeline's, not the builder's), runs
+   `Editor().edit(coffee.jpg, "cup" → "a mug", 1 step, seed 0, resolution 512)` with the detector's
+   thresholds at 0 (random weights then still find boxes), and reports the time of each stage and the
+   peak RSS: `getrusage(RUSAGE_SELF).ru_maxrss` (the kernel's high-water mark) and, to say in which
+   stage the peak happens, VmRSS read from /proc/self/status every 50 ms by a background thread.
+   Modes: `default` (models stay loaded), `low-memory` (`Editor(low_memory=True)`: detector and
+   segmenter released once the masks are computed, before Stable Diffusion loads).
+3. Prints a table: peak RSS per mode, its ratio to the 12 GB target, and per-stage times and peaks.
+
+Times on a shared machine are indicative; the memory figures are the point. GB here is 10^9 bytes.
+On a GPU (`--device cuda`) the backends pick fp16 and the table adds `torch.cuda.max_memory_allocated`.
+
+    python benchmarks/pipeline_memory.py [--cache DIR] [--device cpu|cuda] [--modes default,low-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+TARGET_GB = 12.0
+GB = 1e9
+PHOTO = ROOT / "demos" / "coffee.jpg"
+MODES = {"default": False, "low-memory": True}
+DETECTOR_OPTIONS = {"box_threshold": 0.0, "text_threshold": 0.0, "top_k": 3}
+SAMPLE_EVERY_S = 0.05
+BERT_VOCAB_SIZE = 30522
+CLIP_VOCAB_SIZE = 49408  # ids 49406 / 49407 are <|startoftext|> / <|endoftext|>, as in openai/clip-vit-large-patch14
+STAGES = ("detect:load", "detect", "segment:load", "segment", "release", "generate:load", "generate", "other")
+
+
+# ---- building the real-size random models ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def _atomic_path(final: Path):
+    """Yield a temporary sibling of `final` to write into; it becomes `final` only when the block succeeds."""
+    partial = final.with_name(final.name + ".partial")
+    if partial.is_dir():
+        shutil.rmtree(partial)
+    partial.unlink(missing_ok=True)
+    yield partial
+    os.replace(partial, final)
+
+
+def build_sam(root: Path) -> None:
+    import torch
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(0)
+    model = sam_model_registry["vit_b"](checkpoint=None)
+    with _atomic_path(root / "sam_vit_b_01ec64.pth") as path:
+        torch.save(model.state_dict(), path)
+
+
+def build_bert(root: Path) -> None:
+    import torch
+    from tiny_detect_models import BERT_SPECIALS, BERT_WORDS
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    with _atomic_path(root / "bert-base-uncased") as folder:
+        folder.mkdir()
+        words = BERT_SPECIALS + BERT_WORDS + ["mug"]
+        vocab = words + [f"[unused{i}]" for i in range(BERT_VOCAB_SIZE - len(words))]
+        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        BertTokenizer(str(folder / "vocab.txt")).save_pretrained(str(folder))
+        torch.manual_seed(0)
+        model = BertModel(BertConfig())  # bert-base-uncased: 12 layers, hidden 768, vocab 30522
+        model.save_pretrained(str(folder), safe_serialization=True)
+
+
+def build_grounding_dino(root: Path) -> None:
+    import torch
+    from groundingdino.models import build_model
+    from groundingdino.util.slconfig import SLConfig
+
+    from editanything.detect.bert_compat import patched_bert_warper
+    from editanything.detect.grounding_dino import packaged_config
+
+    args = SLConfig.fromfile(str(packaged_config("GroundingDINO_SwinT_OGC.py")))
+    args.device = "cpu"
+    args.text_encoder_type = str(root / "bert-base-uncased")
+    torch.manual_seed(0)
+    with patched_bert_warper(), contextlib.redirect_stdout(io.StringIO()):
+        model = build_model(args)
+    with _atomic_path(root / "groundingdino_swint_ogc.pth") as path:
+        torch.save({"model": model.state_dict()}, path)
+
+
+def _write_clip_tokenizer_files(folder: Path) -> None:
+    """tests/tiny_sd.py's byte-level CLIP vocabulary, padded to CLIP's 49408 ids with its specials last."""
+    from tiny_sd import BOS, EOS, write_tokenizer_files
+
+    write_tokenizer_files(folder)
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    del vocab[BOS], vocab[EOS]
+    vocab.update({f"<|unused{i}|>": i for i in range(len(vocab), CLIP_VOCAB_SIZE - 2)})
+    vocab[BOS], vocab[EOS] = CLIP_VOCAB_SIZE - 2, CLIP_VOCAB_SIZE - 1
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+
+
+def build_sd15_inpainting(root: Path, work: Path) -> None:
+    """The components saved one at a time (never all in memory), plus model_index.json, as save_pretrained lays them out."""
+    import diffusers
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from tiny_sd import BOS, EOS
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    with _atomic_path(root / "sd15-inpainting") as folder:
+        folder.mkdir()
+        torch.manual_seed(0)
+        # UNet2DConditionModel's defaults are SD 1.x's blocks and widths; the inpainting UNet reads 9 channels.
+        unet = UNet2DConditionModel(sample_size=64, in_channels=9, cross_attention_dim=768)
+        unet.save_pretrained(folder / "unet", safe_serialization=True)
+        del unet
+        gc.collect()
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                            sample_size=512, down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4)
+        vae.save_pretrained(folder / "vae", safe_serialization=True)
+        del vae
+        gc.collect()
+        text = CLIPTextModel(CLIPTextConfig(
+            vocab_size=CLIP_VOCAB_SIZE, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+            num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu",
+            bos_token_id=CLIP_VOCAB_SIZE - 2, eos_token_id=CLIP_VOCAB_SIZE - 1, pad_token_id=CLIP_VOCAB_SIZE - 1))
+        text.save_pretrained(folder / "text_encoder", safe_serialization=True)
+        del text
+        gc.collect()
+        _write_clip_tokenizer_files(work / "clip-tokenizer")
+        tokenizer = CLIPTokenizer(str(work / "clip-tokenizer" / "vocab.json"), str(work / "clip-tokenizer" / "merges.txt"),
+                                  model_max_length=77, bos_token=BOS, eos_token=EOS, pad_token=EOS, unk_token=EOS)
+        tokenizer.save_pretrained(folder / "tokenizer")
+        # The released folders hold the slow tokenizer's vocab.json + merges.txt, not transformers 5's tokenizer.json.
+        (folder / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)
+        _write_clip_tokenizer_files(folder / "tokenizer")
+        PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
+                      steps_offset=1, set_alpha_to_one=False).save_pretrained(folder / "scheduler")
+        index = {
+            "_class_name": "StableDiffusionInpaintPipeline", "_diffusers_version": diffusers.__version__,
+            "feature_extractor": [None, None], "requires_safety_checker": False, "safety_checker": [None, None],
+            "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        }
+        (folder / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+
+
+def build_checkpoints(root: Path) -> None:
+    """Every model the edit needs, under `root`; what a previous run left there (`--cache`) is reused."""
+    root.mkdir(parents=True, exist_ok=True)
+    steps: list[tuple[str, Path, Callable[[], None]]] = [
+        ("SAM vit_b", root / "sam_vit_b_01ec64.pth", lambda: build_sam(root)),
+        ("BERT base uncased", root / "bert-base-uncased", lambda: build_bert(root)),
+        ("Grounding DINO Swin-T OGC", root / "groundingdino_swint_ogc.pth", lambda: build_grounding_dino(root)),
+        ("SD 1.5 inpainting", root / "sd15-inpainting", lambda: build_sd15_inpainting(root, root / ".work")),
+    ]
+    for label, target, build in steps:
+        if target.exists():
+            print(f"  {label}: cached ({target.name})", flush=True)
+            continue
+        start = time.perf_counter()
+        build()  # its model is freed when the builder returns, before the next one is built
+        gc.collect()
+        print(f"  {label}: built in {time.perf_counter() - start:.0f} s ({_size_gb(target):.2f} GB on disk)", flush=True)
+    shutil.rmtree(root / ".work", ignore_errors=True)
+
+
+def _size_gb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / GB
+
+
+# ---- the measured run (a fresh process per mode) --------------------------------------------------------
+
+def _rss_bytes() -> tuple[int, int]:
+    """(VmRSS, RssAnon) of this process: all resident pages, and those not backed by a file."""
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon"):
+                found[key] = int(value.split()[0]) * 1024
+    return found.get("VmRSS", 0), found.get("RssAnon", 0)
+
+
+class StageMeter:
+    """Exclusive wall time per stage, and the highest VmRSS (and RssAnon) sampled while each stage was the
+    innermost one."""
+
+    def __init__(self) -> None:
+        self.seconds = {s: 0.0 for s in STAGES}
+        self.peak = {s: 0 for s in STAGES}
+        self.peak_anon = {s: 0 for s in STAGES}
+        self.rss_after: dict[str, int] = {}
+        self._start = 0.0
+        self._stack: list[list] = []  # [stage, start, time spent in nested stages]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def current(self) -> str:
+        stack = self._stack
+        return stack[-1][0] if stack else "other"
+
+    def _record(self, stage: str) -> int:
+        rss, anon = _rss_bytes()
+        self.peak[stage] = max(self.peak[stage], rss)
+        self.peak_anon[stage] = max(self.peak_anon[stage], anon)
+        return rss
+
+    def _sample(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            self._record(self.current())
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        nested = sum(v for k, v in self.seconds.items() if k != "other")
+        self.seconds["other"] = time.perf_counter() - self._start - nested
+
+    def wrap(self, owner: type, method: str, stage: str) -> None:
+        """Count calls of `owner.method` (a function or classmethod) as `stage`."""
+        raw = owner.__dict__[method]
+        is_classmethod = isinstance(raw, classmethod)
+        func = raw.__func__ if is_classmethod else raw
+        meter = self
+
+        def timed(*args, **kwargs):
+            meter._record(meter.current())
+            meter._stack.append([stage, time.perf_counter(), 0.0])
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _, start, nested = meter._stack.pop()
+                elapsed = time.perf_counter() - start
+                meter.seconds[stage] += elapsed - nested
+                if meter._stack:
+                    meter._stack[-1][2] += elapsed
+                meter.rss_after[stage] = meter._record(stage)
+
+        setattr(owner, method, classmethod(timed) if is_classmethod else timed)
+
+
+def worker(mode: str) -> dict[str, Any]:
+    """One edit in this (fresh) process; the measurements as a dict."""
+    meter = StageMeter()
+    meter.start()
+    from editanything import Prompt, read_image
+    from editanything.detect import GroundingDinoDetector
+    from editanything.generate import GenerationParams
+    from editanything.generate.diffusion import DiffusionGenerator
+    from editanything.models import pick_device
+    from editanything.pipeline import Editor, EditRequest
+    from editanything.segment import SamSegmenter
+
+    for owner, method, stage in ((GroundingDinoDetector, "from_model", "detect:load"),
+                                 (GroundingDinoDetector, "detect", "detect"),
+                                 (SamSegmenter, "from_model", "segment:load"), (SamSegmenter, "segment", "segment"),
+                                 (Editor, "_release_selection", "release"),  # what low_memory runs
+                                 (DiffusionGenerator, "load", "generate:load"),
+                                 (DiffusionGenerator, "inpaint", "generate")):
+        meter.wrap(owner, method, stage)
+    device = pick_device()
+    photo = read_image(PHOTO)
+    # Named backends, not "auto": only the models built here are used, whatever else is on disk.
+    editor = Editor(detector="groundingdino-swint-ogc", segmenter="sam-vit-b", generator="sd15-inpainting",
+                    detector_options=DETECTOR_OPTIONS, low_memory=MODES[mode])
+    request = EditRequest(selection=Prompt(text="cup"),
+                          params=GenerationParams(prompt="a mug", steps=1, seed=0, resolution=512))
+    start = time.perf_counter()
+    result = editor.edit(photo, request)
+    total = time.perf_counter() - start
+    meter.stop()
+    out = {
+        "mode": mode, "device": device, "total_s": total, "seconds": meter.seconds, "peak_sampled": meter.peak,
+        "peak_anon": meter.peak_anon,
+        "rss_after": meter.rss_after, "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "boxes": len(result.detections), "mask_fraction": float(result.mask.mean()),
+        "output_shape": list(result.images[0].shape),
+    }
+    if device.startswith("cuda"):
+        import torch
+
+        out["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
+    return out
+
+
+def run_worker(mode: str, checkpoints: Path, device: str | None, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pipeline-memory-") as scratch:
+        env = dict(os.environ, EDITANYTHING_CHECKPOINTS=str(checkpoints), HF_HUB_OFFLINE="1",
+                   EDITANYTHING_HOME=str(Path(scratch) / "home"), HF_HOME=str(Path(scratch) / "hf"))
+        if device:
+            env["EDITANYTHING_DEVICE"] = device
+        proc = subprocess.run([sys.executable, __file__, "--worker", mode], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{mode} run failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+# ---- report ---------------------------------------------------------------------------------------------
+
+def report(results: list[dict[str, Any]]) -> bool:
+    print(f"\nfull text edit on {PHOTO.name} ({results[0]['device']}): 'cup' → 'a mug', 1 step at 512 px")
+    print(f"peak = ru_maxrss of the worker process; target < {TARGET_GB:g} GB (GB = 10^9 bytes)\n")
+    head = (f"{'mode':<11} {'peak GB':>7} {'/target':>7} {'anon GB':>7} {'peak stage':>13} {'detect s':>9} {'segment s':>9} "
+            f"{'generate s':>10} {'loads s':>7} {'total s':>7}")
+    print(head)
+    print("-" * len(head))
+    ok = True
+    for r in results:
+        s = r["seconds"]
+        peak = r["ru_maxrss"] / GB
+        stage = max(r["peak_sampled"], key=r["peak_sampled"].get)
+        loads = s["detect:load"] + s["segment:load"] + s["generate:load"]
+        ok &= peak < TARGET_GB
+        print(f"{r['mode']:<11} {peak:7.2f} {peak / TARGET_GB:6.2f}x {max(r['peak_anon'].values()) / GB:7.2f} {stage:>13} "
+              f"{s['detect']:9.1f} {s['segment']:9.1f} "
+              f"{s['generate']:10.1f} {loads:7.1f} {r['total_s']:7.1f}")
+    print("anon GB: highest sampled RssAnon; the rest of the RSS is file-backed pages (diffusers maps the "
+          "safetensors files), which the kernel can drop and read again under memory pressure")
+    print("\nper stage: exclusive seconds / highest sampled VmRSS GB (of which RssAnon) / VmRSS GB when it ended")
+    print(f"{'stage':<14}" + "".join(f"{r['mode']:>30}" for r in results))
+    for stage in STAGES:
+        cells = []
+        for r in results:
+            after = r["rss_after"].get(stage)
+            cells.append(f"{r['seconds'][stage]:7.1f} s {r['peak_sampled'][stage] / GB:5.2f} "
+                         f"({r['peak_anon'][stage] / GB:4.2f}) {'    -' if after is None else f'{after / GB:5.2f}'}")
+        print(f"{stage:<14}" + "".join(f"{c:>30}" for c in cells))
+    if len(results) > 1:
+        base = results[0]["ru_maxrss"]
+        for r in results[1:]:
+            print(f"\n{r['mode']} / {results[0]['mode']} peak RSS: {r['ru_maxrss'] / base:.2f}x")
+    for r in results:
+        if "cuda_max_allocated" in r:
+            print(f"{r['mode']}: torch.cuda.max_memory_allocated {r['cuda_max_allocated'] / GB:.2f} GB")
+    print(f"(boxes kept: {results[0]['boxes']}, mask covers {results[0]['mask_fraction']:.0%} of the photo, "
+          f"output {tuple(results[0]['output_shape'])})")
+    print(f"\nall modes under {TARGET_GB:g} GB: {'ok' if ok else 'MISSED'}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, help="keep the built models in DIR and reuse them (about 6 GB)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 … (sets EDITANYTHING_DEVICE for the measured runs)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, among: {', '.join(MODES)}")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each measured run")
+    parser.add_argument("--worker", choices=list(MODES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args.worker)), flush=True)
+        return 0
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        parser.error(f"unknown mode(s) {unknown}; choose among: {', '.join(MODES)}")
+
+    with contextlib.ExitStack() as stack:
+        root = args.cache or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-memory-ckpt-")))
+        print(f"real-size random-weight models in {root}", flush=True)
+        build_checkpoints(root)
+        results = []
+        for mode in modes:
+            print(f"measuring {mode} …", flush=True)
+            results.append(run_worker(mode, root, args.device, args.timeout))
+        ok = report(results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
