@@ -60,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="soft edge inside the selection (default 8)")
     out.add_argument("--full-image", action="store_true", help="generate over the whole image, not a crop around the mask")
     out.add_argument("--workers", type=int, default=1, help="parallel photos (deep models: keep 1)")
+    out.add_argument("--low-memory", action="store_true",
+                     help="free the detector and segmenter before Stable Diffusion loads (reloaded per photo)")
     out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     out.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=run_edit)
@@ -138,7 +140,7 @@ def run_edit(args: argparse.Namespace) -> int:
     editor = {
         "detector": args.detector, "segmenter": args.segmenter, "generator": args.model,
         "captioner": _captioner_if_present(), "detector_options": detector_options(args),
-        "generator_options": _generator_options(args),
+        "generator_options": _generator_options(args), "low_memory": args.low_memory,
     }
     probe = Editor(**editor)
     if request.mask is None and not request.selection.text:
