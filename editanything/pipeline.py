@@ -153,6 +153,14 @@ class Editor:
                 backend.release()
         self._built.clear()
 
+    @staticmethod
+    def check_generator(mode: str, generator: Any) -> None:
+        """Replace and background paint from a prompt: OpenCV's fill can't, so say what to fetch."""
+        if mode in ("replace", "background") and isinstance(generator, ClassicalGenerator):
+            raise ModelNotFound(
+                f"{mode} paints new content from a prompt and needs Stable Diffusion "
+                f"(OpenCV's fill can only remove); fetch it with: {download_command('sd15-inpainting')}")
+
     def _release_selection(self) -> None:
         """Drop the detector and segmenter (built again on next use) and collect their memory now."""
         for kind in ("detector", "segmenter"):
@@ -195,10 +203,7 @@ class Editor:
         if not mask.any():
             raise NothingFound("the mask is empty: there is nothing to edit")
         generator = RecolorGenerator(request.color) if request.mode == "recolor" else self.generator
-        if request.mode in ("replace", "background") and isinstance(generator, ClassicalGenerator):
-            raise ModelNotFound(
-                f"{request.mode} paints new content from a prompt and needs Stable Diffusion "
-                f"(OpenCV's fill can only remove); fetch it with: {download_command('sd15-inpainting')}")
+        self.check_generator(request.mode, generator)
         params = self._prepare_params(image, mask, request)
         target = ~mask if request.mode == "background" else mask
         mode = "full" if request.full_image else "crop"

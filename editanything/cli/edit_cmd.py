@@ -147,6 +147,7 @@ def run_edit(args: argparse.Namespace) -> int:
         print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     if request.mode != "recolor":
         generator = probe.generator
+        probe.check_generator(request.mode, generator)  # once, up front, not once per photo
         print(f"generator: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
     if request.selection.text and request.mask is None:
         probe.detector  # a missing detector stops here, once, with the download command
