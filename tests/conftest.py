@@ -9,6 +9,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from pathlib import Path  # noqa: E402
 
+import dataclasses  # noqa: E402
+
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,3 +31,35 @@ def isolated_models(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     return ckpt
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """A checkpoints folder with tiny Grounding DINO (+ BERT), SAM and SD 1.5 inpainting under official names."""
+    from tiny_detect_models import build_tiny_grounding_dino
+    from tiny_models import save_tiny_sam_checkpoint
+    from tiny_sd import save_diffusers, write_tokenizer_files
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    gdino = build_tiny_grounding_dino(root)
+    save_tiny_sam_checkpoint(root / "sam_vit_b_01ec64.pth")
+    # transformers 5 saves only tokenizer.json; the official folder also has the slow tokenizer's files
+    write_tokenizer_files(save_diffusers(root / "sd15-inpainting") / "tokenizer")
+    return root, gdino.config
+
+
+@pytest.fixture
+def deep(tiny_checkpoints, monkeypatch, tmp_path):
+    """The models layer sees the tiny deep models exactly as it would see real downloaded weights."""
+    from tiny_detect_models import use_tiny_config
+    from tiny_models import register_tiny_sam
+
+    from editanything.models import MODELS
+
+    root, config = tiny_checkpoints
+    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
+    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
+    use_tiny_config(monkeypatch, config)
+    spec = MODELS["sam-vit-b"]
+    monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={"sam_type": register_tiny_sam()}))
+    return root

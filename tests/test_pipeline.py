@@ -5,7 +5,6 @@ file names in a temp checkpoints folder, loaded through the models layer as real
 Weight-free path: GrabCut + OpenCV fill on a real photo.
 """
 
-import dataclasses
 
 import cv2
 import numpy as np
@@ -18,40 +17,10 @@ from editanything import Prompt, read_image
 from editanything.cli import main
 from editanything.errors import InvalidInputError, ModelNotFound, NothingFound
 from editanything.generate import GenerationParams
-from editanything.models import MODELS
 from editanything.pipeline import Editor, EditRequest
 from editanything.recipe import decode_mask, encode_mask, read_recipe
 
 SPOON = dict(points=[(365, 290, 1), (395, 150, 1)], boxes=[(318, 62, 428, 330)])
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory):
-    """A checkpoints folder with tiny Grounding DINO (+ BERT), SAM and SD 1.5 inpainting."""
-    from tiny_detect_models import build_tiny_grounding_dino
-    from tiny_models import save_tiny_sam_checkpoint
-    from tiny_sd import save_diffusers, write_tokenizer_files
-
-    root = tmp_path_factory.mktemp("checkpoints")
-    gdino = build_tiny_grounding_dino(root)
-    save_tiny_sam_checkpoint(root / "sam_vit_b_01ec64.pth")
-    # transformers 5 saves only tokenizer.json; the official folder also has the slow tokenizer's files
-    write_tokenizer_files(save_diffusers(root / "sd15-inpainting") / "tokenizer")
-    return root, gdino.config
-
-
-@pytest.fixture
-def deep(tiny_checkpoints, monkeypatch, tmp_path):
-    from tiny_detect_models import use_tiny_config
-    from tiny_models import register_tiny_sam
-
-    root, config = tiny_checkpoints
-    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
-    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
-    use_tiny_config(monkeypatch, config)
-    spec = MODELS["sam-vit-b"]
-    monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={"sam_type": register_tiny_sam()}))
-    return root
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ Runs on tiny random-weight Grounding DINO, SAM and SD 1.5 inpainting files found
 under their official names, so the backends are built by name exactly as with real weights.
 """
 
-import dataclasses
 import gc
 import weakref
 
@@ -14,38 +13,10 @@ import pytest
 from conftest import DEMOS
 from editanything import Prompt, read_image
 from editanything.generate import GenerationParams
-from editanything.models import MODELS
 from editanything.pipeline import Editor, EditRequest
 
 # A small detector input keeps the (full-size) Swin-T backbone of the tiny Grounding DINO quick.
 DETECT = {"box_threshold": 0.05, "text_threshold": 0.05, "top_k": 2, "image_size": 320, "max_size": 480}
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory):
-    from tiny_detect_models import build_tiny_grounding_dino
-    from tiny_models import save_tiny_sam_checkpoint
-    from tiny_sd import save_diffusers
-
-    root = tmp_path_factory.mktemp("checkpoints")
-    gdino = build_tiny_grounding_dino(root)
-    save_tiny_sam_checkpoint(root / "sam_vit_b_01ec64.pth")
-    save_diffusers(root / "sd15-inpainting")
-    return root, gdino.config
-
-
-@pytest.fixture
-def deep(tiny_checkpoints, monkeypatch, tmp_path):
-    from tiny_detect_models import use_tiny_config
-    from tiny_models import register_tiny_sam
-
-    root, config = tiny_checkpoints
-    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
-    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
-    use_tiny_config(monkeypatch, config)
-    spec = MODELS["sam-vit-b"]
-    monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={"sam_type": register_tiny_sam()}))
-    return root
 
 
 @pytest.fixture(scope="module")
