@@ -290,3 +290,12 @@ def test_bad_images_are_refused(model, cat):
         SamSegmenter(model).segment(cat[..., 0], Prompt(points=[(1, 1, 1)]))
     with pytest.raises(InvalidInputError, match=r"\(H, W, 3\)"):
         SamSegmenter(model).segment(cat.astype(np.float32), Prompt(points=[(1, 1, 1)]))
+
+
+def test_prepare_computes_the_embedding_before_the_first_click(model, cat, monkeypatch):
+    calls = count_encoder_calls(model, monkeypatch)
+    seg = SamSegmenter(model)
+    seg.prepare(cat)
+    assert len(calls) == 1
+    seg.segment(cat, Prompt(points=[(200, 150, 1)]))
+    assert len(calls) == 1  # the click found the embedding ready

@@ -29,6 +29,9 @@ class Segmenter(Protocol):
 
     def describe(self) -> str: ...
 
+    def prepare(self, image: np.ndarray) -> None:
+        """Do the per-image work ahead of the first prompt (SAM: the image embedding)."""
+
 
 def check_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)

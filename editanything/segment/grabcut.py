@@ -53,6 +53,9 @@ class GrabCutSegmenter:
     def describe(self) -> str:
         return f"GrabCut ({self.note})" if self.note else "GrabCut (weight-free)"
 
+    def prepare(self, image: np.ndarray) -> None:
+        """GrabCut has no per-image work to do ahead of a prompt."""
+
     def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
                 refine: bool = False) -> Detections:
         """Masks for the prompt's clicks and boxes. GrabCut gives one mask per instance and no

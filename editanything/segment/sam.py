@@ -124,6 +124,10 @@ class SamSegmenter:
         self._active = None
         self.predictor.reset_image()
 
+    def prepare(self, image: np.ndarray) -> None:
+        """Compute and cache the image embedding now, so the first click costs only the decoder."""
+        self._embedding(check_image(image))
+
     def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
                 refine: bool = False) -> Detections:
         """Masks for the prompt's clicks and boxes (see `Segmenter`).

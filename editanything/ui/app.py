@@ -220,6 +220,11 @@ class _Handlers:
         session.set_image(photo, self.read_photo(photo), self.display_size)
         return self._selection_outputs(session, invert, grow)
 
+    def warm(self, session: Session) -> None:
+        """Right after an upload: the segmenter's per-image work (SAM's embedding) while the user looks."""
+        if session.image is not None:
+            self.editor.segmenter.prepare(session.image)
+
     def segment_points(self, session: Session, photo: str | None, points: str, boxes: str, invert: bool,
                        grow: float) -> tuple:
         session = self._photo(session, photo)
@@ -559,7 +564,8 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
 
             selection_out = [session, canvas, mask_view, instances, points, boxes, info]
             common = dict(concurrency_id=MODEL_LOCK, show_progress="minimal")
-            photo.upload(readable(h.load), [session, photo, invert, grow], selection_out, api_name="load", **common)
+            photo.upload(readable(h.load), [session, photo, invert, grow], selection_out, api_name="load", **common
+                         ).then(readable(h.warm), [session], None, api_visibility="private", **common)
             photo.clear(readable(h.load), [session, photo, invert, grow], selection_out, api_visibility="private")
             canvas.select(readable(h.click), [session, photo, mode, invert, grow], selection_out,
                           api_visibility="private", **common)
