@@ -310,6 +310,9 @@ def request_from_recipe(recipe: Recipe) -> EditRequest:
     if not recipe.operation.startswith("edit:"):
         raise InvalidInputError(f"this recipe is a {recipe.operation!r}, not an edit; replay runs edits")
     p = recipe.parameters
+    if p.get("prompt_for"):
+        raise InvalidInputError("replaying per-instance (--prompt-for) edits is not supported yet: "
+                                "the recipe keeps the union mask, not one mask per prompt")
     mode = recipe.operation.split(":", 1)[1]
     mask = decode_mask(p["mask"])
     if mode == "background":
