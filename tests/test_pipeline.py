@@ -6,6 +6,8 @@ Weight-free path: GrabCut + OpenCV fill on a real photo.
 """
 
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -152,3 +154,34 @@ def test_mask_rle_round_trip():
         for density in (0.0, 0.3, 1.0):
             mask = rng.random(shape) < density
             assert np.array_equal(decode_mask(encode_mask(mask)), mask)
+
+
+class _FixedDetector:
+    """A detector that always finds the same two things (the test's ground truth)."""
+
+    name = "fixed"
+
+    def detect(self, image, text):
+        from editanything import Detections
+
+        return Detections([(180, 20, 410, 270), (318, 200, 410, 330)], [0.9, 0.8], ["cup", "spoon"])
+
+
+def test_prompt_for_edits_each_instance_with_its_own_prompt(deep, coffee):
+    from editanything import compose
+    from editanything.generate import get_generator
+
+    editor = Editor(detector=_FixedDetector(), segmenter="grabcut")
+    params = GenerationParams(steps=2, seed=5, resolution=64)
+    request = EditRequest(selection=Prompt(text="cup . spoon"), params=params,
+                          prompt_for={"cup": "a blue mug", "spoon": "a fork"})
+    result = editor.edit(coffee, request)
+    found = editor.select(coffee, Prompt(text="cup . spoon"))
+    generator = get_generator("sd15-inpainting")
+    expected = coffee
+    for i, prompt in enumerate(["a blue mug", "a fork"]):
+        step = GenerationParams(prompt=prompt, steps=2, seed=5, resolution=64)
+        expected = compose.edit_region(expected, found.masks[i], generator, step)[0]
+    assert np.array_equal(result.images[0], expected)
+    with pytest.raises(NothingFound, match="'dog'"):
+        editor.edit(coffee, dataclasses.replace(request, prompt_for={"dog": "a corgi"}))
