@@ -92,11 +92,12 @@ def plan_jobs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, fm
     pairs, problems = collect_inputs(inputs)
     jobs: list[Job] = []
     claimed: dict[Path, Path] = {}
+    sources = {s.resolve() for s, _ in pairs}
     for source, rel in pairs:
         output = outdir / rel.with_name(rel.stem + suffix + "." + fmt)
         key = output.resolve()
-        if key == source.resolve():
-            problems.append((source, f"output {output} would overwrite the input; choose another output folder"))
+        if key in sources:
+            problems.append((source, f"output {output} would overwrite an input; choose another output folder"))
         elif key in claimed:
             problems.append((source, f"output {output} is already taken by {claimed[key]}; rename one of them"))
         else:
@@ -106,14 +107,31 @@ def plan_jobs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, fm
 
 
 def remove_partials(outputs: Iterable[Path]) -> int:
-    """Delete temp files a killed run left behind in the output folders."""
+    """Delete the temp files of writers that died (killed runs) in the output folders.
+
+    Temp names carry the writer's pid (`.name.PID.xxxx.partial`); live writers' files are kept.
+    """
     removed = 0
     for folder in {p.parent for p in outputs}:
         if folder.is_dir():
             for stale in folder.glob(f".*{PARTIAL_SUFFIX}"):
-                stale.unlink(missing_ok=True)
-                removed += 1
+                if not _writer_alive(stale.name):
+                    stale.unlink(missing_ok=True)
+                    removed += 1
     return removed
+
+
+def _writer_alive(name: str) -> bool:
+    pid = name[: -len(PARTIAL_SUFFIX)].split(".")[-2]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_workers() -> int:
@@ -279,16 +297,17 @@ def _editor(config: dict[str, Any], editor: Any = None):
     return _EDITORS[key]
 
 
-def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: Any) -> None:
+def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: Any,
+              inputs: tuple[Path, ...] = ()) -> None:
     """Edit one photo; write every result image (`name-1.png`, … first, `name.png` last, so its
-    presence means the job is complete) with its recipe."""
+    presence means the job is complete) with its recipe, never over any of the batch's `inputs`."""
     from .imageio import read_image
 
     image = read_image(source)
     result = _editor(editor).edit(image, request, source=str(source))
     for i in range(len(result.images) - 1, -1, -1):
         path = output if i == 0 else output.with_name(f"{output.stem}-{i}{output.suffix}")
-        result.save(path, i, inputs=(source,))
+        result.save(path, i, inputs=(source, *inputs))
 
 
 def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
@@ -303,7 +322,8 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
     jobs, problems = plan_jobs(inputs, outdir, "png")
     if prebuilt is not None:
         _editor(dict(editor or {}), prebuilt)
-    work = partial(edit_file, editor=dict(editor or {}), request=request)
+    work = partial(edit_file, editor=dict(editor or {}), request=request,
+                   inputs=tuple(j.source for j in jobs) if request.params.n_images > 1 else ())
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc="edit")
     report.failed = problems + report.failed
     return report

@@ -70,17 +70,16 @@ def read_image(path: str | os.PathLike, *, gray: bool = False, max_pixels: int |
     if w * h > limit:
         raise ImageError(
             f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {limit:,} "
-            "(raise it with --max-pixels or $EDITANYTHING_MAX_PIXELS if the file is trusted)"
+            "(raise it with $EDITANYTHING_MAX_PIXELS if the file is trusted)"
         )
-    if img.format == "JPEG" and img.mode in ("L", "RGB"):
+    # Fast path for plain JPEGs; data after the end marker (phone "motion photos") goes through
+    # Pillow, which still tells real truncation from a trailer.
+    if img.format == "JPEG" and img.mode in ("L", "RGB") and b"\xff\xd9" in data[-64:]:
         return _read_jpeg_fast(path, data, gray)
     return _read_with_pillow(path, img, gray)
 
 
 def _read_jpeg_fast(path: Path, data: bytes, gray: bool) -> np.ndarray:
-    # libjpeg fills a truncated scan with grey and only warns; a JPEG must end with EOI.
-    if b"\xff\xd9" not in data[-64:]:
-        raise ImageError(f"{path}: truncated JPEG (no end-of-image marker); the file is incomplete")
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)  # applies EXIF orientation
     if arr is None:
@@ -184,7 +183,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[st
         if path.exists() and Path(source).exists() and os.path.samefile(path, source):
             raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    # The writer's pid in the name lets a later run tell a dead writer's leftovers from live work.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

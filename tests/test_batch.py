@@ -80,7 +80,7 @@ def test_never_writes_over_an_input(tmp_path):
     Image.open(DEMOS / "coffee.jpg").save(src)
     before = src.read_bytes()
     report = sketch_folder([src], tmp_path, workers=1, progress=False)
-    assert report.failed and "overwrite the input" in report.failed[0][1]
+    assert report.failed and "overwrite an input" in report.failed[0][1]
     assert src.read_bytes() == before
 
 
@@ -129,3 +129,25 @@ def test_killed_run_leaves_only_complete_outputs_and_resumes(tmp_path):
     assert f"{len(finished)} skipped" in result.stdout
     assert len(list(out.glob("*.png"))) == 150
     assert not [p for p in out.iterdir() if p.name.endswith(imageio.PARTIAL_SUFFIX)]
+
+
+def test_an_output_never_lands_on_another_input(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", photos / "cat.jpg")
+    Image.open(DEMOS / "chelsea.jpg").save(photos / "cat.png")
+    before = (photos / "cat.png").read_bytes()
+    report = sketch_folder([photos], photos, overwrite=True, workers=1, progress=False)
+    assert (photos / "cat.png").read_bytes() == before
+    assert len(report.failed) == 2 and all("overwrite an input" in why for _, why in report.failed)
+
+
+def test_a_dead_writers_temp_file_is_removed_a_live_ones_kept(tmp_path):
+    from editanything.batch import remove_partials
+
+    dead = tmp_path / f".out.png.{2**22 + 12345}.abcd{imageio.PARTIAL_SUFFIX}"
+    live = tmp_path / f".out.png.{os.getpid()}.efgh{imageio.PARTIAL_SUFFIX}"
+    dead.write_bytes(b"x")
+    live.write_bytes(b"x")
+    assert remove_partials([tmp_path / "out.png"]) == 1
+    assert not dead.exists() and live.exists()

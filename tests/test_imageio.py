@@ -117,3 +117,11 @@ def test_write_failure_leaves_nothing(tmp_path):
     with pytest.raises(ImageError):
         write_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_jpeg_with_data_after_the_end_marker_reads(tmp_path):
+    """Phone "motion photos" append a video after the JPEG; the photo itself is whole."""
+    src = (bad.DEMOS / "coffee.jpg").read_bytes()
+    path = tmp_path / "motion.jpg"
+    path.write_bytes(src + b"\x00\x00\x00\x18ftypmp42" + bytes(300))
+    assert np.array_equal(read_image(path), read_image(bad.DEMOS / "coffee.jpg"))

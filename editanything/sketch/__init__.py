@@ -132,15 +132,3 @@ sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["STYLES", "needs_color", "sketch", "style_help", "style_params"]
 
-
-class _CallableModule(type(np)):
-    """Lets `editanything.sketch(image, ...)` call `sketch` while `editanything.sketch.STYLES` etc. stay
-    reachable: importing the function into the package namespace would hide this subpackage."""
-
-    def __call__(self, image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
-        return sketch(image, style, **params)
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule
