@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import compose, masks
-from .errors import InvalidInputError, ModelNotFound, NothingFound
+from .errors import EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
 from .generate import GENERATORS, ClassicalGenerator, GenerationParams, get_generator
 from .generate.recolor import RecolorGenerator
 from .imageio import write_image
@@ -65,12 +65,20 @@ class EditRequest:
             raise InvalidInputError("recolor needs a colour (a name such as red, or #rrggbb)")
         if self.mask is None and self.selection.is_empty():
             raise InvalidInputError("say what to edit: a text selection, clicks, boxes or a mask")
+        if self.prompt_for and self.mode != "replace":
+            raise InvalidInputError(f"--prompt-for gives each selected instance its own replacement; it does not "
+                                    f"combine with {self.mode}")
+        if self.mask is None and self.selection.text and (self.selection.points or self.selection.boxes):
+            raise InvalidInputError("select by text or by clicks/boxes, not both in one edit "
+                                    "(segment by text first, then refine with clicks in the UI)")
         if self.grow < 0 or self.feather < 0:
             raise InvalidInputError(f"grow and feather must be >= 0 pixels; got {self.grow}, {self.feather}")
 
 
 @dataclass
 class EditResult:
+    """The edited images, the area handed to the generator (`mask`), the selection and the recipe."""
+
     images: list[np.ndarray]
     mask: np.ndarray
     detections: Detections
@@ -132,12 +140,12 @@ class Editor:
         return self._backend("captioner")
 
     def describe(self) -> dict[str, str]:
-        """Which backend each stage uses, in words (builds the weight-free ones, loads no deep weights)."""
+        """Which backend each stage uses, in words. Builds the backends (deep ones load their weights)."""
         out = {}
         for kind in ("segmenter", "detector", "generator", "captioner"):
             try:
                 backend = self._backend(kind)
-            except (ModelNotFound, InvalidInputError) as exc:
+            except EditAnythingError as exc:
                 out[kind] = f"unavailable ({exc})"
                 continue
             if backend is None:
@@ -205,16 +213,16 @@ class Editor:
         generator = RecolorGenerator(request.color) if request.mode == "recolor" else self.generator
         self.check_generator(request.mode, generator)
         params = self._prepare_params(image, mask, request)
-        target = ~mask if request.mode == "background" else mask
+        target, grow = _edit_area(mask, request)
         mode = "full" if request.full_image else "crop"
         steps = self._instance_steps(detections, target, request, params)
         images = [image]
         for step_mask, step_params in steps:
             images = [out for i, img in enumerate(images)
                       for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
-                                                     grow_px=request.grow, feather_px=request.feather, mode=mode,
+                                                     grow_px=grow, feather_px=request.feather, mode=mode,
                                                      control=request.control or None)]
-        recipe = self._recipe(image, target, detections, request, params, generator, source, selection_models)
+        recipe = self._recipe(image, mask, detections, request, params, generator, source, selection_models)
         return EditResult(images, target, detections, recipe)
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest) -> GenerationParams:
@@ -228,8 +236,7 @@ class Editor:
                 raise InvalidInputError(
                     f"{request.mode} needs a prompt (--prompt); or download a captioner to write one: "
                     "editanything models download blip2-opt-2.7b")
-            surroundings = masks.invert(mask) if request.mode == "replace" else mask
-            params = dataclasses.replace(params, prompt=self.captioner.caption(image, mask=surroundings))
+            params = dataclasses.replace(params, prompt=self.captioner.caption(image, mask=masks.invert(mask)))
         return params
 
     def _instance_steps(self, detections: Detections, target: np.ndarray, request: EditRequest,
@@ -245,10 +252,15 @@ class Editor:
                 raise NothingFound(f"--prompt-for {phrase!r}: no selected instance has that phrase "
                                    f"(found: {', '.join(sorted(set(detections.phrases)))})")
             steps.append((group.union_mask(), dataclasses.replace(params, prompt=prompt)))
+        unmatched = [phrase for phrase in detections.phrases
+                     if not any(p.lower() in phrase.lower() for p in request.prompt_for)]
         for i, phrase in enumerate(detections.phrases):
-            if not any(p.lower() in phrase.lower() for p in request.prompt_for):
+            if phrase in unmatched:
                 rest |= detections.masks[i]
-        if rest.any() and params.prompt:
+        if rest.any():
+            if not params.prompt:
+                raise InvalidInputError(f"selected instance(s) {', '.join(sorted(set(unmatched)))} have no "
+                                        "--prompt-for; add one, a --prompt for the rest, or --keep-phrase")
             steps.append((rest, params))
         return steps
 
@@ -274,6 +286,21 @@ class Editor:
         if selection.text:
             models["detector"] = {"name": getattr(self.detector, "name", type(self.detector).__name__)}
         return models
+
+
+def _edit_area(selection: np.ndarray, request: EditRequest) -> tuple[np.ndarray, float]:
+    """The area handed to compose and how far compose may grow it, so that each mode only touches what it should.
+
+    replace/remove: the selection, grown (halos the segmenter missed go too).
+    background: everything but the grown selection, grown back up to the selection's edge: the
+    subject itself is never repainted.
+    recolor: the selection itself, not grown: a tint must not spill onto the surroundings.
+    """
+    if request.mode == "background":
+        return ~masks.grow(selection, request.grow), request.grow
+    if request.mode == "recolor":
+        return selection, 0.0
+    return selection, request.grow
 
 
 def _nth(params: GenerationParams, index: int, count: int) -> GenerationParams:
@@ -314,11 +341,10 @@ def request_from_recipe(recipe: Recipe) -> EditRequest:
         raise InvalidInputError("replaying per-instance (--prompt-for) edits is not supported yet: "
                                 "the recipe keeps the union mask, not one mask per prompt")
     mode = recipe.operation.split(":", 1)[1]
-    mask = decode_mask(p["mask"])
-    if mode == "background":
-        mask = ~mask  # the recipe stores the edited area; the request holds the selection
+    # Each output PNG stores its own seed: replay makes that one image, not the whole batch.
+    generation = {**p["generation"], "seed": recipe.seed, "batch_size": 1, "batch_count": 1}
     return EditRequest(
-        mode=mode, mask=mask, params=GenerationParams.from_dict(p["generation"]), grow=p["grow"],
+        mode=mode, mask=decode_mask(p["mask"]), params=GenerationParams.from_dict(generation), grow=p["grow"],
         feather=p["feather"], full_image=p["full_image"], color=p.get("color"),
     )
 

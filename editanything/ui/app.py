@@ -284,9 +284,11 @@ class _Handlers:
         session.result = str(result.save(out))
         after = result.images[0]
         generator = result.recipe.models.get("generator", {}).get("name", "?")
-        info = (f"{mode} done in {seconds:.1f} s with {generator} (seed {result.recipe.seed}); pixels farther than "
-                f"{grow:g} px outside the selection are unchanged. The PNG below carries the recipe "
-                "(`editanything replay` re-runs it).")
+        kept = {"background": "the selection itself is unchanged",
+                "recolor": "pixels outside the selection are unchanged"}.get(
+            mode, f"pixels farther than {grow:g} px outside the selection are unchanged")
+        info = (f"{mode} done in {seconds:.1f} s with {generator} (seed {result.recipe.seed}); {kept}. "
+                "The PNG below carries the recipe (`editanything replay` re-runs it).")
         return after, (session.image, after), session.result, info
 
     # ---- Sketch tab ----
