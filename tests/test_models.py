@@ -146,3 +146,11 @@ def test_cli_download_and_verify_with_a_manifest_file(isolated_models, weights_f
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
     assert "editanything models download sam-vit-b" in missing.stderr
+
+
+def test_a_broken_manifest_file_is_a_one_line_error(tmp_path):
+    manifest = tmp_path / "extra.json"
+    manifest.write_text("{not json")
+    result = _cli("models", "list", env={**os.environ, "EDITANYTHING_MANIFEST": str(manifest)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "not a valid model manifest" in result.stderr

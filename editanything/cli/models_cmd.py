@@ -13,9 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, download, verify and locate model weights")
     msub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     msub.add_parser("list", help="every known model, whether it is on disk, its size and license")
-    d = msub.add_parser("download", help="fetch a model (and the models it needs) and check its sha256")
+    d = msub.add_parser("download", help="fetch a model (and the models it needs) and check its sha256",
+                        description="Files go to checkpoints/ in a source checkout, else to $EDITANYTHING_HOME "
+                                    "(default ~/.cache/editanything); both are where models are looked up.")
     d.add_argument("names", nargs="+", metavar="NAME")
-    d.add_argument("--dir", help="where to put the files (default: checkpoints/, else $EDITANYTHING_HOME)")
     v = msub.add_parser("verify", help="check the sha256 of models on disk (all present ones by default)")
     v.add_argument("names", nargs="*", metavar="NAME")
     pa = msub.add_parser("path", help="print where a model's files are")
@@ -40,7 +41,7 @@ def _download(args) -> int:
     for name in args.names:
         get_spec(name)  # unknown names fail before anything is fetched
     for name in args.names:
-        for resolved in download_model(name, root=args.dir):
+        for resolved in download_model(name):
             print(f"{resolved.spec.name}: ready in {resolved.root}")
     return 0
 

@@ -12,7 +12,6 @@ processor on torch 2); CPU runs fp32.
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, require
+from ..models.store import sha256_file
 from .classical import check_inputs
 from .params import GenerationParams
 from .prompts import encode_prompts
@@ -56,22 +56,6 @@ def parse_lora(text: str) -> Lora:
         except ValueError:
             pass
     return Lora(Path(text))
-
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached by path, size and mtime (checkpoints are gigabytes)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
 
 
 @dataclass(frozen=True)
@@ -402,7 +386,7 @@ class DiffusionGenerator:
         """What the recipe records: model name, file, sha256 (and the WebUI's 10-character hash), add-ons."""
         sha = self.source.sha256
         if sha is None and self.source.single_file:
-            sha = file_sha256(self.source.path)
+            sha = sha256_file(self.source.path)
         return {
             "name": self.name,
             "file": str(self.source.path),
@@ -411,7 +395,7 @@ class DiffusionGenerator:
             "hash": sha[:10] if sha else None,
             "controlnets": [{"kind": k, "path": str(p), "scale": s}
                             for (k, p), s in zip(self.controlnets, self.controlnet_scales)],
-            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": file_sha256(x.path)} for x in self.loras],
-            "embeddings": [{"path": str(e.path), "token": e.token, "sha256": file_sha256(e.path)}
+            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": sha256_file(x.path)} for x in self.loras],
+            "embeddings": [{"path": str(e.path), "token": e.token, "sha256": sha256_file(e.path)}
                            for e in self.embeddings],
         }

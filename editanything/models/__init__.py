@@ -1,13 +1,8 @@
 """Model registry: names → files on disk → loaded models on the right device."""
 
-import os as _os
-
 from .device import pick_device, pick_dtype
 from .manifest import MODELS, ModelFile, ModelSpec, get_spec, list_models, load_manifest_file, register_model
 from .store import ResolvedModel, download_command, find_model, resolve, verify_model
-
-if _os.environ.get("EDITANYTHING_MANIFEST"):
-    load_manifest_file(_os.environ["EDITANYTHING_MANIFEST"])
 
 __all__ = [
     "MODELS", "ModelFile", "ModelSpec", "ResolvedModel", "download_command", "find_model", "get_spec",

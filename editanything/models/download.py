@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..errors import EditAnythingError, MissingDependency
 from .manifest import HfSource, ModelFile, UrlSource, WheelSource, with_dependencies
-from .store import ResolvedModel, check_digest, download_root, expected_hash, find_model, record_hash, sha256_file
+from .store import ResolvedModel, _in_root, check_digest, download_root, expected_hash, record_hash, sha256_file
 
 Log = Callable[[str], None]
 _CHUNK = 1 << 20
@@ -42,10 +42,10 @@ def download_model(name: str, *, root: Path | None = None, log: Log = print, wit
         for f in spec.files:
             _fetch_file(spec.name, f, root, log)
         _postprocess(spec.name, root)
-        found = find_model(spec.name)
-        if found is None:
+        files = _in_root(spec, root)
+        if files is None:
             raise DownloadError(f"model '{spec.name}' is still incomplete in {root} after download")
-        done.append(found)
+        done.append(ResolvedModel(spec, root, files))
     return done
 
 

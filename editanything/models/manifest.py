@@ -7,6 +7,7 @@ multi-file models in a folder of their own).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInputError
@@ -182,8 +183,23 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
 )}
 
 
+_ENV_MANIFEST_LOADED = False
+
+
+def _load_env_manifest() -> None:
+    """Register the models of $EDITANYTHING_MANIFEST, once, on first use (a bad file is then a
+    one-line error from the command that needed it, not a traceback at import)."""
+    global _ENV_MANIFEST_LOADED
+    if not _ENV_MANIFEST_LOADED:
+        _ENV_MANIFEST_LOADED = True
+        path = os.environ.get("EDITANYTHING_MANIFEST")
+        if path:
+            load_manifest_file(path)
+
+
 def get_spec(name: str) -> ModelSpec:
     """The spec of a registered model, or InvalidInputError listing the known names."""
+    _load_env_manifest()
     try:
         return MODELS[name]
     except KeyError:
@@ -192,6 +208,7 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def list_models(kind: str | None = None) -> list[ModelSpec]:
+    _load_env_manifest()
     return [m for m in MODELS.values() if kind is None or m.kind == kind]
 
 
