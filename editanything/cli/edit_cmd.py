@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="a control image for a ControlNet, e.g. seg=segmentation.png (ADE20K colours)")
     out = p.add_argument_group("mask and output")
     out.add_argument("--grow", type=float, default=8.0, metavar="PX", help="grow the selection (default 8)")
-    out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="soft edge inside the selection (default 8)")
+    out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="blend width inside the edge of the edited (grown) area (default 8)")
     out.add_argument("--full-image", action="store_true", help="generate over the whole image, not a crop around the mask")
     out.add_argument("--workers", type=int, default=1, help="parallel photos (deep models: keep 1)")
     out.add_argument("--low-memory", action="store_true",

@@ -53,7 +53,7 @@ def run_segment(args: argparse.Namespace) -> int:
     detections = _select(args, image)
     out = Path(args.output)
     if args.grow:
-        grown = [mask_ops.grow(m, args.grow) if args.grow > 0 else mask_ops.shrink(m, -args.grow) for m in detections.masks]
+        grown = [mask_ops.grow(m, args.grow) for m in detections.masks]  # negative grows shrink
         detections = Detections(detections.xyxy, detections.scores, detections.phrases, np.stack(grown))
     for i, mask in enumerate(detections.masks):
         write_image(out / f"mask_{i:02d}.png", _mask_png(mask, args.feather), inputs=(args.image,))

@@ -8,6 +8,7 @@ them, so TensorFlow is never needed.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,7 @@ BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
 _model = None  # (module, device, dtype), loaded once per process
+_model_lock = threading.Lock()  # the UI's sketch tab and a ControlNet's line art may ask at once
 
 
 def h5_key_map() -> dict[str, str]:
@@ -148,13 +150,14 @@ def get_model():
     against fp32 on a GPU here, so it stays off rather than risk saturated activations.
     """
     global _model
-    if _model is None:
-        torch = require("torch", "hed")
-        from ..models import pick_device
+    with _model_lock:
+        if _model is None:
+            torch = require("torch", "hed")
+            from ..models import pick_device
 
-        device = pick_device()
-        _model = (load_network(_weights_path(), device, torch.float32), device, torch.float32)
-    return _model
+            device = pick_device()
+            _model = (load_network(_weights_path(), device, torch.float32), device, torch.float32)
+        return _model
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:

@@ -318,8 +318,15 @@ class _Handlers:
         return inputs, photos
 
     def sketch_preview(self, files: list[str] | None, style: str, params: str) -> tuple:
+        if not files:
+            raise InvalidInputError("upload one or more photos, or a .zip of photos")
         with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
-            first = self._expand(files, Path(tmp), self.max_files)[1][0]
+            first = Path(files[0])
+            if first.suffix.lower() == ".zip":
+                found = _unzip_images(first, Path(tmp), self.max_files, first_only=True)
+                if not found:
+                    raise InvalidInputError(f"{first.name}: no photos in this zip")
+                first = found[0]
             image = self.read_photo(str(first), gray=not needs_color(style))
         h, w = image.shape[:2]
         f = min(1.0, PREVIEW_SIZE / max(h, w))
@@ -436,8 +443,12 @@ def _scaled(det: Detections, shape: tuple[int, ...], s: float) -> Detections:
     return Detections(det.xyxy * s, det.scores, det.phrases, masks)
 
 
-def _unzip_images(archive: Path, dest: Path, limit: int, max_bytes: int = 2 << 30) -> list[Path]:
-    """Write the zip's image members under `dest` (never outside it); at most `limit` files, `max_bytes` in all."""
+def _unzip_images(archive: Path, dest: Path, limit: int, max_bytes: int = 2 << 30, *,
+                  first_only: bool = False) -> list[Path]:
+    """Write the zip's image members under `dest` (never outside it); at most `limit` files, `max_bytes` in all.
+
+    `first_only`: stop after the first photo (a preview needs no more).
+    """
     try:
         z = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -460,6 +471,8 @@ def _unzip_images(archive: Path, dest: Path, limit: int, max_bytes: int = 2 << 3
             with z.open(info) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             out.append(target)
+            if first_only:
+                break
     return out
 
 
@@ -533,7 +546,7 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
                         invert = gr.Checkbox(label="Invert selection", value=False)
                         clear = gr.Button("Clear selection", size="sm")
                     grow = gr.Slider(0, 64, value=8, step=1, label="Grow (px): edits may reach this far out")
-                    feather = gr.Slider(0, 64, value=8, step=1, label="Feather (px): soft edge inside")
+                    feather = gr.Slider(0, 64, value=8, step=1, label="Feather (px): blend width at the edited area's edge")
                     with gr.Accordion("Clicks and boxes (editable)", open=False):
                         points = gr.Textbox(label="Clicks [[x, y, 1=add / 0=exclude], …]", value="[]")
                         boxes = gr.Textbox(label="Boxes [[x0, y0, x1, y1], …]", value="[]")
@@ -568,17 +581,18 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
             common = dict(concurrency_id=MODEL_LOCK, show_progress="minimal")
             photo.upload(readable(h.load), [session, photo, invert, grow], selection_out, api_name="load", **common
                          ).then(readable(h.warm), [session], None, api_visibility="private", **common)
-            photo.clear(readable(h.load), [session, photo, invert, grow], selection_out, api_visibility="private")
+            photo.clear(readable(h.load), [session, photo, invert, grow], selection_out, api_visibility="private",
+                        **common)
             canvas.select(readable(h.click), [session, photo, mode, invert, grow], selection_out,
                           api_visibility="private", **common)
             gr.on([resegment.click, points.submit, boxes.submit], readable(h.segment_points),
                   [session, photo, points, boxes, invert, grow], selection_out, api_name="segment_points", **common)
             gr.on([find.click, phrase.submit], readable(h.select_text), [session, photo, phrase, invert, grow],
                   selection_out, api_name="select_text", **common)
-            clear.click(readable(h.clear), [session, invert, grow], selection_out, api_visibility="private")
+            clear.click(readable(h.clear), [session, invert, grow], selection_out, api_visibility="private", **common)
             gr.on([instances.input, invert.input, grow.release], readable(h.preview),
                   [session, instances, invert, grow], [canvas, mask_view], api_visibility="undocumented",
-                  show_progress="hidden")
+                  show_progress="hidden", concurrency_id=MODEL_LOCK)
             edit_in = [session, photo, instances, invert, grow, feather, prompt, negative, sampler, steps, cfg, seed,
                        strength, color]
             for m, button in buttons.items():
