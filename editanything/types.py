@@ -60,13 +60,15 @@ class Detections:
 
     @classmethod
     def from_masks(cls, masks: np.ndarray, scores: Sequence[float], phrases: Sequence[str]) -> "Detections":
-        """Build detections whose boxes are the tight boxes of the masks."""
+        """Detections whose boxes are the masks' tight boxes (all zeros for an empty mask)."""
+        from .masks import bbox
+
         masks = np.asarray(masks, bool)
         boxes = np.zeros((len(masks), 4), np.float32)
         for i, m in enumerate(masks):
-            ys, xs = np.nonzero(m)
-            if len(xs):
-                boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            box = bbox(m)
+            if box is not None:
+                boxes[i] = box
         return cls(boxes, np.asarray(scores, np.float32), list(phrases), masks)
 
     def __len__(self) -> int:

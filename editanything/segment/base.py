@@ -7,7 +7,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .. import masks as M
 from ..errors import InvalidInputError
 from ..types import Detections, Prompt
 
@@ -64,20 +63,6 @@ def image_key(image: np.ndarray) -> bytes:
     h = hashlib.sha256(np.ascontiguousarray(image).data)
     h.update(repr((image.shape, image.dtype.str)).encode())
     return h.digest()
-
-
-def detections(masks: np.ndarray, scores, phrases: list[str]) -> Detections:
-    """Detections whose boxes are the masks' tight boxes (all zeros for an empty mask).
-
-    Row/column `any` instead of `nonzero`: 0.1 ms instead of ~5 ms on a 1.7 MP mask,
-    which matters on the cached-click path.
-    """
-    boxes = np.zeros((len(masks), 4), np.float32)
-    for i, mask in enumerate(masks):
-        box = M.bbox(mask)
-        if box is not None:
-            boxes[i] = box
-    return Detections(boxes, np.asarray(scores, np.float32), phrases, masks)
 
 
 def instance_phrases(prompt: Prompt) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 from .. import masks as M
 from ..errors import InvalidInputError
 from ..types import Detections, Prompt
-from .base import check_image, check_prompt, detections, image_key, instance_phrases
+from .base import check_image, check_prompt, image_key, instance_phrases
 
 Rect = tuple[int, int, int, int]
 
@@ -70,7 +70,7 @@ class GrabCutSegmenter:
         boxes = prompt.boxes or [None]
         results = [self._cut(image, box, positives, negatives, previous) for box in boxes]
         self._last = (key, results[0]) if single else None
-        return detections(np.stack(results), np.ones(len(results)), instance_phrases(prompt))
+        return Detections.from_masks(np.stack(results), np.ones(len(results)), instance_phrases(prompt))
 
     def _cut(self, image: np.ndarray, box, positives: list, negatives: list,
              previous: np.ndarray | None) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InvalidInputError, ModelNotFound, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
 from ..types import Detections, Prompt
-from .base import check_image, check_prompt, detections, image_key, instance_phrases
+from .base import check_image, check_prompt, image_key, instance_phrases
 
 
 def _stock_builder(variant: str) -> Callable[[], Any]:
@@ -201,7 +201,7 @@ def _detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multi
             out_masks.append(masks[b, c])
             out_scores.append(float(scores[b, c]))
             out_phrases.append(f"{phrase} #{rank}" if multimask else phrase)
-    return detections(np.stack(out_masks), out_scores, out_phrases)
+    return Detections.from_masks(np.stack(out_masks), out_scores, out_phrases)
 
 
 def _first_line(exc: Exception, index: int = 0) -> str:
