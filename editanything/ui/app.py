@@ -31,7 +31,7 @@ import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..batch import sketch_folder  # noqa: E402
+from ..batch import limit_size, sketch_folder  # noqa: E402
 from ..errors import EditAnythingError, ImageError, InvalidInputError, NothingFound  # noqa: E402
 from ..generate import GenerationParams, sampler_names  # noqa: E402
 from ..imageio import IMAGE_SUFFIXES, read_image, write_image  # noqa: E402
@@ -328,10 +328,7 @@ class _Handlers:
                     raise InvalidInputError(f"{first.name}: no photos in this zip")
                 first = found[0]
             image = self.read_photo(str(first), gray=not needs_color(style))
-        h, w = image.shape[:2]
-        f = min(1.0, PREVIEW_SIZE / max(h, w))
-        if f < 1:
-            image = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        image = limit_size(image, PREVIEW_SIZE)
         values = _parse_params(params)
         start = time.perf_counter()
         drawing = sketch(image, style, **values)

@@ -10,11 +10,11 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .. import masks
 from ..errors import InvalidInputError
+from ..batch import limit_size
 from ..types import Detections, Prompt
 
 CLICK_MODES = ("add (+)", "exclude (−)", "box (2 clicks)")
@@ -45,10 +45,7 @@ class Session:
 
     def set_image(self, source: str, image: np.ndarray, display_size: int) -> None:
         """A new photo: forget the previous selection."""
-        h, w = image.shape[:2]
-        f = min(1.0, display_size / max(h, w))
-        self.display = image if f == 1.0 else cv2.resize(
-            image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        self.display = limit_size(image, display_size)
         self.source, self.image = source, image
         self.clear()
 
