@@ -11,6 +11,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .masks import bbox
 from .types import Detections
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
@@ -58,9 +59,18 @@ def tint(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = PALE
 
 
 def _blend(out: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], opacity: float) -> None:
-    """Tint `out` towards `color` where `mask`, in place (a whole-image blend is ~5x faster than fancy indexing)."""
-    tinted = cv2.addWeighted(out, 1 - opacity, np.full_like(out, color), opacity, 0)
-    np.copyto(out, tinted, where=mask[..., None])
+    """Tint `out` towards `color` where `mask`, in place.
+
+    Blending the mask's box as a whole and copying where the mask is set is ~5x faster than fancy
+    indexing, and the box keeps a click's redraw cheap on a large canvas.
+    """
+    box = bbox(mask)
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    window = out[y0:y1, x0:x1]
+    tinted = cv2.addWeighted(window, 1 - opacity, np.full_like(window, color), opacity, 0)
+    np.copyto(window, tinted, where=mask[y0:y1, x0:x1, None])
 
 
 def outline(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
