@@ -29,6 +29,12 @@ class ChecksumMismatch(EditAnythingError):
     """A downloaded or stored model file does not have the expected sha256."""
 
 
+def first_line(exc: BaseException, index: int = 0) -> str:
+    """Line `index` of an exception's message (upstream libraries raise multi-line ones), for one-line errors."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    return lines[min(index, len(lines) - 1)][:200]
+
+
 def require(module: str, extra: str):
     """Import an optional dependency or raise MissingDependency naming the pip extra."""
     import importlib

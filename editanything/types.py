@@ -22,6 +22,14 @@ def _as_array(value: Any, dtype: Any, name: str, shape: str) -> np.ndarray:
         raise InvalidInputError(f"{name} must be {shape}; got {type(value).__name__}: {exc}") from exc
 
 
+def check_rgb(image: Any) -> np.ndarray:
+    """The image as a contiguous RGB uint8 (H, W, 3) array, or InvalidInputError naming the expected shape."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise InvalidInputError(f"image must be an RGB uint8 array of shape (H, W, 3); got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)
+
+
 @dataclass
 class Detections:
     """Boxes (xyxy, pixels), scores, phrases and optional masks for N instances.

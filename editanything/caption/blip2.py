@@ -19,6 +19,7 @@ import numpy as np
 from .. import masks as mask_ops
 from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..types import check_rgb
 
 DEFAULT_PROMPT = "Question: what is this? Answer:"  # BLIP-2's VQA form; pass it to ask rather than describe
 
@@ -37,7 +38,7 @@ def region_box(mask: np.ndarray, padding: float = 0.1) -> tuple[int, int, int, i
 def region_crop(image: np.ndarray, mask: np.ndarray, padding: float = 0.1,
                 fill: Sequence[int] = (128, 128, 128)) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The crop of `image` around `mask` (see `region_box`) with outside-mask pixels set to `fill`, and its box."""
-    image = _check_image(image)
+    image = check_rgb(image)
     mask = _check_mask(mask, image.shape)
     x0, y0, x1, y1 = region_box(mask, padding)
     crop = image[y0:y1, x0:x1].copy()
@@ -107,7 +108,7 @@ class Blip2Captioner:
 
     def caption(self, image: np.ndarray, mask: np.ndarray | None = None, prompt: str | None = None) -> str:
         """A caption of the whole image, or of the region `mask` selects; with `prompt`, its answer."""
-        image = _check_image(image)
+        image = check_rgb(image)
         if mask is not None:
             image, _ = region_crop(image, mask, self.padding, self.fill)
         return self._generate([image], prompt)[0]
@@ -115,7 +116,7 @@ class Blip2Captioner:
     def caption_regions(self, image: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray,
                         prompt: str | None = None) -> list[str]:
         """One caption per mask (a list of (H, W) masks or an (N, H, W) array), generated in batches."""
-        image = _check_image(image)
+        image = check_rgb(image)
         crops = [region_crop(image, m, self.padding, self.fill)[0] for m in masks]
         captions: list[str] = []
         for start in range(0, len(crops), self.batch_size):
@@ -137,13 +138,6 @@ class Blip2Captioner:
             # The output repeats the prompt (and the image placeholders) before the answer.
             out = out[:, inputs["input_ids"].shape[1]:]
         return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-        raise InvalidInputError(f"image must be an RGB uint8 array of shape (H, W, 3); got {image.dtype} {image.shape}")
-    return image
 
 
 def _check_padding(padding: float) -> None:

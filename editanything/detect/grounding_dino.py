@@ -13,15 +13,14 @@ import contextlib
 import io
 import numbers
 import pickle
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, NothingFound, require
+from ..errors import InvalidInputError, ModelNotFound, NothingFound, first_line, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..types import Detections
+from ..types import Detections, check_rgb
 
 # ImageNet statistics and the 800 px short side / 1333 px long side Grounding DINO was trained with.
 _MEAN = [0.485, 0.456, 0.406]
@@ -89,7 +88,7 @@ def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, be
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         raise InvalidInputError(
-            f"{checkpoint_path} is not a readable Grounding DINO checkpoint ({_first_line(exc)}); download it again"
+            f"{checkpoint_path} is not a readable Grounding DINO checkpoint ({first_line(exc)}); download it again"
         ) from exc
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
@@ -193,7 +192,7 @@ class GroundingDinoDetector:
         from groundingdino.util.utils import get_phrases_from_posmap
         from torchvision.ops import box_convert, nms
 
-        image = _check_image(image)
+        image = check_rgb(image)
         caption = normalize_caption(text)
         tokenizer = self.model.tokenizer
         tokenized = tokenizer(caption)
@@ -239,15 +238,3 @@ class GroundingDinoDetector:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-        raise InvalidInputError(f"image must be an RGB uint8 array of shape (H, W, 3); got {image.dtype} {image.shape}")
-    return np.ascontiguousarray(image)
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return re.sub(r"\s+", " ", lines[0]) if lines else type(exc).__name__

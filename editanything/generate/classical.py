@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..types import check_rgb
 from .params import GenerationParams
 
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
@@ -15,9 +16,7 @@ METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate an RGB uint8 (H, W, 3) image and a bool (H, W) mask of the same size."""
-    image, mask = np.asarray(image), np.asarray(mask)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InvalidInputError(f"image must be an (H, W, 3) uint8 RGB array; got {image.shape} {image.dtype}")
+    image, mask = check_rgb(image), np.asarray(mask)
     if mask.shape != image.shape[:2]:
         raise InvalidInputError(f"mask must have shape {image.shape[:2]} like the image; got {mask.shape}")
     return image, mask.astype(bool, copy=False)

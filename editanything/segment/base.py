@@ -32,13 +32,6 @@ class Segmenter(Protocol):
         """Do the per-image work ahead of the first prompt (SAM: the image embedding)."""
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-        raise InvalidInputError(f"image must be an RGB uint8 array of shape (H, W, 3); got {image.dtype} {image.shape}")
-    return image
-
-
 def check_prompt(prompt: Prompt, image_shape: tuple[int, ...]) -> None:
     """Reject prompts a segmenter cannot act on, with the reason."""
     if not isinstance(prompt, Prompt):

@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import masks as M
 from ..errors import InvalidInputError
-from ..types import Detections, Prompt
-from .base import check_image, check_prompt, image_key, instance_phrases
+from ..types import Detections, Prompt, check_rgb
+from .base import check_prompt, image_key, instance_phrases
 
 Rect = tuple[int, int, int, int]
 
@@ -61,7 +61,7 @@ class GrabCutSegmenter:
         """Masks for the prompt's clicks and boxes. GrabCut gives one mask per instance and no
         confidence: `multimask` is ignored and scores are 1. `refine` starts from the previous
         single-instance mask on the same image."""
-        image = check_image(image)
+        image = check_rgb(image)
         check_prompt(prompt, image.shape)
         key, single = image_key(image), len(prompt.boxes) <= 1
         previous = self._last[1] if refine and single and self._last is not None and self._last[0] == key else None

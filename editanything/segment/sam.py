@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, require
+from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..types import Detections, Prompt
-from .base import check_image, check_prompt, image_key, instance_phrases
+from ..types import Detections, Prompt, check_rgb
+from .base import check_prompt, image_key, instance_phrases
 
 
 def _stock_builder(variant: str) -> Callable[[], Any]:
@@ -90,7 +90,7 @@ class SamSegmenter:
             state = torch.load(path, map_location=device, weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
             raise InvalidInputError(
-                f"{path} is not a readable SAM checkpoint ({_first_line(exc)}); download it again"
+                f"{path} is not a readable SAM checkpoint ({first_line(exc)}); download it again"
             ) from exc
         if not isinstance(state, dict):
             raise InvalidInputError(f"{path} holds a {type(state).__name__}, not a SAM state dict")
@@ -98,7 +98,7 @@ class SamSegmenter:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise InvalidInputError(
-                f"{path.name} does not fit SAM {variant} ({_first_line(exc, 1)}); is it another variant?"
+                f"{path.name} does not fit SAM {variant} ({first_line(exc, 1)}); is it another variant?"
             ) from exc
         return cls(model, name=name or f"sam-{variant.replace('_', '-')}", source=path.name, dtype=dtype,
                    cache_size=cache_size)
@@ -126,7 +126,7 @@ class SamSegmenter:
 
     def prepare(self, image: np.ndarray) -> None:
         """Compute and cache the image embedding now, so the first click costs only the decoder."""
-        self._embedding(check_image(image))
+        self._embedding(check_rgb(image))
 
     def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
                 refine: bool = False) -> Detections:
@@ -136,7 +136,7 @@ class SamSegmenter:
         low-res logits of the previous single-instance result on this image (its best
         mask) back as the mask prompt, as SAM's interactive loop does.
         """
-        image = check_image(image)
+        image = check_rgb(image)
         check_prompt(prompt, image.shape)
         entry = self._embedding(image)
         with self._autocast():
@@ -202,8 +202,3 @@ def _detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multi
             out_scores.append(float(scores[b, c]))
             out_phrases.append(f"{phrase} #{rank}" if multimask else phrase)
     return Detections.from_masks(np.stack(out_masks), out_scores, out_phrases)
-
-
-def _first_line(exc: Exception, index: int = 0) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-    return lines[min(index, len(lines) - 1)][:200]
