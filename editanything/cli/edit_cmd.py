@@ -143,19 +143,33 @@ def run_edit(args: argparse.Namespace) -> int:
         "generator_options": _generator_options(args), "low_memory": args.low_memory,
     }
     probe = Editor(**editor)
-    if request.mask is None and not request.selection.text:
+    in_process = args.workers == 1  # else each worker loads its own models: the parent must not load them too
+    if in_process and request.mask is None and not request.selection.text:
         print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     if request.mode != "recolor":
-        generator = probe.generator
+        generator = probe.generator  # building it loads nothing yet
         probe.check_generator(request.mode, generator)  # once, up front, not once per photo
         print(f"generator: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
     if request.selection.text and request.mask is None:
-        probe.detector  # a missing detector stops here, once, with the download command
+        # a missing detector stops here, once, with the download command
+        if in_process:
+            probe.detector
+        else:
+            _check_detector_files(args.detector)
     start = time.perf_counter()
     report = edit_folder(args.images, args.output, request, editor=editor, workers=args.workers,
-                         overwrite=args.overwrite, progress=not args.quiet, prebuilt=probe)
+                         overwrite=args.overwrite, progress=not args.quiet, prebuilt=probe if in_process else None)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
+
+
+def _check_detector_files(name: str) -> None:
+    from ..detect import DETECTOR_MODELS
+    from ..models import MODELS, find_model, resolve
+
+    names = DETECTOR_MODELS if name == "auto" else (name,) if name in MODELS else ()
+    if names and not any(find_model(n) for n in names):
+        resolve(names[0])
 
 
 def run_replay(args: argparse.Namespace) -> int:
