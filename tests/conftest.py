@@ -17,6 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMOS = ROOT / "demos"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_derived_cache(tmp_path_factory):
+    """One cache of graphs derived from weights (SAM's ONNX decoder) for the whole run.
+
+    They are keyed by a hash of the weights, so tests with their own model folders can share
+    them (each would otherwise export the same tiny decoder again); a fresh folder per run.
+    """
+    os.environ["EDITANYTHING_CACHE"] = str(tmp_path_factory.mktemp("derived-cache"))
+    yield
+    os.environ.pop("EDITANYTHING_CACHE", None)
+
+
 @pytest.fixture
 def demo_photo() -> Path:
     return DEMOS / "astronaut.jpg"

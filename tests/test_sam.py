@@ -1,7 +1,9 @@
 """SamSegmenter against the stock SamPredictor on the same tiny random weights.
 
-Parity is exact (same masks, same scores): our segmenter only prepares prompts, caches the
-image embedding and reorders outputs. Checkpoints go through torch.save/torch.load in the
+With the stock PyTorch decoder parity is exact (same masks, same scores): our segmenter only
+prepares prompts, caches the image embedding and reorders outputs. With the decoder on ONNX
+Runtime the same function runs as another float program: scores agree to float rounding and
+masks pixel for pixel but for logits within rounding of the threshold. Checkpoints go through torch.save/torch.load in the
 official state-dict format and the models layer, as real files do.
 """
 
@@ -46,6 +48,21 @@ def stock(model, cat):
     return predictor
 
 
+@pytest.fixture(params=["torch", "onnx"])
+def decoder(request) -> str:
+    return request.param
+
+
+def assert_same(det, masks, scores, decoder: str) -> None:
+    """`det` holds `masks` and `scores`: exactly with the stock decoder, to rounding with ONNX Runtime."""
+    if decoder == "torch":
+        np.testing.assert_array_equal(det.masks, masks)
+        np.testing.assert_array_equal(det.scores, np.asarray(scores, np.float32))
+    else:
+        assert det.masks.shape == masks.shape and (det.masks != masks).mean() < 1e-4
+        np.testing.assert_allclose(det.scores, scores, rtol=0, atol=1e-5)
+
+
 def count_encoder_calls(model, monkeypatch) -> list:
     calls = []
     forward = model.image_encoder.forward
@@ -69,43 +86,40 @@ def assert_nontrivial(masks):
 
 
 @pytest.mark.parametrize("multimask", [False, True])
-def test_points_match_predictor(model, stock, cat, multimask):
+def test_points_match_predictor(model, stock, cat, multimask, decoder):
     points = [(220, 120, 1), (300, 200, 1), (60, 40, 0)]
-    det = SamSegmenter(model).segment(cat, Prompt(points=points), multimask=multimask)
+    det = SamSegmenter(model, decoder=decoder).segment(cat, Prompt(points=points), multimask=multimask)
     masks, scores, _ = stock.predict(np.array([p[:2] for p in points]), np.array([p[2] for p in points]),
                                      multimask_output=multimask)
     masks, scores = best_first(masks, scores) if multimask else (masks, scores)
     assert_nontrivial(masks)
-    np.testing.assert_array_equal(det.masks, masks)
-    np.testing.assert_array_equal(det.scores, scores.astype(np.float32))
+    assert_same(det, masks, scores, decoder)
     assert det.phrases == (["points #0", "points #1", "points #2"] if multimask else ["points"])
     for box, mask in zip(det.xyxy, det.masks):
         ys, xs = np.nonzero(mask)
         assert tuple(box) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
-def test_box_and_box_with_points_match_predictor(model, stock, cat):
-    seg = SamSegmenter(model)
+def test_box_and_box_with_points_match_predictor(model, stock, cat, decoder):
+    seg = SamSegmenter(model, decoder=decoder)
     box = (90, 20, 380, 290)
     det = seg.segment(cat, Prompt(boxes=[box]))
     masks, scores, _ = stock.predict(box=np.array(box), multimask_output=False)
     assert_nontrivial(masks)
-    np.testing.assert_array_equal(det.masks, masks)
-    np.testing.assert_allclose(det.scores, scores)
+    assert_same(det, masks, scores, decoder)
     assert det.phrases == ["box 0"]
 
     det = seg.segment(cat, Prompt(points=[(200, 150, 1), (120, 260, 0)], boxes=[box]))
     masks, scores, _ = stock.predict(np.array([[200, 150], [120, 260]]), np.array([1, 0]), np.array(box),
                                      multimask_output=False)
-    np.testing.assert_array_equal(det.masks, masks)
-    np.testing.assert_allclose(det.scores, scores)
+    assert_same(det, masks, scores, decoder)
     assert det.phrases == ["box 0 + points"]
 
 
 @pytest.mark.parametrize("multimask", [False, True])
 def test_many_boxes_in_one_batched_call(model, stock, cat, multimask, monkeypatch):
     boxes = [(90, 20, 380, 290), (0, 0, 150, 120), (300, 150, 451, 300)]
-    seg = SamSegmenter(model)
+    seg = SamSegmenter(model)  # a batch of boxes runs the stock decoder even where clicks run ONNX
     calls = []
     decoder = model.mask_decoder.forward
     monkeypatch.setattr(model.mask_decoder, "forward", lambda *a, **k: calls.append(1) or decoder(*a, **k))
@@ -131,8 +145,8 @@ def test_many_boxes_in_one_batched_call(model, stock, cat, multimask, monkeypatc
     assert [p.split(" #")[0] for p in det.phrases] == [f"box {b}" for b in range(len(boxes)) for _ in range(per_mask)]
 
 
-def test_refinement_feeds_previous_low_res_logits(model, stock, cat):
-    seg = SamSegmenter(model)
+def test_refinement_feeds_previous_low_res_logits(model, stock, cat, decoder):
+    seg = SamSegmenter(model, decoder=decoder)
     first = [(220, 120, 1)]
     more = [(220, 120, 1), (100, 250, 0), (330, 160, 1)]
     seg.segment(cat, Prompt(points=first), multimask=True)
@@ -144,13 +158,13 @@ def test_refinement_feeds_previous_low_res_logits(model, stock, cat):
     coords, labels = np.array([p[:2] for p in more]), np.array([p[2] for p in more])
     masks, scores, _ = stock.predict(coords, labels, mask_input=mask_input, multimask_output=False)
     assert_nontrivial(masks)
-    np.testing.assert_array_equal(refined.masks, masks)
-    np.testing.assert_allclose(refined.scores, scores)
+    assert_same(refined, masks, scores, decoder)
 
     # Without refine the same clicks give the plain prediction, which differs.
     plain_masks, _, _ = stock.predict(coords, labels, multimask_output=False)
-    assert (plain_masks != masks).any()
-    np.testing.assert_array_equal(seg.segment(cat, Prompt(points=more)).masks, plain_masks)
+    assert (plain_masks != masks).mean() > 1e-3
+    plain = seg.segment(cat, Prompt(points=more))
+    assert_same(plain, plain_masks, plain.scores, decoder)
 
 
 def test_image_encoder_runs_once_per_image(model, cat, cup, monkeypatch):
@@ -177,28 +191,27 @@ def test_image_encoder_runs_once_per_image(model, cat, cup, monkeypatch):
     assert len(calls) == 5
 
 
-def test_switching_back_to_a_cached_image_gives_its_own_masks(model, stock, cat, cup):
-    seg = SamSegmenter(model)
+def test_switching_back_to_a_cached_image_gives_its_own_masks(model, stock, cat, cup, decoder):
+    seg = SamSegmenter(model, decoder=decoder)
     prompt = Prompt(points=[(220, 120, 1)])
     seg.segment(cat, prompt)
     seg.segment(cup, Prompt(points=[(300, 200, 1)]))
     det = seg.segment(cat, prompt, multimask=True)
     masks, scores, _ = stock.predict(np.array([[220, 120]]), np.array([1]), multimask_output=True)
     masks, scores = best_first(masks, scores)
-    np.testing.assert_array_equal(det.masks, masks)
-    np.testing.assert_array_equal(det.scores, scores)
+    assert_same(det, masks, scores, decoder)
 
 
-def test_refinement_state_is_per_image(model, stock, cat, cup):
-    seg = SamSegmenter(model)
+def test_refinement_state_is_per_image(model, stock, cat, cup, decoder):
+    seg = SamSegmenter(model, decoder=decoder)
     seg.segment(cat, Prompt(points=[(220, 120, 1)]))
     seg.segment(cup, Prompt(points=[(300, 200, 1)]))
     # Back on the cat, refine starts from the cat's own last logits, not the cup's.
     det = seg.segment(cat, Prompt(points=[(220, 120, 1), (330, 160, 1)]), refine=True)
     _, _, logits = stock.predict(np.array([[220, 120]]), np.array([1]), multimask_output=False)
-    masks, _, _ = stock.predict(np.array([[220, 120], [330, 160]]), np.array([1, 1]), mask_input=logits,
-                                multimask_output=False)
-    np.testing.assert_array_equal(det.masks, masks)
+    masks, scores, _ = stock.predict(np.array([[220, 120], [330, 160]]), np.array([1, 1]), mask_input=logits,
+                                     multimask_output=False)
+    assert_same(det, masks, scores, decoder)
 
 
 def test_half_precision_runs_under_autocast_and_stays_close(model, cat):
@@ -226,8 +239,7 @@ def test_official_state_dict_loads_through_the_models_layer(isolated_models, cat
     box = np.array([90, 20, 380, 290])
     masks, scores, _ = stock.predict(box=box, multimask_output=False)
     det = seg.segment(cat, Prompt(boxes=[tuple(box)]))
-    np.testing.assert_array_equal(det.masks, masks)
-    np.testing.assert_allclose(det.scores, scores)
+    assert_same(det, masks, scores, seg.decoder)
 
     auto = get_segmenter("auto", variant=TINY_SAM)
     assert isinstance(auto, SamSegmenter) and auto.name == "sam-vit-b"

@@ -13,12 +13,14 @@ import sys
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
+import gradio as gr  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
@@ -30,7 +32,7 @@ from editanything.recipe import decode_mask, read_recipe  # noqa: E402
 from editanything.segment import GrabCutSegmenter, SamSegmenter  # noqa: E402
 from editanything.sketch import sketch  # noqa: E402
 from editanything.types import Prompt  # noqa: E402
-from editanything.ui.app import _unzip_images, build_app, serve  # noqa: E402
+from editanything.ui.app import _Handlers, _unzip_images, build_app, serve  # noqa: E402
 from editanything.ui.state import CLICK_MODES, Session  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -299,6 +301,25 @@ def sam_app():
         yield url, calls
 
 
+def test_clicks_send_the_mask_file_only_while_the_mask_panel_is_open(coffee):
+    h = _Handlers(Editor(segmenter="grabcut", detector=None, generator="classical"), MAX_PIXELS, 512, 4)
+    session = Session()
+    h.load(session, str(COFFEE), False, 8)
+    clicked = SimpleNamespace(index=[290 * session.scale, 60 * session.scale])  # what gr.SelectData carries
+
+    _, canvas, mask_file, *_ = h.click(session, None, CLICK_MODES[0], False, 8, False, clicked)
+    assert mask_file == gr.skip() and Path(canvas).is_file()  # closed panel: the mask output is left alone
+    shown, panel_mask = h.show_mask(session, [0], False)
+    assert shown is True
+    mask = read_image(panel_mask, gray=True) > 127
+    assert mask.shape == coffee.shape[:2] and np.array_equal(mask, session.mask([0]))
+
+    clicked = SimpleNamespace(index=[290 * session.scale, 150 * session.scale])
+    _, _, mask_file, *_ = h.click(session, None, CLICK_MODES[0], False, 8, True, clicked)
+    assert np.array_equal(read_image(mask_file, gray=True) > 127, session.mask())  # open panel: the new mask
+    assert not np.array_equal(session.mask(), mask)
+
+
 def test_sam_clicks_match_the_predictor_and_encode_the_photo_once(sam_app, coffee):
     from segment_anything import SamPredictor
 
@@ -315,5 +336,6 @@ def test_sam_clicks_match_the_predictor_and_encode_the_photo_once(sam_app, coffe
     m1, _, logits = predictor.predict(pts[:1, :2], pts[:1, 2].astype(int), multimask_output=False)
     m2, _, logits = predictor.predict(pts[:2, :2], pts[:2, 2].astype(int), mask_input=logits, multimask_output=False)
     m3, _, _ = predictor.predict(pts[:, :2], pts[:, 2].astype(int), mask_input=logits, multimask_output=False)
-    assert np.array_equal(first, m1[0]) and np.array_equal(second, m2[0]) and np.array_equal(third, m3[0])
+    for shown, expected in ((first, m1[0]), (second, m2[0]), (third, m3[0])):
+        assert (shown != expected).mean() < 1e-4  # the app's decoder runs on ONNX Runtime: float rounding
     assert not np.array_equal(first, second)

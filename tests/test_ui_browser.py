@@ -176,3 +176,23 @@ def test_box_by_two_clicks(page, tmp_path):
     changed = np.abs(fetch(page, src).astype(int) - photo).max(axis=2) > 20  # the tint over the orange coffee
     assert changed[60:180, 220:360].mean() > 0.8  # inside the cup's rim: tinted
     assert changed[300:, :].mean() < 0.02  # the saucer's front and the table: not
+
+
+def test_the_mask_panel_shows_the_mask_and_follows_clicks_while_open(page, tmp_path):
+    page.locator("#photo input[type=file]").set_input_files(str(COFFEE))
+    src = wait_new_src(page, "#canvas img", None)
+    click_pixel(page, "#canvas img", 290, 60)
+    src = wait_new_src(page, "#canvas img", src)
+
+    page.get_by_text("Clicks, boxes and mask").click()
+    mask_src = wait_new_src(page, "#mask-view img", None)
+    first = fetch(page, mask_src)[..., 0] > 127
+    assert first.shape == read_image(COFFEE).shape[:2] and first[60, 290] and not first[380, 40]
+
+    page.locator("#click-mode").get_by_text("exclude (−)").click()
+    click_pixel(page, "#canvas img", 250, 330)  # the saucer, which GrabCut may have joined to the cup
+    wait_new_src(page, "#canvas img", src)
+    mask_src = wait_new_src(page, "#mask-view img", mask_src)  # open panel: the click sent the new mask
+    page.screenshot(path=tmp_path / "mask-panel.png", full_page=True)
+    second = fetch(page, mask_src)[..., 0] > 127
+    assert second[60, 290] and not second[330, 250]

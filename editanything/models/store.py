@@ -29,6 +29,12 @@ def home_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "editanything"
 
 
+def cache_dir() -> Path:
+    """Where files derived from models are kept (e.g. SAM's exported decoder): $EDITANYTHING_CACHE or home/cache."""
+    env = os.environ.get("EDITANYTHING_CACHE")
+    return Path(env) if env else home_dir() / "cache"
+
+
 def model_roots() -> list[Path]:
     return [checkpoints_dir(), home_dir()]
 

@@ -157,6 +157,10 @@ class SamSegmenter:
         self._active = None
         self.predictor.reset_image()
 
+    def decoding(self):
+        """A context in which `self.predictor` decodes with this segmenter's decoder (ONNX Runtime or stock)."""
+        return sam_onnx.routed(self.model, self._onnx)
+
     def prepare(self, image: np.ndarray) -> None:
         """Compute and cache the image embedding now, so the first click costs only the decoder."""
         self._embedding(check_rgb(image))
@@ -172,7 +176,7 @@ class SamSegmenter:
         image = check_rgb(image)
         check_prompt(prompt, image.shape)
         entry = self._embedding(image)
-        with self._autocast(), sam_onnx.routed(self.model, self._onnx):
+        with self._autocast(), self.decoding():
             if len(prompt.boxes) > 1:
                 masks, scores = self._predict_boxes(prompt.boxes, entry.original_size, multimask)
                 entry.logits = None

@@ -7,7 +7,7 @@ decoder as an ONNX graph). Only `MaskDecoder.predict_masks` moves: prompt encodi
 and upscaling stay the stock `SamPredictor` code, so masks and scores match it to float rounding.
 
 The graph is exported from the loaded weights with `torch.onnx.export` (a few seconds) and kept
-in $EDITANYTHING_HOME/cache under a hash of those weights, so later starts only load it.
+in $EDITANYTHING_CACHE (default $EDITANYTHING_HOME/cache) under a hash of those weights, so later starts only load it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from ..errors import first_line
 from ..imageio import write_bytes_atomic
-from ..models.store import home_dir
+from ..models.store import cache_dir as default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,24 +63,26 @@ class OnnxMaskDecoder:
         import onnxruntime as ort
         import torch
 
-        cache_dir = cache_dir or home_dir() / "cache"
-        key = _weights_key(decoder, image_pe)
-        path = cache_dir / f"sam-decoder-{key}.onnx"
-        if path.is_file():
-            graph = path.read_bytes()
-        else:
-            graph = _export(decoder, image_pe)
-            try:
-                write_bytes_atomic(path, graph)
-            except OSError as exc:  # a read-only home only costs the export at the next start
-                log.warning("could not cache the SAM decoder graph in %s: %s", cache_dir, first_line(exc))
+        cache_dir = cache_dir or default_cache_dir()
+        path = cache_dir / f"sam-decoder-{_weights_key(decoder, image_pe)}.onnx"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         # Spinning worker threads would keep the cores busy after each call, slowing the overlay
         # drawing and the web server that share them.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        return cls(decoder, session)
+        if path.is_file():
+            try:
+                return cls(decoder, ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"]))
+            except Exception as exc:  # noqa: BLE001 - a damaged cache entry is made again
+                log.warning("exporting SAM's decoder again: the cached %s does not load (%s)", path.name,
+                            first_line(exc))
+        log.info("exporting SAM's mask decoder to ONNX (once per checkpoint, a few seconds)")
+        graph = _export(decoder, image_pe)
+        try:
+            write_bytes_atomic(path, graph)
+        except OSError as exc:  # a read-only cache only costs the export at the next start
+            log.warning("could not cache the SAM decoder graph in %s: %s", cache_dir, first_line(exc))
+        return cls(decoder, ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"]))
 
     def __call__(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings):
         args = (image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)

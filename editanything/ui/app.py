@@ -130,7 +130,7 @@ class _Handlers:
 
     # ---- Edit tab: selection ----
 
-    def _selection_outputs(self, session: Session, invert: bool, grow: float) -> tuple:
+    def _selection_outputs(self, session: Session, invert: bool, grow: float, with_mask: bool = True) -> tuple:
         det = session.detections
         if det is not None and len(det):
             choices = [(f"{i} {p} {s:.2f}", i) for i, (p, s) in enumerate(zip(det.phrases, det.scores))]
@@ -138,7 +138,7 @@ class _Handlers:
         else:
             instances = gr.CheckboxGroup(choices=[], value=[])
         chosen = list(range(len(det))) if det is not None else None
-        canvas, mask = self.render(session, chosen, invert, grow)
+        canvas, mask = self.render(session, chosen, invert, grow, with_mask)
         return session, canvas, mask, instances, session.points_json(), session.boxes_json(), self._info(session)
 
     def _info(self, session: Session) -> str:
@@ -169,19 +169,22 @@ class _Handlers:
         if session.key is not None:
             shutil.rmtree(self.workdir / "sessions" / session.key, ignore_errors=True)
 
-    def render(self, session: Session, chosen: list[int] | None, invert: bool, grow: float):
+    def render(self, session: Session, chosen: list[int] | None, invert: bool, grow: float, with_mask: bool = True):
         """Files of the canvas (photo with the selection drawn) and the full-size mask (white = selected).
 
         Written with our fast encoders (JPEG for the view, fast PNG for the lossless mask); gradio
-        then only copies the small files, which keeps a click's round trip short.
+        then only copies the small files, which keeps a click's round trip short. Without
+        `with_mask` the mask output is left as it is (`gr.skip()`): a browser click does not pay
+        for a full-size PNG that sits in a closed panel.
         """
         canvas, mask = self._draw(session, chosen, invert, grow)
         if canvas is None:
             return None, None
         folder = self._folder(session)
-        canvas_file = write_image(folder / "canvas.jpg", canvas, quality=90)
-        mask_file = None if mask is None else write_image(folder / "mask.png", mask)
-        return str(canvas_file), None if mask_file is None else str(mask_file)
+        canvas_file = str(write_image(folder / "canvas.jpg", canvas, quality=90))
+        if not with_mask:
+            return canvas_file, gr.skip()
+        return canvas_file, None if mask is None else str(write_image(folder / "mask.png", _mask_image(mask)))
 
     def _draw(self, session: Session, chosen: list[int] | None, invert: bool, grow: float):
         if session.image is None:
@@ -200,19 +203,19 @@ class _Handlers:
         canvas = clicks(canvas, [(x * s, y * s, lab) for x, y, lab in session.points],
                         [tuple(v * s for v in b) for b in session.boxes],
                         None if session.corner is None else (session.corner[0] * s, session.corner[1] * s))
-        return canvas, None if mask is None else mask.astype(np.uint8) * 255
+        return canvas, mask
 
-    def _segment(self, session: Session, invert: bool, grow: float) -> tuple:
+    def _segment(self, session: Session, invert: bool, grow: float, with_mask: bool = True) -> tuple:
         prompt = session.prompt()
         if not prompt.points and not prompt.boxes:
             session.detections = session.segmented = None
-            return self._selection_outputs(session, invert, grow)
+            return self._selection_outputs(session, invert, grow, with_mask)
         refine = session.refines(prompt)
         detections = self.editor.segmenter.segment(session.image, prompt, refine=refine)
         if not detections.union_mask().any():
             raise NothingFound("the clicks selected nothing; click inside the object or draw a box around it")
         session.detections, session.segmented = detections, prompt
-        return self._selection_outputs(session, invert, grow)
+        return self._selection_outputs(session, invert, grow, with_mask)
 
     def load(self, session: Session, photo: str | None, invert: bool, grow: float) -> tuple:
         if not photo:
@@ -232,14 +235,14 @@ class _Handlers:
             session.set_prompt(points, boxes)
             return self._segment(session, invert, grow)
 
-    def click(self, session: Session, photo: str | None, mode: str, invert: bool, grow: float,
+    def click(self, session: Session, photo: str | None, mode: str, invert: bool, grow: float, mask_shown: bool,
               evt: gr.SelectData) -> tuple:
         session = self._photo(session, photo)
         x, y = session.to_image(*evt.index[:2])
         with session.change():
             if not session.click(x, y, mode):
-                return self._selection_outputs(session, invert, grow)
-            return self._segment(session, invert, grow)
+                return self._selection_outputs(session, invert, grow, mask_shown)
+            return self._segment(session, invert, grow, mask_shown)
 
     def select_text(self, session: Session, photo: str | None, phrase: str, invert: bool, grow: float) -> tuple:
         session = self._photo(session, photo)
@@ -257,8 +260,15 @@ class _Handlers:
         session.clear()
         return self._selection_outputs(session, invert, grow)
 
-    def preview(self, session: Session, chosen: list[int], invert: bool, grow: float) -> tuple:
-        return self.render(session, chosen, invert, grow)
+    def preview(self, session: Session, chosen: list[int], invert: bool, grow: float, mask_shown: bool = True) -> tuple:
+        return self.render(session, chosen, invert, grow, mask_shown)
+
+    def show_mask(self, session: Session, chosen: list[int], invert: bool) -> tuple:
+        """The mask panel was opened: from now on clicks send the mask too; show the current one."""
+        mask = session.mask(chosen, invert)
+        if mask is None:
+            return True, None
+        return True, str(write_image(self._folder(session) / "mask.png", _mask_image(mask)))
 
     # ---- Edit tab: editing ----
 
@@ -417,6 +427,11 @@ def _named(reason: str, source: Path) -> str:
     return reason if reason.startswith(source.name) else f"{source.name}: {reason}"
 
 
+def _mask_image(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask as a grey image, white = selected."""
+    return mask.astype(np.uint8) * 255
+
+
 def _shrink_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if mask.shape == shape[:2]:
         return mask
@@ -530,6 +545,7 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
         with gr.Tab("Edit"):
             gr.Markdown(h.banner())
             session = gr.State(Session(), time_to_live=3 * 3600, delete_callback=h.forget)
+            mask_shown = gr.State(False)  # is the mask panel open (else clicks skip the full-size mask file)
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
                     photo = photo_upload(label="Photo", sources=["upload", "clipboard"], height=220, elem_id="photo")
@@ -544,12 +560,12 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
                         clear = gr.Button("Clear selection", size="sm")
                     grow = gr.Slider(0, 64, value=8, step=1, label="Grow (px): edits may reach this far out")
                     feather = gr.Slider(0, 64, value=8, step=1, label="Feather (px): blend width at the edited area's edge")
-                    with gr.Accordion("Clicks and boxes (editable)", open=False):
+                    with gr.Accordion("Clicks, boxes and mask", open=False) as details:
                         points = gr.Textbox(label="Clicks [[x, y, 1=add / 0=exclude], …]", value="[]")
                         boxes = gr.Textbox(label="Boxes [[x0, y0, x1, y1], …]", value="[]")
                         resegment = gr.Button("Segment these")
                         mask_view = gr.Image(label="Mask (white = selected)", format="png", interactive=False,
-                                             height=160)
+                                             height=160, elem_id="mask-view")
                 with gr.Column(scale=2):
                     canvas = gr.Image(label="Click on the object", interactive=False, format="jpeg",
                                       elem_id="canvas", height=560, buttons=["fullscreen"])
@@ -580,15 +596,18 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
                          ).then(readable(h.warm), [session], None, api_visibility="private", **common)
             photo.clear(readable(h.load), [session, photo, invert, grow], selection_out, api_visibility="private",
                         **common)
-            canvas.select(readable(h.click), [session, photo, mode, invert, grow], selection_out,
+            canvas.select(readable(h.click), [session, photo, mode, invert, grow, mask_shown], selection_out,
                           api_visibility="private", **common)
+            details.expand(readable(h.show_mask), [session, instances, invert], [mask_shown, mask_view],
+                           api_visibility="private", **common)
+            details.collapse(lambda: False, None, mask_shown, api_visibility="private", queue=False)
             gr.on([resegment.click, points.submit, boxes.submit], readable(h.segment_points),
                   [session, photo, points, boxes, invert, grow], selection_out, api_name="segment_points", **common)
             gr.on([find.click, phrase.submit], readable(h.select_text), [session, photo, phrase, invert, grow],
                   selection_out, api_name="select_text", **common)
             clear.click(readable(h.clear), [session, invert, grow], selection_out, api_visibility="private", **common)
             gr.on([instances.input, invert.input, grow.release], readable(h.preview),
-                  [session, instances, invert, grow], [canvas, mask_view], api_visibility="undocumented",
+                  [session, instances, invert, grow, mask_shown], [canvas, mask_view], api_visibility="undocumented",
                   show_progress="hidden", concurrency_id=MODEL_LOCK)
             edit_in = [session, photo, instances, invert, grow, feather, prompt, negative, sampler, steps, cfg, seed,
                        strength, color]
