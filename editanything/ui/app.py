@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -108,6 +109,8 @@ class _Handlers:
         self.max_files = max_files
         self._tmp = tempfile.TemporaryDirectory(prefix="editanything-ui-")
         self.workdir = Path(self._tmp.name)
+        # Encodes the full-size mask PNG while the canvas is drawn (OpenCV releases the GIL).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="editanything-ui-writer")
 
     # ---- reading uploads ----
 
@@ -177,21 +180,24 @@ class _Handlers:
         `with_mask` the mask output is left as it is (`gr.skip()`): a browser click does not pay
         for a full-size PNG that sits in a closed panel.
         """
-        canvas, mask = self._draw(session, chosen, invert, grow)
-        if canvas is None:
-            return None, None
-        folder = self._folder(session)
-        canvas_file = str(write_image(folder / "canvas.jpg", canvas, quality=90))
-        if not with_mask:
-            return canvas_file, gr.skip()
-        return canvas_file, None if mask is None else str(write_image(folder / "mask.png", _mask_image(mask)))
-
-    def _draw(self, session: Session, chosen: list[int] | None, invert: bool, grow: float):
         if session.image is None:
             return None, None
+        folder = self._folder(session)
+        mask = session.mask(chosen, invert)
+        mask_file = None
+        if with_mask and mask is not None:
+            mask_file = self._writer.submit(lambda: str(write_image(folder / "mask.png", _mask_image(mask))))
+        canvas_file = str(write_image(folder / "canvas.jpg", self._draw(session, chosen, invert, grow, mask),
+                                      quality=90))
+        if not with_mask:
+            return canvas_file, gr.skip()
+        return canvas_file, None if mask_file is None else mask_file.result()
+
+    def _draw(self, session: Session, chosen: list[int] | None, invert: bool, grow: float,
+              mask: np.ndarray | None) -> np.ndarray:
+        """The canvas: the shrunk photo with `mask` (the chosen instances' union) and the clicks drawn."""
         s = session.scale
         canvas = session.display
-        mask = session.mask(chosen, invert)
         if mask is not None:
             det = session.detections if chosen is None else session.detections.keep(indices=chosen)
             if invert:
@@ -203,7 +209,7 @@ class _Handlers:
         canvas = clicks(canvas, [(x * s, y * s, lab) for x, y, lab in session.points],
                         [tuple(v * s for v in b) for b in session.boxes],
                         None if session.corner is None else (session.corner[0] * s, session.corner[1] * s))
-        return canvas, mask
+        return canvas
 
     def _segment(self, session: Session, invert: bool, grow: float, with_mask: bool = True) -> tuple:
         prompt = session.prompt()
