@@ -3,6 +3,7 @@
 The stock `SamPredictor` does the work. The image encoder (seconds on a CPU) runs once
 per image: its output is kept in a bounded LRU keyed by the image's content hash, so
 each further click, and each switch back to a recent image, costs only the decoder.
+On a CPU the decoder's transformer runs on ONNX Runtime when it is installed (`sam_onnx`).
 """
 
 from __future__ import annotations
