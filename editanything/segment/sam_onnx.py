@@ -1,14 +1,16 @@
-"""SAM's mask decoder on ONNX Runtime: the stock decoder's function, ~1.7x faster on a CPU.
+"""SAM's mask decoder on ONNX Runtime: the stock decoder's function, faster on a CPU.
 
-Once the image embedding is cached, a click costs one decoder call, so on a CPU the decoder *is*
-the click's latency. ONNX Runtime runs the decoder's two-way transformer with fused attention,
-layer norms and GELUs where eager PyTorch runs it op by op (SAM's own web demo also runs its
-decoder as an ONNX graph). Only `MaskDecoder.predict_masks` moves: prompt encoding, mask choice
-and upscaling stay the stock `SamPredictor` code, so masks and scores match it to float rounding.
+Once the image embedding is cached, a click costs one decoder call, so on a CPU the decoder is
+most of the click's latency. ONNX Runtime runs the decoder's two-way transformer with fused
+attention, layer norms and GELUs where eager PyTorch runs it op by op (SAM's own web demo also
+runs its decoder as an ONNX graph): the transformer alone ~1.5x faster, a whole click ~1.15x
+(`benchmarks/click_latency.py`). Only `MaskDecoder.predict_masks` moves: prompt encoding, mask
+choice and upscaling stay the stock `SamPredictor` code, so masks and scores match it to float
+rounding.
 
 The graph is exported from the loaded weights with `torch.onnx.export` (a few seconds) and kept
-in $EDITANYTHING_CACHE (default $EDITANYTHING_HOME/cache) under a hash of those weights, so later starts only load it.
-"""
+in $EDITANYTHING_CACHE (default $EDITANYTHING_HOME/cache) under a hash of those weights, so later
+starts only load it."""
 
 from __future__ import annotations
 
@@ -47,9 +49,11 @@ class OnnxMaskDecoder:
     """
 
     def __init__(self, decoder: Any, session: Any) -> None:
+        import torch
+
+        self._torch = torch
         self.stock = functools.partial(type(decoder).predict_masks, decoder)  # the method, even inside `routed`
         self.session = session
-        self._torch = __import__("torch")
         self._inputs = [i.name for i in session.get_inputs()]
 
     @classmethod
