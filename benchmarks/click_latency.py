@@ -145,5 +145,6 @@ def main() -> None:
     print(f"switch back / bare decoder = {med(switch) / med(bare_after_switch):.2f}x")
     print(f"cached click, PyTorch / {seg.decoder} decoder = {c_torch / c:.2f}x faster")
 
+
 if __name__ == "__main__":
     main()

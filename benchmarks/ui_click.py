@@ -88,14 +88,14 @@ def main() -> None:
         demo = build_app(editor)
         print(f"segmenter: {editor.segmenter.describe()}; app built in {time.perf_counter() - start:.1f} s "
               f"(SAM weights loaded); torch threads {torch.get_num_threads()}; photo {w}x{h}")
-        url = serve(demo, port=free_port(), block=False, quiet=True)
         import gradio as gr
 
         with gr.Blocks(analytics_enabled=False) as noop_app:
             text = gr.Textbox()
             text.submit(lambda value: value, text, text, api_name="echo")
-        noop_url = serve(noop_app, port=free_port(), block=False, quiet=True)
+        url = serve(demo, port=free_port(), block=False, quiet=True)
         try:
+            noop_url = serve(noop_app, port=free_port(), block=False, quiet=True)
             client = Client(url, verbose=False)
             bare = Client(url, verbose=False, download_files=False)
             rng = np.random.default_rng(0)
@@ -183,6 +183,7 @@ def main() -> None:
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"first / later click (gradio_client, overlay only): {first / med(later_bare):.1f}x; "
           f"UI overhead over the segmenter, browser path: {(med(later_raw) - med(decoder)) * 1000:.0f} ms")
+
 
 if __name__ == "__main__":
     main()
