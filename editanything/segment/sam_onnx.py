@@ -98,9 +98,7 @@ class OnnxMaskDecoder:
 
 
 def load(model: Any) -> OnnxMaskDecoder | None:
-    """The graph of `model`'s mask decoder on ONNX Runtime; None (stock decoder stays) when it cannot be had."""
-    if not onnx_available():
-        return None
+    """The graph of `model`'s mask decoder on ONNX Runtime; None (stock decoder stays) when export or load fails."""
     try:
         return OnnxMaskDecoder.from_decoder(model.mask_decoder, model.prompt_encoder.get_dense_pe())
     except Exception as exc:  # noqa: BLE001 - any exporter failure leaves the stock decoder working

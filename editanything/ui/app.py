@@ -186,12 +186,16 @@ class _Handlers:
         mask = session.mask(chosen, invert)
         mask_file = None
         if with_mask and mask is not None:
-            mask_file = self._writer.submit(lambda: str(write_image(folder / "mask.png", _mask_image(mask))))
+            mask_file = self._writer.submit(self._write_mask, session, mask)
         canvas_file = str(write_image(folder / "canvas.jpg", self._draw(session, chosen, invert, grow, mask),
                                       quality=90))
         if not with_mask:
             return canvas_file, gr.skip()
         return canvas_file, None if mask_file is None else mask_file.result()
+
+    def _write_mask(self, session: Session, mask: np.ndarray) -> str:
+        """The session's mask file (white = selected), written with the fast PNG settings."""
+        return str(write_image(self._folder(session) / "mask.png", mask.astype(np.uint8) * 255))
 
     def _draw(self, session: Session, chosen: list[int] | None, invert: bool, grow: float,
               mask: np.ndarray | None) -> np.ndarray:
@@ -274,7 +278,7 @@ class _Handlers:
         mask = session.mask(chosen, invert)
         if mask is None:
             return True, None
-        return True, str(write_image(self._folder(session) / "mask.png", _mask_image(mask)))
+        return True, self._write_mask(session, mask)
 
     # ---- Edit tab: editing ----
 
@@ -431,11 +435,6 @@ def _named(reason: str, source: Path) -> str:
     """A batch failure as `name: reason`, without the server's path."""
     reason = reason.replace(str(source), source.name)
     return reason if reason.startswith(source.name) else f"{source.name}: {reason}"
-
-
-def _mask_image(mask: np.ndarray) -> np.ndarray:
-    """A boolean mask as a grey image, white = selected."""
-    return mask.astype(np.uint8) * 255
 
 
 def _shrink_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
