@@ -6,8 +6,10 @@ is the photo-to-sketch job on top of it.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import stat
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,15 +20,30 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .errors import EditAnythingError, InvalidInputError
-from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX
+from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder
 
 OUTPUT_FORMATS = ("png", "jpg")
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
 @dataclass(frozen=True)
 class Job:
+    """One input and what it writes: `output`, and for `count` > 1 also `name-1.png` … `name-{count-1}.png`."""
+
     source: Path
     output: Path
+    count: int = 1
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.output, *(numbered_output(self.output, i) for i in range(1, self.count)))
+
+
+def numbered_output(output: Path, index: int) -> Path:
+    """Where image `index` of a job goes: the output itself for 0, else `name-INDEX.ext` beside it."""
+    return output if index == 0 else output.with_name(f"{output.stem}-{index}{output.suffix}")
 
 
 @dataclass
@@ -44,33 +61,123 @@ class BatchReport:
     def summary(self) -> str:
         return f"{len(self.done)} done, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
 
+    def failure_lines(self) -> list[str]:
+        """One `FILE: reason` line per failure, naming the file once (errors name their file already)."""
+        lines = []
+        for path, reason in self.failed:
+            prefix = f"{path}: "
+            lines.append(reason if reason.startswith(prefix) else prefix + reason)
+        return lines
 
-def collect_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+
+def collect_inputs(inputs: Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None
+                   ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
     """Expand files, folders (recursive) and glob patterns into (file, relative output path) pairs.
 
     Folders keep their inner structure in the relative path; single files and glob matches
-    keep their name (glob matches: their path below the pattern's fixed part).
+    keep their name (glob matches: their path below the pattern's fixed part). `exclude` (the
+    output folder) is left out of the folders and patterns it lies inside, so a re-run never
+    takes the last run's outputs for inputs. Symlinks are followed; one that loops is reported.
     """
     found: list[tuple[Path, Path]] = []
-    missing: list[tuple[Path, str]] = []
+    problems: list[tuple[Path, str]] = []
+    skip = _identity(Path(exclude)) if exclude is not None else None
     for item in inputs:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                           and not p.name.startswith("."))
+            files = _walk_images(path, skip, problems)
             found += [(p, p.relative_to(path)) for p in files]
         elif path.exists():
             found.append((path, Path(path.name)))
         elif glob.has_magic(text):
             base = _fixed_prefix(path)
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
-            if not matches:
-                missing.append((path, "no file matches this pattern"))
+            hits = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
+            if not hits:
+                problems.append((path, "no file matches this pattern"))
+            matches = []
+            for m in hits:
+                if skip is not None and _inside(m, skip, base):
+                    continue
+                if m.is_file():
+                    matches.append(m)
+                elif (why := _unreachable(m)) is not None:
+                    problems.append((m, why))
             found += [(m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)) for m in matches]
         else:
-            missing.append((path, "no such file or folder"))
-    return found, missing
+            problems.append((path, _unreachable(path) or "no such file or folder"))
+    return found, problems
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing folder, the same whichever path or link leads to it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _inside(path: Path, folder: tuple[int, int], stop: Path) -> bool:
+    """Whether `path` lies in the folder with identity `folder`, looking up to (not above) `stop`."""
+    for parent in path.parents:
+        if parent == stop or not parent.is_relative_to(stop):
+            return False
+        if _identity(parent) == folder:
+            return True
+    return False
+
+
+def _unreachable(path: Path) -> str | None:
+    """Why a symlink can't be followed (a loop, or a missing target); None when `path` is not such a link."""
+    try:
+        os.stat(path)
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop: following this link leads back to it; fix or remove the link"
+        if os.path.islink(path):
+            return f"broken symlink: it points to {os.readlink(path)}, which does not exist"
+        return None
+
+
+def _walk_images(root: Path, skip: tuple[int, int] | None, problems: list[tuple[Path, str]]) -> list[Path]:
+    """Image files below `root`, sorted; follows links to folders, reports links that loop.
+
+    `skip` is a folder identity left out (the output folder) unless it is `root` itself.
+    """
+    files: list[Path] = []
+    ancestors = {_identity(root): root}
+
+    def visit(folder: Path) -> None:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            problems.append((folder, f"cannot list this folder ({exc.strerror or exc})"))
+            return
+        for name in names:
+            path = folder / name
+            try:
+                st = os.stat(path)
+            except OSError:
+                why = _unreachable(path)
+                if why is not None and (path.suffix.lower() in IMAGE_SUFFIXES or why.startswith("symlink loop")):
+                    problems.append((path, why))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    problems.append((path, f"symlink loop: this folder leads back to {ancestors[key]}; "
+                                           "its files are read once, from there"))
+                elif key != skip:
+                    ancestors[key] = path
+                    visit(path)
+                    del ancestors[key]
+            elif stat.S_ISREG(st.st_mode) and path.suffix.lower() in IMAGE_SUFFIXES and not name.startswith("."):
+                files.append(path)
+
+    visit(root)
+    return sorted(files)
 
 
 def _fixed_prefix(pattern: Path) -> Path:
@@ -84,25 +191,47 @@ def _fixed_prefix(pattern: Path) -> Path:
 
 
 def plan_jobs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, fmt: str,
-              suffix: str = "") -> tuple[list[Job], list[tuple[Path, str]]]:
-    """Jobs for every input image, with output paths under `outdir`; and the inputs that can't be jobs."""
+              suffix: str = "", count: int = 1) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Jobs for every input image, with output paths under `outdir`; and the inputs that can't be jobs.
+
+    Every file a job writes (`count` per input) is reserved up front: a job is refused when one
+    of its outputs would overwrite an input, have a name too long for the file system, or be
+    written by another job too (then both are refused, each naming the other).
+    """
     if fmt not in OUTPUT_FORMATS:
         raise InvalidInputError(f"unsupported output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
     outdir = Path(outdir)
-    pairs, problems = collect_inputs(inputs)
-    jobs: list[Job] = []
-    claimed: dict[Path, Path] = {}
+    pairs, problems = collect_inputs(inputs, exclude=outdir)
     sources = {s.resolve() for s, _ in pairs}
+    candidates: list[Job] = []
+    claims: dict[Path, list[Job]] = {}
     for source, rel in pairs:
-        output = outdir / rel.with_name(rel.stem + suffix + "." + fmt)
-        key = output.resolve()
-        if key in sources:
-            problems.append((source, f"output {output} would overwrite an input; choose another output folder"))
-        elif key in claimed:
-            problems.append((source, f"output {output} is already taken by {claimed[key]}; rename one of them"))
+        job = Job(source, outdir / rel.with_name(rel.stem + suffix + "." + fmt), count)
+        long = next((o for o in job.outputs if len(os.fsencode(o.name)) > NAME_MAX), None)
+        taken = next((o for o in job.outputs if o.resolve() in sources), None)
+        if long is not None:
+            problems.append((source, f"output name {long.name!r} is longer than {NAME_MAX} bytes; "
+                                     "shorten the input's name"))
+        elif taken is not None:
+            problems.append((source, f"output {taken} would overwrite an input; choose another output folder"))
         else:
-            claimed[key] = source
-            jobs.append(Job(source, output))
+            candidates.append(job)
+            for output in job.outputs:
+                claims.setdefault(output.resolve(), []).append(job)
+    clashes: dict[Job, tuple[Path, Job]] = {}
+    for key, jobs in claims.items():
+        if len(jobs) > 1:
+            for job in jobs:
+                other = next(j for j in jobs if j is not job)
+                clashes.setdefault(job, (next(o for o in job.outputs if o.resolve() == key), other))
+    jobs = []
+    for job in candidates:
+        if job in clashes:
+            output, other = clashes[job]
+            problems.append((job.source, f"its output {output} would also be written for {other.source}; "
+                                         "rename one of them or run them into different folders"))
+        else:
+            jobs.append(job)
     return jobs, problems
 
 
@@ -272,6 +401,7 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
         raise InvalidInputError(f"--max-side must be at least 16 pixels; got {max_side}")
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    check_writable_folder(outdir)
     jobs, problems = plan_jobs(inputs, outdir, fmt)
     if style.startswith("hed"):
         from .models import resolve
@@ -306,8 +436,7 @@ def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: An
     image = read_image(source)
     result = _editor(editor).edit(image, request, source=str(source))
     for i in range(len(result.images) - 1, -1, -1):
-        path = output if i == 0 else output.with_name(f"{output.stem}-{i}{output.suffix}")
-        result.save(path, i, inputs=(source, *inputs))
+        result.save(numbered_output(output, i), i, inputs=(source, *inputs))
 
 
 def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
@@ -319,7 +448,8 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
     the jobs run in this process). Deep models take all cores (and the GPU) in one process, so
     `workers` defaults to 1; weight-free backends scale with more.
     """
-    jobs, problems = plan_jobs(inputs, outdir, "png")
+    check_writable_folder(outdir)
+    jobs, problems = plan_jobs(inputs, outdir, "png", count=request.params.n_images)
     if prebuilt is not None:
         _editor(dict(editor or {}), prebuilt)
     work = partial(edit_file, editor=dict(editor or {}), request=request,

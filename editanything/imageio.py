@@ -7,6 +7,7 @@ naming the file. `write_image` writes atomically (temp file + rename) and never 
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import struct
@@ -176,28 +177,77 @@ def read_png_text(path: str | os.PathLike) -> dict[str, str]:
         raise ImageError(f"{path}: cannot read image metadata ({exc})") from None
 
 
+def _temp_prefix(name: str) -> str:
+    """`.NAME.PID.` for a temp file beside NAME, NAME cut so the whole temp name fits in 255 bytes.
+
+    The writer's pid in the name lets a later run tell a dead writer's leftovers from live work.
+    """
+    tail = f".{os.getpid()}."
+    room = 255 - 1 - len(tail) - 8 - len(PARTIAL_SUFFIX)  # mkstemp adds 8 random characters
+    return "." + os.fsencode(name)[:room].decode("utf-8", "ignore") + tail
+
+
+_WRITE_HINTS = {errno.ENOSPC: "the disk is full; free some space", errno.EDQUOT: "the disk quota is full",
+                errno.EACCES: "no permission; choose another output folder",
+                errno.EPERM: "no permission; choose another output folder",
+                errno.EROFS: "read-only file system; choose another output folder"}
+
+
+def write_failure(path: Path, exc: OSError, *, folder: bool = False) -> str:
+    """One line for a failed write of `path` (a file, or with `folder` a folder): where, why, what to do."""
+    blocker = next((p for p in path.parents if p.is_file()), None)
+    if blocker is None and folder and path.is_file():
+        blocker = path
+    if blocker is not None:
+        return f"{blocker}: is a file, not a folder; choose another output folder"
+    if not folder and path.is_dir():
+        return f"{path}: is a folder; cannot write an image over it"
+    return f"{path}: cannot write ({exc.strerror or exc}); {_WRITE_HINTS.get(exc.errno, 'check the output folder')}"
+
+
+def check_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create `folder` if needed and prove a file can be written in it; ImageError naming it if not.
+
+    Run before any model loads, so a bad output folder costs nothing.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".editanything-write-check.")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ImageError(write_failure(folder, exc, folder=True)) from None
+    return folder
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Write `data` to `path` through a temp file and a rename, so no reader ever sees half a file."""
     path = Path(path)
     for source in inputs:
         if path.exists() and Path(source).exists() and os.path.samefile(path, source):
             raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid in the name lets a later run tell a dead writer's leftovers from live work.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=PARTIAL_SUFFIX)
+    except OSError as exc:
+        raise ImageError(write_failure(path, exc)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a crash never leaves an empty file at `path`
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise ImageError(write_failure(path, exc)) from None
         raise
     return path
-
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, text: Mapping[str, str] | None = None,

@@ -247,13 +247,13 @@ class Editor:
         steps = []
         rest = np.zeros_like(target)
         for phrase, prompt in request.prompt_for.items():
-            group = detections.keep(phrases=[phrase])
+            group = detections[np.array([_same_phrase(p, phrase) for p in detections.phrases], bool)]
             if not len(group):
                 raise NothingFound(f"--prompt-for {phrase!r}: no selected instance has that phrase "
                                    f"(found: {', '.join(sorted(set(detections.phrases)))})")
             steps.append((group.union_mask(), dataclasses.replace(params, prompt=prompt)))
         unmatched = [phrase for phrase in detections.phrases
-                     if not any(p.lower() in phrase.lower() for p in request.prompt_for)]
+                     if not any(_same_phrase(p, phrase) for p in request.prompt_for)]
         for i, phrase in enumerate(detections.phrases):
             if phrase in unmatched:
                 rest |= detections.masks[i]
@@ -286,6 +286,11 @@ class Editor:
         if selection.text:
             models["detector"] = {"name": getattr(self.detector, "name", type(self.detector).__name__)}
         return models
+
+
+def _same_phrase(a: str, b: str) -> bool:
+    """Whole-phrase match, ignoring case and spacing: "dog" is not "hot dog"."""
+    return a.lower().split() == b.lower().split()
 
 
 def _edit_area(selection: np.ndarray, request: EditRequest) -> tuple[np.ndarray, float]:

@@ -12,7 +12,7 @@ from PIL import Image
 import bad_images as bad
 from conftest import DEMOS
 from editanything import imageio
-from editanything.batch import collect_inputs, sketch_folder
+from editanything.batch import collect_inputs, plan_jobs, sketch_folder
 from editanything.errors import InvalidInputError
 
 
@@ -151,3 +151,88 @@ def test_a_dead_writers_temp_file_is_removed_a_live_ones_kept(tmp_path):
     live.write_bytes(b"x")
     assert remove_partials([tmp_path / "out.png"]) == 1
     assert not dead.exists() and live.exists()
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", photos / "coffee.jpg")
+    shutil.copy(DEMOS / "chelsea.jpg", photos / "chelsea.jpg")
+    out = photos / "sketches"
+    first = sketch_folder([photos], out, workers=1, progress=False)
+    assert len(first.done) == 2 and first.ok
+    again = sketch_folder([photos], out, workers=1, progress=False)
+    assert again.ok and not again.done and len(again.skipped) == 2
+    assert not (out / "sketches").exists()
+    # a glob over the input folder leaves the output folder out too
+    pattern = sketch_folder([str(photos / "**" / "*.png")], out, fmt="png", workers=1, progress=False)
+    assert not pattern.done and not pattern.failed
+
+
+def test_every_file_a_job_writes_is_reserved_and_a_clash_names_both_files(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "a-1.jpg", "b.jpg"):
+        shutil.copy(DEMOS / "coffee.jpg", photos / name)
+    jobs, problems = plan_jobs([photos], tmp_path / "out", "png", count=2)
+    assert [j.source.name for j in jobs] == ["b.jpg"]
+    assert [o.name for o in jobs[0].outputs] == ["b.png", "b-1.png"]
+    why = {p.name: r for p, r in problems}
+    assert set(why) == {"a.jpg", "a-1.jpg"}
+    assert "a-1.png" in why["a.jpg"] and str(photos / "a-1.jpg") in why["a.jpg"]
+    assert "a-1.png" in why["a-1.jpg"] and str(photos / "a.jpg") in why["a-1.jpg"]
+    # a numbered output that would land on an input is refused too
+    shutil.copy(DEMOS / "coffee.jpg", photos / "b-1.png")
+    jobs, problems = plan_jobs([photos / "b.jpg", photos / "b-1.png"], photos, "png", count=2)
+    assert not jobs
+    assert any(p.name == "b.jpg" and "b-1.png would overwrite an input" in r for p, r in problems)
+
+
+def test_two_inputs_with_one_output_are_both_refused_up_front(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", photos / "cat.jpg")
+    Image.open(DEMOS / "chelsea.jpg").save(photos / "cat.png")
+    report = sketch_folder([photos], tmp_path / "out", workers=1, progress=False)
+    assert not report.done and not (tmp_path / "out" / "cat.png").exists()
+    why = {p.name: r for p, r in report.failed}
+    assert str(photos / "cat.png") in why["cat.jpg"] and str(photos / "cat.jpg") in why["cat.png"]
+
+
+def test_long_names_fit_the_file_system(tmp_path):
+    name = "x" * 250  # a legal name: 254 bytes with .jpg
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", photos / f"{name}.jpg")
+    report = sketch_folder([photos], tmp_path / "out", workers=1, progress=False)
+    assert report.ok and (tmp_path / "out" / f"{name}.png").exists()
+    longest = "y" * 251  # name.png fits, name-1.png does not: refused before any work
+    shutil.copy(DEMOS / "coffee.jpg", photos / f"{longest}.jpg")
+    jobs, problems = plan_jobs([photos / f"{longest}.jpg"], tmp_path / "out", "png", count=2)
+    assert not jobs and "longer than 255 bytes" in problems[0][1]
+
+
+def test_a_failure_line_names_the_file_once(photo_folder, tmp_path):
+    report = sketch_folder(photo_folder, tmp_path / "out", workers=1, progress=False)
+    lines = report.failure_lines()
+    assert len(lines) == 2
+    for (path, _), line in zip(report.failed, lines):
+        assert line.startswith(f"{path}: ") and line.count(str(path)) == 1
+    result = _cli("sketch", photo_folder / "broken.jpg", "-o", tmp_path / "cli", "-q")
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and failed[0].count("broken.jpg") == 1
+
+
+def test_symlink_loops_are_reported(tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "inner").mkdir(parents=True)
+    shutil.copy(DEMOS / "coffee.jpg", photos / "inner" / "coffee.jpg")
+    (photos / "inner" / "back").symlink_to(photos, target_is_directory=True)
+    (photos / "self.jpg").symlink_to(photos / "self.jpg")
+    report = sketch_folder([photos], tmp_path / "out", workers=1, progress=False)
+    assert [p.name for p in report.done] == ["coffee.jpg"]
+    why = {p.name: r for p, r in report.failed}
+    assert set(why) == {"back", "self.jpg"}
+    assert all("symlink loop" in r for r in why.values())
+    pairs, problems = collect_inputs([photos / "self.jpg"])
+    assert not pairs and "symlink loop" in problems[0][1]

@@ -125,3 +125,49 @@ def test_jpeg_with_data_after_the_end_marker_reads(tmp_path):
     path = tmp_path / "motion.jpg"
     path.write_bytes(src + b"\x00\x00\x00\x18ftypmp42" + bytes(300))
     assert np.array_equal(read_image(path), read_image(bad.DEMOS / "coffee.jpg"))
+
+
+def test_atomic_write_syncs_the_data_before_the_rename(tmp_path, monkeypatch):
+    from editanything import imageio
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(imageio.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(imageio.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    write_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.uint8))
+    assert calls == ["fsync", "replace"]
+
+
+def test_write_errors_are_one_line_naming_the_path(tmp_path, monkeypatch):
+    import errno
+
+    from editanything import imageio
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    (tmp_path / "taken").write_bytes(b"a file where a folder should be")
+    with pytest.raises(ImageError, match=r"taken: is a file, not a folder"):
+        write_image(tmp_path / "taken" / "out.png", image)
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(ImageError, match=r"dir.png: is a folder"):
+        write_image(tmp_path / "dir.png", image)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(imageio.os, "fsync", full)
+    with pytest.raises(ImageError) as err:
+        write_image(tmp_path / "full.png", image)
+    assert str(err.value).startswith(f"{tmp_path / 'full.png'}: cannot write") and "disk is full" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png", "taken"]  # no temp file left
+
+
+def test_an_unwritable_output_folder_is_found_before_any_work(tmp_path):
+    from editanything.imageio import check_writable_folder
+
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(ImageError, match=r"file: is a file, not a folder"):
+        check_writable_folder(tmp_path / "file")
+    with pytest.raises(ImageError, match=r"file: is a file, not a folder"):
+        check_writable_folder(tmp_path / "file" / "sub")
+    assert check_writable_folder(tmp_path / "new" / "sub").is_dir()
+    assert list((tmp_path / "new" / "sub").iterdir()) == []

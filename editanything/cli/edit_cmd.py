@@ -13,7 +13,7 @@ from ..batch import edit_folder
 from ..errors import InvalidInputError
 from ..generate import GenerationParams, load_styles, pick_styles, sampler_names
 from ..generate.prompts import apply_styles
-from ..imageio import read_image
+from ..imageio import check_writable_folder, read_image
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 from .sketch_cmd import print_report
 
@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--recolor", metavar="COLOR", help="recolour the selection (name or #rrggbb); no model needed")
     what.add_argument("--prompt", default="", help="what to put there; WebUI weights like (word:1.3) work")
     what.add_argument("--prompt-for", action="append", default=[], metavar="PHRASE=PROMPT",
-                      help='a prompt per selected instance, e.g. "dog=a corgi"; repeatable')
+                      help='a prompt per selected instance, by its whole detected phrase ("dog" is not "hot dog"), '
+                           'e.g. "dog=a corgi"; repeatable')
     what.add_argument("--negative", default="", help="negative prompt")
     what.add_argument("--style", action="append", default=[], metavar="NAME", help="a saved style (see --styles-file)")
     what.add_argument("--styles-file", metavar="FILE", help="saved styles: the WebUI's styles.csv or a JSON file")
@@ -137,6 +138,7 @@ def run_edit(args: argparse.Namespace) -> int:
     from ..pipeline import Editor
 
     request = build_request(args)
+    check_writable_folder(args.output)  # before any model loads
     editor = {
         "detector": args.detector, "segmenter": args.segmenter, "generator": args.model,
         "captioner": _captioner_if_present(), "detector_options": detector_options(args),

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_report(report: BatchReport, outdir: str, seconds: float) -> None:
     """The end of a batch: one line per failed file, then the totals."""
-    for path, reason in report.failed:
-        print(f"failed: {path}: {reason}", file=sys.stderr)
+    for line in report.failure_lines():
+        print(f"failed: {line}", file=sys.stderr)
     rate = len(report.done) / seconds if seconds > 0 and report.done else 0.0
     print(f"{report.summary()} in {seconds:.1f} s ({rate:.1f} img/s); outputs in {outdir}")

@@ -1,0 +1,17 @@
+"""`editanything edit`: bad input and bad outputs stop in one line, before any model loads."""
+
+from conftest import DEMOS
+
+from editanything.cli import main
+
+COFFEE = str(DEMOS / "coffee.jpg")
+
+
+def test_an_unwritable_output_folder_stops_before_any_model(isolated_models, tmp_path, capsys):
+    (tmp_path / "out").write_bytes(b"a file, not a folder")
+    # sd15-inpainting is missing: a check after the models would name the download instead
+    status = main(["edit", COFFEE, "--box", "10,10,100,100", "--prompt", "a cat", "--model", "sd15-inpainting",
+                   "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert f"{tmp_path / 'out'}: is a file, not a folder" in err
