@@ -151,9 +151,10 @@ def main() -> None:
             floor = floor[1:]  # the first request opens the client's stream
             decoder = []
             served = read_image(path)  # the decoded JPEG the app works on (its embedding is cached)
+            seed = editor.segmenter.segment(served, Prompt(points=clicks[:1])).refine_seed
             for n in range(2, args.clicks + 2):
                 t = time.perf_counter()
-                editor.segmenter.segment(served, Prompt(points=clicks[:n]), refine=True)
+                seed = editor.segmenter.segment(served, Prompt(points=clicks[:n]), refine=seed).refine_seed
                 decoder.append(time.perf_counter() - t)
         finally:
             demo.close()

@@ -1,4 +1,4 @@
-"""The currency between stages: Detections, Prompt and Recipe.
+"""The currency between stages: Detections, Prompt, RefineSeed and Recipe.
 
 Images cross module boundaries as RGB uint8 arrays (H, W, 3); masks as bool arrays (H, W).
 """
@@ -30,18 +30,40 @@ def check_rgb(image: Any) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+@dataclass(frozen=True, eq=False)
+class RefineSeed:
+    """What one segmenter result leaves for the next click on the same image (see `segment.base`).
+
+    `image` is the image's content key (`segment.base.image_key`), `backend` the segmenter's name and
+    `data` the backend's own seed, read-only (SAM: the best mask's low-res logits; GrabCut: the mask).
+    The caller keeps it (one per user) and hands it back; backends keep none.
+    """
+
+    image: bytes
+    backend: str
+    data: np.ndarray
+
+    def __post_init__(self) -> None:
+        data = np.array(self.data)  # a private copy, so no later write by anyone changes a kept seed
+        data.setflags(write=False)
+        object.__setattr__(self, "data", data)
+
+
 @dataclass
 class Detections:
     """Boxes (xyxy, pixels), scores, phrases and optional masks for N instances.
 
     `Detections` is shared by the detector, the segmenters, the CLI and the UI. Index it
     with an int, a slice, a list of indices or a bool array: `det[det.scores > 0.5]`.
+    A segmenter's single-instance result carries `refine_seed`: pass it back with the next
+    prompt on the same image to refine this result (indexing drops it).
     """
 
     xyxy: np.ndarray
     scores: np.ndarray
     phrases: list[str]
     masks: np.ndarray | None = None
+    refine_seed: RefineSeed | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = _as_array(self.xyxy, np.float32, "xyxy", "an (N, 4) array of x0, y0, x1, y1")
@@ -60,6 +82,8 @@ class Detections:
             self.masks = _as_array(self.masks, bool, "masks", "an (N, H, W) bool array")
             if self.masks.ndim != 3 or len(self.masks) != n:
                 raise InvalidInputError(f"masks must have shape ({n}, H, W); got {self.masks.shape}")
+        if self.refine_seed is not None and not isinstance(self.refine_seed, RefineSeed):
+            raise InvalidInputError(f"refine_seed must be a RefineSeed or None; got {type(self.refine_seed).__name__}")
 
     @classmethod
     def empty(cls, image_shape: tuple[int, int] | None = None) -> "Detections":
@@ -67,7 +91,8 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [], masks)
 
     @classmethod
-    def from_masks(cls, masks: np.ndarray, scores: Sequence[float], phrases: Sequence[str]) -> "Detections":
+    def from_masks(cls, masks: np.ndarray, scores: Sequence[float], phrases: Sequence[str],
+                   refine_seed: RefineSeed | None = None) -> "Detections":
         """Detections whose boxes are the masks' tight boxes (all zeros for an empty mask)."""
         from .masks import bbox
 
@@ -77,7 +102,7 @@ class Detections:
             box = bbox(m)
             if box is not None:
                 boxes[i] = box
-        return cls(boxes, np.asarray(scores, np.float32), list(phrases), masks)
+        return cls(boxes, np.asarray(scores, np.float32), list(phrases), masks, refine_seed)
 
     def __len__(self) -> int:
         return len(self.xyxy)

@@ -101,22 +101,57 @@ def test_several_boxes_give_one_instance_each(coffee, cup_top):
 
 def test_refine_adds_to_the_previous_mask(cat, eyes):
     seg = GrabCutSegmenter()
-    left = seg.segment(cat, Prompt(boxes=[LEFT_EYE_BOX])).masks[0]
-    both = seg.segment(cat, Prompt(points=[(315, 135, 1)]), refine=True).masks[0]
+    first = seg.segment(cat, Prompt(boxes=[LEFT_EYE_BOX]))
+    left = first.masks[0]
+    assert first.refine_seed is not None and np.array_equal(first.refine_seed.data, left)
+    both = seg.segment(cat, Prompt(points=[(315, 135, 1)]), refine=first.refine_seed).masks[0]
     assert (both & left).sum() / left.sum() > 0.95
     assert (both & eyes[1]).sum() / eyes[1].sum() > 0.8
     assert (both & (eyes[0] | eyes[1])).sum() / both.sum() > 0.7
 
 
-def test_refine_needs_a_previous_result_on_the_same_image(cat, coffee):
+def test_a_seed_refines_only_its_own_image(cat, coffee):
     seg = GrabCutSegmenter()
-    seg.segment(coffee, Prompt(boxes=[CUP_BOX]))
-    # Another image: nothing to refine, and negative clicks alone define nothing.
+    cup = seg.segment(coffee, Prompt(boxes=[CUP_BOX]))
+    with pytest.raises(InvalidInputError, match="another image"):
+        seg.segment(cat, Prompt(points=[(20, 20, 0)]), refine=cup.refine_seed)
+    # Without a seed, negative clicks alone define nothing.
     with pytest.raises(InvalidInputError, match="positive click"):
-        seg.segment(cat, Prompt(points=[(20, 20, 0)]), refine=True)
-    kept = seg.segment(cat, Prompt(boxes=[LEFT_EYE_BOX])).masks[0]
-    again = seg.segment(cat, Prompt(points=[(440, 10, 0)]), refine=True).masks[0]
-    assert iou(again, kept) > 0.9
+        seg.segment(cat, Prompt(points=[(20, 20, 0)]))
+    kept = seg.segment(cat, Prompt(boxes=[LEFT_EYE_BOX]))
+    again = seg.segment(cat, Prompt(points=[(440, 10, 0)]), refine=kept.refine_seed).masks[0]
+    assert iou(again, kept.masks[0]) > 0.9
+    with pytest.raises(InvalidInputError, match="refine_seed of a previous result"):
+        seg.segment(cat, Prompt(points=[(440, 10, 0)]), refine=True)
+    assert seg.segment(coffee, Prompt(boxes=[CUP_BOX, (320, 210, 410, 330)])).refine_seed is None
+
+
+def test_two_callers_interleaving_each_get_what_they_get_alone(cat):
+    """The segmenter keeps no caller's state: A's refinement never starts from B's mask."""
+    a_steps = [Prompt(boxes=[LEFT_EYE_BOX]), Prompt(points=[(315, 135, 1)])]
+    b_steps = [Prompt(points=[(230, 250, 1)]), Prompt(points=[(230, 250, 1), (120, 40, 0)])]
+
+    def alone(steps):
+        seg, seed, out = GrabCutSegmenter(), None, []
+        for prompt in steps:
+            det = seg.segment(cat, prompt, refine=seed)
+            seed = det.refine_seed
+            out.append(det.masks[0])
+        return out
+
+    a_alone, b_alone = alone(a_steps), alone(b_steps)
+    shared = GrabCutSegmenter()
+    seeds = {"a": None, "b": None}
+    got = {"a": [], "b": []}
+    for a, b in zip(a_steps, b_steps):
+        for who, prompt in (("a", a), ("b", b)):
+            det = shared.segment(cat, prompt, refine=seeds[who])
+            seeds[who] = det.refine_seed
+            got[who].append(det.masks[0])
+    for mine, theirs in ((got["a"], a_alone), (got["b"], b_alone)):
+        for m, t in zip(mine, theirs):
+            np.testing.assert_array_equal(m, t)
+    assert not np.array_equal(a_alone[-1], b_alone[-1])  # the two callers did select different things
 
 
 def test_same_input_gives_the_same_mask(coffee):

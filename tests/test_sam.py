@@ -149,8 +149,8 @@ def test_refinement_feeds_previous_low_res_logits(model, stock, cat, decoder):
     seg = SamSegmenter(model, decoder=decoder)
     first = [(220, 120, 1)]
     more = [(220, 120, 1), (100, 250, 0), (330, 160, 1)]
-    seg.segment(cat, Prompt(points=first), multimask=True)
-    refined = seg.segment(cat, Prompt(points=more), refine=True)
+    seed = seg.segment(cat, Prompt(points=first), multimask=True).refine_seed
+    refined = seg.segment(cat, Prompt(points=more), refine=seed)
 
     # SAM's interactive loop: the best mask's logits of the first click go in as the mask prompt.
     _, scores, logits = stock.predict(np.array([[220, 120]]), np.array([1]), multimask_output=True)
@@ -202,16 +202,54 @@ def test_switching_back_to_a_cached_image_gives_its_own_masks(model, stock, cat,
     assert_same(det, masks, scores, decoder)
 
 
-def test_refinement_state_is_per_image(model, stock, cat, cup, decoder):
+def test_a_seed_refines_only_its_own_image(model, stock, cat, cup, decoder):
     seg = SamSegmenter(model, decoder=decoder)
-    seg.segment(cat, Prompt(points=[(220, 120, 1)]))
-    seg.segment(cup, Prompt(points=[(300, 200, 1)]))
-    # Back on the cat, refine starts from the cat's own last logits, not the cup's.
-    det = seg.segment(cat, Prompt(points=[(220, 120, 1), (330, 160, 1)]), refine=True)
+    cat_seed = seg.segment(cat, Prompt(points=[(220, 120, 1)])).refine_seed
+    cup_seed = seg.segment(cup, Prompt(points=[(300, 200, 1)])).refine_seed
+    # Back on the cat, the cat's seed refines it; the cup's is refused.
+    det = seg.segment(cat, Prompt(points=[(220, 120, 1), (330, 160, 1)]), refine=cat_seed)
     _, _, logits = stock.predict(np.array([[220, 120]]), np.array([1]), multimask_output=False)
+    np.testing.assert_allclose(cat_seed.data, logits, atol=1e-4)
     masks, scores, _ = stock.predict(np.array([[220, 120], [330, 160]]), np.array([1, 1]), mask_input=logits,
                                      multimask_output=False)
     assert_same(det, masks, scores, decoder)
+    with pytest.raises(InvalidInputError, match="another image"):
+        seg.segment(cat, Prompt(points=[(220, 120, 1)]), refine=cup_seed)
+    grabcut_seed = GrabCutSegmenter().segment(cat, Prompt(points=[(220, 120, 1)])).refine_seed
+    with pytest.raises(InvalidInputError, match="made by grabcut"):
+        seg.segment(cat, Prompt(points=[(220, 120, 1)]), refine=grabcut_seed)
+    assert seg.segment(cat, Prompt(boxes=[(90, 20, 380, 290), (0, 0, 150, 120)])).refine_seed is None
+
+
+def test_two_callers_interleaving_each_get_what_they_get_alone(model, cat, decoder):
+    """The segmenter keeps no caller's state: A's refinement never starts from B's logits."""
+    a_steps = [Prompt(boxes=[(90, 20, 380, 290)]), Prompt(points=[(200, 150, 1)]),
+               Prompt(points=[(200, 150, 1), (120, 260, 0)])]
+    b_steps = [Prompt(points=[(60, 40, 1)]), Prompt(points=[(60, 40, 1), (300, 200, 1)]),
+               Prompt(points=[(60, 40, 1), (300, 200, 1), (400, 50, 0)])]
+
+    def alone(steps):
+        seg, seed, out = SamSegmenter(model, decoder=decoder), None, []
+        for prompt in steps:
+            det = seg.segment(cat, prompt, refine=seed)
+            seed = det.refine_seed
+            out.append((det.masks, det.scores))
+        return out
+
+    a_alone, b_alone = alone(a_steps), alone(b_steps)
+    shared = SamSegmenter(model, decoder=decoder)
+    seeds = {"a": None, "b": None}
+    got = {"a": [], "b": []}
+    for a, b in zip(a_steps, b_steps):
+        for who, prompt in (("a", a), ("b", b)):
+            det = shared.segment(cat, prompt, refine=seeds[who])
+            seeds[who] = det.refine_seed
+            got[who].append((det.masks, det.scores))
+    for mine, theirs in ((got["a"], a_alone), (got["b"], b_alone)):
+        for (masks, scores), (want_masks, want_scores) in zip(mine, theirs):
+            np.testing.assert_array_equal(masks, want_masks)
+            np.testing.assert_array_equal(scores, want_scores)
+    assert not np.array_equal(a_alone[-1][0], b_alone[-1][0])  # the two callers did select different things
 
 
 def test_half_precision_runs_under_autocast_and_stays_close(model, cat):
@@ -221,7 +259,8 @@ def test_half_precision_runs_under_autocast_and_stays_close(model, cat):
         a, b = full.segment(cat, prompt, multimask=True), half.segment(cat, prompt, multimask=True)
         np.testing.assert_allclose(b.scores, a.scores, atol=5e-3)
         assert (a.masks == b.masks).mean() > 0.99
-    refined = half.segment(cat, Prompt(points=[(220, 120, 1), (330, 160, 1)]), refine=True)
+    seed = half.segment(cat, Prompt(points=[(220, 120, 1)])).refine_seed
+    refined = half.segment(cat, Prompt(points=[(220, 120, 1), (330, 160, 1)]), refine=seed)
     assert refined.masks.dtype == bool and refined.masks.shape == (1, *cat.shape[:2])
     with pytest.raises(InvalidInputError, match="float32 or float16"):
         SamSegmenter(model, dtype=torch.bfloat16)

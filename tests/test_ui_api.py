@@ -129,8 +129,8 @@ def test_a_further_click_refines_the_previous_mask_like_the_segmenter(client, co
     segment(client, first)
     mask = read_image(segment(client, more, photo=None)[1], gray=True) > 127
     seg = GrabCutSegmenter()
-    seg.segment(coffee, Prompt(points=first))
-    assert np.array_equal(mask, seg.segment(coffee, Prompt(points=more), refine=True).masks[0])
+    seed = seg.segment(coffee, Prompt(points=first)).refine_seed
+    assert np.array_equal(mask, seg.segment(coffee, Prompt(points=more), refine=seed).masks[0])
     # Typed clicks that do not extend the last ones start afresh.
     mask = read_image(segment(client, CUP_CLICKS[1:2], photo=None)[1], gray=True) > 127
     assert np.array_equal(mask, GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS[1:2])).masks[0])

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from ..errors import InvalidInputError
 from ..models import download_command, find_model
+from ..types import RefineSeed
 from .base import Segmenter
 from .grabcut import GrabCutSegmenter
 from .sam import SAM_VARIANTS, SamSegmenter, register_sam_variant
@@ -61,6 +62,6 @@ def _auto(**kwargs: Any) -> Segmenter:
 
 
 __all__ = [
-    "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "GrabCutSegmenter", "SamSegmenter", "Segmenter",
+    "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "GrabCutSegmenter", "RefineSeed", "SamSegmenter", "Segmenter",
     "get_segmenter", "register_sam_variant", "register_segmenter",
 ]

@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import masks as M
 from ..errors import InvalidInputError
-from ..types import Detections, Prompt, check_rgb
-from .base import check_prompt, image_key, instance_phrases
+from ..types import Detections, Prompt, RefineSeed, check_rgb
+from .base import check_prompt, image_key, instance_phrases, seed_data
 
 Rect = tuple[int, int, int, int]
 
@@ -48,7 +48,6 @@ class GrabCutSegmenter:
         self.click_margin = float(click_margin)
         self.seed = seed
         self.note = note
-        self._last: tuple[bytes, np.ndarray] | None = None
 
     def describe(self) -> str:
         return f"GrabCut ({self.note})" if self.note else "GrabCut (weight-free)"
@@ -57,20 +56,25 @@ class GrabCutSegmenter:
         """GrabCut has no per-image work to do ahead of a prompt."""
 
     def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
-                refine: bool = False) -> Detections:
+                refine: RefineSeed | None = None) -> Detections:
         """Masks for the prompt's clicks and boxes. GrabCut gives one mask per instance and no
-        confidence: `multimask` is ignored and scores are 1. `refine` starts from the previous
-        single-instance mask on the same image."""
+        confidence: `multimask` is ignored and scores are 1. `refine` (a previous result's
+        `refine_seed`, which is its mask) starts the cut from that mask."""
         image = check_rgb(image)
         check_prompt(prompt, image.shape)
         key, single = image_key(image), len(prompt.boxes) <= 1
-        previous = self._last[1] if refine and single and self._last is not None and self._last[0] == key else None
+        previous = seed_data(refine, key, self.name)
+        if previous is not None and (previous.shape != image.shape[:2] or previous.dtype != bool):
+            raise InvalidInputError(f"a GrabCut refine seed is the previous mask, bool {image.shape[:2]}; "
+                                    f"got {previous.dtype} {previous.shape}")
+        if not single:
+            previous = None  # several boxes are cut afresh, as they give several instances
         positives = [(x, y) for x, y, label in prompt.points if label == 1]
         negatives = [(x, y) for x, y, label in prompt.points if label == 0]
         boxes = prompt.boxes or [None]
         results = [self._cut(image, box, positives, negatives, previous) for box in boxes]
-        self._last = (key, results[0]) if single else None
-        return Detections.from_masks(np.stack(results), np.ones(len(results)), instance_phrases(prompt))
+        seed = RefineSeed(key, self.name, results[0]) if single else None
+        return Detections.from_masks(np.stack(results), np.ones(len(results)), instance_phrases(prompt), seed)
 
     def _cut(self, image: np.ndarray, box, positives: list, negatives: list,
              previous: np.ndarray | None) -> np.ndarray:

@@ -19,9 +19,9 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..types import Detections, Prompt, check_rgb
+from ..types import Detections, Prompt, RefineSeed, check_rgb
 from . import sam_onnx
-from .base import check_prompt, image_key, instance_phrases
+from .base import check_prompt, image_key, instance_phrases, seed_data
 
 DECODERS = ("auto", "onnx", "torch")
 
@@ -47,7 +47,6 @@ class _Embedding:
     features: Any  # torch.Tensor (1, C, h, w): the predictor's image embedding
     original_size: tuple[int, int]
     input_size: tuple[int, int]
-    logits: np.ndarray | None = None  # (1, 256, 256) low-res logits of the last single-instance result
 
 
 class SamSegmenter:
@@ -153,7 +152,7 @@ class SamSegmenter:
         return f"SAM {self.name}{source} on {self.device}{decoder}"
 
     def clear_cache(self) -> None:
-        """Forget every cached embedding (and the logits a refinement would start from)."""
+        """Forget every cached embedding."""
         self._cache.clear()
         self._active = None
         self.predictor.reset_image()
@@ -167,28 +166,35 @@ class SamSegmenter:
         self._embedding(check_rgb(image))
 
     def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
-                refine: bool = False) -> Detections:
+                refine: RefineSeed | None = None) -> Detections:
         """Masks for the prompt's clicks and boxes (see `Segmenter`).
 
-        Several boxes go through the decoder in one batched call. `refine` feeds the
-        low-res logits of the previous single-instance result on this image (its best
-        mask) back as the mask prompt, as SAM's interactive loop does.
+        Several boxes go through the decoder in one batched call. `refine` (a previous
+        result's `refine_seed`: the low-res logits of its best mask) goes in as the mask
+        prompt, as SAM's interactive loop does; the result's seed holds its own.
         """
         image = check_rgb(image)
         check_prompt(prompt, image.shape)
-        entry = self._embedding(image)
+        key = image_key(image)
+        mask_input = seed_data(refine, key, self.name)
+        expected = (1, *self.model.prompt_encoder.mask_input_size)
+        if mask_input is not None and mask_input.shape != expected:
+            raise InvalidInputError(f"a SAM refine seed is low-res logits of shape {expected}; got {mask_input.shape}")
+        entry = self._embedding(image, key)
         with self._autocast(), self.decoding():
             if len(prompt.boxes) > 1:
                 masks, scores = self._predict_boxes(prompt.boxes, entry.original_size, multimask)
-                entry.logits = None
+                seed = None
             else:
-                masks, scores, logits = self._predict_one(prompt, entry, multimask, refine)
-                entry.logits = logits[int(np.argmax(scores))][None]
+                # A writable copy: torch warns on read-only arrays, and the seed stays the caller's.
+                given = None if mask_input is None else mask_input.copy()
+                masks, scores, logits = self._predict_one(prompt, multimask, given)
+                seed = RefineSeed(key, self.name, logits[int(np.argmax(scores))][None])
                 masks, scores = masks[None], scores[None]
-        return _detections(masks, scores, instance_phrases(prompt), multimask)
+        return _detections(masks, scores, instance_phrases(prompt), multimask, seed)
 
-    def _embedding(self, image: np.ndarray) -> _Embedding:
-        key = image_key(image)
+    def _embedding(self, image: np.ndarray, key: bytes | None = None) -> _Embedding:
+        key = image_key(image) if key is None else key
         entry = self._cache.get(key)
         if entry is None:
             self._active = None  # set_image resets the predictor first, even when it then fails
@@ -207,14 +213,13 @@ class SamSegmenter:
         self._active = key
         return entry
 
-    def _predict_one(self, prompt: Prompt, entry: _Embedding, multimask: bool, refine: bool):
+    def _predict_one(self, prompt: Prompt, multimask: bool, mask_input: np.ndarray | None):
         coords = labels = box = None
         if prompt.points:
             pts = np.asarray(prompt.points, np.float32)
             coords, labels = pts[:, :2], pts[:, 2].astype(np.int64)
         if prompt.boxes:
             box = np.asarray(prompt.boxes[0], np.float32)
-        mask_input = entry.logits if refine else None
         return self.predictor.predict(coords, labels, box, mask_input, multimask_output=multimask)
 
     def _predict_boxes(self, boxes: list, original_size: tuple[int, int], multimask: bool):
@@ -230,7 +235,8 @@ class SamSegmenter:
         return self._torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
 
-def _detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multimask: bool) -> Detections:
+def _detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multimask: bool,
+                seed: RefineSeed | None) -> Detections:
     """(B, C, H, W) masks and (B, C) scores → one instance per mask, candidates best first."""
     out_masks, out_scores, out_phrases = [], [], []
     for b, phrase in enumerate(phrases):
@@ -239,4 +245,4 @@ def _detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multi
             out_masks.append(masks[b, c])
             out_scores.append(float(scores[b, c]))
             out_phrases.append(f"{phrase} #{rank}" if multimask else phrase)
-    return Detections.from_masks(np.stack(out_masks), out_scores, out_phrases)
+    return Detections.from_masks(np.stack(out_masks), out_scores, out_phrases, seed)

@@ -218,13 +218,12 @@ class _Handlers:
     def _segment(self, session: Session, invert: bool, grow: float, with_mask: bool = True) -> tuple:
         prompt = session.prompt()
         if not prompt.points and not prompt.boxes:
-            session.detections = session.segmented = None
+            session.segmented_by(prompt, None)
             return self._selection_outputs(session, invert, grow, with_mask)
-        refine = session.refines(prompt)
-        detections = self.editor.segmenter.segment(session.image, prompt, refine=refine)
+        detections = self.editor.segmenter.segment(session.image, prompt, refine=session.refine_seed(prompt))
         if not detections.union_mask().any():
             raise NothingFound("the clicks selected nothing; click inside the object or draw a box around it")
-        session.detections, session.segmented = detections, prompt
+        session.segmented_by(prompt, detections)
         return self._selection_outputs(session, invert, grow, with_mask)
 
     def load(self, session: Session, photo: str | None, invert: bool, grow: float) -> tuple:
@@ -262,8 +261,7 @@ class _Handlers:
         with session.change():
             session.clear()
             session.text = phrase
-            session.detections = self.editor.select(session.image, session.prompt())
-            session.segmented = session.prompt()
+            session.segmented_by(session.prompt(), self.editor.select(session.image, session.prompt()))
             return self._selection_outputs(session, invert, grow)
 
     def clear(self, session: Session, invert: bool, grow: float) -> tuple:

@@ -15,7 +15,7 @@ import numpy as np
 from .. import masks
 from ..errors import InvalidInputError
 from ..batch import limit_size
-from ..types import Detections, Prompt
+from ..types import Detections, Prompt, RefineSeed
 
 CLICK_MODES = ("add (+)", "exclude (−)", "box (2 clicks)")
 
@@ -33,6 +33,7 @@ class Session:
     text: str | None = None
     detections: Detections | None = None
     segmented: Prompt | None = None  # the prompt `detections` came from, to know when a click refines it
+    seed: RefineSeed | None = None  # what `detections` leaves the segmenter for a refining click
     result: str | None = None  # the last saved edit, deleted when the next one is made
     key: str | None = None  # names the session's folder of shown files; set on first use
 
@@ -52,16 +53,18 @@ class Session:
     @contextmanager
     def change(self):
         """Edit the selection as one step: on an error it is put back as it was (the UI still shows it)."""
-        saved = (list(self.points), list(self.boxes), self.corner, self.text, self.detections, self.segmented)
+        saved = (list(self.points), list(self.boxes), self.corner, self.text, self.detections, self.segmented,
+                 self.seed)
         try:
             yield self
         except BaseException:
-            self.points, self.boxes, self.corner, self.text, self.detections, self.segmented = saved
+            (self.points, self.boxes, self.corner, self.text, self.detections, self.segmented,
+             self.seed) = saved
             raise
 
     def clear(self) -> None:
         self.points, self.boxes, self.corner, self.text = [], [], None, None
-        self.detections, self.segmented = None, None
+        self.detections, self.segmented, self.seed = None, None, None
 
     def to_image(self, x: float, y: float) -> tuple[float, float]:
         """A canvas click in photo pixels (clamped inside the photo)."""
@@ -100,11 +103,17 @@ class Session:
     def prompt(self) -> Prompt:
         return Prompt(points=list(self.points), boxes=list(self.boxes), text=self.text)
 
-    def refines(self, prompt: Prompt) -> bool:
-        """True when `prompt` adds clicks to the prompt of the current detections (so the last mask seeds it)."""
+    def refine_seed(self, prompt: Prompt) -> RefineSeed | None:
+        """The seed to segment `prompt` from: the last result's, when `prompt` adds clicks to its prompt."""
         last = self.segmented
-        return (last is not None and not prompt.text and last.boxes == prompt.boxes
-                and len(prompt.points) > len(last.points) and prompt.points[:len(last.points)] == last.points)
+        extends = (last is not None and not prompt.text and last.boxes == prompt.boxes
+                   and len(prompt.points) > len(last.points) and prompt.points[:len(last.points)] == last.points)
+        return self.seed if extends else None
+
+    def segmented_by(self, prompt: Prompt, detections: Detections | None) -> None:
+        """Record a segmenter's result for `prompt` (None: nothing is selected)."""
+        self.detections, self.segmented = detections, None if detections is None else prompt
+        self.seed = None if detections is None else detections.refine_seed
 
     def mask(self, chosen: list[int] | None = None, invert: bool = False) -> np.ndarray | None:
         """The union of the chosen instances (all when None), inverted on request; None before any selection."""
