@@ -45,3 +45,7 @@ def require(module: str, extra: str):
         raise MissingDependency(
             f"{module} is not installed ({exc}); install it with: pip install 'editanything[{extra}]'"
         ) from exc
+
+
+class RemoteServiceError(EditAnythingError):
+    """A hosted image service refused or failed a request (after retries); the message names the service."""

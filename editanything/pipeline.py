@@ -212,6 +212,8 @@ class Editor:
             raise NothingFound("the mask is empty: there is nothing to edit")
         generator = RecolorGenerator(request.color) if request.mode == "recolor" else self.generator
         self.check_generator(request.mode, generator)
+        if hasattr(generator, "for_edit"):  # hosted backends bind to the edit's mode and selection
+            generator = generator.for_edit(request)
         params = self._prepare_params(image, mask, request)
         target, grow = _edit_area(mask, request)
         mode = "full" if request.full_image else "crop"
@@ -362,6 +364,8 @@ def generator_from_recipe(recipe: Recipe) -> Any:
         return None  # recolor builds its own generator from the request's colour
     if name.startswith("classical"):
         return get_generator(name, radius=info.get("radius", 5.0))
+    if info.get("remote"):  # a hosted service: the same settings, the key from the environment again
+        return get_generator(name, **info.get("options", {}))
     options = {
         "loras": [f"{x['path']}:{x['scale']}" for x in info.get("loras", [])],
         "embeddings": [(x["path"], x["token"]) for x in info.get("embeddings", [])],

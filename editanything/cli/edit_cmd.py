@@ -14,6 +14,7 @@ from ..errors import InvalidInputError
 from ..generate import GenerationParams, load_styles, pick_styles, sampler_names
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
+from . import remote_opts
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 from .sketch_cmd import print_report
 
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="add a ControlNet; inpaint, canny and lines derive their control image from the photo")
     gen.add_argument("--control-image", action="append", default=[], metavar="KIND=PNG",
                      help="a control image for a ControlNet, e.g. seg=segmentation.png (ADE20K colours)")
+    remote_opts.add_options(p)
     out = p.add_argument_group("mask and output")
     out.add_argument("--grow", type=float, default=8.0, metavar="PX", help="grow the selection (default 8)")
     out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="blend width inside the edge of the edited (grown) area (default 8)")
@@ -138,12 +140,15 @@ def run_edit(args: argparse.Namespace) -> int:
     from ..pipeline import Editor
 
     request = build_request(args)
-    check_writable_folder(args.output)  # before any model loads
     editor = {
         "detector": args.detector, "segmenter": args.segmenter, "generator": args.model,
         "captioner": _captioner_if_present(), "detector_options": detector_options(args),
         "generator_options": _generator_options(args), "low_memory": args.low_memory,
     }
+    remote_opts.apply(args, editor)
+    if args.dry_run:  # sends and writes nothing: no output folder either
+        return remote_opts.dry_run(args, request, Editor(**editor))
+    check_writable_folder(args.output)  # before any model loads
     probe = Editor(**editor)
     in_process = args.workers == 1  # else each worker loads its own models: the parent must not load them too
     if in_process and request.mask is None and not request.selection.text:
@@ -195,5 +200,6 @@ def run_replay(args: argparse.Namespace) -> int:
     before = read_image(args.result)
     diff = int(np.abs(before.astype(np.int16) - result.images[0]).max()) if before.shape == result.images[0].shape else -1
     verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
+    verdict = remote_opts.replay_verdict(recipe.models.get("generator", {}), diff) or verdict
     print(f"replayed {recipe.operation} with {recipe.models.get('generator', {}).get('name')}: {output} ({verdict})")
     return 0

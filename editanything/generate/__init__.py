@@ -3,7 +3,8 @@
 Every backend implements the `Generator` protocol; `get_generator(name)` builds one by name:
 "classical" (OpenCV Telea, no weights), "classical-ns", "sd15-inpainting", "sd2-inpainting", a path
 to a diffusers folder or a single-file checkpoint, or "auto" (sd15-inpainting when its weights are
-present, else classical). torch and diffusers load only when a diffusion generator runs.
+present, else classical), or the hosted "stability" and "openai" (remote/: the crop leaves the machine).
+torch and diffusers load only when a diffusion generator runs.
 """
 
 from __future__ import annotations
@@ -48,12 +49,24 @@ def _diffusion(model: str) -> Callable[..., Generator]:
     return build
 
 
+def _remote(name: str) -> Callable[..., Generator]:
+    def build(**kwargs: Any) -> Generator:
+        from .remote import REMOTE_GENERATORS
+
+        return REMOTE_GENERATORS[name](**kwargs)
+
+    return build
+
+
 GENERATORS: dict[str, Callable[..., Generator]] = {
     "classical": lambda **kw: ClassicalGenerator("telea", **kw),
     "classical-telea": lambda **kw: ClassicalGenerator("telea", **kw),
     "classical-ns": lambda **kw: ClassicalGenerator("ns", **kw),
     "sd15-inpainting": _diffusion("sd15-inpainting"),
     "sd2-inpainting": _diffusion("sd2-inpainting"),
+    # hosted services: the crop around the mask is uploaded (generate/remote/)
+    "stability": _remote("stability"),
+    "openai": _remote("openai"),
 }
 
 

@@ -1,0 +1,83 @@
+"""The `edit` options for hosted generators (Stability AI, OpenAI): choice, settings, dry run, replay note."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import EditAnythingError, InvalidInputError
+
+REMOTE = ("stability", "openai")
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hosted generators (the crop around the mask is uploaded to the service)")
+    g.add_argument("--generator", choices=REMOTE,
+                   help="generate with Stability AI (key in STABILITY_API_KEY) or OpenAI (key in OPENAI_API_KEY) "
+                        "instead of --model; only the crop around the selection leaves the machine")
+    g.add_argument("--remote-model", default="gpt-image-1", metavar="NAME",
+                   help="OpenAI model that edits with a mask: gpt-image-1 (default), gpt-image-1-mini, gpt-image-1.5, "
+                        "gpt-image-2, chatgpt-image-latest, dall-e-2")
+    g.add_argument("--search-and-replace", action="store_true",
+                   help="with --generator stability, --select and --prompt: Stability finds what --select says "
+                        "inside the crop and replaces it (its search-and-replace endpoint) instead of using the mask")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print what would be sent (endpoint, crop size, parameters, cost) without sending or writing")
+
+
+def apply(args: argparse.Namespace, editor: dict[str, Any]) -> None:
+    """Point the Editor settings at the hosted generator the options ask for (or check none is half-asked)."""
+    if not args.generator:
+        used = [flag for flag, on in (("--search-and-replace", args.search_and_replace), ("--dry-run", args.dry_run),
+                                      ("--remote-model", args.remote_model != "gpt-image-1")) if on]
+        if used:
+            raise InvalidInputError(f"{', '.join(used)} go with --generator stability or openai")
+        return
+    local = [flag for flag, on in (("--lora", args.lora), ("--embedding", args.embedding),
+                                   ("--controlnet", args.controlnet), ("--model", args.model != "auto")) if on]
+    if local:
+        raise InvalidInputError(f"{', '.join(local)} are for local Stable Diffusion; --generator {args.generator} "
+                                "runs at the service")
+    options: dict[str, Any] = {"dry_run": args.dry_run}
+    if args.generator == "stability":
+        options["search_and_replace"] = args.search_and_replace
+    elif args.search_and_replace:
+        raise InvalidInputError("--search-and-replace is a Stability AI endpoint; OpenAI has none")
+    if args.generator == "openai":
+        options["model"] = args.remote_model
+    editor["generator"], editor["generator_options"] = args.generator, options
+
+
+def dry_run(args: argparse.Namespace, request: Any, editor: Any) -> int:
+    """Select locally, build each photo's request, print it; nothing is sent and nothing is written."""
+    from ..batch import collect_inputs
+    from ..generate.remote import DryRun
+    from ..imageio import read_image
+
+    found, missing = collect_inputs(args.images)
+    failed = len(missing)
+    for path, reason in missing:
+        print(f"{path}: {reason}", file=sys.stderr)
+    for source, _ in found:
+        try:
+            editor.edit(read_image(source), request, source=str(source))
+        except DryRun as plan:
+            print(f"{source}: {plan}")
+        except EditAnythingError as exc:
+            print(f"{source}: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def replay_verdict(info: dict[str, Any], diff: int) -> str | None:
+    """What `replay` says about an edit made at a hosted service (None for local generators)."""
+    if not info.get("remote"):
+        return None
+    service = info.get("service", info.get("name"))
+    if not info.get("honours_seed"):
+        return (f"sent again to {service}; not compared: {service} takes no seed, so a remote service "
+                "does not reproduce the pixels")
+    same = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
+    return (f"sent again to {service} with the same seed: {same}; a remote service may not reproduce the pixels "
+            "even with the same seed")

@@ -1,0 +1,173 @@
+"""What the hosted generators share: the Generator protocol's side, binding to an edit, dry runs, the recipe.
+
+A remote generator receives only the crop compose.py cuts around the mask (the whole photo only with
+`--full-image`) and returns images the crop's size; compose.py pastes them back, so pixels outside the
+grown mask stay bit-identical whatever the service sent. `for_edit(request)` gives a copy bound to one
+edit (mode, selection text), which collects the request ids and parameters sent for the recipe.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ...errors import EditAnythingError, InvalidInputError
+from ..params import GenerationParams
+from .http import Client, RetryPolicy, Upload, api_key
+
+# WebUI settings a hosted edit endpoint has no field for, with the option that sets each.
+WEBUI_ONLY = {"sampler": "--sampler", "steps": "--steps", "cfg_scale": "--cfg", "strength": "--strength",
+              "resolution": "--resolution", "width": "width", "height": "height"}
+
+
+class DryRun(EditAnythingError):
+    """Raised instead of sending when `dry_run` is on; the message says what would have been sent."""
+
+
+@dataclass
+class Planned:
+    """One request as it would go on the wire (files described by size, not content)."""
+
+    method: str
+    url: str
+    fields: dict[str, str]
+    files: dict[str, Upload]
+    crop_size: tuple[int, int]
+    sent_size: tuple[int, int]
+    mask_encoding: str
+    cost: str
+
+    def describe(self) -> str:
+        files = ", ".join(f"{name}: {u.content_type} {len(u.data) / 1024:.0f} KiB" for name, u in self.files.items())
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
+        return (f"would {self.method} {self.url}; crop {self.crop_size[0]}x{self.crop_size[1]} sent as "
+                f"{self.sent_size[0]}x{self.sent_size[1]} ({files}); mask: {self.mask_encoding}; "
+                f"parameters: {fields}; cost: {self.cost}")
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of an RGB, RGBA or grey uint8 array."""
+    if array.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        array = cv2.cvtColor(array, code)
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(array))
+    if not ok:
+        raise InvalidInputError("could not encode the crop as PNG")
+    return data.tobytes()
+
+
+def decode_image(data: bytes, service: str) -> np.ndarray:
+    """An answer's image bytes as RGB uint8 (an alpha channel is dropped)."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise EditAnythingError(f"{service} answered with bytes that are not an image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class RemoteGenerator:
+    """Base of the hosted generators; subclasses set the class attributes and `_generate`."""
+
+    base_url: str | None = None
+    dry_run: bool = False
+    timeout: float = 120.0
+    attempts: int = 4
+    max_wait: float = 60.0
+    backoff: float = 1.0
+    mode: str = "replace"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    last_seeds: list[int] = field(default_factory=list)
+
+    name = "remote"
+    service = "a remote service"
+    key_variable = ""
+    base_variable = ""
+    default_base = ""
+    honours_seed = False
+    works_at_any_size = True  # the crop goes out at its own size; the backend fits it to the endpoint
+
+    def __post_init__(self) -> None:
+        self.base_url = (self.base_url or os.environ.get(self.base_variable) or self.default_base).rstrip("/")
+        self.policy = RetryPolicy(self.attempts, self.backoff, self.max_wait, self.timeout)
+        # Read once, up front: a missing key stops a batch before the first photo, naming the variable.
+        self._key = None if self.dry_run else api_key(self.key_variable, self.service)
+
+    def __repr__(self) -> str:  # the dataclass repr would list fields only, but keep the key out for sure
+        return f"{type(self).__name__}(base_url={self.base_url!r}, mode={self.mode!r}, dry_run={self.dry_run})"
+
+    def client(self) -> Client:
+        return Client(self.service, self._key or "", self.error_for, self.policy)
+
+    def describe(self) -> str:
+        host = self.base_url.split("://", 1)[-1].split("/", 1)[0]
+        return f"{self.name} ({self.service}, remote: the crop around the mask is uploaded to {host})"
+
+    def for_edit(self, request: Any) -> "RemoteGenerator":
+        """A copy bound to one edit: its mode and selection, with the request's settings checked."""
+        bound = copy.copy(self)
+        bound.mode, bound.requests, bound.last_seeds = request.mode, [], []
+        bound.bind(request)
+        return bound
+
+    def bind(self, request: Any) -> None:
+        """Check the request's settings against the endpoint (subclasses add their own)."""
+        self.reject_webui_only(request.params)
+
+    def reject_webui_only(self, params: GenerationParams, also: dict[str, str] | None = None) -> None:
+        defaults = GenerationParams()
+        unsupported = {**WEBUI_ONLY, **(also or {})}
+        given = [n for n in unsupported if getattr(params, n) != getattr(defaults, n)]
+        if given:
+            raise InvalidInputError(
+                f"{self.service}'s {self.endpoint_name()} endpoint has no {', '.join(given)}: leave out "
+                f"{', '.join(unsupported[n] for n in given)} (it takes {self.accepted()})")
+
+    def endpoint_name(self) -> str:
+        raise NotImplementedError
+
+    def accepted(self) -> str:
+        raise NotImplementedError
+
+    def error_for(self, response) -> EditAnythingError:
+        raise NotImplementedError
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+        from ..classical import check_inputs
+
+        image, mask = check_inputs(image, mask)
+        params = params.with_seed()
+        self.last_seeds = params.image_seeds()
+        return self._generate(image, mask, params)
+
+    def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def send(self, planned: Planned, accept: str = "application/json"):
+        if self.dry_run:
+            raise DryRun(planned.describe())
+        return self.client().request(planned.method, planned.url, fields=planned.fields, files=planned.files,
+                                     accept=accept)
+
+    def record(self, planned: Planned, response, **extra: Any) -> None:
+        """What the recipe keeps of one request: every field sent, the files' sizes and the service's id."""
+        self.requests.append({
+            "endpoint": planned.url[len(self.base_url):], "fields": dict(planned.fields),
+            "crop_size": list(planned.crop_size), "sent_size": list(planned.sent_size),
+            "request_id": response.request_id, **extra,
+        })
+
+    def options(self) -> dict[str, Any]:
+        """Constructor settings that `replay` needs to rebuild this backend."""
+        return {}
+
+    def model_info(self) -> dict[str, Any]:
+        return {"name": self.name, "remote": True, "service": self.service, "endpoint": self.endpoint_name(),
+                "honours_seed": self.honours_seed, "options": self.options(), "requests": list(self.requests)}
+
+    def release(self) -> None:
+        """Nothing to free: the model runs at the service."""

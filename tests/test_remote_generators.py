@@ -1,0 +1,333 @@
+"""The hosted generators (Stability AI, OpenAI) against a local fake of their documented APIs on 127.0.0.1.
+
+No test reaches the network: both backends are pointed at the fake through their base-URL variables.
+"""
+
+import json
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DEMOS
+from fake_image_apis import colour_for, decode, start
+from editanything import masks, read_image
+from editanything.batch import edit_folder
+from editanything.cli import main
+from editanything.errors import InvalidInputError, RemoteServiceError
+from editanything.generate import GenerationParams, get_generator
+from editanything.generate.remote import ContentRefused, DryRun, OpenAIGenerator, StabilityGenerator
+from editanything.generate.remote import http
+from editanything.pipeline import Editor, EditRequest
+from editanything.recipe import decode_mask, read_recipe
+
+STABILITY_KEY = "sk-stab-SECRET-7f3a9c0d1e2b"
+OPENAI_KEY = "sk-oai-SECRET-b41d2e9a8c7f"
+BOX = (180, 20, 410, 270)  # the cup in coffee.jpg
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = start(STABILITY_KEY, OPENAI_KEY)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def server(fake, monkeypatch):
+    fake.script.clear()
+    fake.log.clear()
+    fake.delay = 0.0
+    monkeypatch.setenv("STABILITY_API_KEY", STABILITY_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("STABILITY_BASE_URL", fake.url)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
+    waits = []
+    monkeypatch.setattr(http.time, "sleep", waits.append)  # retries and polls wait instantly, and say how long
+    fake.waits = waits
+    return fake
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    return read_image(DEMOS / "coffee.jpg")
+
+
+def box_mask(shape, box=BOX):
+    mask = np.zeros(shape[:2], bool)
+    mask[box[1]:box[3], box[0]:box[2]] = True
+    return mask
+
+
+def edit(image, mask, generator, mode="replace", prompt="a corgi", seed=42, **kw):
+    params = GenerationParams(prompt=prompt, seed=seed, **kw.pop("params", {}))
+    return Editor(generator=generator).edit(image, EditRequest(mode=mode, mask=mask, params=params, **kw))
+
+
+def outside_identical(before, after, mask, grow=8.0):
+    outside = ~masks.grow(mask, grow + 1)
+    return np.array_equal(before[outside], after[outside])
+
+
+def test_stability_inpaint_edits_the_crop_only_and_keeps_outside_pixels_bit_exact(server, coffee):
+    mask = box_mask(coffee.shape)
+    result = edit(coffee, mask, "stability", seed=42)
+    assert outside_identical(coffee, result.images[0], mask)
+    inside = masks.shrink(mask, 20)
+    assert np.abs(result.images[0][inside].astype(int) - colour_for("a corgi", 42)).max() <= 2
+    (request,) = server.log
+    assert request["path"] == "/v2beta/stable-image/edit/inpaint"
+    assert request["headers"]["Authorization"] == f"Bearer {STABILITY_KEY}"
+    assert request["headers"]["Accept"] == "application/json"
+    assert request["fields"] == {"prompt": "a corgi", "grow_mask": "5", "seed": "42", "output_format": "png"}
+    sent = decode(request["files"]["image"])
+    assert sent.shape[0] < coffee.shape[0] and sent.shape[1] < coffee.shape[1]  # only the crop left the machine
+    info = result.recipe.models["generator"]
+    assert info["service"] == "Stability AI" and info["endpoint"] == "inpaint" and info["honours_seed"]
+    (sent_request,) = info["requests"]
+    assert sent_request["request_id"].startswith("req_") and sent_request["fields"]["seed"] == "42"
+    assert sent_request["seed_used"] == 42 and sent_request["finish_reason"] == "SUCCESS"
+
+
+def test_each_endpoint_gets_the_mask_encoding_it_documents(server, coffee):
+    mask = box_mask(coffee.shape)
+    edit(coffee, mask, "stability")
+    stability_mask = decode(server.log[-1]["files"]["mask"])
+    assert stability_mask.ndim == 2 and set(np.unique(stability_mask)) == {0, 255}  # grey, white = edit
+    edit(coffee, mask, OpenAIGenerator(model="gpt-image-1"))
+    request = server.log[-1]
+    openai_mask, image = decode(request["files"]["mask"]), decode(request["files"]["image"])
+    assert openai_mask.shape[2] == 4 and openai_mask.shape[:2] == image.shape[:2]
+    edited = openai_mask[:, :, 3] == 0  # transparent = edit
+    assert 0 < edited.mean() < 1 and set(np.unique(openai_mask[:, :, 3])) == {0, 255}
+    # on a square crop both masks mark the selected pixels (OpenAI's scaled up to 1024x1024)
+    crop, selected = coffee[:200, :200], np.zeros((200, 200), bool)
+    selected[50:120, 30:90] = True
+    _, files = StabilityGenerator().for_edit(EditRequest(mask=selected))._uploads(crop, selected, "inpaint")
+    assert np.array_equal(decode(files["mask"].data) == 255, selected)
+    _, files = OpenAIGenerator()._uploads(crop, selected)
+    alpha = decode(files["mask"].data)[:, :, 3]
+    transparent = cv2.resize(alpha, (200, 200), interpolation=cv2.INTER_NEAREST) == 0
+    assert transparent[selected].all() and not transparent[~masks.grow(selected, 2)].any()  # scaling blurs an edge
+
+def test_openai_edit_with_gpt_image_and_dalle2(server, coffee):
+    mask = box_mask(coffee.shape)
+    result = edit(coffee, mask, OpenAIGenerator(model="gpt-image-1"), params={"batch_size": 2})
+    assert len(result.images) == 2 and all(outside_identical(coffee, im, mask) for im in result.images)
+    request = server.log[-1]
+    assert request["path"] == "/v1/images/edits" and request["headers"]["Authorization"] == f"Bearer {OPENAI_KEY}"
+    assert request["fields"]["model"] == "gpt-image-1" and request["fields"]["n"] == "2"
+    assert request["fields"]["size"] in ("1024x1024", "1536x1024", "1024x1536") and "seed" not in request["fields"]
+    assert result.recipe.models["generator"]["requests"][0]["request_id"].startswith("req_")
+    edit(coffee, mask, OpenAIGenerator(model="dall-e-2"))
+    assert server.log[-1]["fields"]["response_format"] == "b64_json"
+
+
+def test_size_limits_are_met_before_sending(server, coffee):
+    # a thin crop (sides < 64 px, aspect beyond 2.5:1) is padded and scaled into Stability's limits
+    thin = np.zeros(coffee.shape[:2], bool)
+    thin[200:210, 40:560] = True
+    result = edit(coffee, thin, "stability", grow=2, feather=2)
+    assert outside_identical(coffee, result.images[0], thin, 2)
+    h, w = decode(server.log[-1]["files"]["image"]).shape[:2]
+    assert min(h, w) >= 64 and 1 / 2.5 <= w / h <= 2.5
+    # a 4.7-megapixel full-image edit of noise: the PNG would pass 10 MiB, so it is sent smaller
+    noise = np.random.default_rng(0).integers(0, 256, (1800, 2600, 3), np.uint8)
+    everything = np.ones(noise.shape[:2], bool)
+    result = edit(noise, everything, "stability", full_image=True)
+    assert result.images[0].shape == noise.shape and server.log[-1]["length"] < 10 * 1024 * 1024
+    # dall-e-2 takes squares of 256, 512 or 1024 px: the smallest that holds the crop, else 1024
+    for side, expected in ((150, "256x256"), (300, "512x512"), (900, "1024x1024")):
+        square = np.zeros(noise.shape[:2], bool)
+        square[200:200 + side, 300:300 + side] = True
+        result = edit(noise, square, OpenAIGenerator(model="dall-e-2"), grow=0, feather=0)
+        assert server.log[-1]["fields"]["size"] == expected and outside_identical(noise, result.images[0], square, 0)
+    # GPT image models take three sizes: a tall crop goes as 1024x1536
+    tall = np.zeros(coffee.shape[:2], bool)
+    tall[10:460, 300:400] = True
+    edit(coffee, tall, OpenAIGenerator(model="gpt-image-1"))
+    assert server.log[-1]["fields"]["size"] == "1024x1536"
+
+
+def test_429_with_retry_after_then_success(server, coffee):
+    mask = box_mask(coffee.shape)
+    server.script.append((429, {"Retry-After": "3"}, {"id": "x", "name": "rate_limit_exceeded",
+                                                      "errors": ["You have exceeded the rate limit"]}))
+    result = edit(coffee, mask, "stability")
+    assert len(server.log) == 2 and server.waits == [3.0]
+    assert outside_identical(coffee, result.images[0], mask)
+    server.script.append((429, {"retry-after-ms": "250"}, {"error": {"message": "Rate limit reached", "type": "requests",
+                                                                     "param": None, "code": "rate_limit_exceeded"}}))
+    edit(coffee, mask, OpenAIGenerator())
+    assert server.waits == [3.0, 0.25]
+    # asking for more than the cap on waiting fails at once, saying so
+    server.script.append((429, {"Retry-After": "600"}, {"id": "x", "name": "rate_limit_exceeded", "errors": ["slow"]}))
+    with pytest.raises(RemoteServiceError, match="asked to wait 600 s.*cap on waiting is 60 s"):
+        edit(coffee, mask, "stability")
+
+
+def test_quota_errors_are_not_retried(server, coffee):
+    server.script.append((429, {}, {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                                              "param": None, "code": "insufficient_quota"}}))
+    with pytest.raises(RemoteServiceError, match="insufficient_quota.*add credit"):
+        edit(coffee, box_mask(coffee.shape), OpenAIGenerator())
+    assert len(server.log) == 1 and server.waits == []
+
+
+def test_500s_then_a_failure_named_in_the_batch_report(server, coffee, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(photos / name), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "mask.png"), box_mask(coffee.shape).astype(np.uint8) * 255)
+    server.script += [(500, {}, {"id": "e1", "name": "internal_error", "errors": ["An unexpected server error"]})] * 4
+    status = main(["edit", str(photos), "--mask", str(tmp_path / "mask.png"), "--prompt", "a corgi",
+                   "--generator", "stability", "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert (tmp_path / "out" / "b.png").exists() and not (tmp_path / "out" / "a.png").exists()
+    assert "a.png" in err and "HTTP 500 internal_error" in err and "gave up after 4 attempts" in err
+    assert len(server.log) == 5 and len(server.waits) == 3
+
+
+def test_content_filter_refusals_are_one_line_errors(server, coffee):
+    mask = box_mask(coffee.shape)
+    with pytest.raises(ContentRefused, match="content_moderation.*content filter refused") as refused:
+        edit(coffee, mask, "stability", prompt="a forbidden thing")
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ContentRefused, match="CONTENT_FILTERED"):
+        edit(coffee, mask, "stability", prompt="blurme")
+    with pytest.raises(ContentRefused, match="moderation_blocked.*safety system"):
+        edit(coffee, mask, OpenAIGenerator(), prompt="a forbidden thing")
+    assert len(server.log) == 3  # refusals are not retried
+
+
+def test_a_timeout_is_a_one_line_error(server, coffee):
+    server.delay = 1.0
+    with pytest.raises(RemoteServiceError, match=r"did not answer within 0.3 s"):
+        edit(coffee, box_mask(coffee.shape), StabilityGenerator(timeout=0.3))
+    server.delay = 0.0
+
+
+def test_a_missing_key_names_the_variable(server, coffee, monkeypatch, capsys):
+    monkeypatch.delenv("STABILITY_API_KEY")
+    with pytest.raises(InvalidInputError, match="STABILITY_API_KEY"):
+        get_generator("stability")
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--segmenter", "grabcut",
+                   "--prompt", "x", "--generator", "stability", "-o", "/tmp/unused-remote"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert status == 2 and len(errors) == 1 and "STABILITY_API_KEY" in errors[0]
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(InvalidInputError, match="OPENAI_API_KEY"):
+        OpenAIGenerator()
+    assert server.log == []
+
+
+def test_unsupported_webui_settings_are_named(server, coffee):
+    mask = box_mask(coffee.shape)
+    with pytest.raises(InvalidInputError, match="inpaint endpoint has no steps, cfg_scale.*--steps, --cfg"):
+        edit(coffee, mask, "stability", params={"steps": 30, "cfg_scale": 5.0})
+    with pytest.raises(InvalidInputError, match="images/edits endpoint has no negative_prompt.*--negative"):
+        edit(coffee, mask, OpenAIGenerator(), params={"negative_prompt": "blurry"})
+    with pytest.raises(InvalidInputError, match="erase endpoint takes no prompt"):
+        edit(coffee, mask, "stability", mode="remove", prompt="a corgi")
+    with pytest.raises(InvalidInputError, match="cannot edit with a mask"):
+        OpenAIGenerator(model="dall-e-3")
+    assert server.log == []
+
+
+def test_remove_erases_and_background_polls_the_async_relight(server, coffee):
+    mask = box_mask(coffee.shape)
+    result = edit(coffee, mask, "stability", mode="remove", prompt="")
+    request = server.log[-1]
+    assert request["path"].endswith("/erase") and "prompt" not in request["fields"] and "mask" in request["files"]
+    assert outside_identical(coffee, result.images[0], mask)
+    server.log.clear()
+    result = edit(coffee, mask, "stability", mode="background", prompt="a beach")
+    gid = result.recipe.models["generator"]["requests"][0]["generation_id"]
+    assert [(r["method"], r["path"]) for r in server.log] == [
+        ("POST", "/v2beta/stable-image/edit/replace-background-and-relight"),
+        ("GET", f"/v2beta/results/{gid}"), ("GET", f"/v2beta/results/{gid}")]  # 202 in progress, then 200
+    assert server.log[0]["fields"]["background_prompt"] == "a beach" and "subject_image" in server.log[0]["files"]
+    assert np.array_equal(coffee[mask], result.images[0][mask])  # the subject is never repainted
+
+
+def test_dry_run_prints_the_request_and_sends_nothing(server, coffee, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("STABILITY_API_KEY")  # a dry run needs no key
+    out = tmp_path / "out"
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--segmenter", "grabcut",
+                   "--prompt", "a corgi", "--seed", "7", "--batch-count", "2", "--generator", "stability",
+                   "--dry-run", "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0 and server.log == [] and not out.exists()
+    assert "coffee.jpg: would POST " + server.url + "/v2beta/stable-image/edit/inpaint" in printed
+    assert "prompt='a corgi'" in printed and "seed='7'" in printed and "grayscale PNG, white = edit" in printed
+    assert "5 credits per image x 2 = 10 credits" in printed
+    with pytest.raises(DryRun, match="not published in credits"):
+        edit(coffee, box_mask(coffee.shape), OpenAIGenerator(dry_run=True))
+
+
+def test_replay_resends_and_compares_only_where_the_seed_is_honoured(server, coffee, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "mask.png"), box_mask(coffee.shape).astype(np.uint8) * 255)
+    for generator, verdict in (("stability", "same seed: identical to the original; a remote service may not"),
+                               ("openai", "not compared: OpenAI takes no seed")):
+        out = tmp_path / generator
+        assert main(["edit", str(DEMOS / "coffee.jpg"), "--mask", str(tmp_path / "mask.png"), "--prompt", "a corgi",
+                     "--seed", "5", "--generator", generator, "-o", str(out), "-q"]) == 0
+        sent = len(server.log)
+        assert main(["replay", str(out / "coffee.png")]) == 0
+        assert len(server.log) == sent + 1  # re-sent
+        assert verdict in capsys.readouterr().out
+
+
+def test_search_and_replace_end_to_end_and_the_key_is_written_nowhere(deep, server, tmp_path, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "out"
+    args = ["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--box-threshold", "0.05", "--text-threshold",
+            "0.05", "--prompt", "a corgi", "--seed", "3", "--generator", "stability", "-o", str(out)]
+    assert main(args) == 0
+    assert server.log[-1]["path"].endswith("/inpaint")
+    assert main(args[:-2] + ["--search-and-replace", "--overwrite", "-o", str(out)]) == 0
+    request = server.log[-1]
+    assert request["path"].endswith("/search-and-replace") and request["fields"]["search_prompt"] == "cup"
+    assert "mask" not in request["files"]
+    recipe = read_recipe(out / "coffee.png")
+    assert recipe.models["generator"]["endpoint"] == "search-and-replace"
+    before, after = read_image(DEMOS / "coffee.jpg"), read_image(out / "coffee.png")
+    assert outside_identical(before, after, decode_mask(recipe.parameters["mask"]), recipe.parameters["grow"])
+    # failures that involve the key: a wrong OpenAI key (the service echoes part of it) and a refusal
+    main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--segmenter", "grabcut", "--prompt",
+          "a forbidden thing", "--generator", "stability", "-o", str(tmp_path / "refused")])
+    wrong = "sk-wrong-SECRET-0123456789"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_API_KEY", wrong)
+        assert main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--segmenter", "grabcut",
+                     "--prompt", "x", "--generator", "openai", "-o", str(tmp_path / "wrong")]) == 1
+    captured = capsys.readouterr()
+    assert "invalid_api_key" in captured.err and "sk-***" in captured.err
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    texts = [captured.out, captured.err, caplog.text, json.dumps(recipe.to_json()), written.decode("latin-1")]
+    assert any("request id" in r.getMessage() for r in caplog.records)  # the log was captured
+    for key in (STABILITY_KEY, OPENAI_KEY, wrong, wrong[:8]):
+        assert all(key not in text for text in texts), key
+
+
+def test_retry_after_accepts_an_http_date():
+    assert http.retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
+    assert http.retry_after({"retry-after": "soon"}) is None
+    assert http.retry_after({}) is None
+
+
+def test_batch_goes_on_after_a_refusal(server, coffee, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(photos / name), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    server.script.append((403, {}, {"id": "m", "name": "content_moderation", "errors": ["flagged"]}))
+    request = EditRequest(mask=box_mask(coffee.shape), params=GenerationParams(prompt="a corgi", seed=1))
+    report = edit_folder([photos], tmp_path / "out", request, editor={"generator": "stability"}, progress=False)
+    assert [p.name for p in report.done] == ["b.png"]
+    ((failed, reason),) = report.failed
+    assert failed.name == "a.png" and "content filter refused" in reason
+
