@@ -40,6 +40,10 @@ def webui_parameters(recipe: Recipe, image_index: int = 0) -> str:
         "Mask blur": recipe.parameters.get("feather"),
         "Version": f"editanything {recipe.versions.get('editanything', '')}".strip(),
     }
+    if model.get("remote"):  # a hosted service took none of the sampler settings: don't claim them
+        for name in ("Steps", "Sampler", "CFG scale", "Denoising strength"):
+            fields.pop(name)
+        fields["Model"] = f"{model.get('name')} {model.get('endpoint')}"
     tail = ", ".join(f"{k}: {_webui_value(v)}" for k, v in fields.items() if v not in (None, ""))
     lines = [p.get("prompt", "")]
     if p.get("negative_prompt"):

@@ -88,6 +88,8 @@ def test_stability_inpaint_edits_the_crop_only_and_keeps_outside_pixels_bit_exac
     (sent_request,) = info["requests"]
     assert sent_request["request_id"].startswith("req_") and sent_request["fields"]["seed"] == "42"
     assert sent_request["seed_used"] == 42 and sent_request["finish_reason"] == "SUCCESS"
+    parameters = result.png_text()["parameters"]
+    assert "Seed: 42" in parameters and "Model: stability inpaint" in parameters and "Steps" not in parameters
 
 
 def test_each_endpoint_gets_the_mask_encoding_it_documents(server, coffee):
@@ -235,6 +237,19 @@ def test_unsupported_webui_settings_are_named(server, coffee):
     with pytest.raises(InvalidInputError, match="cannot edit with a mask"):
         OpenAIGenerator(model="dall-e-3")
     assert server.log == []
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--search-and-replace"], "--search-and-replace go with --generator"),
+    (["--dry-run"], "--dry-run go with --generator"),
+    (["--generator", "stability", "--lora", "x.safetensors:1"], "--lora are for local Stable Diffusion"),
+    (["--generator", "openai", "--search-and-replace"], "OpenAI has none"),
+    (["--generator", "stability", "--remote-model", "dall-e-2"], "picks an OpenAI model"),
+])
+def test_hosted_options_that_do_not_fit_are_refused(server, tmp_path, capsys, extra, message):
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--prompt", "x",
+                   "-o", str(tmp_path / "out"), *extra])
+    assert status == 2 and message in capsys.readouterr().err and server.log == []
 
 
 def test_remove_erases_and_background_polls_the_async_relight(server, coffee):

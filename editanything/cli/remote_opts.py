@@ -46,6 +46,8 @@ def apply(args: argparse.Namespace, editor: dict[str, Any]) -> None:
         raise InvalidInputError("--search-and-replace is a Stability AI endpoint; OpenAI has none")
     if args.generator == "openai":
         options["model"] = args.remote_model
+    elif args.remote_model != "gpt-image-1":
+        raise InvalidInputError("--remote-model picks an OpenAI model; Stability AI's endpoint is the model")
     editor["generator"], editor["generator_options"] = args.generator, options
 
 
