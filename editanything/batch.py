@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .errors import EditAnythingError, InvalidInputError
-from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder
+from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
 
 OUTPUT_FORMATS = ("png", "jpg")
 
@@ -367,19 +367,6 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
     drawing = sketch(image, style, **params)
     meta = {"Software": "editanything", "editanything": json.dumps({"operation": "sketch", "style": style, "parameters": params})}
     write_image(output, drawing, text=meta, inputs=(source,))
-
-
-def limit_size(image, max_side: int | None):
-    """Shrink (never enlarge) so the longer side is at most `max_side`."""
-    if not max_side:
-        return image
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdir: str | os.PathLike, *,

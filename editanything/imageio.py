@@ -256,3 +256,14 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, text: Mapping[str
     path = Path(path)
     data = encode_image(image, path.suffix or ".png", text=text, quality=quality, fast=fast)
     return write_bytes_atomic(path, data, inputs=inputs)
+
+
+def limit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Shrink (never enlarge) so the longer side is at most `max_side` pixels (area averaging)."""
+    if not max_side:
+        return image
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)

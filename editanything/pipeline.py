@@ -139,10 +139,10 @@ class Editor:
     def captioner(self):
         return self._backend("captioner")
 
-    def describe(self) -> dict[str, str]:
-        """Which backend each stage uses, in words. Builds the backends (deep ones load their weights)."""
+    def describe(self, stages: tuple[str, ...] = ("segmenter", "detector", "generator", "captioner")) -> dict[str, str]:
+        """Which backend each of `stages` uses, in words. Builds them (deep ones load their weights)."""
         out = {}
-        for kind in ("segmenter", "detector", "generator", "captioner"):
+        for kind in stages:
             try:
                 backend = self._backend(kind)
             except EditAnythingError as exc:

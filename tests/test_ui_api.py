@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,14 +26,15 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from editanything import EditAnythingError, masks  # noqa: E402
-from editanything.generate import GenerationParams  # noqa: E402
+from editanything.generate import ClassicalGenerator, GenerationParams  # noqa: E402
 from editanything.imageio import read_image  # noqa: E402
 from editanything.pipeline import EditRequest, Editor  # noqa: E402
 from editanything.recipe import decode_mask, read_recipe  # noqa: E402
 from editanything.segment import GrabCutSegmenter, SamSegmenter  # noqa: E402
 from editanything.sketch import sketch  # noqa: E402
 from editanything.types import Prompt  # noqa: E402
-from editanything.ui.app import _Handlers, _unzip_images, build_app, serve  # noqa: E402
+from editanything.ui.app import Handlers, build_app, serve  # noqa: E402
+from editanything.ui.uploads import unzip_images  # noqa: E402
 from editanything.ui.state import CLICK_MODES, Session  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -226,7 +228,7 @@ def test_unzip_never_writes_outside_its_folder(tmp_path):
         for name in ("../up.jpg", "/abs/root.png", "a/../../b.jpg", "ok/fine.jpg", "__MACOSX/._x.jpg"):
             z.writestr(name, b"data")
     dest = tmp_path / "out" / "dest"
-    files = _unzip_images(archive, dest, limit=10)
+    files = unzip_images(archive, dest, limit=10)
     assert sorted(p.relative_to(dest).as_posix() for p in files) == ["a/b.jpg", "abs/root.png", "ok/fine.jpg", "up.jpg"]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(["evil.zip", "b.jpg", "root.png",
                                                                                  "fine.jpg", "up.jpg"])
@@ -266,8 +268,9 @@ def test_safe_defaults(app):
     demo, url = app
     assert url.startswith("http://127.0.0.1:") and demo.server_name == "127.0.0.1" and not demo.share
     assert demo.max_file_size == MAX_FILE_SIZE and demo._queue.max_size == 16
-    model_events = [f for f in demo.fns.values() if f.api_name in ("load", "segment_points", "select_text", "remove")]
-    assert len(model_events) == 4 and {f.concurrency_id for f in model_events} == {"editor"}
+    groups = {f.api_name: f.concurrency_id for f in demo.fns.values()}
+    assert {groups[n] for n in ("load", "segment_points", "select_text")} == {"selection"}
+    assert {groups[n] for n in ("replace", "remove", "background", "recolor")} == {"generation"}
     assert demo._queue.default_concurrency_limit == 1
 
 
@@ -302,7 +305,8 @@ def sam_app():
 
 
 def test_clicks_send_the_mask_file_only_while_the_mask_panel_is_open(coffee):
-    h = _Handlers(Editor(segmenter="grabcut", detector=None, generator="classical"), MAX_PIXELS, 512, 4)
+    h = Handlers.create(Editor(segmenter="grabcut", detector=None, generator="classical"), max_pixels=MAX_PIXELS,
+                        display_size=512).selection
     session = Session()
     h.load(session, str(COFFEE), False, 8)
     clicked = SimpleNamespace(index=[290 * session.scale, 60 * session.scale])  # what gr.SelectData carries
@@ -325,10 +329,11 @@ def test_sam_clicks_match_the_predictor_and_encode_the_photo_once(sam_app, coffe
 
     url, calls = sam_app
     client = Client(url, verbose=False)
+    before = len(calls)  # other tests encode other photos (never this one)
     first = read_image(segment(client, CUP_CLICKS[:1])[1], gray=True) > 127
     second = read_image(segment(client, CUP_CLICKS[:2], photo=None)[1], gray=True) > 127
     third = read_image(segment(client, CUP_CLICKS, photo=COFFEE)[1], gray=True) > 127
-    assert len(calls) == 1  # only the first click ran the image encoder
+    assert len(calls) == before + 1  # only the first click ran the image encoder
 
     predictor = SamPredictor(build_tiny_sam(0))
     predictor.set_image(coffee)
@@ -339,3 +344,116 @@ def test_sam_clicks_match_the_predictor_and_encode_the_photo_once(sam_app, coffe
     for shown, expected in ((first, m1[0]), (second, m2[0]), (third, m3[0])):
         assert (shown != expected).mean() < 1e-4  # the app's decoder runs on ONNX Runtime: float rounding
     assert not np.array_equal(first, second)
+
+
+CAT = DEMOS / "chelsea.jpg"
+EYES_CLICKS = [(170, 115, 1), (315, 135, 1)]  # user A: one eye, then the other
+BODY_CLICKS = [(230, 250, 1), (400, 250, 1)]  # user B: the body, then more of it
+
+
+def mask_of(outputs) -> np.ndarray:
+    return read_image(outputs[1], gray=True) > 127
+
+
+@pytest.mark.parametrize("backend", ["grabcut", "sam"])
+def test_two_sessions_clicking_on_one_photo_each_get_what_they_get_alone(request, backend):
+    """Per-user refinement lives in the session: B's click never becomes the seed of A's next one."""
+    url = request.getfixturevalue("app")[1] if backend == "grabcut" else request.getfixturevalue("sam_app")[0]
+
+    def clicks(client, points, n):  # the n-th click refines the first n - 1
+        return mask_of(segment(client, points[:n], photo=CAT if n == 1 else None))
+
+    def alone(points):
+        client = Client(url, verbose=False)
+        return [clicks(client, points, n) for n in (1, 2)]
+
+    a_alone, b_alone = alone(EYES_CLICKS), alone(BODY_CLICKS)
+    a, b = Client(url, verbose=False), Client(url, verbose=False)
+    for n in (1, 2):
+        np.testing.assert_array_equal(clicks(a, EYES_CLICKS, n), a_alone[n - 1])
+        np.testing.assert_array_equal(clicks(b, BODY_CLICKS, n), b_alone[n - 1])
+    assert not np.array_equal(a_alone[1], b_alone[1])  # they did select different things
+
+
+class GatedGenerator(ClassicalGenerator):
+    """OpenCV's fill that first waits at a gate: it stands for a long diffusion edit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def inpaint(self, *args, **kwargs):
+        self.entered.set()
+        assert self.gate.wait(120), "the test never opened the gate"
+        return super().inpaint(*args, **kwargs)
+
+
+class ProbeSegmenter(GrabCutSegmenter):
+    """GrabCut that counts being described while it segments (shared backends are not thread-safe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.gate = threading.Event(), threading.Event()
+        self.gate.set()
+        self.overlaps = 0
+
+    def segment(self, *args, **kwargs):
+        self.inside.set()
+        try:
+            assert self.gate.wait(120), "the test never opened the gate"
+            return super().segment(*args, **kwargs)
+        finally:
+            self.inside.clear()
+
+    def describe(self) -> str:
+        self.overlaps += self.inside.is_set()
+        return super().describe()
+
+
+def test_a_long_edit_does_not_hold_up_other_users_and_page_loads_respect_the_model_locks(coffee):
+    generator, segmenter = GatedGenerator(), ProbeSegmenter()
+    with running(Editor(segmenter=segmenter, detector=None, generator=generator)) as (demo, url):
+        a, b = Client(url, verbose=False), Client(url, verbose=False)
+        segment(a, CUP_CLICKS)
+        editing = a.submit(**edit_args(), api_name="/remove")
+        assert generator.entered.wait(60)
+        # While A's edit runs, B's clicks and the Models tab answer.
+        clicked = b.submit(handle_file(str(COFFEE)), json.dumps(BODY_CLICKS[:1]), "[]", False, 8,
+                           api_name="/segment_points")
+        mask = mask_of(clicked.result(timeout=60))
+        assert np.array_equal(mask, GrabCutSegmenter().segment(coffee, Prompt(points=BODY_CLICKS[:1])).masks[0])
+        stages, _ = b.submit(api_name="/models").result(timeout=60)
+        assert "**generator**: classical-telea" in stages
+        assert not editing.done()
+
+        # Page load describes the segmenter under its lock: never while it segments.
+        page_load = next(f.fn for f in demo.fns.values() if any(t[1] == "load" for t in f.targets))
+        segmenter.gate.clear()
+        busy = b.submit(None, json.dumps(BODY_CLICKS), "[]", False, 8, api_name="/segment_points")
+        assert segmenter.inside.wait(60)
+        loaded = []
+        loader = threading.Thread(target=lambda: loaded.append(page_load()))
+        loader.start()
+        loader.join(60)
+        assert loaded and "**segmenter**: GrabCut" in loaded[0][0]
+        segmenter.gate.set()
+        busy.result(timeout=60)
+        assert segmenter.overlaps == 0
+
+        generator.gate.set()
+        result = read_image(editing.result(timeout=60)[0])
+    expected = Editor(segmenter="grabcut", generator="classical").edit(
+        coffee, EditRequest(mode="remove", mask=GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS)).masks[0],
+                            grow=8, feather=8, params=GenerationParams(seed=1234)))
+    assert np.array_equal(result, expected.images[0])
+
+
+def test_with_low_memory_an_edit_also_holds_the_selection_models():
+    """A low-memory edit frees the segmenter and detector, so no click may use them meanwhile."""
+    from editanything.ui.locks import ModelLocks
+
+    for low_memory in (False, True):
+        locks = ModelLocks(Editor(segmenter="grabcut", detector=None, generator="classical", low_memory=low_memory))
+        with locks.generating():
+            assert locks.generation.locked() and locks.selection.locked() == low_memory
+        assert not locks.generation.locked() and not locks.selection.locked()

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import masks
 from ..errors import InvalidInputError
-from ..batch import limit_size
+from ..imageio import limit_size
 from ..types import Detections, Prompt, RefineSeed
 
 CLICK_MODES = ("add (+)", "exclude (−)", "box (2 clicks)")

@@ -1,0 +1,108 @@
+"""The Edit tab's edit handlers: Replace, Remove, Background and Recolor on the session's selection.
+
+The controls' values travel as one `EditSettings`; `edit_event` is the gradio function of one
+button, named after the settings' fields so API clients call them by name. An edit holds the
+generation lock only (`locks.py`), so other users keep clicking while a diffusion edit runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+
+from ..errors import NothingFound
+from ..generate import GenerationParams
+from ..pipeline import EditRequest
+from .locks import ModelLocks
+from .selection import SelectionHandlers
+from .state import Session
+from .workspace import Workspace
+
+EDIT_MODES = ("replace", "remove", "background", "recolor")
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """The Edit tab's controls for one edit, in the order the gradio inputs list them."""
+
+    chosen: list[int]  # the selected instances' indices
+    invert: bool
+    grow: float
+    feather: float
+    prompt: str
+    negative: str
+    sampler: str
+    steps: float
+    cfg: float
+    seed: float  # -1 = random
+    strength: float
+    color: str  # for recolor
+
+    def request(self, mode: str, session: Session, mask: np.ndarray) -> EditRequest:
+        params = GenerationParams(prompt=self.prompt or "", negative_prompt=self.negative or "", sampler=self.sampler,
+                                  steps=int(self.steps), cfg_scale=float(self.cfg), strength=float(self.strength),
+                                  seed=int(self.seed))
+        return EditRequest(mode=mode, selection=session.prompt(), mask=mask, params=params, grow=float(self.grow),
+                           feather=float(self.feather), color=self.color if mode == "recolor" else None)
+
+
+class EditHandlers:
+    def __init__(self, locks: ModelLocks, workspace: Workspace, selection: SelectionHandlers) -> None:
+        self.locks = locks
+        self.workspace = workspace
+        self.selection = selection
+
+    def edit(self, mode: str, session: Session, photo: str | None, settings: EditSettings,
+             progress: Any = None) -> tuple:
+        """(result, (before, after), PNG file with the recipe, message) for the session's selection."""
+        session = self.selection.photo(session, photo)
+        mask = session.mask(settings.chosen, settings.invert)
+        if mask is None or not mask.any():
+            raise NothingFound("select something first: click on the object, draw a box or type a phrase")
+        report = progress or (lambda *a, **k: None)
+        report(0.0, desc=f"{mode}: preparing")
+        request = settings.request(mode, session, mask)
+        start = time.perf_counter()
+        with self.locks.generating() as editor:
+            result = editor.edit(session.image, request, source=Path(session.source).name)
+        seconds = time.perf_counter() - start
+        report(1.0, desc="saving")
+        if session.result:
+            Path(session.result).unlink(missing_ok=True)
+        out = self.workspace.folder(session) / f"{Path(session.source).stem}-{mode}-{result.recipe.seed}.png"
+        session.result = str(result.save(out))
+        after = result.images[0]
+        generator = result.recipe.models.get("generator", {}).get("name", "?")
+        kept = {"background": "the selection itself is unchanged",
+                "recolor": "pixels outside the selection are unchanged"}.get(
+            mode, f"pixels farther than {settings.grow:g} px outside the selection are unchanged")
+        info = (f"{mode} done in {seconds:.1f} s with {generator} (seed {result.recipe.seed}); {kept}. "
+                "The PNG below carries the recipe (`editanything replay` re-runs it).")
+        return after, (session.image, after), session.result, info
+
+
+def edit_event(handlers: EditHandlers, mode: str) -> Callable:
+    """The gradio function of one edit button: (session, photo, *the settings' fields) → outputs.
+
+    gradio names an endpoint's parameters after its function's signature, so the signature lists
+    the fields: clients call `client.predict(photo=None, chosen=[0], prompt="…", api_name="/replace")`.
+    """
+
+    def event(session: Session, photo: str | None, *values: Any) -> tuple:
+        *fields, progress = values  # gradio passes the Progress last, where the signature declares it
+        return handlers.edit(mode, session, photo, EditSettings(*fields), progress)
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    names = ["session", "photo", *(f.name for f in dataclasses.fields(EditSettings))]
+    event.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, positional) for name in names]
+        + [inspect.Parameter("progress", positional, default=gr.Progress(track_tqdm=True))])
+    event.__name__ = mode
+    return event

@@ -1,0 +1,163 @@
+"""The UI's guards and house rules: zip limits checked before extracting, the work folder removed
+when the server is stopped (SIGTERM as Ctrl-C), and the UI's layering (no batch runner for a resize)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+
+from editanything.errors import InvalidInputError  # noqa: E402
+from editanything.ui.uploads import ZipLimits, unzip_images  # noqa: E402
+from conftest import DEMOS, ROOT  # noqa: E402
+
+PHOTO = DEMOS / "coffee.jpg"
+
+
+def declare_size(archive: Path, size: int) -> None:
+    """Make the zip's central directory claim `size` uncompressed bytes for its first member."""
+    data = bytearray(archive.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 24:entry + 28] = size.to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def test_a_zip_declaring_a_huge_size_is_refused_before_a_byte_is_written(tmp_path):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(PHOTO, "a.jpg")
+    declare_size(archive, 0xFFFF_FFF0)  # ~4 GiB
+    dest = tmp_path / "out"
+    refused = r"^photos\.zip: its photos unpack to 4,095 MiB, over the limit of 1,024 MiB"
+    with pytest.raises(InvalidInputError, match=refused):
+        unzip_images(archive, dest, limit=10)
+    assert files_under(dest) == []
+
+
+def test_a_zip_bomb_within_the_byte_limit_is_refused_by_its_ratio(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("zeros.png", bytes(64 << 20))  # 64 MiB of zeros pack into ~64 KiB
+    assert archive.stat().st_size < 1 << 20
+    dest = tmp_path / "out"
+    refused = r"^bomb\.zip: \d[\d,]* bytes unpack to 67,108,864 .*not a zip of photos"
+    with pytest.raises(InvalidInputError, match=refused):
+        unzip_images(archive, dest, limit=10)
+    assert files_under(dest) == []
+    # The same photos within the limits unpack.
+    assert len(unzip_images(archive, dest, limit=10, limits=ZipLimits(ratio=10_000))) == 1
+
+
+def test_the_sketch_tab_refuses_a_bomb_in_one_line_and_keeps_nothing(tmp_path):
+    from editanything.pipeline import Editor
+    from editanything.ui.app import Handlers
+
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(PHOTO, "real.jpg")
+        z.writestr("zeros.png", bytes(64 << 20))
+    h = Handlers.create(Editor(segmenter="grabcut", detector=None, generator="classical"))
+    try:
+        with pytest.raises(InvalidInputError, match=r"^bomb\.zip: .* not a zip of photos$"):
+            h.sketching.sketch_all([], [str(archive)], "pencil", "", progress=lambda *a, **k: None)
+        assert files_under(h.workspace.root) == []
+        # A good run keeps its sketches and zip, not the unpacked photos.
+        with zipfile.ZipFile(archive, "w") as z:
+            z.write(PHOTO, "real.jpg")
+        runs, gallery, zipped, info = h.sketching.sketch_all([], [str(archive)], "pencil", "",
+                                                             progress=lambda *a, **k: None)
+        assert "1 done" in info and len(gallery) == 1
+        assert sorted(p.relative_to(runs[0]).as_posix() for p in files_under(Path(runs[0]))) == [
+            "pencil/real.png", "sketches-pencil.zip"]
+    finally:
+        h.workspace.cleanup()
+
+
+def test_member_count_and_photo_count_are_capped_before_extracting(tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(6):
+            z.writestr(f"notes/{i}.txt", b"x")
+        z.write(PHOTO, "a.jpg")
+        z.write(PHOTO, "b.jpg")
+    dest = tmp_path / "out"
+    with pytest.raises(InvalidInputError, match=r"^many\.zip: 8 entries, over the limit of 5"):
+        unzip_images(archive, dest, limit=10, limits=ZipLimits(members=5))
+    with pytest.raises(InvalidInputError, match=r"^many\.zip: 2 photos, too many; at most 1 per run"):
+        unzip_images(archive, dest, limit=1)
+    assert files_under(dest) == []
+    assert [p.name for p in unzip_images(archive, dest, limit=1, first_only=True)] == ["a.jpg"]
+
+
+SERVER = """
+import sys
+from editanything.pipeline import Editor
+from editanything.ui.app import build_app, serve
+demo = build_app(Editor(segmenter="grabcut", detector=None, generator="classical"))
+print("serving", flush=True)
+serve(demo, port=int(sys.argv[1]), quiet=True)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_the_server_removes_its_work_folder(tmp_path, signum):
+    import httpx
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+        work = list(tmp.glob("editanything-ui-*"))
+        assert len(work) == 1 and work[0].is_dir()
+        server.send_signal(signum)
+        server.wait(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert not work[0].exists()
+
+
+def test_the_ui_takes_only_batch_sketching_from_the_batch_runner():
+    """Resizing for the canvas or a preview is imageio's job; only the Sketch tab runs batches."""
+    import ast
+
+    taken = {}
+    for module in sorted((ROOT / "editanything" / "ui").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "batch" and node.level == 2:
+                taken[module.name] = sorted(alias.name for alias in node.names)
+    assert taken == {"sketching.py": ["sketch_folder"]}
