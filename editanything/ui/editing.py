@@ -66,7 +66,8 @@ class EditHandlers:
         mask = session.mask(settings.chosen, settings.invert)
         if mask is None or not mask.any():
             raise NothingFound("select something first: click on the object, draw a box or type a phrase")
-        report = progress or (lambda *a, **k: None)
+        # gradio's Progress is falsy until it tracks an iterable (it has a __len__), so test for None.
+        report = progress if progress is not None else (lambda *a, **k: None)
         report(0.0, desc=f"{mode}: preparing")
         request = settings.request(mode, session, mask)
         start = time.perf_counter()

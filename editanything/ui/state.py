@@ -1,4 +1,4 @@
-"""What one browser session has selected: its photo, clicks, boxes, detections and last result.
+"""What one browser session has selected: its photo, clicks, boxes, detections, refine seed and last result.
 
 Plain data plus the small rules of the click-to-mask loop; no gradio and no model here, so the
 rules are testable on their own and the app's handlers stay thin.
