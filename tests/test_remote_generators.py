@@ -5,6 +5,7 @@ No test reaches the network: both backends are pointed at the fake through their
 
 import json
 import logging
+import socket
 
 import cv2
 import numpy as np
@@ -52,6 +53,12 @@ def server(fake, monkeypatch):
 @pytest.fixture(scope="module")
 def coffee():
     return read_image(DEMOS / "coffee.jpg")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def box_mask(shape, box=BOX):
@@ -346,3 +353,31 @@ def test_batch_goes_on_after_a_refusal(server, coffee, tmp_path):
     ((failed, reason),) = report.failed
     assert failed.name == "a.png" and "content filter refused" in reason
 
+
+
+def test_ui_generates_at_the_chosen_service_and_says_the_crop_leaves(server, coffee, isolated_models):
+    gradio_client = pytest.importorskip("gradio_client")
+    import httpx
+
+    from editanything.ui.app import build_app, serve
+    from editanything.ui.remote import PRIVACY_NOTE
+
+    demo = build_app(Editor(segmenter="grabcut", generator="classical"))
+    url = serve(demo, port=free_port(), block=False, quiet=True)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        client.predict(gradio_client.handle_file(str(DEMOS / "coffee.jpg")), "[]", json.dumps([list(BOX)]), False, 8,
+                       api_name="/segment_points")
+        result, _, png, info = client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8,
+                                              prompt="a corgi", negative="", sampler=GenerationParams.sampler,
+                                              steps=25, cfg=7, seed=42, strength=1, color="#ff0000",
+                                              generator="Stability AI (hosted)", api_name="/replace")
+        (request,) = server.log
+        assert request["path"].endswith("/inpaint") and request["fields"]["seed"] == "42"
+        recipe = read_recipe(png)
+        assert recipe.models["generator"]["service"] == "Stability AI" and "with stability" in info
+        assert outside_identical(coffee, read_image(result), decode_mask(recipe.parameters["mask"]), 8)
+        page = httpx.get(url + "config", timeout=30).text
+        assert PRIVACY_NOTE[:60] in page and STABILITY_KEY not in page and STABILITY_KEY not in info
+    finally:
+        demo.close()

@@ -39,6 +39,7 @@ from ..sketch import STYLES, style_params  # noqa: E402
 from .editing import EDIT_MODES, EditHandlers, edit_event  # noqa: E402
 from .locks import GENERATION, SELECTION, ModelLocks  # noqa: E402
 from .models_tab import TABLE_HEADERS, ModelsHandlers  # noqa: E402
+from .remote import GENERATORS as HOSTED, LOCAL, PRIVACY_NOTE  # noqa: E402
 from .selection import SelectionHandlers  # noqa: E402
 from .sketching import SketchHandlers, all_params, param_control  # noqa: E402
 from .state import CLICK_MODES, Session  # noqa: E402
@@ -129,7 +130,7 @@ def _edit_tab(h: Handlers) -> None:
     ui = _edit_layout(h)
     _wire_selection(h.selection, ui)
     settings = [ui.instances, ui.invert, ui.grow, ui.feather, ui.prompt, ui.negative, ui.sampler, ui.steps, ui.cfg,
-                ui.seed, ui.strength, ui.color]  # EditSettings' fields, in order
+                ui.seed, ui.strength, ui.color, ui.generator]  # EditSettings' fields, in order
     for m, button in ui.buttons.items():
         button.click(readable(edit_event(h.editing, m)), [ui.session, ui.photo, *settings],
                      [ui.result, ui.compare, ui.download, ui.edit_info], api_name=m, concurrency_id=GENERATION)
@@ -169,6 +170,9 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
     with gr.Row():
         ui.prompt = gr.Textbox(label="Prompt (Replace / Background)", scale=3)
         ui.negative = gr.Textbox(label="Negative prompt", scale=2)
+    with gr.Row():
+        ui.generator = gr.Dropdown(list(HOSTED), value=LOCAL, label="Generate on", scale=1, elem_id="generator")
+        gr.Markdown(PRIVACY_NOTE, elem_id="generator-note")
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
             ui.sampler = gr.Dropdown(sampler_names(), value=GenerationParams.sampler, label="Sampler")

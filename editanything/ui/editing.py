@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +22,7 @@ from ..errors import NothingFound
 from ..generate import GenerationParams
 from ..pipeline import EditRequest
 from .locks import ModelLocks
+from .remote import LOCAL, hosted_editor
 from .selection import SelectionHandlers
 from .state import Session
 from .workspace import Workspace
@@ -44,6 +46,7 @@ class EditSettings:
     seed: float  # -1 = random
     strength: float
     color: str  # for recolor
+    generator: str = LOCAL  # this machine, or a hosted service (remote.py)
 
     def request(self, mode: str, session: Session, mask: np.ndarray) -> EditRequest:
         params = GenerationParams(prompt=self.prompt or "", negative_prompt=self.negative or "", sampler=self.sampler,
@@ -71,7 +74,8 @@ class EditHandlers:
         report(0.0, desc=f"{mode}: preparing")
         request = settings.request(mode, session, mask)
         start = time.perf_counter()
-        with self.locks.generating() as editor:
+        hosted = hosted_editor(settings.generator)  # holds no model: needs no lock
+        with nullcontext(hosted) if hosted else self.locks.generating() as editor:
             result = editor.edit(session.image, request, source=Path(session.source).name)
         seconds = time.perf_counter() - start
         report(1.0, desc="saving")
