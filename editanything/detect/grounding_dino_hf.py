@@ -1,0 +1,148 @@
+"""Grounding DINO on transformers (`GroundingDinoForObjectDetection`) behind the Detector protocol.
+
+No groundingdino-py, no separate BERT download, no CUDA extension: the model folder
+(`config.json`, `model.safetensors`, processor and tokenizer files, as published in
+`IDEA-Research/grounding-dino-tiny` / `-base`) holds everything. The processor's own grounded
+post-processing turns logits into boxes and phrases; around it this module adds what the
+groundingdino-py backend adds too: clipped pixel boxes, best first, NMS across phrases, top-k
+and `NothingFound` instead of an empty result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, ModelNotFound, NothingFound, first_line, require
+from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..types import Detections, check_rgb
+from .grounding_dino import _is_number, normalize_caption
+
+
+def check_thresholds(box_threshold: Any, text_threshold: Any, nms_iou: Any, top_k: Any) -> None:
+    """The checks every Grounding DINO backend makes on its settings, with the expected range."""
+    for label, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
+        if not _is_number(value) or not 0.0 <= value <= 1.0:
+            raise InvalidInputError(f"{label} must be a number in [0, 1]; got {value!r}")
+    if nms_iou is not None and (not _is_number(nms_iou) or not 0.0 < nms_iou <= 1.0):
+        raise InvalidInputError(f"nms_iou must be in (0, 1] or None (no suppression); got {nms_iou!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise InvalidInputError(f"top_k must be an int >= 1 or None (keep all); got {top_k!r}")
+
+
+def load_transformers_model(folder: str | Path, model_class: str, extra: str, device: str, dtype: Any) -> tuple[Any, Any]:
+    """`model_class` (a transformers class name) and its processor from a `save_pretrained` folder.
+
+    Local files only: a missing file is ModelNotFound, never a hub download.
+    """
+    transformers = require("transformers", extra)
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ModelNotFound(f"{folder} is not a transformers model folder (config.json expected)")
+    try:
+        processor = transformers.AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+        model = getattr(transformers, model_class).from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidInputError(
+            f"{folder} does not hold a loadable {model_class} ({first_line(exc)}); download it again"
+        ) from exc
+    return model.eval().to(device), processor
+
+
+class GroundingDinoHFDetector:
+    """Text → boxes with transformers' Grounding DINO.
+
+    The thresholds mean what they mean in the groundingdino-py backend: a query is kept when its
+    best token score exceeds `box_threshold`; the tokens above `text_threshold` form its phrase.
+    Then boxes are sorted by score, overlapping boxes suppressed whatever their phrase (`nms_iou`,
+    None = off) and the best `top_k` kept. The processor resizes to its configured 800/1333 px.
+    """
+
+    def __init__(self, model: Any, processor: Any, *, box_threshold: float = 0.35, text_threshold: float = 0.25,
+                 top_k: int | None = None, nms_iou: float | None = 0.5, name: str = "grounding-dino",
+                 source: str = "") -> None:
+        """`model` is a `GroundingDinoForObjectDetection` on its device, `processor` its `GroundingDinoProcessor`."""
+        self._torch = require("torch", "detect")
+        check_thresholds(box_threshold, text_threshold, nms_iou, top_k)
+        self.box_threshold = float(box_threshold)
+        self.text_threshold = float(text_threshold)
+        self.top_k = top_k
+        self.nms_iou = None if nms_iou is None else float(nms_iou)
+        self.model = model.eval()
+        self.processor = processor
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.name = name
+        self.source = source
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "GroundingDinoHFDetector":
+        """A `save_pretrained` folder (config.json, model.safetensors, processor and tokenizer files)."""
+        device = pick_device(device)
+        model, processor = load_transformers_model(folder, "GroundingDinoForObjectDetection", "detect",
+                                                   device, pick_dtype(device))
+        settings.setdefault("source", Path(folder).name)
+        return cls(model, processor, **settings)
+
+    @classmethod
+    def from_model(cls, name: str = "grounding-dino-tiny", **settings: Any) -> "GroundingDinoHFDetector":
+        """A detector declared in the manifest (ModelNotFound names the download command)."""
+        spec = get_spec(name)
+        if spec.loader.get("backend") != "grounding-dino-hf":
+            raise InvalidInputError(f"model {name!r} is a {spec.kind}, not a transformers Grounding DINO")
+        settings.setdefault("name", name)
+        return cls.from_folder(resolve(name).folder, **settings)
+
+    def describe(self) -> str:
+        source = f" ({self.source})" if self.source else ""
+        return f"Grounding DINO {self.name}{source} on {self.device} (transformers)"
+
+    def detect(self, image: np.ndarray, text: str) -> Detections:
+        """Boxes (xyxy, pixels, clipped to the image), scores and phrases for `text`, best first.
+
+        Raises NothingFound naming the best score when no box passes `box_threshold`.
+        """
+        torch = self._torch
+        from torchvision.ops import nms
+
+        image = check_rgb(image)
+        caption = normalize_caption(text)
+        max_len = self.model.config.max_text_len
+        inputs = self.processor(images=image, text=caption, return_tensors="pt")
+        if inputs["input_ids"].shape[1] > max_len:
+            raise InvalidInputError(
+                f"text is {inputs['input_ids'].shape[1]} tokens long; Grounding DINO reads at most {max_len}: "
+                "use fewer phrases"
+            )
+        inputs = inputs.to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        h, w = image.shape[:2]
+        with torch.inference_mode():
+            outputs = self.model(**inputs)
+            outputs.logits, outputs.pred_boxes = outputs.logits.float(), outputs.pred_boxes.float()
+            found = self.processor.post_process_grounded_object_detection(
+                outputs, inputs["input_ids"], threshold=self.box_threshold, text_threshold=self.text_threshold,
+                target_sizes=[(h, w)],
+            )[0]
+        if not len(found["scores"]):
+            best = float(outputs.logits[0].sigmoid().max())
+            raise NothingFound(f"no '{caption[:-2]}' above box_threshold {self.box_threshold:g}; best score {best:.2f}")
+        scores = found["scores"].cpu()
+        xyxy = found["boxes"].cpu().clone()
+        xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, w)
+        xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, h)
+        phrases = [self._clean(p) for p in found["text_labels"]]
+        order = torch.argsort(scores, descending=True, stable=True)
+        if self.nms_iou is not None:
+            order = nms(xyxy, scores, self.nms_iou)  # survivors in descending score order
+        if self.top_k is not None:
+            order = order[: self.top_k]
+        idx = order.tolist()
+        return Detections(xyxy[idx].numpy(), scores[idx].numpy(), [phrases[i] for i in idx])
+
+    def _clean(self, phrase: str) -> str:
+        """A decoded phrase without the separators and special tokens ([SEP]) that scored above text_threshold."""
+        specials = set(self.processor.tokenizer.all_special_tokens)
+        return " ".join(w for w in phrase.replace(".", " ").split() if w not in specials)

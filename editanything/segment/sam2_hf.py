@@ -1,0 +1,163 @@
+"""SAM 2.1 (and SAM 3's tracker, same interface) on transformers behind the Segmenter protocol.
+
+The stock model and processor do the work: `get_image_embeddings` once per image, then the
+prompt encoder and mask decoder per click (`model(image_embeddings=…)`), and the processor's
+own point scaling and mask post-processing. As in `sam.py`, the image embeddings are kept in a
+bounded LRU keyed by the image's content hash, so a further click, or a switch back to a
+recent image, costs only the decoder.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..types import Detections, Prompt, check_rgb
+from .base import check_prompt, image_key, instance_phrases
+from .sam import _detections
+
+BACKEND = "sam2-hf"  # the manifest's loader["backend"] for every model this module loads
+
+
+@dataclass
+class _Embedding:
+    features: list  # the model's multi-level image embeddings (torch tensors, batch 1)
+    original_size: tuple[int, int]
+    logits: Any = None  # (1, 1, 256, 256) low-res logits of the last single-instance result
+
+
+def load_folder(folder: str | Path, model_class: str, processor_class: str, image_processor_class: str,
+                device: str, dtype: Any) -> tuple[Any, Any]:
+    """`model_class` and `processor_class` (transformers names) from a `save_pretrained` folder, local files only.
+
+    A folder without processor files gets the processor's defaults (1024 px, ImageNet mean and
+    std), which are what the SAM 2.1 and SAM 3 releases use.
+    """
+    transformers = require("transformers", "sam2")
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ModelNotFound(f"{folder} is not a transformers model folder (config.json expected)")
+    processor_cls = getattr(transformers, processor_class)
+    try:
+        model = getattr(transformers, model_class).from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+        if (folder / "preprocessor_config.json").is_file() or (folder / "processor_config.json").is_file():
+            processor = processor_cls.from_pretrained(str(folder), local_files_only=True)
+        else:
+            processor = processor_cls(getattr(transformers, image_processor_class)())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(
+            f"{folder} does not hold a loadable {model_class} ({first_line(exc)}); download it again"
+        ) from exc
+    return model.eval().to(device), processor
+
+
+class Sam2Segmenter:
+    """Clicks and boxes → masks with a SAM 2-family model from transformers; see the module docstring."""
+
+    def __init__(self, model: Any, processor: Any, *, name: str = "sam2", source: str = "", cache_size: int = 8) -> None:
+        """`model` is a `Sam2Model` (or `Sam3TrackerModel`) on its device, `processor` its processor."""
+        self._torch = require("torch", "sam2")
+        if not isinstance(cache_size, int) or cache_size < 1:
+            raise InvalidInputError(f"cache_size must be an int >= 1; got {cache_size!r}")
+        self.model = model.eval()
+        self.processor = processor
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.name = name
+        self.source = source
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, _Embedding] = OrderedDict()
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, model_class: str = "Sam2Model", processor_class: str = "Sam2Processor",
+                    image_processor_class: str = "Sam2ImageProcessor", device: str | None = None,
+                    **settings: Any) -> "Sam2Segmenter":
+        """A `save_pretrained` folder (config.json, model.safetensors, optional processor files)."""
+        device = pick_device(device)
+        model, processor = load_folder(folder, model_class, processor_class, image_processor_class, device,
+                                       pick_dtype(device))
+        settings.setdefault("source", Path(folder).name)
+        return cls(model, processor, **settings)
+
+    @classmethod
+    def from_model(cls, name: str = "sam2.1-hiera-tiny", **settings: Any) -> "Sam2Segmenter":
+        """A model declared in the manifest (ModelNotFound names the download command)."""
+        spec = get_spec(name)
+        if spec.loader.get("backend") != BACKEND:
+            raise InvalidInputError(f"model {name!r} is a {spec.kind}, not a SAM 2-family segmenter")
+        settings.setdefault("name", name)
+        settings.setdefault("model_class", spec.loader["model_class"])
+        settings.setdefault("processor_class", spec.loader["processor_class"])
+        settings.setdefault("image_processor_class", spec.loader["image_processor_class"])
+        return cls.from_folder(resolve(name).folder, **settings)
+
+    def describe(self) -> str:
+        source = f" ({self.source})" if self.source else ""
+        return f"{type(self.model).__name__} {self.name}{source} on {self.device}"
+
+    def clear_cache(self) -> None:
+        """Forget every cached embedding (and the logits a refinement would start from)."""
+        self._cache.clear()
+
+    def prepare(self, image: np.ndarray) -> None:
+        """Compute and cache the image embeddings now, so the first click costs only the decoder."""
+        self._embedding(check_rgb(image))
+
+    def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
+                refine: bool = False) -> Detections:
+        """Masks for the prompt's clicks and boxes (see `Segmenter`).
+
+        Several boxes go through the decoder as one batch of objects. `refine` feeds the low-res
+        logits of the previous single-instance result on this image back as the mask prompt.
+        """
+        image = check_rgb(image)
+        check_prompt(prompt, image.shape)
+        entry = self._embedding(image)
+        mask_input = entry.logits if refine and len(prompt.boxes) <= 1 else None
+        masks, scores, logits = self.decode(entry.features, entry.original_size, prompt, multimask, mask_input)
+        entry.logits = logits[0, int(np.argmax(scores[0]))][None, None] if len(prompt.boxes) <= 1 else None
+        return _detections(masks, scores, instance_phrases(prompt), multimask)
+
+    def decode(self, features: list, original_size: tuple[int, int], prompt: Prompt, multimask: bool,
+               mask_input: Any = None) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(objects, candidates, H, W) bool masks, (objects, candidates) scores and the low-res logits."""
+        torch = self._torch
+        h, w = original_size
+        kwargs: dict[str, Any] = {}
+        if len(prompt.boxes) > 1:
+            kwargs["input_boxes"] = [[list(b) for b in prompt.boxes]]
+        else:
+            if prompt.points:
+                kwargs["input_points"] = [[[[x, y] for x, y, _ in prompt.points]]]
+                kwargs["input_labels"] = [[[label for _, _, label in prompt.points]]]
+            if prompt.boxes:
+                kwargs["input_boxes"] = [[list(prompt.boxes[0])]]
+        inputs = self.processor(images=None, original_sizes=[[h, w]], return_tensors="pt", **kwargs)
+        inputs = {k: v.to(self.device, self.dtype if v.is_floating_point() else v.dtype)
+                  for k, v in inputs.items() if k in ("input_points", "input_labels", "input_boxes")}
+        with torch.inference_mode():
+            out = self.model(image_embeddings=features, input_masks=mask_input, multimask_output=multimask, **inputs)
+            masks = self.processor.post_process_masks(out.pred_masks.float().cpu(), [[h, w]])[0]
+        return masks.numpy().astype(bool), out.iou_scores[0].float().cpu().numpy(), out.pred_masks[0]
+
+    def _embedding(self, image: np.ndarray) -> _Embedding:
+        key = image_key(image)
+        entry = self._cache.get(key)
+        if entry is None:
+            pixels = self.processor(images=image, return_tensors="pt")["pixel_values"]
+            with self._torch.inference_mode():
+                features = self.model.get_image_embeddings(pixels.to(self.device, self.dtype))
+            entry = _Embedding(list(features), image.shape[:2])
+            self._cache[key] = entry
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return entry
+

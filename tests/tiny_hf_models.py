@@ -1,0 +1,76 @@
+"""Tiny random-weight transformers models (Grounding DINO, SAM 2.1, SAM 3), saved with `save_pretrained`.
+
+Each builder writes a folder laid out as the published hub repository (config.json,
+model.safetensors, processor and tokenizer files) so the backends load it through their real
+code paths. Random weights give nonsense boxes and masks; tests compare our backends with
+transformers called directly on the same weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiny_detect_models import BERT_SPECIALS, BERT_WORDS
+
+
+def build_tiny_grounding_dino_hf(folder: Path, seed: int = 0) -> Path:
+    """A `GroundingDinoForObjectDetection` + `GroundingDinoProcessor` folder (Swin + BERT, 1–2 layers each)."""
+    import torch
+    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
+                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(BERT_SPECIALS + BERT_WORDS) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(vocab))
+    # The real processor resizes to 800/1333 px; 64/96 keeps the test fast and runs the same code.
+    processor = GroundingDinoProcessor(GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+                                       tokenizer)
+    backbone = SwinConfig(image_size=64, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+                          out_features=["stage2", "stage3", "stage4"])
+    text = BertConfig(vocab_size=len(BERT_SPECIALS + BERT_WORDS), hidden_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, d_model=32, encoder_layers=1,
+                                 decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+                                 encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=20, max_text_len=64,
+                                 encoder_n_points=2, decoder_n_points=2)
+    torch.manual_seed(seed)
+    model = GroundingDinoForObjectDetection(config).eval()
+    model.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    processor.image_processor.save_pretrained(str(folder))  # preprocessor_config.json, as the hub repo has
+    return folder
+
+
+def tiny_sam2_config(image_size: int = 128):
+    """A SAM 2.1-shaped config (Hiera backbone, FPN, prompt encoder, mask decoder) with tiny widths."""
+    from transformers import Sam2Config
+
+    vision = {
+        "backbone_config": {"model_type": "sam2_hiera_det_model", "hidden_size": 12, "blocks_per_stage": [1, 1, 2, 1], "embed_dim_per_stage": [12, 24, 48, 96],
+                            "num_attention_heads_per_stage": [1, 1, 1, 1], "window_size_per_stage": [4, 4, 4, 2],
+                            "global_attention_blocks": [3], "image_size": [image_size, image_size],
+                            "window_positional_embedding_background_size": [2, 2]},
+        "backbone_channel_list": [96, 48, 24, 12], "fpn_hidden_size": 32,
+        "backbone_feature_sizes": [[image_size // 4] * 2, [image_size // 8] * 2, [image_size // 16] * 2],
+    }
+    return Sam2Config(vision_config=vision,
+                      prompt_encoder_config={"hidden_size": 32, "image_size": image_size, "patch_size": 16},
+                      mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2,
+                                           "iou_head_hidden_dim": 16})
+
+
+def build_tiny_sam2(folder: Path, seed: int = 0, image_size: int = 128) -> Path:
+    """A `Sam2Model` + `Sam2Processor` folder, laid out as `facebook/sam2.1-hiera-*` in transformers format."""
+    import torch
+    from transformers import Sam2ImageProcessor, Sam2Model, Sam2Processor
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    Sam2Model(tiny_sam2_config(image_size)).eval().save_pretrained(str(folder))
+    size = {"height": image_size, "width": image_size}
+    processor = Sam2Processor(Sam2ImageProcessor(size=size, mask_size={"height": image_size // 4, "width": image_size // 4}),
+                              target_size=image_size)
+    processor.save_pretrained(str(folder))
+    return folder
