@@ -13,6 +13,8 @@ EXTRAS = {
                                          # peft: diffusers' LoRA loader; scipy: the LMS sampler
                                          "peft>=0.17", "scipy"],
     "caption": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
+    # SAM 2.1 and SAM 3 run on transformers alone (segment/sam2_hf.py, detect/sam3.py)
+    "sam2": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
     "ui": ["gradio==6.31.0"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})

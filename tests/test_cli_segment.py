@@ -23,7 +23,7 @@ def test_segment_writes_masks_overlay_and_detections(isolated_models, tmp_path, 
                                   "--box", "320,200,410,330", "--feather", "4", "-o", out)
     assert status == 0
     assert stderr.strip().splitlines() == [
-        "segmenter: GrabCut (SAM weights not found — run `editanything models download sam-vit-b`)"]
+        "segmenter: GrabCut (SAM weights not found — run `editanything models download sam2.1-hiera-tiny`)"]
     data = json.loads((out / "detections.json").read_text())
     assert data["size"] == [600, 400] and [d["index"] for d in data["instances"]] == [0, 1]
     masks = [read_image(out / f"mask_{i:02d}.png", gray=True) for i in range(2)]
@@ -68,7 +68,7 @@ def test_bad_point_syntax_is_a_usage_error(tmp_path, capsys):
 
 def test_select_without_detector_weights_names_the_command(isolated_models, tmp_path, capsys):
     status, _, stderr = _run(capsys, "segment", DEMOS / "coffee.jpg", "--select", "cup", "-o", tmp_path / "seg")
-    assert status == 2 and "editanything models download groundingdino-swint-ogc" in stderr
+    assert status == 2 and "editanything models download grounding-dino-tiny" in stderr
 
 
 def test_unreadable_mask_is_a_one_line_error(isolated_models, tmp_path, capsys):

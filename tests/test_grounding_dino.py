@@ -264,7 +264,7 @@ def test_unreadable_checkpoint_is_rejected(tiny, tmp_path):
 
 
 def test_auto_without_weights_names_the_download_command(isolated_models):
-    with pytest.raises(ModelNotFound, match="editanything models download groundingdino-swint-ogc"):
+    with pytest.raises(ModelNotFound, match="editanything models download grounding-dino-tiny"):
         get_detector("auto")
     # The checkpoint alone is not enough: its text encoder is a model of its own.
     (isolated_models / "groundingdino_swint_ogc.pth").write_bytes(b"")

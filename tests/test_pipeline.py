@@ -148,7 +148,7 @@ def test_mask_request_and_errors(coffee, isolated_models):
 def test_cli_select_without_detector_weights_names_the_download(isolated_models, capsys):
     status = main(["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--remove", "-o", "/tmp/unused"])
     err = capsys.readouterr().err
-    assert status == 2 and "editanything models download groundingdino-swint-ogc" in err
+    assert status == 2 and "editanything models download grounding-dino-tiny" in err
     assert "Traceback" not in err
 
 

@@ -184,10 +184,10 @@ def test_weight_free_messages_are_the_librarys(client, app, coffee):
         with pytest.raises(AppError) as shown:
             client.predict(**edit_args(prompt="x"), api_name=f"/{mode}")
         assert str(shown.value) == str(direct.value)
-    with pytest.raises(AppError, match="editanything models download groundingdino-swint-ogc"):
+    with pytest.raises(AppError, match="editanything models download grounding-dino-tiny"):
         client.predict(handle_file(str(COFFEE)), "cup", False, 8, api_name="/select_text")
     stages, table = client.predict(api_name="/models")
-    assert "GrabCut (SAM weights not found — run `editanything models download sam-vit-b`)" in stages
+    assert "GrabCut (SAM weights not found — run `editanything models download sam2.1-hiera-tiny`)" in stages
     rows = {r[0]: r[4] for r in table["data"]}
     assert rows["sam-vit-b"] == "missing: editanything models download sam-vit-b"
     assert set(rows) >= {"sam-vit-h", "sd15-inpainting", "groundingdino-swint-ogc", "hed"}

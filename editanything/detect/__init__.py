@@ -1,8 +1,8 @@
-"""Text → boxes: the Detector protocol and its registry (Grounding DINO).
+"""Text → boxes: the Detector protocol and its registry (Grounding DINO on transformers or groundingdino-py, SAM 3).
 
-`get_detector("auto")` builds the first Grounding DINO whose files are on disk, else raises
-ModelNotFound with the `editanything models download …` command. Importing this package loads
-neither torch nor groundingdino.
+`get_detector("auto")` builds the first detector of DETECTOR_MODELS whose files are on disk, else
+raises ModelNotFound with the `editanything models download …` command. Importing this package
+loads neither torch, transformers nor groundingdino.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ..errors import InvalidInputError
 from ..models import find_model, get_spec, resolve
 from ..types import Detections
 from .grounding_dino import GroundingDinoDetector, load_grounding_dino, normalize_caption
+from .grounding_dino_hf import GroundingDinoHFDetector
 
 
 @runtime_checkable
@@ -31,17 +32,31 @@ class Detector(Protocol):
     def describe(self) -> str: ...
 
 
-DETECTOR_MODELS = ("groundingdino-swint-ogc", "groundingdino-swinb")  # "auto" tries them in this order
+HF_DETECTOR_MODELS = ("grounding-dino-tiny", "grounding-dino-base")
+GDINO_PY_MODELS = ("groundingdino-swint-ogc", "groundingdino-swinb")
+# "auto" tries them in this order: transformers first (no BERT download, no groundingdino-py), then
+# groundingdino-py, then SAM 3 (gated, 3.4 GB) last.
+DETECTOR_MODELS = (*HF_DETECTOR_MODELS, *GDINO_PY_MODELS, "sam3")
 
 
-def _grounding_dino_builder(model: str) -> Callable[..., Detector]:
+def _builder(factory: Callable[..., Detector], model: str) -> Callable[..., Detector]:
     def build(**kwargs: Any) -> Detector:
-        return GroundingDinoDetector.from_model(model, **kwargs)
+        return factory(model, **kwargs)
 
     return build
 
 
-DETECTORS: dict[str, Callable[..., Detector]] = {m: _grounding_dino_builder(m) for m in DETECTOR_MODELS}
+def _sam3(model: str, **kwargs: Any) -> Detector:
+    from .sam3 import Sam3Detector
+
+    return Sam3Detector.from_model(model, **kwargs)
+
+
+DETECTORS: dict[str, Callable[..., Detector]] = {
+    **{m: _builder(GroundingDinoHFDetector.from_model, m) for m in HF_DETECTOR_MODELS},
+    **{m: _builder(GroundingDinoDetector.from_model, m) for m in GDINO_PY_MODELS},
+    "sam3": _builder(_sam3, "sam3"),
+}
 """Detector name → builder taking the backend's keyword settings."""
 
 
@@ -59,7 +74,9 @@ def get_detector(name: str = "auto", **kwargs: Any) -> Detector:
     if name == "auto":
         present = [m for m in DETECTOR_MODELS if _present(m)]
         if not present:
-            first = DETECTOR_MODELS[0]
+            # A detector half on disk (a groundingdino checkpoint without its BERT) names what it lacks.
+            partial = [m for m in DETECTOR_MODELS if find_model(m) is not None]
+            first = partial[0] if partial else DETECTOR_MODELS[0]
             for model in (first, *get_spec(first).requires):
                 resolve(model)  # raises ModelNotFound naming the download command
         name = present[0]
@@ -69,6 +86,7 @@ def get_detector(name: str = "auto", **kwargs: Any) -> Detector:
 
 
 __all__ = [
-    "DETECTORS", "DETECTOR_MODELS", "Detector", "GroundingDinoDetector", "get_detector", "load_grounding_dino",
+    "DETECTORS", "DETECTOR_MODELS", "Detector", "GroundingDinoDetector", "GroundingDinoHFDetector", "get_detector",
+    "load_grounding_dino",
     "normalize_caption", "register_detector",
 ]

@@ -112,6 +112,21 @@ def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint:
     )
 
 
+def _transformers(name: str, kind: str, repo: str, revision: str, names: tuple[str, ...], *, optional: tuple[str, ...] = (),
+                  sha: dict[str, str] | None = None, **spec: object) -> ModelSpec:
+    """A model in transformers' `save_pretrained` layout, in `checkpoints/NAME/`, from one pinned hub revision."""
+    sha = sha or {}
+    files = tuple(ModelFile(f"{name}/{n}", (HfSource(repo, n, revision),), sha.get(n), optional=n in optional) for n in names)
+    return ModelSpec(name=name, kind=kind, files=files, **spec)
+
+
+_SAM2_LOADER = {"backend": "sam2-hf", "model_class": "Sam2Model", "processor_class": "Sam2Processor",
+                "image_processor_class": "Sam2ImageProcessor"}
+_SAM2_NOTES = ("transformers 5.23 names facebook/sam2.1-hiera-tiny as its Sam2 checkpoint; the repositories also hold "
+               "the original .pt. Revision and sha256 not verified (no public listing of the transformers files "
+               "found): pinned to main, sha256 recorded at first download")
+
+
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     _sam("sam-vit-h", "vit_h", "sam_vit_h_4b8939.pth",
          "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879, "2.4 GB"),
@@ -144,6 +159,44 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
             UrlSource("https://github.com/IDEA-Research/GroundingDINO/releases/download/v0.1.0-alpha2/groundingdino_swinb_cogcoor.pth"),
         )),),
         requires=("bert-base-uncased",), loader={"config": "GroundingDINO_SwinB_cfg.py"},
+    ),
+    _transformers(
+        "grounding-dino-tiny", "detector", "IDEA-Research/grounding-dino-tiny", "c254d1f282bf348ab7f5a27d5cf90531eeba69be",
+        ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer_config.json", "vocab.txt",
+         "tokenizer.json", "special_tokens_map.json"), optional=("tokenizer.json", "special_tokens_map.json"),
+        sha={"model.safetensors": "1a2412ef99bd74bcd3c2a246fa1e48581f8889a1300c9051974741314fc042f3"},
+        extra="detect", license="Apache-2.0", size_hint="689 MB", loader={"backend": "grounding-dino-hf"},
+        description="Grounding DINO Swin-T on transformers: text phrase to boxes, no separate BERT, no CUDA build",
+        notes="revision and model.safetensors sha256 from the hub's file page at that revision "
+              "(huggingface.co/IDEA-Research/grounding-dino-tiny/blob/c254d1f…/model.safetensors)",
+    ),
+    _transformers(
+        "grounding-dino-base", "detector", "IDEA-Research/grounding-dino-base", "e76a695ed7ae1032a61530cce4b4e9b65f4e368b",
+        ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer_config.json", "vocab.txt",
+         "tokenizer.json", "special_tokens_map.json"), optional=("tokenizer.json", "special_tokens_map.json"),
+        extra="detect", license="Apache-2.0", size_hint="933 MB", loader={"backend": "grounding-dino-hf"},
+        description="Grounding DINO Swin-B on transformers: stronger, slower",
+        notes="revision and file list from the hub's tree at that revision; model.safetensors sha256 not verified "
+              "(recorded at first download)",
+    ),
+    *(_transformers(
+        f"sam2.1-hiera-{size}", "segmenter", f"facebook/sam2.1-hiera-{size}", "main",
+        ("config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json"),
+        optional=("preprocessor_config.json", "processor_config.json"), extra="sam2", license="Apache-2.0",
+        size_hint=hint, loader=_SAM2_LOADER, notes=_SAM2_NOTES,
+        description=f"SAM 2.1 Hiera-{label} on transformers: clicks and boxes to masks{why}",
+    ) for size, label, hint, why in (
+        ("tiny", "Tiny", "156 MB", "; the fastest first click on a CPU"), ("small", "Small", "184 MB", ""),
+        ("base-plus", "Base+", "324 MB", ""), ("large", "Large", "898 MB", ""))),
+    _transformers(
+        "sam3", "detector", "facebook/sam3", "main",
+        ("config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json", "vocab.json",
+         "merges.txt", "tokenizer.json", "special_tokens_map.json"), optional=("tokenizer.json", "special_tokens_map.json"),
+        extra="sam2", license="SAM License, gated", size_hint="3.4 GB", loader={"backend": "sam3-hf"},
+        description="SAM 3: a phrase to every instance's mask; clicks refine through its tracker",
+        notes="gated on the hub: accept Meta's SAM License on huggingface.co/facebook/sam3 and log in before "
+              "downloading; derivatives stay under that license and some uses are banned. File list from public "
+              "duplicates of the repository; revision and sha256 not verified (recorded at first download)",
     ),
     ModelSpec(
         name="blip2-opt-2.7b", kind="captioner", extra="caption", license="MIT", size_hint="15.5 GB",

@@ -1,8 +1,9 @@
-"""Clicks and boxes to masks: SAM when its weights are present, GrabCut otherwise.
+"""Clicks and boxes to masks: SAM 2.1 / SAM / SAM 3's tracker when their weights are present, GrabCut otherwise.
 
-`get_segmenter("auto")` picks the best SAM whose checkpoint is on disk, else GrabCut,
-whose `describe()` then says which command fetches SAM. Importing this package loads
-neither torch nor segment_anything.
+`get_segmenter("auto")` picks, among the models on disk, the fast one (`FAST_SEGMENTER`) on a
+CPU and the most accurate one on a GPU (`auto_order`), else GrabCut, whose `describe()` then
+says which command fetches a model. Importing this package loads neither torch, transformers
+nor segment_anything.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from .grabcut import GrabCutSegmenter
 from .sam import SAM_VARIANTS, SamSegmenter, register_sam_variant
 
 SAM_MODELS = ("sam-vit-h", "sam-vit-l", "sam-vit-b")  # best first
+SAM2_MODELS = ("sam2.1-hiera-large", "sam2.1-hiera-base-plus", "sam2.1-hiera-small", "sam2.1-hiera-tiny")  # best first
+# The first click on a 2-core CPU (benchmarks/first_click.py): SAM 2.1 Hiera-Tiny's encoder is the
+# quickest of the transformers-native candidates measured (EdgeTAM's RepViT and SlimSAM were slower here).
+FAST_SEGMENTER = "sam2.1-hiera-tiny"
 
 
 def _sam_builder(model: str) -> Callable[..., Segmenter]:
@@ -27,8 +32,19 @@ def _sam_builder(model: str) -> Callable[..., Segmenter]:
     return build
 
 
+def _sam2_builder(model: str) -> Callable[..., Segmenter]:
+    def build(**kwargs: Any) -> Segmenter:
+        from .sam2_hf import Sam2Segmenter
+
+        return Sam2Segmenter.from_model(model, **kwargs)
+
+    return build
+
+
 SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
+    **{m: _sam2_builder(m) for m in SAM2_MODELS},
     **{m: _sam_builder(m) for m in SAM_MODELS},
+    "sam3": _sam2_builder("sam3"),
     "grabcut": GrabCutSegmenter,
 }
 """Segmenter name → builder taking the backend's keyword settings."""
@@ -50,18 +66,39 @@ def get_segmenter(name: str = "auto", **kwargs: Any) -> Segmenter:
     return SEGMENTERS[name](**kwargs)
 
 
+def auto_order(device: str) -> tuple[str, ...]:
+    """The segmenters "auto" tries, in order: on a CPU the fast one first, on a GPU the most accurate first.
+
+    SAM 3 is never picked automatically (gated, its own licence, 3.4 GB): name it with `--segmenter sam3`.
+    """
+    best_first = (*SAM2_MODELS, *SAM_MODELS)
+    if str(device).startswith("cpu"):
+        return (FAST_SEGMENTER, *(m for m in best_first if m != FAST_SEGMENTER))
+    return best_first
+
+
+def _installed(model: str) -> bool:
+    package = "segment_anything" if model in SAM_MODELS else "transformers"
+    return importlib.util.find_spec(package) is not None and importlib.util.find_spec("torch") is not None
+
+
 def _auto(**kwargs: Any) -> Segmenter:
-    present = [m for m in SAM_MODELS if find_model(m) is not None]
-    if not present:
-        reason = f"SAM weights not found — run `{download_command('sam-vit-b')}`"
-    elif importlib.util.find_spec("segment_anything") is None or importlib.util.find_spec("torch") is None:
-        reason = "segment-anything is not installed — pip install 'editanything[sam]'"
+    from ..models import pick_device
+
+    device = kwargs.get("device") or (pick_device() if importlib.util.find_spec("torch") else "cpu")
+    present = [m for m in auto_order(device) if find_model(m) is not None]
+    usable = [m for m in present if _installed(m)]
+    if usable:
+        return SEGMENTERS[usable[0]](**kwargs)
+    if present:
+        extra = "sam" if present[0] in SAM_MODELS else "sam2"
+        reason = f"{present[0]} is on disk but its library is not installed — pip install 'editanything[{extra}]'"
     else:
-        return SEGMENTERS[present[0]](**kwargs)
+        reason = f"SAM weights not found — run `{download_command(FAST_SEGMENTER)}`"
     return GrabCutSegmenter(note=reason)
 
 
 __all__ = [
-    "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "GrabCutSegmenter", "RefineSeed", "SamSegmenter", "Segmenter",
-    "get_segmenter", "register_sam_variant", "register_segmenter",
+    "FAST_SEGMENTER", "SAM2_MODELS", "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "GrabCutSegmenter", "RefineSeed",
+    "SamSegmenter", "Segmenter", "auto_order", "get_segmenter", "register_sam_variant", "register_segmenter",
 ]
