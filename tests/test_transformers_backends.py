@@ -1,0 +1,221 @@
+"""Grounding DINO and SAM 2.1 on transformers: parity with transformers called directly, the
+embedding cache, and which backend `auto` picks for each combination of weights on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from conftest import DEMOS
+from tiny_hf_models import build_tiny_grounding_dino_hf, build_tiny_sam2
+
+from editanything import read_image
+from editanything.detect import GroundingDinoDetector, GroundingDinoHFDetector, get_detector
+from editanything.errors import ModelNotFound, NothingFound
+from editanything.segment import GrabCutSegmenter, SamSegmenter, auto_order, get_segmenter
+from editanything.segment.sam2_hf import Sam2Segmenter
+from editanything.types import Prompt
+
+
+@pytest.fixture(scope="session")
+def hf_models(tmp_path_factory):
+    """Tiny transformers models in folders named as the manifest expects them."""
+    root = tmp_path_factory.mktemp("hf-models")
+    return {"grounding-dino-tiny": build_tiny_grounding_dino_hf(root / "grounding-dino-tiny"),
+            "sam2.1-hiera-tiny": build_tiny_sam2(root / "sam2.1-hiera-tiny")}
+
+
+@pytest.fixture(scope="session")
+def coffee():
+    return read_image(DEMOS / "coffee.jpg")
+
+
+def _link_models(checkpoints, hf_models, names):
+    for name in names:
+        (checkpoints / name).symlink_to(hf_models[name], target_is_directory=True)
+
+
+# --- Grounding DINO -------------------------------------------------------------------------
+
+
+def _reference_detect(folder, image, caption, box_threshold, text_threshold):
+    """transformers' own Grounding DINO recipe, boxes clipped to the image and sorted by score."""
+    from transformers import AutoProcessor, GroundingDinoForObjectDetection
+
+    processor = AutoProcessor.from_pretrained(folder)
+    model = GroundingDinoForObjectDetection.from_pretrained(folder).eval()
+    inputs = processor(images=image, text=caption, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    h, w = image.shape[:2]
+    found = processor.post_process_grounded_object_detection(
+        outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold, target_sizes=[(h, w)])[0]
+    boxes = found["boxes"].numpy().copy()
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+    order = np.argsort(-found["scores"].numpy(), kind="stable")
+    specials = set(processor.tokenizer.all_special_tokens)
+    phrases = [" ".join(w for w in p.replace(".", " ").split() if w not in specials) for p in found["text_labels"]]
+    return boxes[order], found["scores"].numpy()[order], [phrases[i] for i in order]
+
+
+@pytest.mark.parametrize("text,caption", [("cup", "cup ."), ("Cup. Red  Car", "cup . red car .")])
+def test_grounding_dino_matches_transformers(hf_models, coffee, text, caption):
+    folder = hf_models["grounding-dino-tiny"]
+    detector = GroundingDinoHFDetector.from_folder(folder, box_threshold=0.5, text_threshold=0.3, nms_iou=None,
+                                                   device="cpu")
+    found = detector.detect(coffee, text)
+    boxes, scores, phrases = _reference_detect(folder, coffee, caption, 0.5, 0.3)
+    assert 0 < len(found) < 20  # the threshold kept some of the 20 queries, not all
+    np.testing.assert_array_equal(found.xyxy, boxes)
+    np.testing.assert_array_equal(found.scores, scores)
+    assert found.phrases == phrases
+    assert (found.xyxy[:, 2] <= coffee.shape[1]).all() and (found.xyxy[:, 3] <= coffee.shape[0]).all()
+
+
+def test_grounding_dino_nms_top_k_and_nothing_found(hf_models, coffee):
+    folder = hf_models["grounding-dino-tiny"]
+    every = GroundingDinoHFDetector.from_folder(folder, box_threshold=0.0, nms_iou=None, device="cpu").detect(coffee, "cup")
+    kept = GroundingDinoHFDetector.from_folder(folder, box_threshold=0.0, nms_iou=0.3, top_k=3,
+                                               device="cpu").detect(coffee, "cup")
+    assert len(kept) == 3 and len(every) == 20
+    assert list(kept.scores) == sorted(kept.scores, reverse=True) and kept.scores[0] == every.scores[0]
+    with pytest.raises(NothingFound, match=r"no 'cup' above box_threshold 1; best score \d\.\d\d"):
+        GroundingDinoHFDetector.from_folder(folder, box_threshold=1.0, device="cpu").detect(coffee, "cup")
+
+
+# --- SAM 2.1 ---------------------------------------------------------------------------------
+
+
+PROMPTS = [
+    Prompt(points=[(200, 150, 1)]),
+    Prompt(points=[(200, 150, 1), (350, 300, 0)]),
+    Prompt(boxes=[(180, 20, 410, 270)]),
+    Prompt(boxes=[(180, 20, 410, 270)], points=[(300, 100, 1)]),
+    Prompt(boxes=[(180, 20, 410, 270), (320, 200, 410, 330)]),
+]
+
+
+def _reference_segment(model, processor, image, prompt, multimask, input_masks=None):
+    """SAM 2.1 as transformers' docs call it: processor(images, prompts) → model(**inputs) → post_process_masks."""
+    kwargs = {}
+    if len(prompt.boxes) > 1:
+        kwargs["input_boxes"] = [[list(b) for b in prompt.boxes]]
+    else:
+        if prompt.points:
+            kwargs["input_points"] = [[[[x, y] for x, y, _ in prompt.points]]]
+            kwargs["input_labels"] = [[[label for _, _, label in prompt.points]]]
+        if prompt.boxes:
+            kwargs["input_boxes"] = [[list(prompt.boxes[0])]]
+    inputs = processor(images=image, return_tensors="pt", **kwargs)
+    with torch.no_grad():
+        out = model(**inputs, input_masks=input_masks, multimask_output=multimask)
+    masks = processor.post_process_masks(out.pred_masks, inputs["original_sizes"])[0].numpy()
+    return masks, out.iou_scores[0].numpy(), out.pred_masks[0]
+
+
+@pytest.fixture(scope="module")
+def sam2(hf_models):
+    return Sam2Segmenter.from_folder(hf_models["sam2.1-hiera-tiny"], device="cpu")
+
+
+@pytest.mark.parametrize("multimask", [False, True])
+@pytest.mark.parametrize("prompt", PROMPTS, ids=["click", "clicks", "box", "box+click", "boxes"])
+def test_sam2_matches_transformers(sam2, coffee, prompt, multimask):
+    masks, scores, _ = _reference_segment(sam2.model, sam2.processor, coffee, prompt, multimask)
+    found = sam2.segment(coffee, prompt, multimask=multimask)
+    expected_masks, expected_scores = [], []
+    for b in range(len(scores)):
+        order = np.argsort(-scores[b], kind="stable") if multimask else range(scores.shape[1])
+        expected_masks += [masks[b, c] for c in order]
+        expected_scores += [scores[b, c] for c in order]
+    assert found.masks.shape == (len(expected_masks), *coffee.shape[:2]) and found.masks.dtype == bool
+    np.testing.assert_array_equal(found.masks, np.stack(expected_masks))
+    np.testing.assert_array_equal(found.scores, np.asarray(expected_scores, np.float32))
+
+
+def test_sam2_refinement_feeds_the_previous_logits(sam2, coffee):
+    first, second = Prompt(points=[(200, 150, 1)]), Prompt(points=[(200, 150, 1), (260, 90, 0)])
+    sam2.segment(coffee, first)
+    refined = sam2.segment(coffee, second, refine=True)
+    _, scores, logits = _reference_segment(sam2.model, sam2.processor, coffee, first, False)
+    masks, scores, _ = _reference_segment(sam2.model, sam2.processor, coffee, second, False,
+                                          input_masks=logits[0, :1][None])
+    np.testing.assert_array_equal(refined.masks[0], masks[0, 0])
+    unrefined = sam2.segment(coffee, second)
+    assert not np.array_equal(unrefined.masks[0], refined.masks[0])
+
+
+def test_sam2_second_click_does_not_rerun_the_encoder(hf_models, coffee, monkeypatch):
+    seg = Sam2Segmenter.from_folder(hf_models["sam2.1-hiera-tiny"], device="cpu", cache_size=2)
+    calls = []
+    encode = seg.model.get_image_embeddings
+    monkeypatch.setattr(seg.model, "get_image_embeddings", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    other = coffee[::-1].copy()
+    seg.segment(coffee, Prompt(points=[(200, 150, 1)]))
+    seg.segment(coffee, Prompt(points=[(200, 150, 1), (300, 80, 0)]))
+    seg.segment(coffee, Prompt(boxes=[(180, 20, 410, 270), (320, 200, 410, 330)]))
+    assert len(calls) == 1
+    seg.prepare(other)
+    seg.segment(other, Prompt(points=[(10, 10, 1)]))
+    seg.segment(coffee, Prompt(points=[(20, 20, 1)]))
+    assert len(calls) == 2
+    changed = coffee.copy()
+    changed[0, 0, 0] ^= 1  # one changed value is another image
+    seg.segment(changed, Prompt(points=[(20, 20, 1)]))
+    assert len(calls) == 3
+
+
+# --- auto and the models layer ---------------------------------------------------------------
+
+
+def test_auto_segmenter_for_each_combination_of_weights(isolated_models, hf_models, tiny_checkpoints, monkeypatch):
+    from tiny_models import register_tiny_sam
+
+    from editanything.models import MODELS
+
+    spec = MODELS["sam-vit-b"]
+    monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={"sam_type": register_tiny_sam()}))
+    assert isinstance(get_segmenter("auto", device="cpu"), GrabCutSegmenter)
+    (isolated_models / "sam_vit_b_01ec64.pth").symlink_to(tiny_checkpoints[0] / "sam_vit_b_01ec64.pth")
+    only_sam = get_segmenter("auto", device="cpu")
+    assert isinstance(only_sam, SamSegmenter) and only_sam.name == "sam-vit-b"
+    _link_models(isolated_models, hf_models, ["sam2.1-hiera-tiny"])
+    both = get_segmenter("auto", device="cpu")
+    assert isinstance(both, Sam2Segmenter) and both.name == "sam2.1-hiera-tiny"
+    assert "sam2.1-hiera-tiny" in both.describe()
+    # On a GPU the most accurate model on disk comes first; Hiera-Tiny is the fast one for CPUs.
+    assert auto_order("cuda")[0] == "sam2.1-hiera-large" and auto_order("cpu")[0] == "sam2.1-hiera-tiny"
+    (isolated_models / "sam2.1-hiera-large").symlink_to(hf_models["sam2.1-hiera-tiny"], target_is_directory=True)
+    assert get_segmenter("auto", device="cpu").name == "sam2.1-hiera-tiny"
+    (isolated_models / "sam2.1-hiera-tiny").unlink()
+    assert get_segmenter("auto", device="cpu").name == "sam2.1-hiera-large"
+
+
+def test_auto_detector_for_each_combination_of_weights(isolated_models, hf_models, tiny_checkpoints, monkeypatch):
+    from tiny_detect_models import use_tiny_config
+
+    root, config = tiny_checkpoints
+    use_tiny_config(monkeypatch, config)
+    with pytest.raises(ModelNotFound, match="editanything models download grounding-dino-tiny"):
+        get_detector("auto")
+    for name in ("groundingdino_swint_ogc.pth", "bert-base-uncased"):
+        (isolated_models / name).symlink_to(root / name)
+    assert isinstance(get_detector("auto", device="cpu"), GroundingDinoDetector)
+    _link_models(isolated_models, hf_models, ["grounding-dino-tiny"])
+    both = get_detector("auto", device="cpu")
+    assert isinstance(both, GroundingDinoHFDetector) and both.name == "grounding-dino-tiny"
+    (isolated_models / "groundingdino_swint_ogc.pth").unlink()
+    assert isinstance(get_detector("auto", device="cpu"), GroundingDinoHFDetector)
+
+
+def test_missing_transformers_models_name_the_download_command(isolated_models):
+    for name in ("grounding-dino-tiny", "grounding-dino-base"):
+        with pytest.raises(ModelNotFound, match=f"editanything models download {name}"):
+            get_detector(name)
+    for name in ("sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large"):
+        with pytest.raises(ModelNotFound, match=f"editanything models download {name}"):
+            get_segmenter(name)
+    assert "editanything models download sam2.1-hiera-tiny" in get_segmenter("auto", device="cpu").describe()
