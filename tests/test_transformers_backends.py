@@ -4,10 +4,12 @@ embedding cache, and which backend `auto` picks for each combination of weights 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from conftest import DEMOS
 from tiny_hf_models import build_tiny_grounding_dino_hf, build_tiny_sam2
 
@@ -219,3 +221,40 @@ def test_missing_transformers_models_name_the_download_command(isolated_models):
         with pytest.raises(ModelNotFound, match=f"editanything models download {name}"):
             get_segmenter(name)
     assert "editanything models download sam2.1-hiera-tiny" in get_segmenter("auto", device="cpu").describe()
+
+
+# --- end to end through the CLI --------------------------------------------------------------
+
+
+@pytest.fixture
+def hf_checkpoints(isolated_models, hf_models):
+    _link_models(isolated_models, hf_models, ["grounding-dino-tiny", "sam2.1-hiera-tiny"])
+    return isolated_models
+
+
+def test_cli_segment_select_with_transformers_detector_and_sam2(hf_checkpoints, tmp_path, coffee):
+    from editanything.cli import main
+    from editanything.pipeline import Editor
+
+    out = tmp_path / "seg"
+    assert main(["segment", str(DEMOS / "coffee.jpg"), "--select", "cup", "-o", str(out)]) == 0
+    data = json.loads((out / "detections.json").read_text())
+    expected = Editor().select(coffee, Prompt(text="cup"))
+    assert [d["phrase"] for d in data["instances"]] == expected.phrases and "cup" in expected.phrases
+    first = np.asarray(Image.open(out / "mask_00.png")) > 127
+    np.testing.assert_array_equal(first, expected.masks[0])
+
+
+def test_cli_edit_select_remove_with_transformers_detector_and_sam2(hf_checkpoints, tmp_path):
+    from editanything.cli import main
+    from editanything.recipe import decode_mask, read_recipe
+
+    out = tmp_path / "out"
+    assert main(["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--keep", "0", "--remove", "-o", str(out), "-q"]) == 0
+    recipe = read_recipe(out / "coffee.png")
+    assert recipe.models["detector"]["name"] == "grounding-dino-tiny"
+    assert recipe.models["segmenter"]["name"] == "sam2.1-hiera-tiny"
+    before, after = read_image(DEMOS / "coffee.jpg"), read_image(out / "coffee.png")
+    mask = decode_mask(recipe.parameters["mask"])
+    assert 0 < mask.mean() < 1, mask.mean()
+    assert not np.array_equal(before[mask], after[mask])

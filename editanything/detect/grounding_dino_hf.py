@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, NothingFound, first_line, require
+from ..errors import InvalidInputError, NothingFound, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..models.transformers_folder import load_pretrained
 from ..types import Detections, check_rgb
 from .grounding_dino import _is_number, normalize_caption
 
@@ -30,25 +31,6 @@ def check_thresholds(box_threshold: Any, text_threshold: Any, nms_iou: Any, top_
         raise InvalidInputError(f"nms_iou must be in (0, 1] or None (no suppression); got {nms_iou!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise InvalidInputError(f"top_k must be an int >= 1 or None (keep all); got {top_k!r}")
-
-
-def load_transformers_model(folder: str | Path, model_class: str, extra: str, device: str, dtype: Any) -> tuple[Any, Any]:
-    """`model_class` (a transformers class name) and its processor from a `save_pretrained` folder.
-
-    Local files only: a missing file is ModelNotFound, never a hub download.
-    """
-    transformers = require("transformers", extra)
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ModelNotFound(f"{folder} is not a transformers model folder (config.json expected)")
-    try:
-        processor = transformers.AutoProcessor.from_pretrained(str(folder), local_files_only=True)
-        model = getattr(transformers, model_class).from_pretrained(str(folder), local_files_only=True, dtype=dtype)
-    except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInputError(
-            f"{folder} does not hold a loadable {model_class} ({first_line(exc)}); download it again"
-        ) from exc
-    return model.eval().to(device), processor
 
 
 class GroundingDinoHFDetector:
@@ -81,8 +63,8 @@ class GroundingDinoHFDetector:
     def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "GroundingDinoHFDetector":
         """A `save_pretrained` folder (config.json, model.safetensors, processor and tokenizer files)."""
         device = pick_device(device)
-        model, processor = load_transformers_model(folder, "GroundingDinoForObjectDetection", "detect",
-                                                   device, pick_dtype(device))
+        model, processor = load_pretrained(folder, "GroundingDinoForObjectDetection", extra="detect", device=device,
+                                           dtype=pick_dtype(device))
         settings.setdefault("source", Path(folder).name)
         return cls(model, processor, **settings)
 
@@ -96,7 +78,7 @@ class GroundingDinoHFDetector:
         return cls.from_folder(resolve(name).folder, **settings)
 
     def describe(self) -> str:
-        source = f" ({self.source})" if self.source else ""
+        source = f" ({self.source})" if self.source and self.source != self.name else ""
         return f"Grounding DINO {self.name}{source} on {self.device} (transformers)"
 
     def detect(self, image: np.ndarray, text: str) -> Detections:

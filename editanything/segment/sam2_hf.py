@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..models.transformers_folder import load_pretrained
 from ..types import Detections, Prompt, check_rgb
 from .base import check_prompt, image_key, instance_phrases
 from .sam import _detections
@@ -30,31 +31,6 @@ class _Embedding:
     features: list  # the model's multi-level image embeddings (torch tensors, batch 1)
     original_size: tuple[int, int]
     logits: Any = None  # (1, 1, 256, 256) low-res logits of the last single-instance result
-
-
-def load_folder(folder: str | Path, model_class: str, processor_class: str, image_processor_class: str,
-                device: str, dtype: Any) -> tuple[Any, Any]:
-    """`model_class` and `processor_class` (transformers names) from a `save_pretrained` folder, local files only.
-
-    A folder without processor files gets the processor's defaults (1024 px, ImageNet mean and
-    std), which are what the SAM 2.1 and SAM 3 releases use.
-    """
-    transformers = require("transformers", "sam2")
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ModelNotFound(f"{folder} is not a transformers model folder (config.json expected)")
-    processor_cls = getattr(transformers, processor_class)
-    try:
-        model = getattr(transformers, model_class).from_pretrained(str(folder), local_files_only=True, dtype=dtype)
-        if (folder / "preprocessor_config.json").is_file() or (folder / "processor_config.json").is_file():
-            processor = processor_cls.from_pretrained(str(folder), local_files_only=True)
-        else:
-            processor = processor_cls(getattr(transformers, image_processor_class)())
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInputError(
-            f"{folder} does not hold a loadable {model_class} ({first_line(exc)}); download it again"
-        ) from exc
-    return model.eval().to(device), processor
 
 
 class Sam2Segmenter:
@@ -80,8 +56,9 @@ class Sam2Segmenter:
                     **settings: Any) -> "Sam2Segmenter":
         """A `save_pretrained` folder (config.json, model.safetensors, optional processor files)."""
         device = pick_device(device)
-        model, processor = load_folder(folder, model_class, processor_class, image_processor_class, device,
-                                       pick_dtype(device))
+        model, processor = load_pretrained(folder, model_class, extra="sam2", device=device, dtype=pick_dtype(device),
+                                           processor_class=processor_class,
+                                           image_processor_class=image_processor_class)
         settings.setdefault("source", Path(folder).name)
         return cls(model, processor, **settings)
 
@@ -98,7 +75,7 @@ class Sam2Segmenter:
         return cls.from_folder(resolve(name).folder, **settings)
 
     def describe(self) -> str:
-        source = f" ({self.source})" if self.source else ""
+        source = f" ({self.source})" if self.source and self.source != self.name else ""
         return f"{type(self.model).__name__} {self.name}{source} on {self.device}"
 
     def clear_cache(self) -> None:

@@ -1,0 +1,50 @@
+"""Load a transformers model and its processor from a local `save_pretrained` folder (never the hub)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError, ModelNotFound, first_line, require
+
+
+@contextlib.contextmanager
+def _quiet(transformers: Any):
+    """No "Loading weights" progress bar from library code; the user's setting comes back afterwards."""
+    logging = transformers.utils.logging
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
+
+
+def load_pretrained(folder: str | Path, model_class: str, *, extra: str, device: str, dtype: Any,
+                    processor_class: str = "AutoProcessor", image_processor_class: str | None = None) -> tuple[Any, Any]:
+    """`model_class` (a transformers class name) and its processor, on `device` in `dtype`.
+
+    Local files only: a folder without config.json is ModelNotFound, a broken one InvalidInputError.
+    With `image_processor_class`, a folder without processor files gets that image processor's
+    defaults (the SAM 2.1 and SAM 3 releases use them: 1024/1008 px, ImageNet statistics).
+    """
+    transformers = require("transformers", extra)
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ModelNotFound(f"{folder} is not a transformers model folder (config.json expected)")
+    has_processor = any((folder / f).is_file() for f in ("preprocessor_config.json", "processor_config.json"))
+    try:
+        with _quiet(transformers):
+            model = getattr(transformers, model_class).from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+            processor_cls = getattr(transformers, processor_class)
+            if has_processor or image_processor_class is None:
+                processor = processor_cls.from_pretrained(str(folder), local_files_only=True)
+            else:
+                processor = processor_cls(getattr(transformers, image_processor_class)())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(
+            f"{folder} does not hold a loadable {model_class} ({first_line(exc)}); download it again"
+        ) from exc
+    return model.eval().to(device), processor
