@@ -107,6 +107,8 @@ class Editor:
                  captioner: Any = None, detector_options: dict | None = None, segmenter_options: dict | None = None,
                  generator_options: dict | None = None, low_memory: bool = False) -> None:
         self.low_memory = low_memory
+        if detector == "auto" and segmenter == "sam3":
+            detector = "sam3"  # SAM 3 answers a phrase itself: every instance's mask in one model
         self._specs = {"detector": detector, "segmenter": segmenter, "generator": generator, "captioner": captioner}
         self._options = {"detector": detector_options or {}, "segmenter": segmenter_options or {},
                          "generator": generator_options or {}, "captioner": {}}
@@ -186,6 +188,8 @@ class Editor:
             found = found.keep(indices=keep, phrases=keep_phrases, min_score=min_score)
             if not len(found):
                 raise NothingFound(f"no detection of {selection.text!r} is left after --keep/--keep-phrase")
+            if found.masks is not None:  # the detector segments too (SAM 3)
+                return found
             segmented = self.segmenter.segment(image, Prompt(boxes=[tuple(b) for b in found.xyxy.tolist()]))
             return Detections(found.xyxy, found.scores, found.phrases, segmented.masks)
         detections = self.segmenter.segment(image, selection)

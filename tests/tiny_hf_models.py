@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tiny_detect_models import BERT_SPECIALS, BERT_WORDS
+from tiny_sd import build_tokenizer
 
 
 def build_tiny_grounding_dino_hf(folder: Path, seed: int = 0) -> Path:
@@ -73,4 +74,47 @@ def build_tiny_sam2(folder: Path, seed: int = 0, image_size: int = 128) -> Path:
     processor = Sam2Processor(Sam2ImageProcessor(size=size, mask_size={"height": image_size // 4, "width": image_size // 4}),
                               target_size=image_size)
     processor.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_sam3(folder: Path, seed: int = 0, image_size: int = 112) -> Path:
+    """A tiny `Sam3VideoModel` (detector + tracker) + `Sam3Processor` folder, laid out as `facebook/sam3`."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import Sam3ImageProcessor, Sam3Processor, Sam3VideoConfig, Sam3VideoModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = image_size // 14
+    vision = {"backbone_config": {"model_type": "sam3_vit_model", "hidden_size": 32, "intermediate_size": 64,
+                                  "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": image_size,
+                                  "patch_size": 14, "window_size": 4, "global_attn_indexes": [1],
+                                  "pretrain_image_size": image_size},
+              "fpn_hidden_size": 32, "backbone_feature_sizes": [[grid * 4] * 2, [grid * 2] * 2, [grid] * 2]}
+    small = {"hidden_size": 32, "num_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    detector = {"model_type": "sam3", "vision_config": vision,
+                "text_config": {"model_type": "clip_text_model", "vocab_size": 514, "hidden_size": 32,
+                                "intermediate_size": 64, "projection_dim": 32, "num_hidden_layers": 1,
+                                "num_attention_heads": 2, "max_position_embeddings": 32,
+                                "bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513},
+                "geometry_encoder_config": small, "detr_encoder_config": small,
+                "detr_decoder_config": {**small, "num_queries": 10},
+                "mask_decoder_config": {"hidden_size": 32, "num_attention_heads": 2}}
+    tracker = {"model_type": "sam3_tracker_video", "vision_config": vision, "image_size": image_size,
+               "prompt_encoder_config": {"hidden_size": 32, "image_size": image_size, "patch_size": 14},
+               "mask_decoder_config": {"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 16},
+               "memory_attention_hidden_size": 32, "memory_attention_num_layers": 1,
+               "memory_attention_feed_forward_hidden_size": 64, "memory_encoder_hidden_size": 32,
+               "memory_encoder_output_channels": 16, "mask_downsampler_embed_dim": 32, "memory_fuser_embed_dim": 32,
+               "memory_fuser_intermediate_dim": 64, "memory_fuser_num_layers": 1,
+               "memory_attention_rope_feat_sizes": [grid, grid]}
+    torch.manual_seed(seed)
+    Sam3VideoModel(Sam3VideoConfig(detector_config=detector, tracker_config=tracker)).eval().save_pretrained(str(folder))
+    # transformers 5.23 saves the tracker's weights as `tracker_model.tracker_model.*`; the published
+    # checkpoint names them `tracker_model.*` (the prefix transformers' conversion table strips on load).
+    state = load_file(str(folder / "model.safetensors"))
+    save_file({k.replace("tracker_model.tracker_model.", "tracker_model.", 1): v for k, v in state.items()},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer = build_tokenizer(folder)  # a CLIP byte-level BPE, as SAM 3's text encoder reads
+    Sam3Processor(Sam3ImageProcessor(size={"height": image_size, "width": image_size}), tokenizer).save_pretrained(str(folder))
     return folder

@@ -192,7 +192,9 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         "sam3", "detector", "facebook/sam3", "main",
         ("config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json", "vocab.json",
          "merges.txt", "tokenizer.json", "special_tokens_map.json"), optional=("tokenizer.json", "special_tokens_map.json"),
-        extra="sam2", license="SAM License, gated", size_hint="3.4 GB", loader={"backend": "sam3-hf"},
+        extra="sam2", license="SAM License, gated", size_hint="3.4 GB",
+        loader={"backend": "sam3-hf", "tracker": {"model_class": "Sam3TrackerModel", "processor_class": "Sam3TrackerProcessor",
+                                                  "image_processor_class": "Sam3ImageProcessor"}},
         description="SAM 3: a phrase to every instance's mask; clicks refine through its tracker",
         notes="gated on the hub: accept Meta's SAM License on huggingface.co/facebook/sam3 and log in before "
               "downloading; derivatives stay under that license and some uses are banned. File list from public "

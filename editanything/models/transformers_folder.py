@@ -26,9 +26,11 @@ def load_pretrained(folder: str | Path, model_class: str, *, extra: str, device:
                     processor_class: str = "AutoProcessor", image_processor_class: str | None = None) -> tuple[Any, Any]:
     """`model_class` (a transformers class name) and its processor, on `device` in `dtype`.
 
-    Local files only: a folder without config.json is ModelNotFound, a broken one InvalidInputError.
-    With `image_processor_class`, a folder without processor files gets that image processor's
-    defaults (the SAM 2.1 and SAM 3 releases use them: 1024/1008 px, ImageNet statistics).
+    Local files only: a folder without config.json is ModelNotFound, a broken one or one that lacks
+    weights of `model_class` InvalidInputError.
+    With `image_processor_class` (the SAM family), `processor_class` is built around the folder's saved
+    image processor, or, in a folder without processor files, around that image processor's defaults
+    (the SAM 2.1 and SAM 3 releases use them: 1024/1008 px, ImageNet statistics).
     """
     transformers = require("transformers", extra)
     folder = Path(folder)
@@ -37,14 +39,27 @@ def load_pretrained(folder: str | Path, model_class: str, *, extra: str, device:
     has_processor = any((folder / f).is_file() for f in ("preprocessor_config.json", "processor_config.json"))
     try:
         with _quiet(transformers):
-            model = getattr(transformers, model_class).from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+            model, info = getattr(transformers, model_class).from_pretrained(
+                str(folder), local_files_only=True, dtype=dtype, output_loading_info=True)
             processor_cls = getattr(transformers, processor_class)
-            if has_processor or image_processor_class is None:
+            if image_processor_class is None:
                 processor = processor_cls.from_pretrained(str(folder), local_files_only=True)
+            elif has_processor:
+                # The folder's processor may be another one around the same image processor (SAM 3's folder
+                # saves the text-prompt Sam3Processor; clicks need Sam3TrackerProcessor): keep its settings.
+                saved = transformers.AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+                processor = processor_cls(getattr(saved, "image_processor", saved))
             else:
                 processor = processor_cls(getattr(transformers, image_processor_class)())
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(
             f"{folder} does not hold a loadable {model_class} ({first_line(exc)}); download it again"
         ) from exc
+    if info["missing_keys"]:
+        # transformers would run with those weights random: the folder holds another architecture.
+        missing = sorted(info["missing_keys"])
+        raise InvalidInputError(
+            f"{folder} lacks {len(missing)} weights of {model_class} (first: {missing[0]}); "
+            "it holds another model: download it again"
+        )
     return model.eval().to(device), processor

@@ -1,4 +1,4 @@
-"""SAM 2.1 (and SAM 3's tracker, same interface) on transformers behind the Segmenter protocol.
+"""SAM 2.1 (and SAM 3's tracker, the same interface) on transformers behind the Segmenter protocol.
 
 The stock model and processor do the work: `get_image_embeddings` once per image, then the
 prompt encoder and mask decoder per click (`model(image_embeddings=…)`), and the processor's
@@ -66,12 +66,13 @@ class Sam2Segmenter:
     def from_model(cls, name: str = "sam2.1-hiera-tiny", **settings: Any) -> "Sam2Segmenter":
         """A model declared in the manifest (ModelNotFound names the download command)."""
         spec = get_spec(name)
-        if spec.loader.get("backend") != BACKEND:
+        # SAM 3's folder holds its detector and its tracker; clicks go to the tracker.
+        loader = spec.loader.get("tracker", spec.loader) if spec.loader.get("backend") == "sam3-hf" else spec.loader
+        if "model_class" not in loader or loader.get("backend") not in (BACKEND, None):
             raise InvalidInputError(f"model {name!r} is a {spec.kind}, not a SAM 2-family segmenter")
         settings.setdefault("name", name)
-        settings.setdefault("model_class", spec.loader["model_class"])
-        settings.setdefault("processor_class", spec.loader["processor_class"])
-        settings.setdefault("image_processor_class", spec.loader["image_processor_class"])
+        for key in ("model_class", "processor_class", "image_processor_class"):
+            settings.setdefault(key, loader[key])
         return cls.from_folder(resolve(name).folder, **settings)
 
     def describe(self) -> str:

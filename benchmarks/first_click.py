@@ -1,0 +1,148 @@
+"""First click and later clicks of each segmenter on a CPU, real-size models with random weights, in one run.
+
+Models (random weights cost the same time as trained ones; nothing is downloaded):
+- `sam-vit-b`: segment-anything's vit_b behind `SamSegmenter` (its default decoder on this device);
+- `sam2.1-hiera-tiny`: transformers' `Sam2Model(Sam2Config())` (the Hiera-Tiny shape) behind `Sam2Segmenter`;
+- `edgetam`: transformers' `EdgeTamModel` with its RepViT-M1 backbone behind `Sam2Segmenter`, the other
+  transformers-native candidate for the fast segmenter.
+Each model runs in its own process, so its peak RSS is its own.
+
+Image: a demo photo resized to 1600x1068 (`--size`). Printed per model:
+- first click: content hash + preprocessing + image encoder + decoder on a photo never seen before,
+  once in a fresh process ("cold", what the first click after start-up costs) and once more on a second
+  photo ("warm", what each new photo costs afterwards);
+- later clicks: median over `--clicks` clicks (one to three points, some negative) on the same photo
+  (cache hit + decoder + masks at full size);
+- peak RSS of the process.
+Targets: the fast segmenter's first click <= 2 s and >= 6x faster than vit_b's, later clicks < 60 ms.
+
+    python benchmarks/first_click.py [--models sam-vit-b,sam2.1-hiera-tiny,edgetam] [--clicks 10] [--size 1600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from editanything.imageio import read_image  # noqa: E402
+from editanything.types import Prompt  # noqa: E402
+
+MODELS = ("sam-vit-b", "sam2.1-hiera-tiny", "edgetam")
+FAST = "sam2.1-hiera-tiny"
+
+
+def photo(path: Path, width: int) -> np.ndarray:
+    img = read_image(path)
+    return cv2.resize(img, (width, round(width * 1068 / 1600)), interpolation=cv2.INTER_AREA)
+
+
+def clicks(shape: tuple[int, ...], n: int, seed: int = 0) -> list[Prompt]:
+    """Clicks as a user makes them: one click, then two or three (some negative)."""
+    rng = np.random.default_rng(seed)
+    h, w = shape[:2]
+    return [Prompt(points=[(float(rng.uniform(0, w - 1)), float(rng.uniform(0, h - 1)), int(j == 0 or rng.random() < 0.6))
+                           for j in range(1 + i % 3)]) for i in range(n)]
+
+
+def build(name: str):
+    import torch
+
+    torch.manual_seed(0)
+    if name == "sam-vit-b":
+        from segment_anything import sam_model_registry
+
+        from editanything.segment import SamSegmenter
+
+        return SamSegmenter(sam_model_registry["vit_b"](checkpoint=None), name=name)
+    from transformers import Sam2Config, Sam2ImageProcessor, Sam2Model, Sam2Processor
+
+    from editanything.segment.sam2_hf import Sam2Segmenter
+
+    processor = Sam2Processor(Sam2ImageProcessor())
+    if name == "sam2.1-hiera-tiny":
+        return Sam2Segmenter(Sam2Model(Sam2Config()), processor, name=name)
+    if name == "edgetam":
+        from transformers import EdgeTamConfig, EdgeTamModel, TimmWrapperConfig
+
+        backbone = TimmWrapperConfig(architecture="repvit_m1.dist_in1k",
+                                     model_args={"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]})
+        return Sam2Segmenter(EdgeTamModel(EdgeTamConfig(vision_config={"backbone_config": backbone.to_dict()})),
+                             processor, name=name)
+    raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def measure(name: str, size: int, n: int) -> dict:
+    """One model in this process: cold and warm first clicks, later clicks, peak RSS."""
+    import torch
+
+    seg = build(name)
+    first_photo, second_photo = photo(ROOT / "demos" / "rocket.jpg", size), photo(ROOT / "demos" / "coffee.jpg", size)
+    prompts = clicks(first_photo.shape, n)
+    cold = timed(lambda: seg.segment(first_photo, prompts[0]))
+    later = [timed(lambda p=p: seg.segment(first_photo, p)) for p in prompts[1:]]
+    warm = timed(lambda: seg.segment(second_photo, prompts[0]))
+    params = sum(p.numel() for p in seg.model.parameters()) / 1e6
+    return {"model": name, "params_m": params, "cold": cold, "warm": warm, "later": statistics.median(later),
+            "later_max": max(later), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": torch.get_num_threads(), "size": list(first_photo.shape[:2])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--clicks", type=int, default=10)
+    ap.add_argument("--size", type=int, default=1600, help="width of the test photo, px (height = width * 1068 / 1600)")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model and print JSON
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.size, args.clicks)))
+        return
+
+    results = {}
+    for name in args.models.split(","):
+        run = subprocess.run([sys.executable, __file__, "--one", name, "--clicks", str(args.clicks),
+                              "--size", str(args.size)], capture_output=True, text=True, cwd=ROOT)
+        if run.returncode:
+            raise SystemExit(f"{name} failed:\n{run.stderr[-2000:]}")
+        results[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    some = next(iter(results.values()))
+    print(f"CPU, fp32, torch threads {some['threads']}, photo {some['size'][1]}x{some['size'][0]}, "
+          f"{args.clicks - 1} later clicks; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"on {os.cpu_count()} cores")
+    print(f"{'model':20s} {'params':>8s} {'1st click cold':>15s} {'1st click warm':>15s} {'later click':>12s} {'peak RSS':>9s}")
+    for r in results.values():
+        print(f"{r['model']:20s} {r['params_m']:7.1f}M {r['cold']:14.2f}s {r['warm']:14.2f}s "
+              f"{r['later'] * 1000:10.0f}ms {r['rss_mb']:7.0f}MB")
+    if FAST in results and "sam-vit-b" in results:
+        fast, vit_b = results[FAST], results["sam-vit-b"]
+        for label in ("cold", "warm"):
+            ratio = vit_b[label] / fast[label]
+            print(f"{FAST} first click ({label}) {fast[label]:.2f} s: target <= 2 s "
+                  f"{'met' if fast[label] <= 2 else 'MISSED'}; {ratio:.1f}x faster than vit_b "
+                  f"(target >= 6x {'met' if ratio >= 6 else 'MISSED'})")
+        print(f"{FAST} later clicks {fast['later'] * 1000:.0f} ms (max {fast['later_max'] * 1000:.0f}): "
+              f"target < 60 ms {'met' if fast['later'] < 0.06 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
