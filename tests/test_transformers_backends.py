@@ -15,7 +15,7 @@ from tiny_hf_models import build_tiny_grounding_dino_hf, build_tiny_sam2
 
 from editanything import read_image
 from editanything.detect import GroundingDinoDetector, GroundingDinoHFDetector, get_detector
-from editanything.errors import ModelNotFound, NothingFound
+from editanything.errors import InvalidInputError, ModelNotFound, NothingFound
 from editanything.segment import GrabCutSegmenter, SamSegmenter, auto_order, get_segmenter
 from editanything.segment.sam2_hf import Sam2Segmenter
 from editanything.types import Prompt
@@ -138,16 +138,19 @@ def test_sam2_matches_transformers(sam2, coffee, prompt, multimask):
     np.testing.assert_array_equal(found.scores, np.asarray(expected_scores, np.float32))
 
 
-def test_sam2_refinement_feeds_the_previous_logits(sam2, coffee):
+def test_sam2_refinement_seed_is_the_callers(sam2, coffee):
     first, second = Prompt(points=[(200, 150, 1)]), Prompt(points=[(200, 150, 1), (260, 90, 0)])
-    sam2.segment(coffee, first)
-    refined = sam2.segment(coffee, second, refine=True)
-    _, scores, logits = _reference_segment(sam2.model, sam2.processor, coffee, first, False)
-    masks, scores, _ = _reference_segment(sam2.model, sam2.processor, coffee, second, False,
-                                          input_masks=logits[0, :1][None])
+    found = sam2.segment(coffee, first)
+    _, _, logits = _reference_segment(sam2.model, sam2.processor, coffee, first, False)
+    masks, _, _ = _reference_segment(sam2.model, sam2.processor, coffee, second, False, input_masks=logits[0, :1][None])
+    # Another caller's click in between changes nothing: the seed travels with the result, not the segmenter.
+    other = sam2.segment(coffee, Prompt(boxes=[(180, 20, 410, 270)]))
+    refined = sam2.segment(coffee, second, refine=found.refine_seed)
     np.testing.assert_array_equal(refined.masks[0], masks[0, 0])
-    unrefined = sam2.segment(coffee, second)
-    assert not np.array_equal(unrefined.masks[0], refined.masks[0])
+    assert not np.array_equal(sam2.segment(coffee, second).masks[0], refined.masks[0])
+    assert other.refine_seed is not None and sam2.segment(coffee, Prompt(boxes=PROMPTS[4].boxes)).refine_seed is None
+    with pytest.raises(InvalidInputError, match="another image"):
+        sam2.segment(coffee[::-1].copy(), second, refine=found.refine_seed)
 
 
 def test_sam2_second_click_does_not_rerun_the_encoder(hf_models, coffee, monkeypatch):
@@ -258,3 +261,92 @@ def test_cli_edit_select_remove_with_transformers_detector_and_sam2(hf_checkpoin
     mask = decode_mask(recipe.parameters["mask"])
     assert 0 < mask.mean() < 1, mask.mean()
     assert not np.array_equal(before[mask], after[mask])
+
+
+# --- SAM 3 -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sam3_checkpoints(tmp_path_factory):
+    from tiny_hf_models import build_tiny_sam3
+
+    root = tmp_path_factory.mktemp("sam3-checkpoints")
+    build_tiny_sam3(root / "sam3")
+    return root
+
+
+@pytest.fixture
+def sam3_models(sam3_checkpoints, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(sam3_checkpoints))
+    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
+    return sam3_checkpoints / "sam3"
+
+
+def test_sam3_text_matches_transformers(sam3_models, coffee):
+    from transformers import Sam3Model, Sam3Processor
+
+    from editanything.detect.sam3 import Sam3Detector
+
+    every = get_detector("sam3", box_threshold=0.0, device="cpu").detect(coffee, "cup")
+    threshold = float(np.median(every.scores))  # random weights: keep about half of the queries
+    detector = get_detector("sam3", box_threshold=threshold, device="cpu")
+    assert isinstance(detector, Sam3Detector) and "SAM 3" in detector.describe()
+    found = detector.detect(coffee, "Cup")
+    model, processor = Sam3Model.from_pretrained(sam3_models).eval(), Sam3Processor.from_pretrained(sam3_models)
+    inputs = processor(images=coffee, text="cup", return_tensors="pt")
+    with torch.no_grad():
+        expected = processor.post_process_instance_segmentation(
+            model(**inputs), threshold=threshold, mask_threshold=0.5, target_sizes=[coffee.shape[:2]])[0]
+    order = np.argsort(-expected["scores"].numpy(), kind="stable")
+    assert 0 < len(found) < len(every) and found.phrases == ["cup"] * len(found)
+    np.testing.assert_allclose(found.scores, expected["scores"].numpy()[order], rtol=0, atol=1e-6)
+    boxes = expected["boxes"].numpy()[order]
+    boxes[:, 0::2], boxes[:, 1::2] = boxes[:, 0::2].clip(0, 600), boxes[:, 1::2].clip(0, 400)
+    np.testing.assert_allclose(found.xyxy, boxes, rtol=0, atol=1e-3)
+    np.testing.assert_array_equal(found.masks, expected["masks"].numpy().astype(bool)[order])
+
+
+def test_sam3_phrases_share_one_image_encoding(sam3_models, coffee, monkeypatch):
+    detector = get_detector("sam3", box_threshold=0.0, device="cpu")
+    calls = []
+    encode = detector.model.get_vision_features
+    monkeypatch.setattr(detector.model, "get_vision_features", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    both = detector.detect(coffee, "cup . red car")
+    cup = detector.detect(coffee, "cup")
+    assert len(calls) == 1
+    assert set(both.phrases) <= {"cup", "red car"} and both.phrases.count("cup") == len(cup)
+    assert list(both.scores) == sorted(both.scores, reverse=True)
+    with pytest.raises(NothingFound, match="no 'cup' above threshold 1"):
+        get_detector("sam3", box_threshold=1.0, device="cpu").detect(coffee, "cup")
+
+
+def test_sam3_clicks_go_through_its_tracker(sam3_models, coffee, monkeypatch):
+    from transformers import Sam3TrackerModel, Sam3TrackerProcessor
+
+    seg = get_segmenter("sam3", device="cpu")
+    assert type(seg.model).__name__ == "Sam3TrackerModel"
+    model = Sam3TrackerModel.from_pretrained(sam3_models).eval()
+    processor = Sam3TrackerProcessor(seg.processor.image_processor)
+    for prompt in (PROMPTS[1], PROMPTS[4]):
+        masks, scores, _ = _reference_segment(model, processor, coffee, prompt, False)
+        found = seg.segment(coffee, prompt)
+        np.testing.assert_array_equal(found.masks, masks[:, 0])
+        np.testing.assert_array_equal(found.scores, scores[:, 0])
+    calls = []
+    encode = seg.model.get_image_embeddings
+    monkeypatch.setattr(seg.model, "get_image_embeddings", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    first = seg.segment(coffee, PROMPTS[0])
+    seg.segment(coffee, PROMPTS[1], refine=first.refine_seed)
+    assert calls == []  # the parity clicks above already encoded this photo
+
+
+def test_segmenter_sam3_answers_text_with_its_own_masks(sam3_models, coffee):
+    from editanything.detect.sam3 import Sam3Detector
+    from editanything.pipeline import Editor
+
+    editor = Editor(segmenter="sam3", detector_options={"box_threshold": 0.0})
+    found = editor.select(coffee, Prompt(text="cup"))
+    assert isinstance(editor.detector, Sam3Detector)
+    expected = editor.detector.detect(coffee, "cup")
+    np.testing.assert_array_equal(found.masks, expected.masks)
+    assert found.phrases == expected.phrases

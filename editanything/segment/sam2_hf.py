@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
 from ..models.transformers_folder import load_pretrained
-from ..types import Detections, Prompt, check_rgb
-from .base import check_prompt, image_key, instance_phrases
+from ..types import Detections, Prompt, RefineSeed, check_rgb
+from .base import check_prompt, image_key, instance_phrases, seed_data
 from .sam import _detections
 
 BACKEND = "sam2-hf"  # the manifest's loader["backend"] for every model this module loads
@@ -30,7 +30,6 @@ BACKEND = "sam2-hf"  # the manifest's loader["backend"] for every model this mod
 class _Embedding:
     features: list  # the model's multi-level image embeddings (torch tensors, batch 1)
     original_size: tuple[int, int]
-    logits: Any = None  # (1, 1, 256, 256) low-res logits of the last single-instance result
 
 
 class Sam2Segmenter:
@@ -80,7 +79,7 @@ class Sam2Segmenter:
         return f"{type(self.model).__name__} {self.name}{source} on {self.device}"
 
     def clear_cache(self) -> None:
-        """Forget every cached embedding (and the logits a refinement would start from)."""
+        """Forget every cached embedding."""
         self._cache.clear()
 
     def prepare(self, image: np.ndarray) -> None:
@@ -88,23 +87,37 @@ class Sam2Segmenter:
         self._embedding(check_rgb(image))
 
     def segment(self, image: np.ndarray, prompt: Prompt, *, multimask: bool = False,
-                refine: bool = False) -> Detections:
+                refine: RefineSeed | None = None) -> Detections:
         """Masks for the prompt's clicks and boxes (see `Segmenter`).
 
-        Several boxes go through the decoder as one batch of objects. `refine` feeds the low-res
-        logits of the previous single-instance result on this image back as the mask prompt.
+        Several boxes go through the decoder as one batch of objects. `refine` (a previous result's
+        `refine_seed`: the low-res logits of its best mask) goes in as the mask prompt; a
+        single-instance result's seed holds its own.
         """
         image = check_rgb(image)
         check_prompt(prompt, image.shape)
-        entry = self._embedding(image)
-        mask_input = entry.logits if refine and len(prompt.boxes) <= 1 else None
-        masks, scores, logits = self.decode(entry.features, entry.original_size, prompt, multimask, mask_input)
-        entry.logits = logits[0, int(np.argmax(scores[0]))][None, None] if len(prompt.boxes) <= 1 else None
-        return _detections(masks, scores, instance_phrases(prompt), multimask)
+        key = image_key(image)
+        mask_input = seed_data(refine, key, self.name)
+        expected = (1, *self.model.prompt_encoder.mask_input_size)
+        if mask_input is not None and mask_input.shape != expected:
+            raise InvalidInputError(f"a SAM 2 refine seed is low-res logits of shape {expected}; got {mask_input.shape}")
+        entry = self._embedding(image, key)
+        single = len(prompt.boxes) <= 1
+        given = None
+        if single and mask_input is not None:
+            given = self._torch.from_numpy(mask_input.copy())[None].to(self.device, self.dtype)
+        masks, scores, logits = self.decode(entry.features, entry.original_size, prompt, multimask, given)
+        seed = None
+        if single:
+            seed = RefineSeed(key, self.name, logits[0, int(np.argmax(scores[0]))][None].float().cpu().numpy())
+        return _detections(masks, scores, instance_phrases(prompt), multimask, seed)
 
     def decode(self, features: list, original_size: tuple[int, int], prompt: Prompt, multimask: bool,
                mask_input: Any = None) -> tuple[np.ndarray, np.ndarray, Any]:
-        """(objects, candidates, H, W) bool masks, (objects, candidates) scores and the low-res logits."""
+        """(objects, candidates, H, W) bool masks, (objects, candidates) scores and the low-res logits.
+
+        `mask_input`: (1, 1, h, w) low-res logits as the mask prompt of a single object, or None.
+        """
         torch = self._torch
         h, w = original_size
         kwargs: dict[str, Any] = {}
@@ -124,8 +137,8 @@ class Sam2Segmenter:
             masks = self.processor.post_process_masks(out.pred_masks.float().cpu(), [[h, w]])[0]
         return masks.numpy().astype(bool), out.iou_scores[0].float().cpu().numpy(), out.pred_masks[0]
 
-    def _embedding(self, image: np.ndarray) -> _Embedding:
-        key = image_key(image)
+    def _embedding(self, image: np.ndarray, key: bytes | None = None) -> _Embedding:
+        key = image_key(image) if key is None else key
         entry = self._cache.get(key)
         if entry is None:
             pixels = self.processor(images=image, return_tensors="pt")["pixel_values"]
