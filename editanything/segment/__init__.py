@@ -82,11 +82,15 @@ def _installed(model: str) -> bool:
     return importlib.util.find_spec(package) is not None and importlib.util.find_spec("torch") is not None
 
 
-def _auto(**kwargs: Any) -> Segmenter:
+def auto_candidates(device: str | None = None) -> tuple[str, ...]:
+    """`auto_order` for `device`, by default the device the deep backends would run on."""
     from ..models import pick_device
 
-    device = kwargs.get("device") or (pick_device() if importlib.util.find_spec("torch") else "cpu")
-    present = [m for m in auto_order(device) if find_model(m) is not None]
+    return auto_order(device or (pick_device() if importlib.util.find_spec("torch") else "cpu"))
+
+
+def _auto(**kwargs: Any) -> Segmenter:
+    present = [m for m in auto_candidates(kwargs.get("device")) if find_model(m) is not None]
     usable = [m for m in present if _installed(m)]
     if usable:
         return SEGMENTERS[usable[0]](**kwargs)
@@ -100,5 +104,6 @@ def _auto(**kwargs: Any) -> Segmenter:
 
 __all__ = [
     "FAST_SEGMENTER", "SAM2_MODELS", "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "GrabCutSegmenter", "RefineSeed",
-    "SamSegmenter", "Segmenter", "auto_order", "get_segmenter", "register_sam_variant", "register_segmenter",
+    "SamSegmenter", "Segmenter", "auto_candidates", "auto_order", "get_segmenter", "register_sam_variant",
+    "register_segmenter",
 ]

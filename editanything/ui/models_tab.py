@@ -8,7 +8,9 @@ shown as last described rather than making the page wait.
 
 from __future__ import annotations
 
+from ..detect import DETECTOR_MODELS
 from ..models import download_command, find_model, list_models
+from ..segment import auto_candidates
 from .locks import ModelLocks
 
 STAGES = ("segmenter", "detector", "generator", "captioner")
@@ -47,15 +49,18 @@ class ModelsHandlers:
                          "no model; Replace and Background need Stable Diffusion: "
                          f"`{download_command('sd15-inpainting')}`")
         if d.get("detector", "").startswith("unavailable"):
-            notes.append(f"text selection needs Grounding DINO: `{download_command('groundingdino-swint-ogc')}`")
+            notes.append(f"text selection needs Grounding DINO: `{download_command(DETECTOR_MODELS[0])}`")
         if not notes:
             return "Models: " + " · ".join(f"{k}: {v}" for k, v in d.items() if v != "none")
         return "**Running with the weight-free backends.** " + "; ".join(notes) + "."
 
 
 def summary(described: dict[str, str]) -> list[str]:
-    """The tab's Markdown lines: one per stage."""
-    return [f"- **{stage}**: {text}" for stage, text in described.items()]
+    """The tab's Markdown lines: one per stage, then the order in which `auto` takes models."""
+    # On a CPU the fast segmenter leads; the first of each list that is on disk is the one used.
+    auto = (f"- **auto** takes the first on disk: segmenter {' → '.join(auto_candidates())}; "
+            f"detector {' → '.join(DETECTOR_MODELS)}")
+    return [*(f"- **{stage}**: {text}" for stage, text in described.items()), auto]
 
 
 def model_rows() -> list[list[str]]:
