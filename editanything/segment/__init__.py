@@ -55,9 +55,9 @@ def register_segmenter(name: str, builder: Callable[..., Segmenter]) -> None:
 
 
 def get_segmenter(name: str = "auto", **kwargs: Any) -> Segmenter:
-    """Build a segmenter by name; "auto" is the best SAM on disk, else GrabCut saying why.
+    """Build a segmenter by name; "auto" is the first of `auto_candidates()` on disk, else GrabCut saying why.
 
-    With "auto", `kwargs` go to SAM; a GrabCut fallback takes its defaults.
+    With "auto", `kwargs` go to the model picked; a GrabCut fallback takes its defaults.
     """
     if name == "auto":
         return _auto(**kwargs)
