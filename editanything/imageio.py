@@ -173,7 +173,7 @@ def read_png_text(path: str | os.PathLike) -> dict[str, str]:
         with Image.open(path) as img:
             img.load()
             return dict(getattr(img, "text", {}) or {})
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError) as exc:  # ValueError: Pillow's text-size limits
         raise ImageError(f"{path}: cannot read image metadata ({exc})") from None
 
 

@@ -20,11 +20,12 @@ import numpy as np
 
 from . import compose, masks
 from .errors import EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
-from .generate import GENERATORS, ClassicalGenerator, GenerationParams, get_generator
+from .generate import ClassicalGenerator, GenerationParams, get_generator
+from .generate.params import wrap_seed
 from .generate.recolor import RecolorGenerator
 from .imageio import write_image
 from .models import download_command
-from .recipe import array_sha256, decode_mask, encode_mask, library_versions, png_text
+from .recipe import array_sha256, backend_info, encode_mask, library_versions, png_text
 from .types import Detections, Prompt, Recipe
 
 MODES = ("replace", "remove", "background", "recolor")
@@ -42,7 +43,9 @@ class EditRequest:
     background: regenerate everything but the selection from `params.prompt`
     recolor:    give the selection `color` (a name or #rrggbb), keeping its shading; no model
     `prompt_for` maps a phrase to its own prompt ("dog" → "a corgi") for per-instance edits.
-    `control` holds full-size control images for ControlNets that can't derive theirs (e.g. "seg").
+    `control` holds full-size control images for ControlNets that can't derive theirs (e.g. "seg");
+    `control_files` says which files they came from, for the recipe.
+    `steps` gives each generation its own mask and prompt (what a per-instance edit did; replay uses it).
     """
 
     mode: str = "replace"
@@ -57,6 +60,8 @@ class EditRequest:
     full_image: bool = False
     color: str | None = None
     control: dict[str, np.ndarray] = field(default_factory=dict)
+    control_files: dict[str, str] = field(default_factory=dict)
+    steps: list[tuple[np.ndarray, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -228,7 +233,10 @@ class Editor:
                       for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
                                                      grow_px=grow, feather_px=request.feather, mode=mode,
                                                      control=request.control or None)]
-        recipe = self._recipe(image, mask, detections, request, params, generator, source, selection_models)
+        plan = compose.plan(image.shape, steps[0][0], params, grow_px=grow, mode=mode,
+                            any_size=getattr(generator, "works_at_any_size", False))
+        recipe = self._recipe(image, mask, detections, request, params, generator, source, selection_models,
+                              steps if request.prompt_for or request.steps else [], plan.size)
         return EditResult(images, target, detections, recipe)
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest) -> GenerationParams:
@@ -236,7 +244,7 @@ class Editor:
         if request.mode == "remove" and not params.prompt:
             params = dataclasses.replace(params, prompt=REMOVE_PROMPT,
                                          negative_prompt=params.negative_prompt or REMOVE_NEGATIVE)
-        needs_prompt = request.mode in ("replace", "background") and not request.prompt_for
+        needs_prompt = request.mode in ("replace", "background") and not request.prompt_for and not request.steps
         if needs_prompt and not params.prompt:
             if self.captioner is None:
                 raise InvalidInputError(
@@ -248,6 +256,8 @@ class Editor:
     def _instance_steps(self, detections: Detections, target: np.ndarray, request: EditRequest,
                         params: GenerationParams) -> list[tuple[np.ndarray, GenerationParams]]:
         """One generation over the whole target, or one per phrase group with its own prompt."""
+        if request.steps:
+            return [(np.asarray(m, bool), dataclasses.replace(params, prompt=p)) for m, p in request.steps]
         if not request.prompt_for or detections.masks is None:
             return [(target, params)]
         steps = []
@@ -270,27 +280,38 @@ class Editor:
             steps.append((rest, params))
         return steps
 
-    def _recipe(self, image, mask, detections, request, params, generator, source, selection_models) -> Recipe:
+    def _recipe(self, image, mask, detections, request, params, generator, source, selection_models,
+                steps, size) -> Recipe:
         selection = request.selection
+        # Only a sampler uses steps, CFG and a seed: OpenCV's fill and a recolor do not claim them.
+        sampled = bool(getattr(generator, "last_seeds", None))
+        generation = params.to_dict() if sampled else {"batch_size": params.batch_size,
+                                                       "batch_count": params.batch_count}
+        control = {kind: {"path": str(Path(request.control_files[kind]).resolve())
+                          if kind in request.control_files else None, "sha256": array_sha256(np.asarray(array))}
+                   for kind, array in request.control.items()}
         return Recipe(
             operation=f"edit:{request.mode}",
-            inputs={"image": source, "sha256": array_sha256(image), "size": [image.shape[1], image.shape[0]]},
+            inputs={"image": str(Path(source).resolve()) if source else None, "sha256": array_sha256(image),
+                    "size": [image.shape[1], image.shape[0]]},
             parameters={
-                "generation": params.to_dict(),
+                "generation": generation, "generation_size": list(size),
                 "selection": {"text": selection.text, "points": selection.points, "boxes": selection.boxes},
                 "keep": request.keep, "keep_phrases": request.keep_phrases, "prompt_for": request.prompt_for,
                 "grow": request.grow, "feather": request.feather, "full_image": request.full_image,
                 "color": request.color, "detections": detections.to_json(), "mask": encode_mask(mask),
+                "control": control,
+                **({"steps": [{"prompt": p.prompt, "mask": encode_mask(m)} for m, p in steps]} if steps else {}),
             },
             models={"generator": generator.model_info(), **selection_models},
-            seed=params.seed,
+            seed=params.seed if sampled else None,
             versions=library_versions(),
         )
 
     def _selection_models(self, selection: Prompt) -> dict[str, dict[str, Any]]:
-        models = {"segmenter": {"name": self.segmenter.name}}
+        models = {"segmenter": backend_info(self.segmenter)}
         if selection.text:
-            models["detector"] = {"name": getattr(self.detector, "name", type(self.detector).__name__)}
+            models["detector"] = backend_info(self.detector)
         return models
 
 
@@ -318,7 +339,7 @@ def _nth(params: GenerationParams, index: int, count: int) -> GenerationParams:
     """Later per-instance steps run once per image of the first step, each with that image's seed."""
     if count == 1:
         return params
-    return dataclasses.replace(params, seed=params.seed + index, batch_size=1, batch_count=1)
+    return dataclasses.replace(params, seed=wrap_seed(params.seed + index), batch_size=1, batch_count=1)
 
 
 def _build_detector(name: str, **options):
@@ -341,38 +362,3 @@ def _build_captioner(name: str, **options):
 
 _BUILDERS = {"detector": _build_detector, "segmenter": _build_segmenter, "generator": get_generator,
              "captioner": _build_captioner}
-
-
-def request_from_recipe(recipe: Recipe) -> EditRequest:
-    """The request that made a recipe, with its exact mask (so replay needs no detector or segmenter)."""
-    if not recipe.operation.startswith("edit:"):
-        raise InvalidInputError(f"this recipe is a {recipe.operation!r}, not an edit; replay runs edits")
-    p = recipe.parameters
-    if p.get("prompt_for"):
-        raise InvalidInputError("replaying per-instance (--prompt-for) edits is not supported yet: "
-                                "the recipe keeps the union mask, not one mask per prompt")
-    mode = recipe.operation.split(":", 1)[1]
-    # Each output PNG stores its own seed: replay makes that one image, not the whole batch.
-    generation = {**p["generation"], "seed": recipe.seed, "batch_size": 1, "batch_count": 1}
-    return EditRequest(
-        mode=mode, mask=decode_mask(p["mask"]), params=GenerationParams.from_dict(generation), grow=p["grow"],
-        feather=p["feather"], full_image=p["full_image"], color=p.get("color"),
-    )
-
-
-def generator_from_recipe(recipe: Recipe) -> Any:
-    """Rebuild the generator a recipe names (registry name, or the checkpoint file/folder it records)."""
-    info = recipe.models.get("generator", {})
-    name = info.get("name", "classical")
-    if name == "recolor":
-        return None  # recolor builds its own generator from the request's colour
-    if name.startswith("classical"):
-        return get_generator(name, radius=info.get("radius", 5.0))
-    if info.get("remote"):  # a hosted service: the same settings, the key from the environment again
-        return get_generator(name, **info.get("options", {}))
-    options = {
-        "loras": [f"{x['path']}:{x['scale']}" for x in info.get("loras", [])],
-        "embeddings": [(x["path"], x["token"]) for x in info.get("embeddings", [])],
-        "controlnets": [(c["kind"], c["path"]) for c in info.get("controlnets", [])],
-    }
-    return get_generator(name if name in GENERATORS else info.get("file", name), **{k: v for k, v in options.items() if v})

@@ -8,6 +8,7 @@ library versions) that `editanything replay` runs again.
 from __future__ import annotations
 
 import hashlib
+import json
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
+from .generate.params import wrap_seed
 from .imageio import read_png_text
 from .types import Recipe
 
@@ -23,21 +25,36 @@ PARAMETERS_KEY = "parameters"
 
 
 def webui_parameters(recipe: Recipe, image_index: int = 0) -> str:
-    """The WebUI `parameters` text: prompt, `Negative prompt:` line, then `Key: value, …`."""
+    """The WebUI `parameters` text: prompt, `Negative prompt:` line, then `Key: value, …`.
+
+    Add-ons are written as the AUTOMATIC1111 WebUI writes them: `<lora:name:weight>` in the prompt
+    and `Lora hashes: "name: hash"` (its networks extension), `TI hashes: "token: hash"`
+    (modules/sd_hijack_clip.py), `ControlNet 0: "Module: …, Model: name [hash], Weight: …"` (the
+    sd-webui-controlnet extension); values holding `,` `:` or a newline are JSON-quoted as its
+    `quote()` does. Steps, sampler, CFG and seed appear only when a sampler ran (not for OpenCV's
+    fill or a recolor); `Size` is the size the generator worked at.
+    """
     p = recipe.parameters.get("generation", {})
-    size = recipe.inputs.get("size") or [0, 0]
+    size = recipe.parameters.get("generation_size") or recipe.inputs.get("size") or [0, 0]
     model = recipe.models.get("generator", {})
-    seed = (recipe.seed if recipe.seed is not None else p.get("seed", -1)) + image_index
+    sampled = recipe.seed is not None
+    loras = model.get("loras") or []
+    embeddings = model.get("embeddings") or []
     fields = {
-        "Steps": p.get("steps"),
-        "Sampler": p.get("sampler"),
-        "CFG scale": p.get("cfg_scale"),
-        "Seed": seed,
+        "Steps": p.get("steps") if sampled else None,
+        "Sampler": p.get("sampler") if sampled else None,
+        "CFG scale": p.get("cfg_scale") if sampled else None,
+        "Seed": wrap_seed(recipe.seed + image_index) if sampled else None,
         "Size": f"{size[0]}x{size[1]}",
         "Model hash": (model.get("sha256") or "")[:10] or None,
         "Model": model.get("name"),
-        "Denoising strength": p.get("strength"),
+        "Denoising strength": p.get("strength") if sampled else None,
         "Mask blur": recipe.parameters.get("feather"),
+        "Lora hashes": ", ".join(f"{_network_name(x['path'])}: {_short(x)}" for x in loras) or None,
+        "TI hashes": ", ".join(f"{_network_name(e['token'])}: {_short(e)}" for e in embeddings) or None,
+        **{f"ControlNet {i}": _controlnet_text(c) for i, c in enumerate(model.get("controlnets") or [])},
+        "Instance prompts": "; ".join(f"{k}: {v}" for k, v in (recipe.parameters.get("prompt_for") or {}).items())
+                            or None,
         "Version": f"editanything {recipe.versions.get('editanything', '')}".strip(),
     }
     if model.get("remote"):  # a hosted service took none of the sampler settings: don't claim them
@@ -45,22 +62,44 @@ def webui_parameters(recipe: Recipe, image_index: int = 0) -> str:
             fields.pop(name)
         fields["Model"] = f"{model.get('name')} {model.get('endpoint')}"
     tail = ", ".join(f"{k}: {_webui_value(v)}" for k, v in fields.items() if v not in (None, ""))
-    lines = [p.get("prompt", "")]
+    prompt = " ".join([p.get("prompt", ""), *(f"<lora:{_network_name(x['path'])}:{x['scale']:g}>" for x in loras)])
+    lines = [prompt.strip()]
     if p.get("negative_prompt"):
         lines.append(f"Negative prompt: {p['negative_prompt']}")
     lines.append(tail)
     return "\n".join(lines)
 
 
+def _network_name(path_or_token: str) -> str:
+    # The WebUI names a LoRA by its file stem and drops the separators of its own format.
+    return Path(str(path_or_token)).stem.replace(":", "").replace(",", "")
+
+
+def _short(entry: dict[str, Any]) -> str:
+    return (entry.get("sha256") or "")[:12]  # the WebUI's short hash of LoRAs and embeddings
+
+
+# What each of our ControlNet kinds derives its control image with, in sd-webui-controlnet's words.
+_CONTROL_MODULES = {"inpaint": "inpaint_only", "canny": "canny", "lines": "editanything_hed_lines", "seg": "none"}
+
+
+def _controlnet_text(entry: dict[str, Any]) -> str:
+    kind = entry.get("kind", "")
+    digest = (entry.get("sha256") or "")[:8]
+    model = Path(str(entry.get("path", kind))).name + (f" [{digest}]" if digest else "")
+    return f"Module: {_CONTROL_MODULES.get(kind, kind)}, Model: {model}, Weight: {float(entry.get('scale', 1.0)):g}"
+
+
 def _webui_value(value: Any) -> str:
     text = f"{value:g}" if isinstance(value, float) else str(value)
     # The WebUI quotes values holding its separators so parsers keep them whole.
-    return f'"{text}"' if any(c in text for c in ",:\n") else text
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
 
 
 def png_text(recipe: Recipe, image_index: int = 0) -> dict[str, str]:
     """The PNG text chunks for image `image_index` of an edit."""
-    one = Recipe(**{**recipe.__dict__, "seed": None if recipe.seed is None else recipe.seed + image_index})
+    seed = None if recipe.seed is None else wrap_seed(recipe.seed + image_index)
+    one = Recipe(**{**recipe.__dict__, "seed": seed})
     return {PARAMETERS_KEY: webui_parameters(recipe, image_index), RECIPE_KEY: one.to_json()}
 
 
@@ -70,6 +109,47 @@ def read_recipe(path: str | Path) -> Recipe:
     if RECIPE_KEY not in text:
         raise InvalidInputError(f"{path}: no editanything recipe in this image (was it made by editanything, as PNG?)")
     return Recipe.from_json(text[RECIPE_KEY])
+
+
+# Settings of detectors and segmenters that change which pixels get selected.
+SELECTION_SETTINGS = ("box_threshold", "text_threshold", "nms_iou", "top_k", "image_size", "max_size",
+                      "decoder", "iterations", "work_size", "context", "click_margin", "seed")
+
+
+def backend_info(backend: Any) -> dict[str, Any]:
+    """A detector's or segmenter's name, its thresholds and settings, and its model files with their sha256."""
+    name = getattr(backend, "name", type(backend).__name__)
+    info: dict[str, Any] = {"name": name}
+    for key in SELECTION_SETTINGS:
+        value = getattr(backend, key, None)
+        if hasattr(backend, key) and (value is None or isinstance(value, (bool, int, float, str))):
+            info[key] = value
+    files = model_files(name)
+    if files:
+        info["files"] = files
+    return info
+
+
+def model_files(name: str) -> list[dict[str, str]]:
+    """The files of a registered model found on disk, each with its sha256 (the manifest's, the one
+    recorded at download, else hashed once and cached); empty for a name that is no model."""
+    from .models import MODELS, find_model
+    from .models.store import cached_sha256, expected_hash
+
+    if name not in MODELS:
+        return []
+    found = find_model(name)
+    if found is None:
+        return []
+    out = []
+    for spec_file in found.spec.files:
+        path = found.files.get(spec_file.path)
+        if path is None:
+            continue
+        in_cache = found.root == Path("<hf-cache>")
+        digest = spec_file.sha256 if in_cache else expected_hash(spec_file, found.root)
+        out.append({"path": str(path), "sha256": digest or cached_sha256(path)})
+    return out
 
 
 def library_versions() -> dict[str, str]:

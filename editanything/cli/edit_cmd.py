@@ -12,6 +12,7 @@ import numpy as np
 from ..batch import edit_folder
 from ..errors import InvalidInputError
 from ..generate import GenerationParams, load_styles, pick_styles, sampler_names
+from ..generate.diffusion import NEEDS_CONTROL_IMAGE
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
 from . import remote_opts
@@ -74,7 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the image is reproduced exactly.")
     r.add_argument("result", metavar="OUT.png")
     r.add_argument("-o", "--output", metavar="NEW.png", help="default: OUT-replay.png beside it")
-    r.add_argument("--image", help="the input photo, if it moved since the edit")
+    r.add_argument("--image", help="the input photo, if it moved since the edit (default: its recorded path, "
+                                   "then a file of that name beside OUT.png)")
+    r.add_argument("--control-image", action="append", default=[], metavar="KIND=PNG",
+                   help="the control image the edit used, e.g. seg=segmentation.png, if it moved")
     r.set_defaults(run=run_replay)
 
 
@@ -113,12 +117,12 @@ def build_request(args: argparse.Namespace):
         resolution=args.resolution,
     )
     mode = "remove" if args.remove else "background" if args.background else "recolor" if args.recolor else "replace"
-    control = {}
-    for item in args.control_image:
-        kind, sep, path = item.partition("=")
-        if not sep or kind not in args.controlnet:
-            raise InvalidInputError(f"--control-image expects KIND=PNG for a --controlnet KIND you added; got {item!r}")
-        control[kind] = read_image(path)
+    files = _control_files(args.control_image, args.controlnet)
+    missing = [kind for kind in args.controlnet if kind in NEEDS_CONTROL_IMAGE and kind not in files]
+    if missing:
+        raise InvalidInputError(f"--controlnet {missing[0]} needs its control image: add --control-image "
+                                f"{missing[0]}=PNG (a segmentation in ADE20K colours, the size of the photo)")
+    control = {kind: read_image(path) for kind, path in files.items()}
     mask = None
     if args.mask:
         first = read_image(args.images[0]) if Path(args.images[0]).is_file() else None
@@ -127,7 +131,19 @@ def build_request(args: argparse.Namespace):
         mode=mode, selection=selection_prompt(args), mask=mask, params=params, keep=args.keep,
         keep_phrases=args.keep_phrase, prompt_for=_prompt_for(args.prompt_for), grow=args.grow,
         feather=args.feather, full_image=args.full_image, color=args.recolor, control=control,
+        control_files=files,
     )
+
+
+def _control_files(items: list[str], kinds: list[str] | None) -> dict[str, str]:
+    """`KIND=PNG` options as {kind: path}; with `kinds`, each KIND must be one of them."""
+    files = {}
+    for item in items:
+        kind, sep, path = item.partition("=")
+        if not sep or not path or (kinds is not None and kind not in kinds):
+            raise InvalidInputError(f"--control-image expects KIND=PNG for a --controlnet KIND you added; got {item!r}")
+        files[kind] = path
+    return files
 
 
 def _captioner_if_present() -> str | None:
@@ -180,26 +196,18 @@ def _check_detector_files(name: str) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from ..pipeline import Editor, generator_from_recipe, request_from_recipe
-    from ..recipe import array_sha256, read_recipe
+    from ..pipeline import Editor
+    from ..replay import prepare_replay
 
-    recipe = read_recipe(args.result)
-    source = args.image or recipe.inputs.get("image")
-    if not source:
-        raise InvalidInputError(f"{args.result}: the recipe names no input file; pass it with --image")
-    if not Path(source).exists():
-        raise InvalidInputError(f"{source}: the input of this edit is gone; pass it with --image")
-    image = read_image(source)
-    if array_sha256(image) != recipe.inputs.get("sha256"):
-        raise InvalidInputError(f"{source}: not the image this edit was made from (its pixels differ); pass the right one with --image")
-    request = request_from_recipe(recipe)
-    generator = generator_from_recipe(recipe)
-    result = Editor(generator=generator if generator is not None else "classical").edit(image, request, source=str(source))
+    job = prepare_replay(args.result, image=args.image, control=_control_files(args.control_image, None))
+    editor = Editor(generator=job.generator if job.generator is not None else "classical")
+    result = editor.edit(job.image, job.request, source=str(job.source))
     output = Path(args.output) if args.output else Path(args.result).with_name(Path(args.result).stem + "-replay.png")
-    result.save(output, inputs=(source, args.result))
+    result.save(output, inputs=(job.source, args.result))
     before = read_image(args.result)
     diff = int(np.abs(before.astype(np.int16) - result.images[0]).max()) if before.shape == result.images[0].shape else -1
     verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
-    verdict = remote_opts.replay_verdict(recipe.models.get("generator", {}), diff) or verdict
-    print(f"replayed {recipe.operation} with {recipe.models.get('generator', {}).get('name')}: {output} ({verdict})")
+    verdict = remote_opts.replay_verdict(result.recipe.models.get("generator", {}), diff) or verdict
+    print(f"replayed {result.recipe.operation} with {result.recipe.models.get('generator', {}).get('name')}: "
+          f"{output} ({verdict})")
     return 0

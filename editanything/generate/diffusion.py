@@ -11,6 +11,7 @@ processor on torch 2); CPU runs fp32.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, require
-from ..models.store import sha256_file
+from ..models.store import cached_sha256
 from .classical import check_inputs
 from .params import GenerationParams
 from .prompts import encode_prompts
@@ -28,6 +29,7 @@ from .samplers import make_scheduler
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
                      "lines": "controlnet-lineart", "seg": "controlnet-seg"}
+NEEDS_CONTROL_IMAGE = ("seg",)  # the others derive their control image from the photo
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BASE_MODEL = "sd15-inpainting"  # its folder holds the configs and tokenizer a single-file SD 1.x checkpoint lacks
@@ -119,6 +121,20 @@ def _checkpoint_in_channels(path: Path) -> int | None:
     return sd[_UNET_CONV_IN].shape[1] if _UNET_CONV_IN in sd else None
 
 
+@contextlib.contextmanager
+def _intra_op_threads(count: int):
+    """Run with torch's CPU thread count set to `count`: CPU kernels split their sums by thread, so
+    the last bit of a result depends on it (an `edit --workers N` worker runs with fewer threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
     # The rounding diffusers uses for its PIL output, so both give the same pixels.
     return list((images * 255).round().astype(np.uint8))
@@ -135,6 +151,8 @@ class DiffusionGenerator:
                   then come from the local Hugging Face cache (openai/clip-vit-large-patch14).
     controlnets:  kinds among inpaint, canny, lines, seg, or (kind, folder) pairs.
     loras:        `Lora(path, scale)` (or "PATH:SCALE" strings); embeddings: `Embedding(path, token)`.
+    threads:      torch's CPU threads while generating (default: the process's count). The last bits of
+                  a CPU result depend on it; the recipe records it and replay uses it again.
     """
 
     works_at_any_size = False
@@ -152,6 +170,7 @@ class DiffusionGenerator:
         device: str | None = None,
         dtype: Any = None,
         cpu_offload: bool = False,
+        threads: int | None = None,
     ):
         self.source = _resolve_model(model)
         self.controlnets = [_resolve_controlnet(c) for c in controlnets]
@@ -172,8 +191,13 @@ class DiffusionGenerator:
         self._device, self._dtype, self.cpu_offload = device, dtype, cpu_offload
         self._pipe = None
         self._wrapped = False
+        self._sha256: str | None = None
         self._scheduler_config: dict[str, Any] = {}
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InvalidInputError(f"threads must be an int >= 1 (CPU threads while generating); got {threads!r}")
+        self.threads = threads
         self.last_seeds: list[int] = []
+        self.last_threads: int | None = None
 
     @classmethod
     def from_pipeline(cls, pipe, name: str = "custom", controlnet_kinds: Sequence[str] = ()) -> "DiffusionGenerator":
@@ -194,7 +218,7 @@ class DiffusionGenerator:
         self._device, self._dtype, self.cpu_offload = str(pipe.device), pipe.dtype, False
         self._pipe, self._scheduler_config = pipe, dict(pipe.scheduler.config)
         self._wrapped = True
-        self.last_seeds = []
+        self._sha256, self.threads, self.last_seeds, self.last_threads = None, None, [], None
         return self
 
     @property
@@ -296,6 +320,7 @@ class DiffusionGenerator:
         else:
             pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
+        self.weights_sha256()  # once, at load, not on every recipe
         self._pipe = pipe
         return pipe
 
@@ -369,33 +394,57 @@ class DiffusionGenerator:
             extra["controlnet_conditioning_scale"] = scales if len(scales) > 1 else scales[0]
         seeds = params.image_seeds()
         results: list[np.ndarray] = []
-        for start in range(0, len(seeds), params.batch_size):
-            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds[start:start + params.batch_size]]
-            out = pipe(
-                prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-                image=Image.fromarray(image), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
-                height=h, width=w, strength=params.strength, num_inference_steps=params.steps,
-                guidance_scale=params.cfg_scale, num_images_per_prompt=params.batch_size,
-                generator=generators, output_type="np", **extra,
-            )
-            results += _to_uint8(out.images)
-        self.last_seeds = seeds
+        threads = self.threads or torch.get_num_threads()
+        # One call per image: in a batched call diffusers draws the masked image's latent from the
+        # first generator only, so image i would depend on image 0's seed and not replay alone.
+        with _intra_op_threads(threads):
+            for seed in seeds:
+                out = pipe(
+                    prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                    image=Image.fromarray(image), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+                    height=h, width=w, strength=params.strength, num_inference_steps=params.steps,
+                    guidance_scale=params.cfg_scale, num_images_per_prompt=1,
+                    generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **extra,
+                )
+                results += _to_uint8(out.images)
+        self.last_seeds, self.last_threads = seeds, threads
         return results
 
+    def weights_sha256(self) -> str | None:
+        """The model's sha256: the manifest's or the one recorded at download, else the single file's
+        (or a folder's UNet weights') hashed once and cached by size and mtime."""
+        if self._sha256 is None and not self._wrapped:
+            weights = self.source.path if self.source.single_file else _unet_weights(self.source.path)
+            self._sha256 = self.source.sha256 or (cached_sha256(weights) if weights is not None else None)
+        return self._sha256
+
     def model_info(self) -> dict[str, Any]:
-        """What the recipe records: model name, file, sha256 (and the WebUI's 10-character hash), add-ons."""
-        sha = self.source.sha256
-        if sha is None and self.source.single_file:
-            sha = sha256_file(self.source.path)
+        """What the recipe records: model name, file, sha256 (and the WebUI's 10-character hash), add-ons,
+        and the CPU threads the last generation ran with (they decide its last bits)."""
+        sha = self.weights_sha256()
         return {
             "name": self.name,
             "file": str(self.source.path),
             "format": "single-file" if self.source.single_file else "diffusers",
             "sha256": sha,
             "hash": sha[:10] if sha else None,
-            "controlnets": [{"kind": k, "path": str(p), "scale": s}
+            "controlnets": [{"kind": k, "path": str(p), "scale": s, "sha256": _folder_sha256(p)}
                             for (k, p), s in zip(self.controlnets, self.controlnet_scales)],
-            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": sha256_file(x.path)} for x in self.loras],
-            "embeddings": [{"path": str(e.path), "token": e.token, "sha256": sha256_file(e.path)}
+            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": cached_sha256(x.path)} for x in self.loras],
+            "embeddings": [{"path": str(e.path), "token": e.token, "sha256": cached_sha256(e.path)}
                            for e in self.embeddings],
+            "threads": self.last_threads,
         }
+
+
+_WEIGHT_FILES = tuple(f"diffusion_pytorch_model{v}{x}" for x in (".safetensors", ".bin") for v in ("", ".fp16"))
+
+
+def _unet_weights(folder: Path) -> Path | None:
+    return next((folder / "unet" / f for f in _WEIGHT_FILES if (folder / "unet" / f).is_file()), None)
+
+
+def _folder_sha256(folder: Path) -> str | None:
+    """A ControlNet folder's weights' sha256 (None for a wrapped pipeline's, which has no folder)."""
+    weights = next((Path(folder) / f for f in _WEIGHT_FILES if (Path(folder) / f).is_file()), None)
+    return cached_sha256(weights) if weights is not None else None

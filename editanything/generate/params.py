@@ -13,6 +13,11 @@ from .samplers import canonical_name
 MAX_SEED = 2**32 - 1
 
 
+def wrap_seed(seed: int) -> int:
+    """A seed past MAX_SEED wraps to 0, so a batch started near the top keeps counting (…, 2**32 - 1, 0, 1)."""
+    return seed % (MAX_SEED + 1)
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
         bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
@@ -35,7 +40,8 @@ class GenerationParams:
     """What to generate and how, named as in the WebUI.
 
     `seed=-1` picks a random seed; `resolve_seed()` gives the real one, and image `i` of a run
-    uses `seed + i` (as the WebUI does), so any single image can be re-made on its own.
+    uses `seed + i` (as the WebUI does, wrapping past 2**32 - 1 to 0), so any single image can be
+    re-made on its own.
     `resolution` is the long side the crop around the mask is resized to before generating;
     `width` and `height` (both or neither) force an exact generation size instead.
     """
@@ -86,10 +92,10 @@ class GenerationParams:
         return self if self.seed != -1 else dataclasses.replace(self, seed=self.resolve_seed())
 
     def image_seeds(self) -> list[int]:
-        """The seed of every image, batch by batch: seed, seed + 1, …"""
+        """The seed of every image, batch by batch: seed, seed + 1, … (wrapping past MAX_SEED to 0)."""
         if self.seed == -1:
             raise InvalidInputError("the seed is -1 (random): call with_seed() first")
-        return [self.seed + i for i in range(self.n_images)]
+        return [wrap_seed(self.seed + i) for i in range(self.n_images)]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

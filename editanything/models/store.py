@@ -140,6 +140,37 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return _HASHES[key]
 
 
+HASH_CACHE_FILE = "sha256-cache.json"
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a file, kept on disk by path, size and mtime: a checkpoint is hashed once, not per run.
+
+    For recipes; `verify_model` reads the file again, since a changed byte keeps size and mtime.
+    """
+    path = Path(path)
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    store = cache_dir() / HASH_CACHE_FILE
+    try:
+        known = json.loads(store.read_text())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    digest = known.get(key)
+    if not isinstance(digest, str):
+        digest = sha256_file(path)
+        known[key] = digest
+        try:
+            store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = store.with_name(f"{store.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=0, sort_keys=True))
+            os.replace(tmp, store)
+        except OSError:
+            pass  # a read-only cache only costs hashing again next run
+    return digest
+
+
 def recorded_hashes(root: Path) -> dict[str, str]:
     try:
         return json.loads((root / HASHES_FILE).read_text())

@@ -1,0 +1,281 @@
+"""Re-making an edit from the recipe in its PNG: check the recipe, find its inputs, rebuild the request.
+
+A recipe is untrusted: anyone can write a PNG text chunk, and a PNG may come from another tool.
+Every field replay uses is checked for type, range and size before it costs anything (the mask's
+size is compared with the image before a pixel of it is allocated), and a bad one is one
+InvalidInputError naming the field. Replay needs no detector or segmenter: the recipe keeps the
+exact mask of every generation step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .generate import GENERATORS, GenerationParams, get_generator
+from .generate.params import MAX_SEED
+from .imageio import read_image
+from .pipeline import MODES, EditRequest
+from .recipe import array_sha256, decode_mask
+from .types import Recipe
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_THREADS = 4096
+
+
+@dataclass
+class Replay:
+    """What `replay` runs: the input image, the request and the generator (None: recolor builds its own)."""
+
+    image: np.ndarray
+    source: Path
+    request: EditRequest
+    generator: Any
+
+
+def _bad(field: str, expected: str, value: Any) -> InvalidInputError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return InvalidInputError(f"broken or foreign recipe: {field} must be {expected}; got {shown}")
+
+
+def _dict(value: Any, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise _bad(field, "a JSON object", value)
+    return value
+
+
+def _str(value: Any, field: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _bad(field, "a string", value)
+    return value
+
+
+def _int(value: Any, field: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _bad(field, f"an integer in {lo}..{hi}", value)
+    return value
+
+
+def _number(value: Any, field: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        raise _bad(field, f"a number in [{lo:g}, {hi:g}]", value)
+    return float(value)
+
+
+def _size(value: Any, field: str) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise _bad(field, "a pair of sides", value)
+    return _int(value[0], f"{field}[0]", 1, 10**6), _int(value[1], f"{field}[1]", 1, 10**6)
+
+
+def _sha(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise _bad(field, "a sha256 (64 hex digits)", value)
+    return value
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Raise InvalidInputError unless every field replay reads has the right type and a sane value."""
+    operation = _str(recipe.operation, "operation")
+    kind, _, mode = operation.partition(":")
+    if kind != "edit":
+        raise InvalidInputError(f"this recipe is a {operation!r}, not an edit; replay runs edits")
+    if mode not in MODES:
+        raise _bad("operation", f"edit:<{'|'.join(MODES)}>", operation)
+    inputs = _dict(recipe.inputs, "inputs")
+    _str(inputs.get("image"), "inputs.image", optional=True)
+    _sha(inputs.get("sha256"), "inputs.sha256")
+    w, h = _size(inputs.get("size"), "inputs.size")
+    p = _dict(recipe.parameters, "parameters")
+    _dict(p.get("generation"), "parameters.generation")
+    longest = max(w, h)
+    # A grow or feather as wide as the image already reaches every pixel; more is no edit anyone made.
+    _number(p.get("grow"), "parameters.grow", 0, longest)
+    _number(p.get("feather"), "parameters.feather", 0, longest)
+    if not isinstance(p.get("full_image", False), bool):
+        raise _bad("parameters.full_image", "true or false", p.get("full_image"))
+    _str(p.get("color"), "parameters.color", optional=True)
+    if mode == "recolor" and not p.get("color"):
+        raise _bad("parameters.color", "a colour for a recolor", p.get("color"))
+    _check_mask(p.get("mask"), "parameters.mask", (h, w))
+    steps = p.get("steps")
+    if steps is not None:
+        if not isinstance(steps, list) or not 1 <= len(steps) <= 64:
+            raise _bad("parameters.steps", "a list of 1..64 generation steps", steps)
+        for i, step in enumerate(steps):
+            step = _dict(step, f"parameters.steps[{i}]")
+            _str(step.get("prompt"), f"parameters.steps[{i}].prompt")
+            _check_mask(step.get("mask"), f"parameters.steps[{i}].mask", (h, w))
+    control = _dict(p.get("control", {}), "parameters.control")
+    for key, entry in control.items():
+        entry = _dict(entry, f"parameters.control.{key}")
+        _str(entry.get("path"), f"parameters.control.{key}.path", optional=True)
+        _sha(entry.get("sha256"), f"parameters.control.{key}.sha256")
+    models = _dict(recipe.models, "models")
+    _check_generator(_dict(models.get("generator", {}), "models.generator"))
+    if recipe.seed is not None:
+        _int(recipe.seed, "seed", 0, MAX_SEED)
+
+
+def _check_mask(mask: Any, field: str, shape: tuple[int, int]) -> None:
+    mask = _dict(mask, field)
+    mh, mw = _size(mask.get("size"), f"{field}.size")
+    if (mh, mw) != shape:
+        raise InvalidInputError(f"broken or foreign recipe: {field} is {mw}x{mh}, the input image "
+                                f"{shape[1]}x{shape[0]}; they must match")
+    runs = mask.get("runs")
+    if not isinstance(runs, list) or len(runs) > mh * mw + 1 \
+            or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in runs):
+        raise _bad(f"{field}.runs", f"a list of at most {mh * mw + 1} run lengths >= 0", runs)
+    if sum(runs) != mh * mw:
+        raise InvalidInputError(f"broken or foreign recipe: {field} runs cover {sum(runs)} pixels, "
+                                f"expected {mh * mw}")
+
+
+def _check_generator(info: dict) -> None:
+    name = _str(info.get("name", "classical"), "models.generator.name")
+    if name == "recolor":
+        return
+    _str(info.get("file"), "models.generator.file", optional=True)
+    _dict(info.get("options", {}), "models.generator.options")
+    if info.get("radius") is not None:
+        _number(info["radius"], "models.generator.radius", 0.1, 100)
+    if info.get("threads") is not None:
+        _int(info["threads"], "models.generator.threads", 1, MAX_THREADS)
+    for key, fields in (("loras", {"path": str, "scale": float}), ("embeddings", {"path": str, "token": str}),
+                        ("controlnets", {"kind": str, "path": str, "scale": float})):
+        entries = info.get(key, [])
+        if not isinstance(entries, list):
+            raise _bad(f"models.generator.{key}", "a list", entries)
+        for i, entry in enumerate(entries):
+            entry = _dict(entry, f"models.generator.{key}[{i}]")
+            for field, kind in fields.items():
+                where = f"models.generator.{key}[{i}].{field}"
+                _str(entry.get(field), where) if kind is str else _number(entry.get(field), where, -100, 100)
+
+
+def find_input(recipe: Recipe, result: str | Path, given: str | Path | None = None) -> tuple[Path, np.ndarray]:
+    """The input photo: `given`, else the recorded path, else a file of the same name beside `result`.
+
+    Whichever it is, its pixels must hash to the recipe's sha256.
+    """
+    expected = recipe.inputs["sha256"]
+    if given is not None:
+        candidates = [Path(given)]
+    else:
+        recorded = recipe.inputs.get("image")
+        if not recorded:
+            raise InvalidInputError(f"{result}: the recipe names no input file; pass it with --image")
+        candidates = list(dict.fromkeys([Path(recorded), Path(result).parent / Path(recorded).name]))
+    for path in candidates:
+        if not path.is_file():
+            continue
+        image = read_image(path)
+        if array_sha256(image) == expected:
+            return path, image
+        if given is not None:
+            raise InvalidInputError(f"{path}: not the image this edit was made from (its pixels differ); "
+                                    "pass the right one with --image")
+    tried = " or ".join(str(p) for p in candidates)
+    raise InvalidInputError(f"the input of {result} is not at {tried} (or its pixels changed); "
+                            "pass it with --image")
+
+
+def find_controls(recipe: Recipe, result: str | Path, image_shape: tuple[int, ...],
+                  given: Mapping[str, str | Path] | None = None) -> dict[str, tuple[Path, np.ndarray]]:
+    """The control images the edit was given (e.g. seg): from `given`, the recorded path, or beside `result`."""
+    recorded = recipe.parameters.get("control", {})
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(recorded))
+    if unknown:
+        raise InvalidInputError(f"--control-image {unknown[0]}: this edit used no {unknown[0]} control image "
+                                f"(it used: {', '.join(recorded) or 'none'})")
+    out = {}
+    for kind, entry in recorded.items():
+        if kind in given:
+            candidates = [Path(given[kind])]
+        elif entry.get("path"):
+            candidates = list(dict.fromkeys([Path(entry["path"]), Path(result).parent / Path(entry["path"]).name]))
+        else:
+            candidates = []
+        for path in candidates:
+            if path.is_file():
+                control = read_image(path)
+                if array_sha256(control) == entry["sha256"] and control.shape[:2] == image_shape[:2]:
+                    out[kind] = (path, control)
+                    break
+                if kind in given:
+                    raise InvalidInputError(f"{path}: not the {kind} control image this edit used (its pixels "
+                                            "differ); pass the right one with --control-image")
+        else:
+            where = " or ".join(str(p) for p in candidates) or "an unrecorded path"
+            raise InvalidInputError(f"the {kind} control image of {result} is not at {where} (or it changed); "
+                                    f"pass it with --control-image {kind}=PNG")
+    return out
+
+
+def request_from_recipe(recipe: Recipe, image_shape: tuple[int, ...],
+                        control: Mapping[str, tuple[Path, np.ndarray]] | None = None) -> EditRequest:
+    """The request that made a recipe, with its exact mask(s): one image, the one whose seed it holds."""
+    check_recipe(recipe)
+    h, w = image_shape[:2]
+    if recipe.inputs["size"] != [w, h]:
+        raise InvalidInputError(f"broken or foreign recipe: it was made on a {recipe.inputs['size'][0]}x"
+                                f"{recipe.inputs['size'][1]} image, this one is {w}x{h}")
+    p = recipe.parameters
+    mode = recipe.operation.split(":", 1)[1]
+    # Each output PNG stores its own seed: replay makes that one image, not the whole batch.
+    generation = {**p["generation"], "seed": -1 if recipe.seed is None else recipe.seed,
+                  "batch_size": 1, "batch_count": 1}
+    steps = [(decode_mask(s["mask"]), s["prompt"]) for s in p.get("steps") or []]
+    return EditRequest(
+        mode=mode, mask=decode_mask(p["mask"]), params=GenerationParams.from_dict(generation), grow=p["grow"],
+        feather=p["feather"], full_image=p.get("full_image", False), color=p.get("color"),
+        control={k: array for k, (_, array) in (control or {}).items()},
+        control_files={k: str(path) for k, (path, _) in (control or {}).items()}, steps=steps,
+    )
+
+
+def generator_from_recipe(recipe: Recipe) -> Any:
+    """Rebuild the generator a recipe names (registry name, or the checkpoint file/folder it records),
+    with the CPU thread count it generated with."""
+    info = recipe.models.get("generator", {})
+    name = info.get("name", "classical")
+    if name == "recolor":
+        return None  # recolor builds its own generator from the request's colour
+    if name.startswith("classical"):
+        return get_generator(name, radius=info.get("radius", 5.0))
+    if info.get("remote"):  # a hosted service: the same settings, the key from the environment again
+        return get_generator(name, **info.get("options", {}))
+    options = {
+        "loras": [f"{x['path']}:{x['scale']}" for x in info.get("loras", [])],
+        "embeddings": [(x["path"], x["token"]) for x in info.get("embeddings", [])],
+        "controlnets": [(c["kind"], c["path"]) for c in info.get("controlnets", [])],
+        "controlnet_scale": [c["scale"] for c in info.get("controlnets", [])],
+        "threads": info.get("threads"),
+    }
+    options = {k: v for k, v in options.items() if v}
+    return get_generator(name if name in GENERATORS else info.get("file", name), **options)
+
+
+def prepare_replay(result: str | Path, *, image: str | Path | None = None,
+                   control: Mapping[str, str | Path] | None = None) -> Replay:
+    """Everything needed to re-run the edit stored in `result`, checked before any model loads."""
+    from .recipe import read_recipe
+
+    recipe = read_recipe(result)
+    check_recipe(recipe)
+    source, pixels = find_input(recipe, result, image)
+    controls = find_controls(recipe, result, pixels.shape, control)
+    request = request_from_recipe(recipe, pixels.shape, controls)
+    return Replay(pixels, source, request, generator_from_recipe(recipe))
