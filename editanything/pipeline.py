@@ -300,11 +300,11 @@ class Editor:
                 "keep": request.keep, "keep_phrases": request.keep_phrases, "prompt_for": request.prompt_for,
                 "grow": request.grow, "feather": request.feather, "full_image": request.full_image,
                 "color": request.color, "detections": detections.to_json(), "mask": encode_mask(mask),
-                "control": control,
+                "control": control, "sampled": sampled,
                 **({"steps": [{"prompt": p.prompt, "mask": encode_mask(m)} for m, p in steps]} if steps else {}),
             },
             models={"generator": generator.model_info(), **selection_models},
-            seed=params.seed if sampled else None,
+            seed=params.seed,
             versions=library_versions(),
         )
 

@@ -102,8 +102,9 @@ def check_recipe(recipe: Recipe) -> None:
     # A grow or feather as wide as the image already reaches every pixel; more is no edit anyone made.
     _number(p.get("grow"), "parameters.grow", 0, longest)
     _number(p.get("feather"), "parameters.feather", 0, longest)
-    if not isinstance(p.get("full_image", False), bool):
-        raise _bad("parameters.full_image", "true or false", p.get("full_image"))
+    for flag in ("full_image", "sampled"):
+        if not isinstance(p.get(flag, False), bool):
+            raise _bad(f"parameters.{flag}", "true or false", p.get(flag))
     _str(p.get("color"), "parameters.color", optional=True)
     if mode == "recolor" and not p.get("color"):
         raise _bad("parameters.color", "a colour for a recolor", p.get("color"))
@@ -233,6 +234,9 @@ def request_from_recipe(recipe: Recipe, image_shape: tuple[int, ...],
         raise InvalidInputError(f"broken or foreign recipe: it was made on a {recipe.inputs['size'][0]}x"
                                 f"{recipe.inputs['size'][1]} image, this one is {w}x{h}")
     p = recipe.parameters
+    if p.get("prompt_for") and not p.get("steps"):
+        raise InvalidInputError("this per-instance (--prompt-for) edit was made by a version that kept only the "
+                                "union of the masks; it cannot be replayed")
     mode = recipe.operation.split(":", 1)[1]
     # Each output PNG stores its own seed: replay makes that one image, not the whole batch.
     generation = {**p["generation"], "seed": -1 if recipe.seed is None else recipe.seed,
