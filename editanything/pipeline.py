@@ -283,10 +283,9 @@ class Editor:
     def _recipe(self, image, mask, detections, request, params, generator, source, selection_models,
                 steps, size) -> Recipe:
         selection = request.selection
-        # Only a sampler uses steps, CFG and a seed: OpenCV's fill and a recolor do not claim them.
+        # Only a sampler uses steps, CFG and a seed: the parameters chunk of OpenCV's fill, a recolor
+        # or a service that takes no seed does not claim them.
         sampled = bool(getattr(generator, "last_seeds", None))
-        generation = params.to_dict() if sampled else {"batch_size": params.batch_size,
-                                                       "batch_count": params.batch_count}
         control = {kind: {"path": str(Path(request.control_files[kind]).resolve())
                           if kind in request.control_files else None, "sha256": array_sha256(np.asarray(array))}
                    for kind, array in request.control.items()}
@@ -295,7 +294,7 @@ class Editor:
             inputs={"image": str(Path(source).resolve()) if source else None, "sha256": array_sha256(image),
                     "size": [image.shape[1], image.shape[0]]},
             parameters={
-                "generation": generation, "generation_size": list(size),
+                "generation": params.to_dict(), "generation_size": list(size),
                 "selection": {"text": selection.text, "points": selection.points, "boxes": selection.boxes},
                 "keep": request.keep, "keep_phrases": request.keep_phrases, "prompt_for": request.prompt_for,
                 "grow": request.grow, "feather": request.feather, "full_image": request.full_image,
