@@ -56,13 +56,15 @@ def tiny_checkpoints(tmp_path_factory):
     gdino = build_tiny_grounding_dino(root)
     save_tiny_sam_checkpoint(root / "sam_vit_b_01ec64.pth")
     # transformers 5 saves only tokenizer.json; the official folder also has the slow tokenizer's files
-    write_tokenizer_files(save_diffusers(root / "sd15-inpainting") / "tokenizer")
+    # fp16 safetensors only, as the released stable-diffusion-v1-5/stable-diffusion-inpainting has
+    write_tokenizer_files(save_diffusers(root / "sd15-inpainting", variant="fp16") / "tokenizer")
     return root, gdino.config
 
 
 @pytest.fixture
 def deep(tiny_checkpoints, monkeypatch, tmp_path):
     """The models layer sees the tiny deep models exactly as it would see real downloaded weights."""
+    from model_pins import pin_to_files
     from tiny_detect_models import use_tiny_config
     from tiny_models import register_tiny_sam
 
@@ -72,6 +74,8 @@ def deep(tiny_checkpoints, monkeypatch, tmp_path):
     monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
     monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
     use_tiny_config(monkeypatch, config)
+    pin_to_files(monkeypatch, root, "sam-vit-b", "groundingdino-swint-ogc", "bert-base-uncased", "sd15-inpainting")
     spec = MODELS["sam-vit-b"]
-    monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={"sam_type": register_tiny_sam()}))
+    monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={**spec.loader,
+                                                                               "sam_type": register_tiny_sam()}))
     return root

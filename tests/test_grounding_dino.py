@@ -19,6 +19,7 @@ pytest.importorskip("groundingdino")
 from PIL import Image  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
+from model_pins import pin_to_files  # noqa: E402
 from tiny_detect_models import build_tiny_grounding_dino, use_tiny_config  # noqa: E402
 
 from editanything import InvalidInputError, ModelNotFound, NothingFound, read_image  # noqa: E402
@@ -228,6 +229,7 @@ def test_official_layout_loads_through_models_layer(tiny, checkpoint, ours, upst
     monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     use_tiny_config(monkeypatch, tiny.config)
+    pin_to_files(monkeypatch, tiny.checkpoint.parent, "groundingdino-swint-ogc")
     assert list(checkpoint) == ["model"]
 
     detector = get_detector("auto", device="cpu", image_size=SIZE, box_threshold=0.0, text_threshold=0.25,

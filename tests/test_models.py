@@ -11,7 +11,6 @@ from editanything.errors import ChecksumMismatch, InvalidInputError, ModelNotFou
 from editanything.models import ModelFile, ModelSpec, find_model, register_model, resolve, verify_model
 from editanything.models.download import DownloadError, download_model
 from editanything.models.manifest import MODELS, HfSource, UrlSource, WheelSource, get_spec, with_dependencies
-from editanything.models.store import HASHES_FILE
 
 
 def _spec(name, files):
@@ -66,13 +65,15 @@ def test_download_with_wrong_checksum_deletes_the_file(isolated_models, weights_
     assert find_model("t-bad") is None
 
 
-def test_unpublished_checksum_is_recorded_then_enforced(isolated_models, weights_file):
+def test_a_file_without_a_pinned_hash_is_never_trusted(isolated_models, weights_file):
     src, digest = weights_file
     _spec("t-tofu", [ModelFile("t/weights.bin", (UrlSource(src.as_uri()),))])
     download_model("t-tofu", log=lambda _: None)
-    assert json.loads((isolated_models / HASHES_FILE).read_text()) == {"t/weights.bin": digest}
+    assert sorted(p.name for p in isolated_models.iterdir()) == ["t"]  # no first-seen hash recorded anywhere
+    checks = verify_model("t-tofu")
+    assert [(c.status, c.digest) for c in checks] == [("unverified", digest)]
     (isolated_models / "t" / "weights.bin").write_bytes(b"tampered")
-    assert [c.status for c in verify_model("t-tofu")] == ["mismatch"]
+    assert [c.status for c in verify_model("t-tofu")] == ["unverified"]  # still not "ok": nothing vouches for it
 
 
 def test_falls_back_to_the_next_source_when_the_hub_is_unreachable(isolated_models, weights_file):
@@ -139,13 +140,17 @@ def test_cli_download_and_verify_with_a_manifest_file(isolated_models, weights_f
     assert done.returncode == 0, done.stderr
     assert _cli("models", "verify", "t-cli", env=env).returncode == 0
     assert _cli("models", "path", "t-cli", env=env).stdout.strip() == str(isolated_models / "cli" / "w.bin")
-    (isolated_models / "cli" / "v.bin").write_bytes(b"corrupted")
-    bad = _cli("models", "verify", "t-cli-wrong", env=env)
+    loose = _cli("models", "verify", "t-cli-wrong", env=env)
+    assert loose.returncode == 0 and "UNVERIFIED (no pinned sha256" in loose.stdout
+    (isolated_models / "cli" / "w.bin").write_bytes(os.urandom(src.stat().st_size))
+    bad = _cli("models", "verify", "t-cli", env=env)
     assert bad.returncode == 1 and "MISMATCH" in bad.stderr and "Traceback" not in bad.stderr
     missing = _cli("models", "path", "sam-vit-b", env=env)
-    assert missing.returncode == 2
+    assert missing.returncode == 1 and missing.stdout.strip() == str(isolated_models / "sam_vit_b_01ec64.pth")
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
     assert "editanything models download sam-vit-b" in missing.stderr
+    folder = _cli("models", "path", "sd15-inpainting", env=env)
+    assert folder.returncode == 1 and folder.stdout.strip() == str(isolated_models / "sd15-inpainting")
 
 
 def test_a_broken_manifest_file_is_a_one_line_error(tmp_path):

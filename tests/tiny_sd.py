@@ -100,10 +100,18 @@ def build_pipeline(workdir: Path, in_channels: int = 9):
     return StableDiffusionInpaintPipeline(**build_components(workdir, in_channels), requires_safety_checker=False)
 
 
-def save_diffusers(folder: Path, in_channels: int = 9) -> Path:
-    """A tiny pipeline saved as a diffusers folder (safetensors), like checkpoints/sd15-inpainting/."""
+def save_diffusers(folder: Path, in_channels: int = 9, variant: str | None = None) -> Path:
+    """A tiny pipeline saved as a diffusers folder (safetensors), like checkpoints/sd15-inpainting/.
+
+    `variant="fp16"`: half-precision `*.fp16.safetensors` only, as the released SD 1.5 inpainting repo has.
+    """
+    import torch
+
     folder = Path(folder)
-    build_pipeline(folder.parent / f"{folder.name}-work", in_channels).save_pretrained(folder, safe_serialization=True)
+    pipe = build_pipeline(folder.parent / f"{folder.name}-work", in_channels)
+    if variant == "fp16":
+        pipe.to(torch.float16)
+    pipe.save_pretrained(folder, safe_serialization=True, variant=variant)
     # The released SD folders hold the slow tokenizer's vocab.json + merges.txt, not transformers 5's tokenizer.json.
     (folder / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)
     write_tokenizer_files(folder / "tokenizer")

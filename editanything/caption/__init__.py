@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..models import find_model, resolve
+from ..models import find_model, find_spec, resolve
 from .blip2 import DEFAULT_PROMPT, Blip2Captioner, region_box, region_crop
 
 
@@ -43,6 +43,9 @@ def _blip2_builder(model: str) -> Callable[..., Captioner]:
 CAPTIONERS: dict[str, Callable[..., Captioner]] = {m: _blip2_builder(m) for m in CAPTIONER_MODELS}
 """Captioner name → builder taking the backend's keyword settings."""
 
+CAPTIONER_BACKENDS: dict[str, Callable[[str], Callable[..., Captioner]]] = {"blip2": _blip2_builder}
+"""Manifest backend → builder factory, so a model added through the manifest is a captioner by its name."""
+
 
 def register_captioner(name: str, builder: Callable[..., Captioner]) -> None:
     CAPTIONERS[name] = builder
@@ -55,12 +58,20 @@ def get_captioner(name: str = "auto", **kwargs: Any) -> Captioner:
         if not present:
             resolve(CAPTIONER_MODELS[0])  # raises ModelNotFound naming the download command
         name = present[0]
-    if name not in CAPTIONERS:
-        raise InvalidInputError(f"unknown captioner {name!r}; known: auto, {', '.join(CAPTIONERS)}")
-    return CAPTIONERS[name](**kwargs)
+    builder = CAPTIONERS.get(name) or _manifest_builder(name)
+    if builder is None:
+        raise InvalidInputError(f"unknown captioner {name!r}; known: auto, {', '.join(CAPTIONERS)}, or a model of "
+                                f"the manifest with one of the backends {', '.join(CAPTIONER_BACKENDS)}")
+    return builder(**kwargs)
+
+
+def _manifest_builder(name: str) -> Callable[..., Captioner] | None:
+    spec = find_spec(name)
+    factory = CAPTIONER_BACKENDS.get(spec.backend) if spec is not None else None
+    return factory(name) if factory is not None else None
 
 
 __all__ = [
-    "CAPTIONERS", "CAPTIONER_MODELS", "DEFAULT_PROMPT", "Blip2Captioner", "Captioner", "get_captioner",
+    "CAPTIONERS", "CAPTIONER_BACKENDS", "CAPTIONER_MODELS", "DEFAULT_PROMPT", "Blip2Captioner", "Captioner", "get_captioner",
     "region_box", "region_crop", "register_captioner",
 ]

@@ -83,12 +83,21 @@ class Blip2Captioner:
         if not (folder / "config.json").is_file():
             raise InvalidInputError(f"{folder} is not a BLIP-2 model folder (no config.json)")
         dtype = pick_dtype(pick_device(settings.get("device")))
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # its many-line load report; a mismatch is one line below
         try:
             model = transformers.Blip2ForConditionalGeneration.from_pretrained(
                 str(folder), local_files_only=True, dtype=dtype)
             processor = transformers.Blip2Processor.from_pretrained(str(folder), local_files_only=True)
+        except RuntimeError as exc:  # tensors whose shapes differ from config.json
+            weights = sorted(p.name for p in folder.glob("*.safetensors")) or ["the weights"]
+            raise InvalidInputError(
+                f"{folder / weights[0]}: its tensors do not fit {folder / 'config.json'} (shapes differ); the folder "
+                f"mixes files of different models: download it again") from exc
         except (OSError, ValueError) as exc:
             raise InvalidInputError(f"{folder}: cannot load BLIP-2 ({str(exc).splitlines()[0]})") from exc
+        finally:
+            transformers.logging.set_verbosity(verbosity)
         settings.setdefault("source", folder.name)
         return cls(model, processor, **settings)
 

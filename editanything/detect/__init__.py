@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..models import find_model, get_spec, resolve
+from ..models import find_model, find_spec, get_spec, resolve
 from ..types import Detections
 from .grounding_dino import GroundingDinoDetector, load_grounding_dino, normalize_caption
 from .grounding_dino_hf import GroundingDinoHFDetector
@@ -59,6 +59,13 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
 }
 """Detector name → builder taking the backend's keyword settings."""
 
+DETECTOR_BACKENDS: dict[str, Callable[[str], Callable[..., Detector]]] = {
+    "groundingdino": lambda m: _builder(GroundingDinoDetector.from_model, m),
+    "grounding-dino-hf": lambda m: _builder(GroundingDinoHFDetector.from_model, m),
+    "sam3-hf": lambda m: _builder(_sam3, m),
+}
+"""Manifest backend → builder factory, so a model added through the manifest is a detector by its name."""
+
 
 def register_detector(name: str, builder: Callable[..., Detector]) -> None:
     DETECTORS[name] = builder
@@ -80,13 +87,21 @@ def get_detector(name: str = "auto", **kwargs: Any) -> Detector:
             for model in (first, *get_spec(first).requires):
                 resolve(model)  # raises ModelNotFound naming the download command
         name = present[0]
-    if name not in DETECTORS:
-        raise InvalidInputError(f"unknown detector {name!r}; known: auto, {', '.join(DETECTORS)}")
-    return DETECTORS[name](**kwargs)
+    builder = DETECTORS.get(name) or _manifest_builder(name)
+    if builder is None:
+        raise InvalidInputError(f"unknown detector {name!r}; known: auto, {', '.join(DETECTORS)}, or a model of "
+                                f"the manifest with one of the backends {', '.join(DETECTOR_BACKENDS)}")
+    return builder(**kwargs)
+
+
+def _manifest_builder(name: str) -> Callable[..., Detector] | None:
+    spec = find_spec(name)
+    factory = DETECTOR_BACKENDS.get(spec.backend) if spec is not None else None
+    return factory(name) if factory is not None else None
 
 
 __all__ = [
-    "DETECTORS", "DETECTOR_MODELS", "Detector", "GroundingDinoDetector", "GroundingDinoHFDetector", "get_detector",
-    "load_grounding_dino",
+    "DETECTORS", "DETECTOR_BACKENDS", "DETECTOR_MODELS", "Detector", "GroundingDinoDetector", "GroundingDinoHFDetector",
+    "get_detector", "load_grounding_dino",
     "normalize_caption", "register_detector",
 ]

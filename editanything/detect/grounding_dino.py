@@ -54,6 +54,12 @@ def packaged_config(name: str) -> Path:
     return candidate
 
 
+def _first_mismatch(exc: RuntimeError) -> str:
+    """The first "size mismatch for …" line of load_state_dict's many-line error."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines()]
+    return next((line for line in lines if line.startswith("size mismatch")), first_line(exc, 1))[:200]
+
+
 def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, bert_dir: str | Path,
                device: str | None = None) -> Any:
     """Build the groundingdino model of `config_path` with the BERT in `bert_dir`, load an official `.pth`.
@@ -94,7 +100,13 @@ def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, be
     if not isinstance(state, dict):
         raise InvalidInputError(f"{checkpoint_path} holds no state dict (expected {{'model': state_dict}})")
     # Official checkpoints carry a few keys the model no longer has (label_enc, BERT's position_ids buffer).
-    result = model.load_state_dict(clean_state_dict(state), strict=False)
+    try:
+        result = model.load_state_dict(clean_state_dict(state), strict=False)
+    except RuntimeError as exc:  # tensors of another shape: torch lists every one of them
+        raise InvalidInputError(
+            f"{checkpoint_path.name} does not fit config {config_path.name} ({_first_mismatch(exc)}); "
+            f"is it another Grounding DINO variant (Swin-T vs Swin-B)?"
+        ) from exc
     if result.missing_keys:
         raise InvalidInputError(
             f"{checkpoint_path.name} does not fit config {config_path.name}: {len(result.missing_keys)} weights "

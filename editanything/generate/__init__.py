@@ -70,6 +70,10 @@ GENERATORS: dict[str, Callable[..., Generator]] = {
 }
 
 
+GENERATOR_BACKENDS: dict[str, Callable[[str], Callable[..., Generator]]] = {"diffusion": _diffusion}
+"""Manifest backend → builder factory, so a model added through the manifest is a generator by its name."""
+
+
 def register_generator(name: str, builder: Callable[..., Generator]) -> None:
     """Add a backend: `builder(**kwargs)` returns a Generator."""
     GENERATORS[name] = builder
@@ -93,6 +97,13 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
         return GENERATORS["classical"]()
     if isinstance(name, str) and name in GENERATORS:
         return GENERATORS[name](**kwargs)
+    if isinstance(name, str):
+        from ..models import find_spec
+
+        spec = find_spec(name)
+        factory = GENERATOR_BACKENDS.get(spec.backend) if spec is not None else None
+        if factory is not None:
+            return factory(name)(**kwargs)
     path = Path(name).expanduser()
     if path.exists():
         return _diffusion(str(path))(**kwargs)
@@ -102,7 +113,7 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
 
 
 __all__ = [
-    "ClassicalGenerator", "GENERATORS", "GenerationParams", "Generator", "Style", "apply_styles", "canonical_name",
+    "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "GenerationParams", "Generator", "Style", "apply_styles", "canonical_name",
     "get_generator", "list_generators", "load_styles", "make_scheduler", "parse_prompt_attention", "pick_styles",
     "register_generator", "sampler_names",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -66,25 +67,26 @@ class _Source:
     path: Path
     single_file: bool
     sha256: str | None = None
+    variant: str | None = None  # "fp16": the folder holds `*.fp16.safetensors` only (upcast on a CPU)
 
 
 def _resolve_model(model: str | os.PathLike) -> _Source:
-    from ..models import MODELS, resolve
-    from ..models.store import expected_hash
+    from ..models import find_spec, resolve
+    from ..models.variants import folder_variant
 
-    if isinstance(model, str) and model in MODELS:
-        spec = MODELS[model]
-        if spec.kind != "generator":
+    spec = find_spec(model) if isinstance(model, str) else None
+    if spec is not None:
+        if spec.backend != "diffusion":
             raise InvalidInputError(f"model {model!r} is a {spec.kind}, not a Stable Diffusion checkpoint")
         found = resolve(model)
-        unet = next((f for f in spec.files if f.path.endswith("unet/diffusion_pytorch_model.safetensors")), None)
-        sha = expected_hash(unet, found.root) if unet is not None and found.root != Path("<hf-cache>") else None
-        return _Source(model, found.folder, False, sha)
+        unet = next((f for f in spec.files if "unet/diffusion_pytorch_model" in f.path), None)
+        return _Source(model, found.folder, False, unet.sha256 if unet is not None else None,
+                       spec.loader.get("variant"))
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise InvalidInputError(f"{path} is a folder without model_index.json: not a diffusers pipeline folder")
-        return _Source(path.name, path, False)
+        return _Source(path.name, path, False, variant=folder_variant(path))
     if path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise InvalidInputError(f"{path}: a checkpoint must be a .safetensors or .ckpt file or a diffusers folder")
@@ -105,6 +107,22 @@ def _resolve_controlnet(entry: str | tuple[str, str | os.PathLike]) -> tuple[str
     if not (path / "config.json").is_file():
         raise ModelNotFound(f"ControlNet {kind}: {path} is not a diffusers ControlNet folder (config.json missing)")
     return kind, path
+
+
+_SHAPE_MISMATCH = re.compile(r"because (\S+) expected shape torch\.Size\((\[[^\]]*\])\), but got torch\.Size\((\[[^\]]*\])\)")
+
+
+def _load_error(name: str, path: Path, exc: Exception) -> Exception:
+    """One line for a pipeline that does not load: tensors that do not fit the config say so."""
+    text = str(exc)
+    m = _SHAPE_MISMATCH.search(text)
+    if m:
+        key, want, got = m.groups()
+        return InvalidInputError(
+            f"{path}: the weights do not fit the config ({key} has shape {got}, the config wants {want}); "
+            f"its files come from different models: download it again")
+    return ModelNotFound(f"cannot load Stable Diffusion model {name} from {path}: "
+                         f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
 
 
 def _checkpoint_in_channels(path: Path) -> int | None:
@@ -295,7 +313,7 @@ class DiffusionGenerator:
             if self.source.single_file:
                 pipe = self._load_single_file(cls, common)
             else:
-                pipe = cls.from_pretrained(str(self.source.path), **common)
+                pipe = cls.from_pretrained(str(self.source.path), variant=self.source.variant, **common)
             if self.controlnets:
                 nets = [diffusers.ControlNetModel.from_pretrained(str(p), dtype=dtype, local_files_only=True)
                         for _, p in self.controlnets]
@@ -312,8 +330,7 @@ class DiffusionGenerator:
         except torch.cuda.OutOfMemoryError:
             raise
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelNotFound(f"cannot load Stable Diffusion model {self.name} from {self.source.path}: "
-                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            raise _load_error(self.name, self.source.path, exc) from exc
         self._scheduler_config = dict(pipe.scheduler.config)
         if self.cpu_offload and str(device).startswith("cuda"):
             pipe.enable_model_cpu_offload(device=device)

