@@ -35,6 +35,12 @@ def folder(work):
 
 
 @pytest.fixture(scope="module")
+def released(work):
+    """The layout of the released SD 1.5 inpainting repo: fp16 safetensors only."""
+    return tiny_sd.save_diffusers(work / "released" / "sd15-inpainting", variant="fp16")
+
+
+@pytest.fixture(scope="module")
 def reference(folder):
     """The stock diffusers pipeline, loaded from the same folder without our code."""
     pipe = diffusers.StableDiffusionInpaintPipeline.from_pretrained(
@@ -156,9 +162,9 @@ def test_single_file_checkpoint_loads_offline_with_a_local_config(reference, fol
     assert info["hash"] == info["sha256"][:10]
 
 
-def test_single_file_uses_the_sd15_folder_from_checkpoints_by_default(isolated_models, folder, reference, work,
+def test_single_file_uses_the_sd15_folder_from_checkpoints_by_default(isolated_models, released, reference, work,
                                                                          baseline, no_network):
-    shutil.copytree(folder, isolated_models / "sd15-inpainting")
+    shutil.copytree(released, isolated_models / "sd15-inpainting")
     path = tiny_sd.save_single_file(work / "default-config.safetensors", dict(reference.components))
     image, mask = tiny_sd.image_and_mask(SIZE)
     np.testing.assert_array_equal(DiffusionGenerator(path).inpaint(image, mask, PARAMS)[0], baseline)
@@ -211,15 +217,22 @@ def test_shipped_original_configs_describe_sd15(name, in_channels):
     assert list(vae["block_out_channels"]) == [128, 256, 512, 512] and vae["scaling_factor"] == 0.18215
 
 
-def test_named_model_resolves_through_the_models_layer(isolated_models, folder, baseline):
+def test_named_model_resolves_through_the_models_layer(isolated_models, released):
     with pytest.raises(ModelNotFound, match="editanything models download sd15-inpainting"):
         DiffusionGenerator("sd15-inpainting")
     assert isinstance(get_generator("auto"), ClassicalGenerator)
-    shutil.copytree(folder, isolated_models / "sd15-inpainting")
+    shutil.copytree(released, isolated_models / "sd15-inpainting")
     gen = get_generator("auto")
     assert isinstance(gen, DiffusionGenerator) and gen.name == "sd15-inpainting"
+    # fp16 files, loaded as diffusers loads them with variant="fp16", upcast to float32 on the CPU
+    stock = diffusers.StableDiffusionInpaintPipeline.from_pretrained(
+        released, variant="fp16", dtype=torch.float32, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False, local_files_only=True)
+    stock.set_progress_bar_config(disable=True)
     image, mask = tiny_sd.image_and_mask(SIZE)
-    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS)[0], baseline)
+    expected = _direct(stock, diffusers.DDIMScheduler, PARAMS, image, mask)
+    assert gen.load().unet.dtype == torch.float32
+    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS)[0], expected)
 
 
 def test_registry_errors(tmp_path):

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,201 @@ def test_a_broken_manifest_file_is_a_one_line_error(tmp_path):
     result = _cli("models", "list", env={**os.environ, "EDITANYTHING_MANIFEST": str(manifest)})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "not a valid model manifest" in result.stderr
+
+
+# --- manifests that cannot do harm ------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["../escape.bin", "/etc/passwd", "a/../../b.bin", "C:/w.bin", "a\\..\\b", "./w.bin"])
+def test_file_paths_cannot_leave_the_models_root(path):
+    with pytest.raises(InvalidInputError, match="inside the models folder"):
+        ModelFile(path, (UrlSource("file:///dev/null"),))
+
+
+@pytest.mark.parametrize("path", ["../../outside.bin", "/etc/passwd"])
+def test_a_manifest_that_escapes_is_refused_in_one_line(isolated_models, weights_file, tmp_path, path):
+    src, digest = weights_file
+    manifest = tmp_path / "evil.json"
+    manifest.write_text(json.dumps([{"name": "t-evil", "files": [{"path": path, "sources": [{"url": src.as_uri()}]}]}]))
+    env = {**os.environ, "EDITANYTHING_MANIFEST": str(manifest)}
+    for args in (("models", "download", "t-evil"), ("models", "verify", "t-evil")):
+        result = _cli(*args, env=env)
+        assert result.returncode == 2 and "inside the models folder" in result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert not (tmp_path / "outside.bin").exists()
+
+
+def test_a_requires_cycle_is_an_error(isolated_models):
+    for name, dep in (("t-a", "t-b"), ("t-b", "t-c"), ("t-c", "t-a")):
+        register_model(ModelSpec(name=name, kind="test", description="t", license="MIT", requires=(dep,),
+                                 files=(ModelFile(f"{name}.bin", (UrlSource("file:///nowhere"),)),)))
+    try:
+        with pytest.raises(InvalidInputError, match="cycle .*t-a -> t-b -> t-c -> t-a"):
+            download_model("t-a", log=lambda _: None)
+    finally:
+        for name in ("t-a", "t-b", "t-c"):
+            del MODELS[name]
+
+
+def test_a_bad_env_manifest_errors_every_time(tmp_path, monkeypatch):
+    manifest = tmp_path / "extra.json"
+    manifest.write_text('[{"name": "t-env", "files": "not a list"}]')
+    monkeypatch.setenv("EDITANYTHING_MANIFEST", str(manifest))
+    for _ in range(2):
+        with pytest.raises(InvalidInputError, match="not a valid model manifest"):
+            get_spec("sam-vit-b")
+    manifest.write_text(json.dumps([{"name": "t-env", "files": [{"path": "e.bin", "sources": [{"url": "file:///x"}]}]}]))
+    try:
+        assert get_spec("t-env").files[0].path == "e.bin"
+    finally:
+        del MODELS["t-env"]
+
+
+def test_a_failed_download_leaves_no_empty_folders(isolated_models, weights_file, tmp_path):
+    src, digest = weights_file
+    gone = (tmp_path / "gone.bin").as_uri()
+    _spec("t-fail", [ModelFile("deep/er/w.bin", (UrlSource(src.as_uri()),), digest),
+                     ModelFile("deep/er/x/v.bin", (UrlSource(gone),))])
+    with pytest.raises(DownloadError):
+        download_model("t-fail", log=lambda _: None)
+    # the first file arrived and stays (a re-run skips it); the folder made for the missing one is gone
+    assert sorted(str(p.relative_to(isolated_models)) for p in isolated_models.rglob("*")) == [
+        "deep", "deep/er", "deep/er/w.bin"]
+    _spec("t-fail2", [ModelFile("other/w.bin", (UrlSource(gone),))])
+    with pytest.raises(DownloadError):
+        download_model("t-fail2", log=lambda _: None)
+    assert not (isolated_models / "other").exists()
+
+
+def test_a_present_file_of_the_wrong_size_is_not_used_and_is_fetched_again(isolated_models, weights_file):
+    src, digest = weights_file
+    _spec("t-size", [ModelFile("s/w.bin", (UrlSource(src.as_uri()),), digest, src.stat().st_size)])
+    (isolated_models / "s").mkdir()
+    (isolated_models / "s" / "w.bin").write_bytes(src.read_bytes()[:1000])
+    with pytest.raises(ChecksumMismatch, match="has 1,000 bytes, expected 300,000"):
+        resolve("t-size")
+    logs = []
+    download_model("t-size", log=logs.append)
+    assert any("fetching it again" in line for line in logs)
+    assert resolve("t-size").path().read_bytes() == src.read_bytes()
+
+
+def test_a_present_file_with_the_wrong_hash_is_fetched_again(isolated_models, weights_file):
+    src, digest = weights_file
+    _spec("t-hash", [ModelFile("h/w.bin", (UrlSource(src.as_uri()),), digest)])
+    (isolated_models / "h").mkdir()
+    (isolated_models / "h" / "w.bin").write_bytes(os.urandom(300_000))
+    logs = []
+    download_model("t-hash", log=logs.append)
+    assert not any("already present (" in line for line in logs)
+    assert resolve("t-hash").path().read_bytes() == src.read_bytes()
+
+
+def _serve_once(body: bytes, announced: int):
+    """An HTTP server on 127.0.0.1 that announces `announced` bytes, sends `body` and closes; honours Range."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            rng = self.headers.get("Range")
+            seen.append(rng)
+            start = int(rng[6:-1]) if rng else 0
+            self.send_response(206 if rng else 200)
+            self.send_header("Content-Length", str(announced - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+def test_a_short_http_body_is_caught_and_resumed(isolated_models, weights_file):
+    src, digest = weights_file
+    data = src.read_bytes()
+    server, seen = _serve_once(data[:100_000], len(data))
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/w.bin"
+        _spec("t-short", [ModelFile("u/w.bin", (UrlSource(url),), digest, len(data))])
+        with pytest.raises(DownloadError, match="received 100,000 of 300,000 bytes"):
+            download_model("t-short", log=lambda _: None)
+        assert not (isolated_models / "u" / "w.bin").exists()
+        assert (isolated_models / "u" / "w.bin.download").stat().st_size == 100_000  # kept to resume
+    finally:
+        server.shutdown()
+        server.server_close()
+    server, seen = _serve_once(data, len(data))
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/w.bin"
+        _spec("t-short", [ModelFile("u/w.bin", (UrlSource(url),), digest, len(data))])
+        download_model("t-short", log=lambda _: None)
+        assert seen == ["bytes=100000-"]
+        assert resolve("t-short").path().read_bytes() == data
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_models_list_shows_source_revision_license_size_and_pins():
+    result = _cli("models", "list", "--files", env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line and not line.startswith(" ")}
+    sd15 = lines["sd15-inpainting"]
+    assert "hf:stable-diffusion-v1-5/stable-diffusion-inpainting" in sd15 and "8a4288a76071" in sd15
+    assert "CreativeML-OpenRAIL-M" in sd15 and "UNVERIFIED" in sd15
+    swinb = lines["groundingdino-swinb"]
+    assert "938 MB" in swinb and " pinned " in swinb
+    assert "openrail " in lines["controlnet-canny"]
+    assert "    sd15-inpainting/unet/diffusion_pytorch_model.fp16.safetensors: unverified (no pinned sha256)" in result.stdout
+    assert "    groundingdino_swinb_cogcoor.pth: sha256 46270f7a822e6906…, 938,057,991 bytes" in result.stdout
+
+
+# --- sources that exist -------------------------------------------------------------------------------
+
+LISTINGS = json.loads((Path(__file__).parent / "fixtures" / "hub_listings.json").read_text())
+
+
+def test_sd_weights_are_chosen_from_the_real_listings_as_diffusers_does():
+    from editanything.models.variants import pick_weights
+
+    for name, repo, variant in (("sd15-inpainting", "stable-diffusion-v1-5/stable-diffusion-inpainting", "fp16"),
+                                ("sd2-inpainting", "sd2-community/stable-diffusion-2-inpainting", None)):
+        listing = LISTINGS[repo]
+        spec = get_spec(name)
+        sources = [s for f in spec.files for s in f.sources]
+        assert {(s.repo_id, s.revision) for s in sources} == {(repo, listing["revision"])}
+        weights = [s.filename for s in sources if s.filename.endswith(".safetensors")]
+        assert tuple(weights) == pick_weights(listing["files"])[0]
+        assert set(weights) <= set(listing["files"])  # every weight file the manifest asks for exists there
+        assert spec.loader.get("variant") == variant
+    assert get_spec("sd15-inpainting").loader["variant"] == "fp16"
+    old = LISTINGS["stabilityai/stable-diffusion-2-inpainting"]["files"]
+    assert pick_weights(old, ("text_encoder", "unet")) == (
+        ("text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors"), None)
+    with pytest.raises(InvalidInputError, match="no safetensors weights for unet"):
+        pick_weights(["unet/diffusion_pytorch_model.bin"], ("unet",))
+
+
+def test_every_hub_source_is_pinned_to_a_commit_or_says_it_is_not():
+    from editanything.models.manifest import REVISIONS
+
+    for spec in MODELS.values():
+        for f in spec.files:
+            for s in f.sources:
+                if isinstance(s, HfSource):
+                    assert s.repo_id in REVISIONS, s.repo_id
+                    assert s.pinned == (REVISIONS[s.repo_id] is not None)
+
+
+def test_licences_and_sizes_from_the_model_cards():
+    assert {get_spec(f"controlnet-{k}").license for k in ("inpaint", "lineart", "canny", "seg")} == {"openrail"}
+    assert get_spec("groundingdino-swinb").files[0].sha256 == (
+        "46270f7a822e6906b655b729c90613e48929d0f2bb8b9b76fd10a856f3ac6ab7")
+    assert [get_spec(n).files[0].size for n in ("groundingdino-swinb", "sam-vit-l", "sam-vit-b")] == [
+        938_057_991, 1_249_524_607, 375_042_383]
+    assert get_spec("sd2-inpainting").files[0].sources[0].repo_id == "sd2-community/stable-diffusion-2-inpainting"
