@@ -19,6 +19,7 @@ from editanything.imageio import read_image
 from editanything.segment import GrabCutSegmenter, SamSegmenter, get_segmenter
 from editanything.segment.sam import register_sam_variant
 from editanything.types import Prompt
+from model_pins import pin_to_files
 from tiny_models import TINY_SAM, build_tiny_sam, register_tiny_sam, save_tiny_sam_checkpoint
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
@@ -266,8 +267,9 @@ def test_half_precision_runs_under_autocast_and_stays_close(model, cat):
         SamSegmenter(model, dtype=torch.bfloat16)
 
 
-def test_official_state_dict_loads_through_the_models_layer(isolated_models, cat):
+def test_official_state_dict_loads_through_the_models_layer(isolated_models, cat, monkeypatch):
     saved = save_tiny_sam_checkpoint(isolated_models / "sam_vit_b_01ec64.pth", seed=3)
+    pin_to_files(monkeypatch, isolated_models, "sam-vit-b")
     seg = SamSegmenter.from_model("sam-vit-b", variant=TINY_SAM, device="cpu")
     for name, value in saved.state_dict().items():
         torch.testing.assert_close(seg.model.state_dict()[name], value, rtol=0, atol=0)

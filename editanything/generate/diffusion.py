@@ -315,7 +315,10 @@ class DiffusionGenerator:
             else:
                 pipe = cls.from_pretrained(str(self.source.path), variant=self.source.variant, **common)
             if self.controlnets:
-                nets = [diffusers.ControlNetModel.from_pretrained(str(p), dtype=dtype, local_files_only=True)
+                from ..models.variants import model_variant
+
+                nets = [diffusers.ControlNetModel.from_pretrained(str(p), dtype=dtype, variant=model_variant(p),
+                                                                  local_files_only=True)
                         for _, p in self.controlnets]
                 pipe = diffusers.StableDiffusionControlNetInpaintPipeline.from_pipe(
                     pipe, controlnet=nets if len(nets) > 1 else nets[0])

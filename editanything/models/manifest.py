@@ -185,9 +185,10 @@ REVISIONS: dict[str, str | None] = {
     "stable-diffusion-v1-5/stable-diffusion-inpainting": "8a4288a76071f7280aedbdb3253bdb9e9d5d84bb",
     "sd2-community/stable-diffusion-2-inpainting": "5f74973cbb64c8568780732c17f43eb269d63a0d",
     "lllyasviel/control_v11p_sd15_inpaint": "c96e03a807e64135568ba8aecb66b3a306ec73bd",
-    "lllyasviel/control_v11p_sd15_lineart": None,
-    "lllyasviel/control_v11p_sd15_canny": None,
-    "lllyasviel/control_v11p_sd15_seg": None,
+    "lllyasviel/control_v11p_sd15_lineart": "8a158f547e031c5b8fbca19ead09a74767ff4db0",
+    # the commit before main's last README-only edit (main's own hash was seen only shortened)
+    "lllyasviel/control_v11p_sd15_canny": "1924abb7afb3f36fecd21f424c126f0195454c87",
+    "lllyasviel/control_v11p_sd15_seg": "210682041b41097834006a910b8773f423343900",
     "google-bert/bert-base-uncased": None,
     "Salesforce/blip2-opt-2.7b": None,
     "ShilongLiu/GroundingDINO": None,
@@ -205,7 +206,8 @@ _SD_CONFIGS = (
     "unet/config.json", "vae/config.json",
 )
 _SD_OPTIONAL = ("tokenizer/special_tokens_map.json",)
-_CONTROLNET_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+# The ControlNet 1.1 repos' listings show fp16 safetensors (723 MB) beside pickled .bin files.
+_CONTROLNET_FILES = ("config.json", "diffusion_pytorch_model.fp16.safetensors")
 
 # The weight files each SD repository holds at its pinned commit (names from the public listings);
 # `pick_weights` chooses among them as diffusers does.
@@ -369,11 +371,12 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         license="CreativeML-OpenRAIL++-M", size_hint="5.2 GB",
         description="Stable Diffusion 2 inpainting, 512x512 (community mirror of the withdrawn stabilityai repo)"),
     *(ModelSpec(
-        name=f"controlnet-{kind}", kind="controlnet", extra="diffusion", license="openrail", size_hint="1.4 GB",
+        name=f"controlnet-{kind}", kind="controlnet", extra="diffusion", license="openrail", size_hint="723 MB",
         description=f"ControlNet 1.1 {label} for SD 1.5",
         files=_hf(f"lllyasviel/control_v11p_sd15_{kind}", _rev(f"lllyasviel/control_v11p_sd15_{kind}"),
-                  *_CONTROLNET_FILES, folder=f"controlnet-{kind}"),
-        loader={"backend": "controlnet"},
+                  *_CONTROLNET_FILES, folder=f"controlnet-{kind}",
+                  size={"diffusion_pytorch_model.fp16.safetensors": 722_598_642} if kind == "inpaint" else None),
+        loader={"backend": "controlnet", "variant": "fp16"},
     ) for kind, label in (("inpaint", "inpaint"), ("lineart", "line art"), ("canny", "Canny edges"), ("seg", "ADE20K segmentation"))),
     ModelSpec(
         name="hed", kind="edges", extra="hed", license="MIT", size_hint="59 MB",

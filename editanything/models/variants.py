@@ -41,6 +41,14 @@ def pick_weights(listing: Iterable[str], components: tuple[str, ...] = COMPONENT
     return chosen, variant
 
 
+def model_variant(folder: Path) -> str | None:
+    """The variant of a single-model diffusers folder (a ControlNet): "fp16" when only that file is there."""
+    folder = Path(folder)
+    plain = any((folder / f"{stem}.safetensors").is_file() for stem in ("diffusion_pytorch_model", "model"))
+    half = any((folder / f"{stem}.fp16.safetensors").is_file() for stem in ("diffusion_pytorch_model", "model"))
+    return "fp16" if half and not plain else None
+
+
 def folder_variant(folder: Path) -> str | None:
     """The variant a local diffusers folder must be loaded with (None: full-precision files are there)."""
     folder = Path(folder)
