@@ -182,3 +182,18 @@ def test_official_layout_loads_through_models_layer(blip2_folder, captioner, mon
 def test_auto_without_weights_names_the_download_command(isolated_models):
     with pytest.raises(ModelNotFound, match="editanything models download blip2-opt-2.7b"):
         get_captioner("auto")
+
+
+def test_weights_that_do_not_fit_the_config_are_one_line(blip2_folder, tmp_path, capfd):
+    import json
+    import shutil
+
+    folder = tmp_path / "blip2-opt-2.7b"
+    shutil.copytree(blip2_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["ffn_dim"] += 8  # the OPT layers of a bigger model than the weights
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InvalidInputError, match="its tensors do not fit .*config.json") as err:
+        Blip2Captioner.from_pretrained(folder, device="cpu")
+    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+    assert "LOAD REPORT" not in capfd.readouterr().err  # transformers' many-line table stays quiet

@@ -235,6 +235,20 @@ def test_named_model_resolves_through_the_models_layer(isolated_models, released
     np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS)[0], expected)
 
 
+def test_weights_that_do_not_fit_the_config_are_one_line(folder, tmp_path):
+    import json
+
+    broken = tmp_path / "mixed"
+    shutil.copytree(folder, broken)
+    config = json.loads((broken / "unet" / "config.json").read_text())
+    config["cross_attention_dim"] *= 2  # a UNet config of another model beside these weights
+    (broken / "unet" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InvalidInputError, match="the weights do not fit the config") as err:
+        DiffusionGenerator(broken).load()
+    message = str(err.value)
+    assert "\n" not in message and str(broken) in message and "has shape [64, 32]" in message
+
+
 def test_registry_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="classical"):
         get_generator("no-such-generator")

@@ -258,6 +258,18 @@ def test_checkpoint_of_another_config_is_rejected(tiny, checkpoint, tmp_path):
         GroundingDinoDetector.from_files(tiny.config, path, tiny.bert_dir, device="cpu")
 
 
+def test_tensors_of_another_shape_are_one_line_naming_the_file(tiny, checkpoint, tmp_path):
+    state = dict(checkpoint["model"])
+    key = "transformer.decoder.norm.weight"
+    state[key] = torch.cat([state[key], state[key]])
+    path = tmp_path / "groundingdino_swinb_cogcoor.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(InvalidInputError, match="groundingdino_swinb_cogcoor.pth does not fit config") as err:
+        GroundingDinoDetector.from_files(tiny.config, path, tiny.bert_dir, device="cpu")
+    message = str(err.value)
+    assert "\n" not in message and f"size mismatch for {key}" in message and "Swin-T vs Swin-B" in message
+
+
 def test_unreadable_checkpoint_is_rejected(tiny, tmp_path):
     path = tmp_path / "groundingdino_swint_ogc.pth"
     path.write_bytes(b"<html>not a checkpoint</html>")
@@ -265,11 +277,12 @@ def test_unreadable_checkpoint_is_rejected(tiny, tmp_path):
         GroundingDinoDetector.from_files(tiny.config, path, tiny.bert_dir, device="cpu")
 
 
-def test_auto_without_weights_names_the_download_command(isolated_models):
+def test_auto_without_weights_names_the_download_command(isolated_models, monkeypatch):
     with pytest.raises(ModelNotFound, match="editanything models download grounding-dino-tiny"):
         get_detector("auto")
     # The checkpoint alone is not enough: its text encoder is a model of its own.
     (isolated_models / "groundingdino_swint_ogc.pth").write_bytes(b"")
+    pin_to_files(monkeypatch, isolated_models, "groundingdino-swint-ogc")
     with pytest.raises(ModelNotFound, match="editanything models download bert-base-uncased"):
         get_detector("auto")
 

