@@ -113,7 +113,7 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
 
 
 __all__ = [
-    "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "GenerationParams", "Generator", "Style", "apply_styles", "canonical_name",
-    "get_generator", "list_generators", "load_styles", "make_scheduler", "parse_prompt_attention", "pick_styles",
+    "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "GenerationParams", "Generator", "Style", "apply_styles",
+    "canonical_name", "get_generator", "list_generators", "load_styles", "make_scheduler", "parse_prompt_attention", "pick_styles",
     "register_generator", "sampler_names",
 ]
