@@ -189,10 +189,10 @@ REVISIONS: dict[str, str | None] = {
     # the commit before main's last README-only edit (main's own hash was seen only shortened)
     "lllyasviel/control_v11p_sd15_canny": "1924abb7afb3f36fecd21f424c126f0195454c87",
     "lllyasviel/control_v11p_sd15_seg": "210682041b41097834006a910b8773f423343900",
-    "google-bert/bert-base-uncased": None,
-    "Salesforce/blip2-opt-2.7b": None,
-    "ShilongLiu/GroundingDINO": None,
-    "ybelkada/segment-anything": None,
+    "google-bert/bert-base-uncased": "86b5e0934494bd15c9632b12f734a8a67f723594",
+    "Salesforce/blip2-opt-2.7b": "e21d3a5fdb3258c8a8b0d429ff659193a2eb388f",  # the layout with the image token
+    "ShilongLiu/GroundingDINO": "f5b179b0482792adc156621f1ce8983789834fda",
+    "ybelkada/segment-anything": "7790786db131bcdc639f24a915d9f2c331d843ee",
 }
 
 
@@ -291,7 +291,8 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         files=_hf("google-bert/bert-base-uncased", _rev("google-bert/bert-base-uncased"), "config.json", "vocab.txt",
                   "tokenizer_config.json", "tokenizer.json", "model.safetensors", folder="bert-base-uncased",
                   optional=("tokenizer.json", "tokenizer_config.json"),
-                  sha={"model.safetensors": "68d45e234eb4a928074dfd868cead0219ab85354cc53d20e772753c6bb9169d3"}),
+                  sha={"model.safetensors": "68d45e234eb4a928074dfd868cead0219ab85354cc53d20e772753c6bb9169d3",
+                       "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"}),
         loader={"backend": "text-encoder"},
     ),
     ModelSpec(
