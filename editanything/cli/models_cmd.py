@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from urllib.parse import urlsplit
 
 from ..models import find_model, get_spec, list_models, resolve, verify_model
 from ..models.download import download_model
-from ..models.manifest import HfSource, ModelSpec
+from ..models.manifest import HfSource, ModelSpec, WheelSource
 from ..models.store import download_root, size_problem
 
 
@@ -37,7 +38,10 @@ def _source(spec: ModelSpec) -> tuple[str, str]:
     src = spec.files[0].sources[0]
     if isinstance(src, HfSource):
         return f"hf:{src.repo_id}", src.revision[:12] if src.pinned else f"{src.revision} (unpinned)"
-    return src.describe().split("?")[0], "-"
+    if isinstance(src, WheelSource):
+        return f"pypi:{src.requirement}", "-"
+    url = urlsplit(src.url)
+    return f"{url.netloc}/…/{url.path.rsplit('/', 1)[-1]}" if url.netloc else src.url, "-"
 
 
 def _pins(spec: ModelSpec) -> str:

@@ -234,13 +234,3 @@ def verified(name: str) -> ResolvedModel:
             raise ChecksumMismatch(f"{check.path}: {why}; the file is damaged: delete it and run "
                                    f"`{download_command(name)}`")
     return found
-
-
-def check_digest(path: Path, digest: str, expected: str | None, name: str) -> None:
-    """After a download: delete a file whose sha256 is wrong and say so."""
-    if expected is not None and digest != expected:
-        path.unlink(missing_ok=True)
-        raise ChecksumMismatch(
-            f"{path.name} of model '{name}' has sha256 {digest[:12]}…, expected {expected[:12]}…; "
-            f"the file was deleted. Run `{download_command(name)}` again; if it repeats, the source changed"
-        )
