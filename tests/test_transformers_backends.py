@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from conftest import DEMOS
+from model_pins import pin_to_files
 from tiny_hf_models import build_tiny_grounding_dino_hf, build_tiny_sam2
 
 from editanything import read_image
@@ -185,6 +186,7 @@ def test_auto_segmenter_for_each_combination_of_weights(isolated_models, hf_mode
     monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={"sam_type": register_tiny_sam()}))
     assert isinstance(get_segmenter("auto", device="cpu"), GrabCutSegmenter)
     (isolated_models / "sam_vit_b_01ec64.pth").symlink_to(tiny_checkpoints[0] / "sam_vit_b_01ec64.pth")
+    pin_to_files(monkeypatch, isolated_models, "sam-vit-b")
     only_sam = get_segmenter("auto", device="cpu")
     assert isinstance(only_sam, SamSegmenter) and only_sam.name == "sam-vit-b"
     _link_models(isolated_models, hf_models, ["sam2.1-hiera-tiny"])
@@ -208,6 +210,7 @@ def test_auto_detector_for_each_combination_of_weights(isolated_models, hf_model
         get_detector("auto")
     for name in ("groundingdino_swint_ogc.pth", "bert-base-uncased"):
         (isolated_models / name).symlink_to(root / name)
+    pin_to_files(monkeypatch, isolated_models, "groundingdino-swint-ogc")
     assert isinstance(get_detector("auto", device="cpu"), GroundingDinoDetector)
     _link_models(isolated_models, hf_models, ["grounding-dino-tiny"])
     both = get_detector("auto", device="cpu")
@@ -350,3 +353,17 @@ def test_segmenter_sam3_answers_text_with_its_own_masks(sam3_models, coffee):
     expected = editor.detector.detect(coffee, "cup")
     np.testing.assert_array_equal(found.masks, expected.masks)
     assert found.phrases == expected.phrases
+
+
+def test_weights_that_do_not_fit_the_config_are_one_line(hf_models, tmp_path, capfd):
+    import shutil
+
+    folder = tmp_path / "grounding-dino-tiny"
+    shutil.copytree(hf_models["grounding-dino-tiny"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["d_model"] *= 2  # a config of a wider model beside these weights
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InvalidInputError, match="its weights do not fit .*config.json") as err:
+        GroundingDinoHFDetector.from_folder(folder, device="cpu")
+    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+    assert "LOAD REPORT" not in capfd.readouterr().err

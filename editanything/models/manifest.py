@@ -27,6 +27,9 @@ $EDITANYTHING_MANIFEST (a list of objects with the same keys):
     sam            segmenter   sam_type: vit_h | vit_l | vit_b (or a registered variant)
     groundingdino  detector    config: a config file name in groundingdino's package or a path
                                (relative to the JSON file); requires "bert-base-uncased"
+    grounding-dino-hf detector —  (a transformers `save_pretrained` folder)
+    sam2-hf        segmenter   model_class, processor_class, image_processor_class (transformers names)
+    sam3-hf        detector    tracker: {model_class, processor_class, image_processor_class}
     diffusion      generator   variant: "fp16" when the folder holds only `*.fp16.safetensors`
     blip2          captioner   —
 
@@ -50,7 +53,8 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 
 BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector", "diffusion": "generator",
                                  "blip2": "captioner", "controlnet": "controlnet", "hed": "edges",
-                                 "text-encoder": "text-encoder"}
+                                 "text-encoder": "text-encoder", "grounding-dino-hf": "detector",
+                                 "sam2-hf": "segmenter", "sam3-hf": "detector"}
 """Backend name → the pipeline stage (`kind`) its models serve."""
 
 
@@ -193,6 +197,10 @@ REVISIONS: dict[str, str | None] = {
     "Salesforce/blip2-opt-2.7b": "e21d3a5fdb3258c8a8b0d429ff659193a2eb388f",  # the layout with the image token
     "ShilongLiu/GroundingDINO": "f5b179b0482792adc156621f1ce8983789834fda",
     "ybelkada/segment-anything": "7790786db131bcdc639f24a915d9f2c331d843ee",
+    "IDEA-Research/grounding-dino-tiny": "c254d1f282bf348ab7f5a27d5cf90531eeba69be",
+    "IDEA-Research/grounding-dino-base": "e76a695ed7ae1032a61530cce4b4e9b65f4e368b",
+    **{f"facebook/sam2.1-hiera-{size}": None for size in ("tiny", "small", "base-plus", "large")},
+    "facebook/sam3": None,
 }
 
 
@@ -275,7 +283,7 @@ _SAM2_LOADER = {"backend": "sam2-hf", "model_class": "Sam2Model", "processor_cla
                 "image_processor_class": "Sam2ImageProcessor"}
 _SAM2_NOTES = ("transformers 5.23 names facebook/sam2.1-hiera-tiny as its Sam2 checkpoint; the repositories also hold "
                "the original .pt. Revision and sha256 not verified (no public listing of the transformers files "
-               "found): pinned to main, sha256 recorded at first download")
+               "found): they follow main, unpinned, and the files stay unverified")
 
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (
@@ -314,7 +322,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         requires=("bert-base-uncased",), loader={"backend": "groundingdino", "config": "GroundingDINO_SwinB_cfg.py"},
     ),
     _transformers(
-        "grounding-dino-tiny", "detector", "IDEA-Research/grounding-dino-tiny", "c254d1f282bf348ab7f5a27d5cf90531eeba69be",
+        "grounding-dino-tiny", "detector", "IDEA-Research/grounding-dino-tiny", _rev("IDEA-Research/grounding-dino-tiny"),
         ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer_config.json", "vocab.txt",
          "tokenizer.json", "special_tokens_map.json"), optional=("tokenizer.json", "special_tokens_map.json"),
         sha={"model.safetensors": "1a2412ef99bd74bcd3c2a246fa1e48581f8889a1300c9051974741314fc042f3"},
@@ -324,16 +332,16 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
               "(huggingface.co/IDEA-Research/grounding-dino-tiny/blob/c254d1f…/model.safetensors)",
     ),
     _transformers(
-        "grounding-dino-base", "detector", "IDEA-Research/grounding-dino-base", "e76a695ed7ae1032a61530cce4b4e9b65f4e368b",
+        "grounding-dino-base", "detector", "IDEA-Research/grounding-dino-base", _rev("IDEA-Research/grounding-dino-base"),
         ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer_config.json", "vocab.txt",
          "tokenizer.json", "special_tokens_map.json"), optional=("tokenizer.json", "special_tokens_map.json"),
         extra="detect", license="Apache-2.0", size_hint="933 MB", loader={"backend": "grounding-dino-hf"},
         description="Grounding DINO Swin-B on transformers: stronger, slower",
         notes="revision and file list from the hub's tree at that revision; model.safetensors sha256 not verified "
-              "(recorded at first download)",
+              "(the file stays unverified)",
     ),
     *(_transformers(
-        f"sam2.1-hiera-{size}", "segmenter", f"facebook/sam2.1-hiera-{size}", "main",
+        f"sam2.1-hiera-{size}", "segmenter", f"facebook/sam2.1-hiera-{size}", _rev(f"facebook/sam2.1-hiera-{size}"),
         ("config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json"),
         optional=("preprocessor_config.json", "processor_config.json"), extra="sam2", license="Apache-2.0",
         size_hint=hint, loader=_SAM2_LOADER, notes=_SAM2_NOTES,
@@ -342,7 +350,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         ("tiny", "Tiny", "156 MB", "; the fastest first click on a CPU"), ("small", "Small", "184 MB", ""),
         ("base-plus", "Base+", "324 MB", ""), ("large", "Large", "898 MB", ""))),
     _transformers(
-        "sam3", "detector", "facebook/sam3", "main",
+        "sam3", "detector", "facebook/sam3", _rev("facebook/sam3"),
         ("config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json", "vocab.json",
          "merges.txt", "tokenizer.json", "special_tokens_map.json"), optional=("tokenizer.json", "special_tokens_map.json"),
         extra="sam2", license="SAM License, gated", size_hint="3.4 GB",
@@ -351,7 +359,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         description="SAM 3: a phrase to every instance's mask; clicks refine through its tracker",
         notes="gated on the hub: accept Meta's SAM License on huggingface.co/facebook/sam3 and log in before "
               "downloading; derivatives stay under that license and some uses are banned. File list from public "
-              "duplicates of the repository; revision and sha256 not verified (recorded at first download)",
+              "duplicates of the repository; revision and sha256 not verified (unpinned, unverified)",
     ),
     ModelSpec(
         name="blip2-opt-2.7b", kind="captioner", extra="caption", license="MIT", size_hint="15.5 GB",

@@ -14,10 +14,13 @@ def _quiet(transformers: Any):
     """No "Loading weights" progress bar from library code; the user's setting comes back afterwards."""
     logging = transformers.utils.logging
     was_enabled = logging.is_progress_bar_enabled()
+    verbosity = logging.get_verbosity()
     logging.disable_progress_bar()
+    logging.set_verbosity_error()  # its many-line load report; a mismatch becomes one line below
     try:
         yield
     finally:
+        logging.set_verbosity(verbosity)
         if was_enabled:
             logging.enable_progress_bar()
 
@@ -51,6 +54,10 @@ def load_pretrained(folder: str | Path, model_class: str, *, extra: str, device:
                 processor = processor_cls(getattr(saved, "image_processor", saved))
             else:
                 processor = processor_cls(getattr(transformers, image_processor_class)())
+    except RuntimeError as exc:  # tensors whose shapes differ from config.json
+        raise InvalidInputError(
+            f"{folder}: its weights do not fit {folder / 'config.json'} (tensor shapes differ); the folder mixes "
+            f"files of different models: download it again") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(
             f"{folder} does not hold a loadable {model_class} ({first_line(exc)}); download it again"
