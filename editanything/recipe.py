@@ -131,8 +131,8 @@ def backend_info(backend: Any) -> dict[str, Any]:
 
 
 def model_files(name: str) -> list[dict[str, str]]:
-    """The files of a registered model found on disk, each with its sha256 (the manifest's, the one
-    recorded at download, else hashed once and cached); empty for a name that is no model."""
+    """The files of a registered model found on disk, each with its sha256 (the manifest's pinned one,
+    else hashed once and cached); empty for a name that is no model."""
     from .models import MODELS, find_model
     from .models.store import cached_sha256, expected_hash
 

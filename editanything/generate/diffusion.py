@@ -431,7 +431,7 @@ class DiffusionGenerator:
         return results
 
     def weights_sha256(self) -> str | None:
-        """The model's sha256: the manifest's or the one recorded at download, else the single file's
+        """The model's sha256: the manifest's pinned one, else the single file's
         (or a folder's UNet weights') hashed once and cached by size and mtime."""
         if self._sha256 is None and not self._wrapped:
             weights = self.source.path if self.source.single_file else _unet_weights(self.source.path)
