@@ -11,15 +11,13 @@ import glob
 import os
 import stat
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .errors import EditAnythingError, InvalidInputError
+from .engines import Engine, get_engine
+from .errors import InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
 
 OUTPUT_FORMATS = ("png", "jpg")
@@ -270,36 +268,14 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_worker(threads: int) -> None:
-    # One OpenCV/BLAS thread per process: the pool already uses every core, and oversubscription
-    # makes both slower. Set before torch is imported in this (spawned) process.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    import cv2
-
-    cv2.setNumThreads(threads)
-
-
-def _attempt(work: Callable[..., Any], job: Job) -> str | None:
-    """Run one job; return None on success or a one-line reason."""
-    try:
-        work(job.source, job.output)
-        return None
-    except EditAnythingError as exc:
-        return str(exc)
-    except MemoryError:
-        return "out of memory; try --max-side or fewer --workers"
-    except Exception as exc:  # a bug or an unforeseen file: report it, keep the batch going
-        return f"{type(exc).__name__}: {exc}"
-
-
 def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | None = None,
-              overwrite: bool = False, progress: bool = True, desc: str = "batch") -> BatchReport:
+              overwrite: bool = False, progress: bool = True, desc: str = "batch",
+              engine: str | Engine = "local", engine_options: dict[str, Any] | None = None) -> BatchReport:
     """Run `work(source, output)` for every job whose output does not exist yet (all with `overwrite`).
 
     `work` must be picklable (a module-level function or a functools.partial of one) and write
-    its output atomically. Processes are spawned, not forked: a forked child hangs when OpenCV's
-    thread pool was used in the parent.
+    its output atomically. `engine` runs the jobs (see `editanything.engines`): "local" (a process
+    pool of `workers`), "ray" (with `engine_options` for its constructor), or an engine instance.
     """
     report = BatchReport()
     remove_partials(j.output for j in jobs)
@@ -309,40 +285,26 @@ def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | N
             report.skipped.append(job.source)
         else:
             todo.append(job)
-    workers = default_workers() if workers is None else workers
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise InvalidInputError(f"--workers must be at least 1; got {workers}")
-    workers = min(workers, max(1, len(todo)))
+    if engine == "local":
+        workers = default_workers() if workers is None else workers
+        engine = get_engine("local", workers=min(workers, max(1, len(todo))), cores=default_workers())
+    else:
+        engine = get_engine(engine, workers=workers, **(engine_options or {}))
     bar = _bar(len(todo), desc, progress)
     try:
-        if workers == 1:
-            results: Iterable[str | None] = (_attempt(work, job) for job in todo)
-            _collect(todo, results, report, bar)
-        else:
-            ctx = get_context("spawn")
-            threads = max(1, default_workers() // workers)
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-                chunk = max(1, min(16, len(todo) // (workers * 8)))
-                try:
-                    _collect(todo, pool.map(partial(_attempt, work), todo, chunksize=chunk), report, bar)
-                except BrokenProcessPool:
-                    finished = set(report.done) | {f for f, _ in report.failed}
-                    report.failed += [(j.source, "a worker process crashed (out of memory?)")
-                                      for j in todo if j.source not in finished]
+        for job, error in engine.run(todo, work):
+            if error is None:
+                report.done.append(job.source)
+            else:
+                report.failed.append((job.source, error))
+            if bar is not None:
+                bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     return report
-
-
-def _collect(todo: Sequence[Job], results: Iterable[str | None], report: BatchReport, bar) -> None:
-    for job, error in zip(todo, results):
-        if error is None:
-            report.done.append(job.source)
-        else:
-            report.failed.append((job.source, error))
-        if bar is not None:
-            bar.update(1)
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -372,10 +334,12 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
 def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdir: str | os.PathLike, *,
                   style: str = "pencil", params: dict[str, Any] | None = None, workers: int | None = None,
                   max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
-                  progress: bool = True) -> BatchReport:
+                  progress: bool = True, engine: str | Engine = "local", ray_address: str | None = None,
+                  gpus_per_worker: float | None = None) -> BatchReport:
     """Sketch every photo in `inputs` (files, folders, globs) into `outdir`, keeping folder structure.
 
     Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
+    `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`).
     """
     from .sketch import style_params
 
@@ -394,10 +358,21 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
         from .models import resolve
 
         resolve("hed")  # fail once, up front, with the download command — not once per photo
+    options = _engine_options(engine, ray_address, gpus_per_worker)
     work = partial(sketch_file, style=style, params=params, max_side=max_side)
-    report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}")
+    report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}",
+                       engine=engine, engine_options=options)
     report.failed = problems + report.failed
     return report
+
+
+def _engine_options(engine: str | Engine, ray_address: str | None, gpus_per_worker: float | None) -> dict[str, Any]:
+    """The Ray engine's constructor options; refused for other engines, where they would do nothing."""
+    if engine == "ray":
+        return {"address": ray_address, "gpus_per_worker": gpus_per_worker}
+    if ray_address or gpus_per_worker:
+        raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray")
+    return {}
 
 
 _EDITORS: dict[str, Any] = {}
@@ -427,20 +402,26 @@ def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: An
 
 
 def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
-                editor: dict[str, Any] | None = None, workers: int = 1, overwrite: bool = False,
-                progress: bool = True, prebuilt: Any = None) -> BatchReport:
+                editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
+                progress: bool = True, prebuilt: Any = None, engine: str | Engine = "local",
+                ray_address: str | None = None, gpus_per_worker: float | None = None) -> BatchReport:
     """Run one EditRequest on every photo of `inputs` into `outdir` (resumable, failures collected).
 
     `editor` holds the Editor's keyword arguments (`prebuilt`: an Editor made from them, reused when
     the jobs run in this process). Deep models take all cores (and the GPU) in one process, so
-    `workers` defaults to 1; weight-free backends scale with more.
+    locally `workers` defaults to 1; weight-free backends scale with more. `engine="ray"` runs the
+    jobs on Ray actors (default: one per CPU, or per `gpus_per_worker` share of the cluster's GPUs).
     """
+    options = _engine_options(engine, ray_address, gpus_per_worker)
+    if workers is None and engine == "local":
+        workers = 1
     check_writable_folder(outdir)
     jobs, problems = plan_jobs(inputs, outdir, "png", count=request.params.n_images)
     if prebuilt is not None:
         _editor(dict(editor or {}), prebuilt)
     work = partial(edit_file, editor=dict(editor or {}), request=request,
                    inputs=tuple(j.source for j in jobs) if request.params.n_images > 1 else ())
-    report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc="edit")
+    report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc="edit",
+                       engine=engine, engine_options=options)
     report.failed = problems + report.failed
     return report

@@ -17,6 +17,7 @@ from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
 from . import remote_opts
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
+from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .sketch_cmd import print_report
 
 
@@ -63,11 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--grow", type=float, default=8.0, metavar="PX", help="grow the selection (default 8)")
     out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="blend width inside the edge of the edited (grown) area (default 8)")
     out.add_argument("--full-image", action="store_true", help="generate over the whole image, not a crop around the mask")
-    out.add_argument("--workers", type=int, default=1, help="parallel photos (deep models: keep 1)")
+    out.add_argument("--workers", type=int, default=None,
+                     help="parallel photos (default 1: deep models take all cores; with Ray: one per CPU or GPU share)")
     out.add_argument("--low-memory", action="store_true",
                      help="free the detector and segmenter before Stable Diffusion loads (reloaded per photo)")
     out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     out.add_argument("-q", "--quiet", action="store_true")
+    add_engine_options(p)
     p.set_defaults(run=run_edit)
 
     r = sub.add_parser("replay", help="re-run the recipe stored in an output PNG",
@@ -164,9 +167,12 @@ def run_edit(args: argparse.Namespace) -> int:
     remote_opts.apply(args, editor)
     if args.dry_run:  # sends and writes nothing: no output folder either
         return remote_opts.dry_run(args, request, Editor(**editor))
+    workers = args.workers if args.workers is not None or args.engine != "local" else 1
+    engine = engine_from_args(args, workers)
     check_writable_folder(args.output)  # before any model loads
     probe = Editor(**editor)
-    in_process = args.workers == 1  # else each worker loads its own models: the parent must not load them too
+    # else each worker (process or Ray actor) loads its own models: the parent must not load them too
+    in_process = workers == 1 and engine == "local"
     if in_process and request.mask is None and not request.selection.text:
         print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     if request.mode != "recolor":
@@ -180,8 +186,9 @@ def run_edit(args: argparse.Namespace) -> int:
         else:
             _check_detector_files(args.detector)
     start = time.perf_counter()
-    report = edit_folder(args.images, args.output, request, editor=editor, workers=args.workers,
+    report = edit_folder(args.images, args.output, request, editor=editor, workers=workers, engine=engine,
                          overwrite=args.overwrite, progress=not args.quiet, prebuilt=probe if in_process else None)
+    print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
 

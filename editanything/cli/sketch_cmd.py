@@ -9,6 +9,7 @@ import time
 from ..batch import OUTPUT_FORMATS, BatchReport, default_workers, sketch_folder
 from ..errors import InvalidInputError
 from ..sketch import STYLES, style_params
+from .engine_opts import add_engine_options, engine_from_args, print_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,11 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (keeps folder structure)")
     p.add_argument("--style", default="pencil", choices=STYLES, help="drawing style (default: pencil)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a style parameter; repeatable")
-    p.add_argument("--workers", type=int, default=None, help=f"processes (default: CPU count, {default_workers()} here)")
+    p.add_argument("--workers", type=int, default=None, help=f"processes, or Ray actors (default: CPU count, {default_workers()} here; "
+                   "with Ray: the cluster's CPUs)")
     p.add_argument("--max-side", type=int, default=None, metavar="PX", help="shrink photos whose longer side exceeds PX")
     p.add_argument("--format", default="png", choices=OUTPUT_FORMATS, help="output format (default: png)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_engine_options(p)
     p.set_defaults(run=run)
 
 
@@ -60,10 +63,12 @@ def _parse_value(raw: str) -> object:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    engine = engine_from_args(args, args.workers)
     report = sketch_folder(
         args.inputs, args.output, style=args.style, params=parse_params(args.param), workers=args.workers,
-        max_side=args.max_side, fmt=args.format, overwrite=args.overwrite, progress=not args.quiet,
+        max_side=args.max_side, fmt=args.format, overwrite=args.overwrite, progress=not args.quiet, engine=engine,
     )
+    print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
 

@@ -1,0 +1,36 @@
+"""`--engine`, `--ray-address`, `--gpus-per-worker`: where a batch command's jobs run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..engines import ENGINES, get_engine
+from ..errors import InvalidInputError
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where the jobs run")
+    g.add_argument("--engine", default="local", choices=list(ENGINES),
+                   help="local: processes on this machine (default); ray: actors on a Ray cluster (extra `ray`)")
+    g.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster to join (default: RAY_ADDRESS if set, else a local Ray for this run)")
+    g.add_argument("--gpus-per-worker", type=float, metavar="N",
+                   help="GPUs each Ray worker asks for (fractions allowed, e.g. 0.5); default: CPU workers")
+
+
+def engine_from_args(args: argparse.Namespace, workers: int | None) -> Any:
+    """"local", or a Ray engine built from the options (kept, so the nodes it used can be told after)."""
+    if args.engine == "local":
+        if args.ray_address is not None or args.gpus_per_worker is not None:
+            raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray")
+        return "local"
+    return get_engine(args.engine, workers=workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+
+
+def print_engine(engine: Any) -> None:
+    """After a Ray run: on how many nodes the jobs ran."""
+    nodes = getattr(engine, "nodes", None)
+    if nodes:
+        print(f"ray: jobs ran on {len(nodes)} node{'s' if len(nodes) != 1 else ''}", file=sys.stderr)

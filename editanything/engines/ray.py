@@ -1,0 +1,160 @@
+"""The cluster engine: Ray Data runs the jobs on actors, so models load once per actor, not per image.
+
+Every node must see the input and output paths (a shared filesystem) and have editanything installed
+with the extras the job needs. A job is one dataset row; its worker writes the output itself
+(atomically), and only (index, error, node) travel back to the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator, Sequence
+
+from ..errors import InvalidInputError, MissingDependency
+from .base import attempt, limit_threads
+
+# Test-only fault injection: "NAME=MARKER" makes a worker exit hard on its first attempt at the file
+# called NAME (MARKER records that the crash happened, so Ray's retry then succeeds).
+CRASH_ONCE_ENV = "EDITANYTHING_TEST_CRASH_ONCE"
+# A worker that dies on the same file this many more times fails that file (instead of looping forever).
+TASK_RETRIES = 3
+
+
+class RayEngine:
+    """Jobs on a Ray cluster: `address` ("auto", "ray://…", host:port; None = RAY_ADDRESS if set, else a
+    local Ray for the run); `workers` actors (default: as many as the cluster has CPUs, or GPUs divided
+    by `gpus_per_worker`); `gpus_per_worker` > 0 asks each actor for that share of a GPU."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None,
+                 gpus_per_worker: float | None = None) -> None:
+        if gpus_per_worker is not None and not 0 < gpus_per_worker <= 64:
+            raise InvalidInputError(f"--gpus-per-worker must be above 0 (fractions allowed); got {gpus_per_worker}")
+        self.workers = workers
+        self.address = address
+        self.gpus_per_worker = gpus_per_worker
+        self.nodes: set[str] = set()  # the nodes that ran jobs in the last run
+
+    def run(self, jobs: Sequence[Any], work: Callable[..., Any]) -> Iterator[tuple[Any, str | None]]:
+        if not jobs:
+            return
+        ray = _import_ray()
+        started = self._connect(ray)
+        try:
+            yield from self._run(ray, jobs, work)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _connect(self, ray) -> bool:
+        """Join the cluster (or start a local Ray); True when this call started it, so it stops it too."""
+        if ray.is_initialized():
+            return False
+        address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            raise InvalidInputError(f"cannot reach the Ray cluster at {address}: {exc}; start it with "
+                                    "`ray start --head` or pass --ray-address") from None
+        return True
+
+    def _pool_size(self, ray) -> int:
+        resources = ray.cluster_resources()
+        if self.gpus_per_worker:
+            gpus = resources.get("GPU", 0)
+            if gpus < self.gpus_per_worker:
+                raise InvalidInputError(f"--gpus-per-worker {self.gpus_per_worker}: the Ray cluster has "
+                                        f"{gpus:g} GPUs; drop the option to run on CPUs")
+            fit = int(gpus / self.gpus_per_worker + 1e-9)
+        else:
+            fit = int(resources.get("CPU", 1))
+        return max(1, min(self.workers or fit, fit))
+
+    def _run(self, ray, jobs: Sequence[Any], work: Callable[..., Any]) -> Iterator[tuple[Any, str | None]]:
+        from ray.data import ActorPoolStrategy, DataContext
+
+        context = DataContext.get_current()
+        context.enable_progress_bars = False  # the caller shows one bar over the whole job
+        context.max_errored_blocks = len(jobs)  # a file that keeps killing its worker fails alone
+        size = self._pool_size(ray)
+        rows = [{"index": i, "source": str(job.source), "output": str(job.output)} for i, job in enumerate(jobs)]
+        # One row per block: blocks are what Ray hands out, so actors take jobs one at a time.
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+        resources = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {"num_cpus": 1}
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates extra remote args, yet they are its only way to bound an actor's task retries
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
+            results = dataset.map_batches(
+                _Worker, batch_size=1, compute=ActorPoolStrategy(min_size=1, max_size=size),
+                # CPU actors: one thread each, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
+                fn_constructor_kwargs={"work": work, "threads": None if self.gpus_per_worker else 1,
+                                       "crash_once": os.environ.get(CRASH_ONCE_ENV)},
+                max_restarts=-1, max_task_retries=TASK_RETRIES, **resources,
+            )
+        self.nodes = set()
+        seen: set[int] = set()
+        data_log = logging.getLogger("ray.data")
+        level = data_log.level
+        data_log.setLevel(logging.ERROR)  # its per-run INFO lines would bury the caller's progress bar
+        try:
+            for row in results.iter_rows():
+                index = int(row["index"])
+                seen.add(index)
+                self.nodes.add(str(row["node"]))
+                yield jobs[index], (str(row["error"]) or None)
+        finally:
+            data_log.setLevel(level)
+        for index, job in enumerate(jobs):
+            if index not in seen:
+                yield job, f"its worker died {TASK_RETRIES + 1} times on this file (out of memory?)"
+
+
+class _Worker:
+    """One actor: keeps `work`'s process-wide caches (loaded models) across all its jobs."""
+
+    def __init__(self, work: Callable[..., Any], threads: int | None, crash_once: str | None = None) -> None:
+        if threads:
+            limit_threads(threads)
+        self.work = work
+        self.crash_once = crash_once
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        errors = []
+        for source, output in zip(batch["source"], batch["output"]):
+            self._maybe_crash(str(source))
+            job = SimpleNamespace(source=Path(str(source)), output=Path(str(output)))
+            errors.append(attempt(self.work, job) or "")
+        return {"index": batch["index"], "error": np.array(errors, dtype=object),
+                "node": np.array([self.node] * len(errors), dtype=object)}
+
+    def _maybe_crash(self, source: str) -> None:
+        if not self.crash_once:
+            return
+        name, _, marker = self.crash_once.partition("=")
+        if Path(source).name != name:
+            return
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # crashed here before: this is the retry
+        os._exit(1)
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise MissingDependency("the ray engine needs Ray Data: pip install 'editanything[ray]'") from None
+    return ray

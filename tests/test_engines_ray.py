@@ -1,0 +1,163 @@
+"""The Ray engine: the same planner, bytes, names and report as the local process pool.
+
+One local Ray (2 CPUs) serves the whole module; the two-node test starts its own simulated cluster.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bad_images as bad
+from conftest import DEMOS, ROOT
+from editanything import imageio
+from editanything.batch import edit_folder, sketch_folder
+from editanything.cli import main
+from editanything.engines.ray import CRASH_ONCE_ENV
+from ray_hooks import LOAD_LOG_ENV
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """One local Ray for the test run; yields its address. Workers log every generator they build."""
+    import ray
+
+    log = tmp_path_factory.mktemp("ray") / "generator-loads.log"
+    log.touch()
+    paths = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
+        "worker_process_setup_hook": "ray_hooks.count_generator_loads",
+        "env_vars": {LOAD_LOG_ENV: str(log), "PYTHONPATH": paths, "HF_HUB_OFFLINE": "1"},
+    })
+    try:
+        yield ray.get_runtime_context().gcs_address, log
+    finally:
+        ray.shutdown()
+
+
+def _odd_corpus(root: Path) -> Path:
+    """Files users really have, nested, with two corrupt ones."""
+    src = root / "photos"
+    (src / "trip").mkdir(parents=True)
+    shutil.copy(DEMOS / "coffee.jpg", src / "coffee.jpg")
+    shutil.copy(DEMOS / "chelsea.jpg", src / "trip" / "chelsea.jpg")
+    bad.cmyk_jpeg(src / "trip" / "cmyk.jpg")
+    bad.png16(src / "ramp16.png")
+    bad.exif_rotated_jpeg(src / "rotated.jpg")
+    bad.palette_png_with_transparency(src / "palette.png")
+    bad.truncated_jpeg(src / "broken.jpg")
+    bad.text_as_jpeg(src / "trip" / "notes.jpg")
+    return src
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _copies(folder: Path, count: int, names=("coffee.jpg", "chelsea.jpg", "rocket.jpg")) -> Path:
+    folder.mkdir()
+    for i in range(count):
+        shutil.copy(DEMOS / names[i % len(names)], folder / f"p{i:03d}.jpg")
+    return folder
+
+
+def test_sketch_on_ray_is_byte_identical_to_local_and_names_failures(ray_local, tmp_path, capsys):
+    src = _odd_corpus(tmp_path)
+    assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "--workers", "2", "-q"]) == 1
+    local_err = capsys.readouterr().err
+    assert main(["sketch", str(src), "-o", str(tmp_path / "ray"), "--engine", "ray", "-q"]) == 1
+    captured = capsys.readouterr()
+    local, remote = _tree(tmp_path / "local"), _tree(tmp_path / "ray")
+    assert sorted(remote) == ["coffee.png", "palette.png", "ramp16.png", "rotated.png", "trip/chelsea.png",
+                              "trip/cmyk.png"]
+    assert remote == local
+    failed = sorted(line for line in captured.err.splitlines() if line.startswith("failed:"))
+    assert failed == sorted(line for line in local_err.splitlines() if line.startswith("failed:"))
+    assert len(failed) == 2 and "broken.jpg" in failed[0] and "notes.jpg" in failed[1]
+    assert "6 done, 0 skipped (already done), 2 failed in" in captured.out
+
+
+def test_edit_on_ray_matches_local_and_loads_the_model_once_per_actor(ray_local, tiny_checkpoints, tmp_path):
+    from editanything.generate import GenerationParams
+    from editanything.pipeline import EditRequest
+    from editanything.types import Prompt
+
+    _, load_log = ray_local
+    root, _ = tiny_checkpoints
+    photos = _copies(tmp_path / "photos", 4, names=("chelsea.jpg",))
+    request = EditRequest(mode="replace", selection=Prompt(boxes=[(100, 40, 330, 260)]),
+                          params=GenerationParams(prompt="a blue mug", steps=2, seed=7, resolution=64))
+    editor = {"segmenter": "grabcut", "generator": str(root / "sd15-inpainting"), "detector": None}
+    local = edit_folder([photos], tmp_path / "local", request, editor=editor, progress=False)
+    before = load_log.read_text().split()
+    remote = edit_folder([photos], tmp_path / "ray", request, editor=editor, engine="ray", workers=2, progress=False)
+    assert len(local.done) == len(remote.done) == 4 and not local.failed and not remote.failed
+    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")  # pixels and the recipe chunks
+    loads = load_log.read_text().split()[len(before):]
+    assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads), f"one load per actor, got {loads}"
+
+
+def test_a_worker_that_dies_is_retried_and_every_output_is_written_once(ray_local, tmp_path, monkeypatch):
+    photos = _copies(tmp_path / "photos", 6)
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ONCE_ENV, f"p002.jpg={marker}")
+    report = sketch_folder([photos], tmp_path / "out", engine="ray", progress=False)
+    assert marker.exists(), "the worker should have died on p002.jpg"
+    assert not report.failed and sorted(p.name for p in report.done) == [f"p{i:03d}.jpg" for i in range(6)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i:03d}.png" for i in range(6)]
+    sketch_folder([photos], tmp_path / "local", workers=1, progress=False)
+    assert _tree(tmp_path / "out") == _tree(tmp_path / "local")
+
+
+def test_a_stopped_ray_run_resumes_without_duplicates_or_half_files(ray_local, tmp_path):
+    address, _ = ray_local
+    photos = _copies(tmp_path / "photos", 120)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "editanything", "sketch", str(photos), "-o", str(out), "--engine", "ray",
+           "--ray-address", address, "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.png"))) < 3 and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)  # Ray ends the dead driver's actors
+    finished = sorted(out.glob("*.png"))
+    assert 3 <= len(finished) < 120, "the run should be stopped midway"
+    for path in finished:  # every file at its final name is a whole image (a truncated one raises)
+        assert imageio.read_image(path, gray=True).size > 0
+    report = sketch_folder([photos], out, engine="ray", progress=False)
+    assert len(report.skipped) == len(finished) and len(report.done) == 120 - len(finished) and not report.failed
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i:03d}.png" for i in range(120)]  # no temp files left
+
+
+def test_two_nodes_share_the_job_and_write_the_same_bytes(ray_local, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    photos = _copies(tmp_path / "photos", 8)
+    sketch_folder([photos], tmp_path / "local", workers=1, progress=False)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        result = subprocess.run(
+            [sys.executable, "-m", "editanything", "sketch", str(photos), "-o", str(tmp_path / "ray"),
+             "--engine", "ray", "--ray-address", cluster.address, "-q"],
+            capture_output=True, text=True, timeout=300)
+    finally:
+        cluster.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert "ray: jobs ran on 2 nodes" in result.stderr
+    assert "8 done, 0 skipped (already done), 0 failed in" in result.stdout
+    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")
+
+
+def test_base_import_does_not_import_ray():
+    code = "import sys, editanything, editanything.batch, editanything.cli; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
