@@ -16,6 +16,8 @@ EXTRAS = {
     # SAM 2.1 and SAM 3 run on transformers alone (segment/sam2_hf.py, detect/sam3.py)
     "sam2": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
     "ui": ["gradio==6.31.0"],
+    # the second batch engine (`--engine ray`): Ray Data actors on a cluster; every node needs it
+    "ray": ["ray[data]==2.60.0"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 EXTRAS["test"] = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "sd-parsers==0.6", "gradio-client", "playwright"]

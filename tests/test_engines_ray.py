@@ -139,7 +139,7 @@ def test_a_stopped_ray_run_resumes_without_duplicates_or_half_files(ray_local, t
 def test_two_nodes_share_the_job_and_write_the_same_bytes(ray_local, tmp_path):
     from ray.cluster_utils import Cluster
 
-    photos = _copies(tmp_path / "photos", 8)
+    photos = _copies(tmp_path / "photos", 16)
     sketch_folder([photos], tmp_path / "local", workers=1, progress=False)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
@@ -153,7 +153,7 @@ def test_two_nodes_share_the_job_and_write_the_same_bytes(ray_local, tmp_path):
         cluster.shutdown()
     assert result.returncode == 0, result.stderr
     assert "ray: jobs ran on 2 nodes" in result.stderr
-    assert "8 done, 0 skipped (already done), 0 failed in" in result.stdout
+    assert "16 done, 0 skipped (already done), 0 failed in" in result.stdout
     assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")
 
 

@@ -91,7 +91,7 @@ class RayEngine:
             # Ray 2.60 deprecates extra remote args, yet they are its only way to bound an actor's task retries
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
             results = dataset.map_batches(
-                _Worker, batch_size=1, compute=ActorPoolStrategy(min_size=1, max_size=size),
+                _Worker, batch_size=1, compute=ActorPoolStrategy(min_size=1, max_size=size, initial_size=size),
                 # CPU actors: one thread each, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
                 fn_constructor_kwargs={"work": work, "threads": None if self.gpus_per_worker else 1,
                                        "crash_once": os.environ.get(CRASH_ONCE_ENV)},
