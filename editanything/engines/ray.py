@@ -17,11 +17,13 @@ from typing import Any, Callable, Iterator, Sequence
 from ..errors import InvalidInputError, MissingDependency
 from .base import attempt, limit_threads
 
-# Test-only fault injection: "NAME=MARKER" makes a worker exit hard on its first attempt at the file
-# called NAME (MARKER records that the crash happened, so Ray's retry then succeeds).
-CRASH_ONCE_ENV = "EDITANYTHING_TEST_CRASH_ONCE"
+# Test-only fault injection: comma-separated "NAME=MARKER" (a worker exits hard on its first attempt
+# at the file called NAME; MARKER records the crash, so Ray's retry succeeds) or "NAME" (on every attempt).
+CRASH_ENV = "EDITANYTHING_TEST_CRASH"
 # A worker that dies on the same file this many more times fails that file (instead of looping forever).
 TASK_RETRIES = 3
+START_TIMEOUT_S = 600
+_CONTEXT = ("enable_progress_bars", "max_errored_blocks", "wait_for_min_actors_s")  # what a run changes
 
 
 class RayEngine:
@@ -80,8 +82,11 @@ class RayEngine:
         from ray.data import ActorPoolStrategy, DataContext
 
         context = DataContext.get_current()
+        saved = {name: getattr(context, name) for name in _CONTEXT}
         context.enable_progress_bars = False  # the caller shows one bar over the whole job
         context.max_errored_blocks = len(jobs)  # a file that keeps killing its worker fails alone
+        # Start work once every actor is up: else the first one ready takes the whole queue of a short job.
+        context.wait_for_min_actors_s = START_TIMEOUT_S
         size = self._pool_size(ray)
         rows = [{"index": i, "source": str(job.source), "output": str(job.output)} for i, job in enumerate(jobs)]
         # One row per block: blocks are what Ray hands out, so actors take jobs one at a time.
@@ -91,25 +96,32 @@ class RayEngine:
             # Ray 2.60 deprecates extra remote args, yet they are its only way to bound an actor's task retries
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
             results = dataset.map_batches(
-                _Worker, batch_size=1, compute=ActorPoolStrategy(min_size=1, max_size=size, initial_size=size),
+                _Worker, batch_size=1, compute=ActorPoolStrategy(size=size),
                 # CPU actors: one thread each, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
                 fn_constructor_kwargs={"work": work, "threads": None if self.gpus_per_worker else 1,
-                                       "crash_once": os.environ.get(CRASH_ONCE_ENV)},
+                                       "crash": os.environ.get(CRASH_ENV)},
                 max_restarts=-1, max_task_retries=TASK_RETRIES, **resources,
             )
         self.nodes = set()
         seen: set[int] = set()
         data_log = logging.getLogger("ray.data")
         level = data_log.level
-        data_log.setLevel(logging.ERROR)  # its per-run INFO lines would bury the caller's progress bar
+        # Its per-run lines would bury the caller's progress bar, and its tracebacks of blocks whose
+        # worker kept dying repeat what the report says in one line per file.
+        data_log.setLevel(logging.CRITICAL)
         try:
             for row in results.iter_rows():
                 index = int(row["index"])
                 seen.add(index)
                 self.nodes.add(str(row["node"]))
                 yield jobs[index], (str(row["error"]) or None)
+        except ray.exceptions.GetTimeoutError:
+            raise InvalidInputError(f"the Ray cluster did not start {size} workers in {START_TIMEOUT_S} s "
+                                    "(busy, or short of CPUs/GPUs); pass fewer --workers") from None
         finally:
             data_log.setLevel(level)
+            for name, value in saved.items():  # the caller's own Ray Data work keeps its settings
+                setattr(context, name, value)
         for index, job in enumerate(jobs):
             if index not in seen:
                 yield job, f"its worker died {TASK_RETRIES + 1} times on this file (out of memory?)"
@@ -118,11 +130,11 @@ class RayEngine:
 class _Worker:
     """One actor: keeps `work`'s process-wide caches (loaded models) across all its jobs."""
 
-    def __init__(self, work: Callable[..., Any], threads: int | None, crash_once: str | None = None) -> None:
+    def __init__(self, work: Callable[..., Any], threads: int | None, crash: str | None = None) -> None:
         if threads:
             limit_threads(threads)
         self.work = work
-        self.crash_once = crash_once
+        self.crash = dict(item.partition("=")[::2] for item in crash.split(",")) if crash else {}
         import ray
 
         self.node = ray.get_runtime_context().get_node_id()
@@ -139,15 +151,15 @@ class _Worker:
                 "node": np.array([self.node] * len(errors), dtype=object)}
 
     def _maybe_crash(self, source: str) -> None:
-        if not self.crash_once:
+        name = Path(source).name
+        if name not in self.crash:
             return
-        name, _, marker = self.crash_once.partition("=")
-        if Path(source).name != name:
-            return
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return  # crashed here before: this is the retry
+        marker = self.crash[name]
+        if marker:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return  # crashed here before: this is the retry
         os._exit(1)
 
 
