@@ -35,7 +35,7 @@ class RayEngine:
 
     def __init__(self, workers: int | None = None, address: str | None = None,
                  gpus_per_worker: float | None = None) -> None:
-        if gpus_per_worker is not None and not 0 < gpus_per_worker <= 64:
+        if gpus_per_worker is not None and not gpus_per_worker > 0:
             raise InvalidInputError(f"--gpus-per-worker must be above 0 (fractions allowed); got {gpus_per_worker}")
         self.workers = workers
         self.address = address
@@ -99,7 +99,7 @@ class RayEngine:
                 _Worker, batch_size=1, compute=ActorPoolStrategy(size=size),
                 # CPU actors: one thread each, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
                 fn_constructor_kwargs={"work": work, "threads": None if self.gpus_per_worker else 1,
-                                       "crash": os.environ.get(CRASH_ENV)},
+                                       "cwd": os.getcwd(), "crash": os.environ.get(CRASH_ENV)},
                 max_restarts=-1, max_task_retries=TASK_RETRIES, **resources,
             )
         self.nodes = set()
@@ -130,9 +130,13 @@ class RayEngine:
 class _Worker:
     """One actor: keeps `work`'s process-wide caches (loaded models) across all its jobs."""
 
-    def __init__(self, work: Callable[..., Any], threads: int | None, crash: str | None = None) -> None:
+    def __init__(self, work: Callable[..., Any], threads: int | None, cwd: str, crash: str | None = None) -> None:
         if threads:
             limit_threads(threads)
+        # Relative paths mean what they mean to the driver, and `work` sees them as a local run does
+        # (an edit's recipe records its input path as given), so the bytes match a local run's.
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
         self.work = work
         self.crash = dict(item.partition("=")[::2] for item in crash.split(",")) if crash else {}
         import ray
