@@ -19,6 +19,7 @@ from editanything import imageio
 from editanything.batch import edit_folder, sketch_folder
 from editanything.cli import main
 from editanything.engines.ray import CRASH_ENV
+from editanything.errors import InvalidInputError
 from ray_hooks import LOAD_LOG_ENV
 
 
@@ -167,3 +168,12 @@ def test_base_import_does_not_import_ray():
     code = "import sys, editanything, editanything.batch, editanything.cli; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_engine_options_are_checked_before_any_work(ray_local, tmp_path, capsys):
+    photos = _copies(tmp_path / "photos", 1)
+    assert main(["sketch", str(photos), "-o", str(tmp_path / "a"), "--gpus-per-worker", "0.5"]) == 2
+    assert "--gpus-per-worker need --engine ray" in capsys.readouterr().err
+    with pytest.raises(InvalidInputError, match="the Ray cluster has 0 GPUs"):
+        sketch_folder([photos], tmp_path / "b", engine="ray", gpus_per_worker=0.5, progress=False)
+    assert not (tmp_path / "a").exists() and not list((tmp_path / "b").rglob("*"))  # nothing written
