@@ -96,7 +96,9 @@ class RayEngine:
             # Ray 2.60 deprecates extra remote args, yet they are its only way to bound an actor's task retries
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
             results = dataset.map_batches(
-                _Worker, batch_size=1, compute=ActorPoolStrategy(size=size),
+                # One job in flight per actor: the jobs queued on an actor that dies are retried (and
+                # counted) with it, so a file that keeps killing its worker would take good ones down too.
+                _Worker, batch_size=1, compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
                 # CPU actors: one thread each, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
                 fn_constructor_kwargs={"work": work, "threads": None if self.gpus_per_worker else 1,
                                        "cwd": os.getcwd(), "crash": os.environ.get(CRASH_ENV)},
