@@ -94,11 +94,16 @@ def test_edit_on_ray_matches_local_and_loads_the_model_once_per_actor(ray_local,
     request = EditRequest(mode="replace", selection=Prompt(boxes=[(100, 40, 330, 260)]),
                           params=GenerationParams(prompt="a blue mug", steps=2, seed=7, resolution=64))
     editor = {"segmenter": "grabcut", "generator": str(root / "sd15-inpainting"), "detector": None}
-    local = edit_folder([photos], tmp_path / "local", request, editor=editor, progress=False)
+    # the same job: two workers of one CPU thread each (the recipe records the threads, which set the last bits)
+    local = edit_folder([photos], tmp_path / "local", request, editor=editor, workers=2, progress=False)
     before = load_log.read_text().split()
     remote = edit_folder([photos], tmp_path / "ray", request, editor=editor, engine="ray", workers=2, progress=False)
     assert len(local.done) == len(remote.done) == 4 and not local.failed and not remote.failed
-    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")  # pixels and the recipe chunks
+    for name in sorted(_tree(tmp_path / "local")):
+        ours, theirs = tmp_path / "ray" / name, tmp_path / "local" / name
+        assert imageio.read_png_text(ours) == imageio.read_png_text(theirs), name  # the recipes
+        assert (imageio.read_image(ours) == imageio.read_image(theirs)).all(), name
+    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")  # and so the very bytes
     loads = load_log.read_text().split()[len(before):]
     assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads), f"one load per actor, got {loads}"
 
