@@ -18,8 +18,8 @@ import numpy as np
 
 from . import masks
 from .errors import InvalidInputError, NothingFound
-from .generate.classical import check_inputs
 from .generate.params import GenerationParams
+from .types import check_mask, check_rgb
 
 MODES = ("crop", "full")
 MIN_SIDE = 64
@@ -99,7 +99,8 @@ def edit_region(image: np.ndarray, mask: np.ndarray, generator, params: Generati
     control:    full-size control images for ControlNets that cannot be derived from the image (seg).
     The seeds used are in `generator.last_seeds`.
     """
-    image, mask = check_inputs(image, mask)
+    image = check_rgb(image)
+    mask = check_mask(mask, image.shape)
     if not mask.any():
         raise NothingFound("the mask is empty: there is nothing to edit")
     params = params.with_seed()

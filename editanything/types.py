@@ -22,12 +22,25 @@ def _as_array(value: Any, dtype: Any, name: str, shape: str) -> np.ndarray:
         raise InvalidInputError(f"{name} must be {shape}; got {type(value).__name__}: {exc}") from exc
 
 
-def check_rgb(image: Any) -> np.ndarray:
-    """The image as a contiguous RGB uint8 (H, W, 3) array, or InvalidInputError naming the expected shape."""
+def check_rgb(image: Any, *, gray: bool = False) -> np.ndarray:
+    """The image as a contiguous RGB uint8 (H, W, 3) array (or grey (H, W) with `gray`), or
+    InvalidInputError naming the expected shape. The one image check every stage uses."""
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-        raise InvalidInputError(f"image must be an RGB uint8 array of shape (H, W, 3); got {image.dtype} {image.shape}")
+    if gray and image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    rgb = image.ndim == 3 and image.shape[2] == 3
+    if not (rgb or (gray and image.ndim == 2)) or image.dtype != np.uint8 or 0 in image.shape:
+        shape = "RGB (H, W, 3) or grey (H, W)" if gray else "RGB (H, W, 3)"
+        raise InvalidInputError(f"image must be an {shape} uint8 array; got {image.dtype} {image.shape}")
     return np.ascontiguousarray(image)
+
+
+def check_mask(mask: Any, image_shape: tuple[int, ...]) -> np.ndarray:
+    """The mask as bool (H, W) of the image's height and width, or InvalidInputError naming the expected shape."""
+    mask = np.asarray(mask)
+    if mask.shape != tuple(image_shape[:2]):
+        raise InvalidInputError(f"mask must have shape {tuple(image_shape[:2])} like the image; got {mask.shape}")
+    return mask.astype(bool, copy=False)
 
 
 @dataclass(frozen=True, eq=False)

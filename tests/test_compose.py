@@ -213,3 +213,36 @@ def test_diffusion_edit_on_a_real_photo_keeps_the_outside(big_photo, tiny_genera
     np.testing.assert_array_equal(out[~grown], big_photo[~grown])
     assert (out[mask] != big_photo[mask]).any(axis=-1).mean() > 0.5
     assert tiny_generator.last_seeds == [9]
+
+
+def _imports(module_file):
+    import ast
+
+    tree = ast.parse(module_file.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names.add(("." * node.level) + (node.module or ""))
+    return names
+
+
+def test_compose_and_diffusion_take_no_validator_from_the_classical_backend():
+    import editanything
+
+    root = Path(editanything.__file__).parent
+    assert not {".generate.classical"} & _imports(root / "compose.py")
+    assert not {".classical"} & _imports(root / "generate" / "diffusion.py")
+
+
+def test_every_stage_checks_images_with_one_check():
+    from editanything.sketch import sketch
+
+    bad = np.zeros((8, 8, 4), np.uint8)
+    mask = np.ones((8, 8), bool)
+    calls = [lambda: sketch(bad), lambda: ClassicalGenerator().inpaint(bad, mask),
+             lambda: compose.edit_region(bad, mask, ClassicalGenerator(), GenerationParams())]
+    for call in calls:
+        with pytest.raises(InvalidInputError, match=r"^image must be an RGB \(H, W, 3\).* uint8 array; got uint8 \(8, 8, 4\)$"):
+            call()
+    with pytest.raises(InvalidInputError, match=r"^mask must have shape \(8, 8\) like the image"):
+        compose.edit_region(bad[..., :3], mask[:4], ClassicalGenerator(), GenerationParams())

@@ -19,7 +19,7 @@ import numpy as np
 from .. import masks as mask_ops
 from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..types import check_rgb
+from ..types import check_mask, check_rgb
 
 DEFAULT_PROMPT = "Question: what is this? Answer:"  # BLIP-2's VQA form; pass it to ask rather than describe
 
@@ -39,7 +39,7 @@ def region_crop(image: np.ndarray, mask: np.ndarray, padding: float = 0.1,
                 fill: Sequence[int] = (128, 128, 128)) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The crop of `image` around `mask` (see `region_box`) with outside-mask pixels set to `fill`, and its box."""
     image = check_rgb(image)
-    mask = _check_mask(mask, image.shape)
+    mask = check_mask(mask, image.shape)
     x0, y0, x1, y1 = region_box(mask, padding)
     crop = image[y0:y1, x0:x1].copy()
     crop[~mask[y0:y1, x0:x1]] = np.asarray(fill, np.uint8)
@@ -155,8 +155,3 @@ def _check_padding(padding: float) -> None:
                                 f"got {padding!r}")
 
 
-def _check_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    mask = np.asarray(mask)
-    if mask.shape != tuple(shape[:2]):
-        raise InvalidInputError(f"mask must have the image's shape {tuple(shape[:2])}; got {mask.shape}")
-    return mask.astype(bool, copy=False)

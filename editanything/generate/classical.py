@@ -8,18 +8,10 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..types import check_rgb
+from ..types import check_mask, check_rgb
 from .params import GenerationParams
 
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
-
-
-def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate an RGB uint8 (H, W, 3) image and a bool (H, W) mask of the same size."""
-    image, mask = check_rgb(image), np.asarray(mask)
-    if mask.shape != image.shape[:2]:
-        raise InvalidInputError(f"mask must have shape {image.shape[:2]} like the image; got {mask.shape}")
-    return image, mask.astype(bool, copy=False)
 
 
 class ClassicalGenerator:
@@ -43,7 +35,8 @@ class ClassicalGenerator:
         return f"classical-{self.method}"
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> list[np.ndarray]:
-        image, mask = check_inputs(image, mask)
+        image = check_rgb(image)
+        mask = check_mask(mask, image.shape)
         params = params or GenerationParams()
         filled = cv2.inpaint(image, mask.astype(np.uint8) * 255, self.radius, METHODS[self.method])
         self.last_seeds = []

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
-from .classical import check_inputs
+from ..types import check_mask, check_rgb
 from .params import GenerationParams
 from .prompts import encode_prompts
 from .samplers import make_scheduler
@@ -394,7 +394,8 @@ class DiffusionGenerator:
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams,
                 control: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
         """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
-        image, mask = check_inputs(image, mask)
+        image = check_rgb(image)
+        mask = check_mask(mask, image.shape)
         h, w = image.shape[:2]
         if h % 8 or w % 8:
             raise InvalidInputError(f"Stable Diffusion needs sides that are multiples of 8; got {w}x{h} "

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..types import check_rgb
 from . import classical, hed
 
 STYLES: tuple[str, ...] = ("pencil", "ink", "xdog", "hed", "hed-pencil")
@@ -89,19 +90,6 @@ def _check_params(style: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: _coerce(style, k, v, defaults[k]) for k, v in params.items()}
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise InvalidInputError(f"sketch wants a numpy uint8 image, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise InvalidInputError(
-            f"sketch wants an RGB (H, W, 3) or grey (H, W) uint8 image, got {image.dtype} {image.shape}")
-    if min(image.shape[:2]) < 1:
-        raise InvalidInputError(f"sketch got an empty image of shape {image.shape}")
-    return np.ascontiguousarray(image)
-
-
 def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
     """Draw `image` (RGB uint8 (H, W, 3) or grey (H, W)) in `style`: grey uint8 (H, W) on white.
 
@@ -110,7 +98,7 @@ def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarra
     """
     func = _func(style)
     kwargs = _check_params(style, params)
-    image = _check_image(image)
+    image = check_rgb(image, gray=True)
     if style in _COLOR_STYLES:
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
