@@ -25,6 +25,10 @@ class NothingFound(EditAnythingError):
     """A selection (text, clicks) matched nothing; editing an empty mask would silently do nothing."""
 
 
+class BadOutput(EditAnythingError):
+    """An edit's result is unusable (no pixel changed, or the model produced non-finite numbers): never "done"."""
+
+
 class ChecksumMismatch(EditAnythingError):
     """A downloaded or stored model file does not have the expected sha256."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
 import struct
 import tempfile
 import warnings
@@ -248,6 +249,50 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[st
             raise ImageError(write_failure(path, exc)) from None
         raise
     return path
+
+
+def write_files_atomic(folder: str | os.PathLike, files: Mapping[str, bytes], *,
+                       inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Write a set of files into `folder` all or nothing: a failure (a full disk) leaves no new file.
+
+    They are written to a temp folder first, which a new or empty `folder` becomes with one rename;
+    into a folder that holds other files they are then moved one by one (renames need no space).
+    """
+    folder = Path(folder)
+    for name in files:
+        target = folder / name
+        if any(target.exists() and Path(s).exists() and os.path.samefile(target, s) for s in inputs):
+            raise ImageError(f"{target}: refusing to overwrite an input file; choose another output folder")
+    fresh = not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
+    try:
+        if fresh:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        parent = folder.parent if fresh else folder
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(folder.name), suffix=PARTIAL_SUFFIX))
+    except OSError as exc:
+        raise ImageError(write_failure(folder, exc, folder=True)) from None
+    name = None
+    try:
+        for name, data in files.items():
+            with open(tmp / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp / name, 0o644)
+        name = None
+        if fresh:
+            os.replace(tmp, folder)
+        else:
+            for name in files:
+                os.replace(tmp / name, folder / name)
+            tmp.rmdir()
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            failed = folder if name is None else folder / name
+            raise ImageError(write_failure(failed, exc, folder=name is None)) from None
+        raise
+    return folder
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, text: Mapping[str, str] | None = None,

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from . import compose, masks
-from .errors import EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
+from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
 from .generate import ClassicalGenerator, GenerationParams, get_generator
 from .generate.params import wrap_seed
 from .generate.recolor import RecolorGenerator
@@ -76,8 +78,8 @@ class EditRequest:
         if self.mask is None and self.selection.text and (self.selection.points or self.selection.boxes):
             raise InvalidInputError("select by text or by clicks/boxes, not both in one edit "
                                     "(segment by text first, then refine with clicks in the UI)")
-        if self.grow < 0 or self.feather < 0:
-            raise InvalidInputError(f"grow and feather must be >= 0 pixels; got {self.grow}, {self.feather}")
+        if not (math.isfinite(self.grow) and math.isfinite(self.feather)) or self.grow < 0 or self.feather < 0:
+            raise InvalidInputError(f"grow and feather must be finite numbers >= 0 pixels; got {self.grow}, {self.feather}")
 
 
 @dataclass
@@ -233,6 +235,8 @@ class Editor:
                       for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
                                                      grow_px=grow, feather_px=request.feather, mode=mode,
                                                      control=request.control or None)]
+        if any(np.array_equal(out, image) for out in images):
+            raise BadOutput(f"the edit changed no pixel: {_why_unchanged(target, request)}")
         plan = compose.plan(image.shape, steps[0][0], params, grow_px=grow, mode=mode,
                             any_size=getattr(generator, "works_at_any_size", False))
         recipe = self._recipe(image, mask, detections, request, params, generator, source, selection_models,
@@ -312,6 +316,19 @@ class Editor:
         if selection.text:
             models["detector"] = backend_info(self.detector)
         return models
+
+
+def _why_unchanged(target: np.ndarray, request: EditRequest) -> str:
+    """What to change when an edit left the image as it was."""
+    grown = masks.grow(target, request.grow) if request.mode != "recolor" else target
+    if request.mode == "remove" and grown.all():
+        return ("the (grown) selection covers the whole image, so nothing is left around it to fill from; "
+                "select less or lower --grow")
+    depth = float(cv2.distanceTransform(np.pad(grown, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
+    if request.feather >= depth:
+        return (f"--feather {request.feather:g} is wider than the edited area is deep ({depth:.0f} px from its "
+                "edge at most), so the blend never shows the result; lower --feather")
+    return "the generator returned the input's pixels; try another prompt, seed or backend"
 
 
 def _same_phrase(a: str, b: str) -> bool:

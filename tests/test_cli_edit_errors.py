@@ -15,3 +15,12 @@ def test_an_unwritable_output_folder_stops_before_any_model(isolated_models, tmp
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1
     assert f"{tmp_path / 'out'}: is a file, not a folder" in err
+
+
+def test_a_negative_point_reaches_its_check(isolated_models, tmp_path, capsys):
+    status = main(["segment", COFFEE, "--point", "-5,-5", "-o", str(tmp_path / "masks")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1 and "(-5, -5) is outside the 600x400 image" in errors[0]
+    status = main(["edit", COFFEE, "--point", "-5,-5", "--remove", "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert status == 1 and "(-5, -5) is outside the 600x400 image" in err

@@ -98,3 +98,37 @@ def test_caption_command_prints_the_captioner_text(isolated_models, capsys):
     mask = get_segmenter("grabcut").segment(photo, Prompt(boxes=[(180, 20, 410, 270)])).masks[0]
     expected = captioner.caption_regions(photo, [mask])[0]
     assert status == 0 and stdout.splitlines() == [f" 0  {'box 0':24} {expected}"]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_segment_writes_its_files_all_or_nothing(isolated_models, tmp_path, capsys, monkeypatch, existing):
+    import errno
+    import os
+
+    from editanything import imageio
+
+    out = tmp_path / "seg"
+    if existing:  # a folder with other files: they stay, and no new file appears
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    real_fsync, calls = os.fsync, []
+
+    def disk_fills_up(fd):
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(imageio.os, "fsync", disk_fills_up)
+    status, _, stderr = _run(capsys, "segment", DEMOS / "coffee.jpg", "--box", "180,20,410,270",
+                             "--box", "320,200,410,330", "-o", out)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1 and "disk is full" in errors[0] and str(out) in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["checkpoints", "seg"] if existing else ["checkpoints"])
+    if existing:
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    monkeypatch.setattr(imageio.os, "fsync", real_fsync)
+    status, _, _ = _run(capsys, "segment", DEMOS / "coffee.jpg", "--box", "180,20,410,270", "-o", out)
+    names = sorted(p.name for p in out.iterdir())
+    assert status == 0 and names == sorted(["detections.json", "mask.png", "mask_00.png", "overlay.png"]
+                                           + (["notes.txt"] if existing else []))

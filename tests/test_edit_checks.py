@@ -1,10 +1,14 @@
 """The Editor refuses edits that would silently do nothing or go wrong."""
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from editanything.errors import BadOutput, InvalidInputError
 from editanything.generate import GenerationParams
 from editanything.pipeline import Editor, EditRequest
-from editanything.types import Detections
+from editanything.types import Detections, Prompt
 
 
 def test_prompt_for_matches_whole_phrases():
@@ -18,3 +22,70 @@ def test_prompt_for_matches_whole_phrases():
     steps = Editor()._instance_steps(found, dog | hot_dog, request, params)
     assert [p.prompt for _, p in steps] == ["a corgi", "a bun"]
     assert np.array_equal(steps[0][0], dog) and np.array_equal(steps[1][0], hot_dog)
+
+
+def _coffee():
+    from conftest import DEMOS
+
+    from editanything import read_image
+
+    return read_image(DEMOS / "coffee.jpg")
+
+
+CUP = Prompt(boxes=[(180, 20, 410, 270)])
+
+
+@pytest.mark.parametrize("request_, why", [
+    (dict(mode="remove", mask="full"), "nothing is left around it to fill from"),
+    (dict(mode="remove", selection=CUP, grow=100000), "nothing is left around it to fill from"),
+    (dict(mode="remove", selection=CUP, feather=10000), "--feather 10000 is wider"),
+    (dict(mode="recolor", color="red", selection=CUP, feather=10000), "--feather 10000 is wider"),
+])
+def test_an_edit_that_changes_nothing_is_an_error(isolated_models, request_, why):
+    image = _coffee()
+    if request_.get("mask") == "full":
+        request_ = {**request_, "mask": np.ones(image.shape[:2], bool)}
+    with pytest.raises(BadOutput, match=f"^the edit changed no pixel: .*{why}"):
+        Editor(generator="classical").edit(image, EditRequest(**request_))
+
+
+def test_cli_reports_an_unchanged_edit_as_a_failure(isolated_models, tmp_path, capsys):
+    from conftest import DEMOS
+
+    from editanything.cli import main
+
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--remove", "--feather", "10000",
+                   "-o", str(tmp_path), "-q"])
+    captured = capsys.readouterr()
+    assert status == 1 and "0 done" in captured.out and "changed no pixel" in captured.err
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("option", [["--grow", "nan"], ["--feather", "inf"], ["--grow", "-inf"]])
+def test_non_finite_mask_sizes_are_refused_in_one_line(isolated_models, tmp_path, capsys, option):
+    from conftest import DEMOS
+
+    from editanything.cli import main
+
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--remove", *option,
+                   "-o", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "finite" in err
+
+
+def test_non_finite_weights_and_scales_are_refused():
+    from editanything.generate.diffusion import Lora, _to_uint8, parse_lora
+    from editanything.generate.prompts import parse_prompt_attention
+
+    with pytest.raises(InvalidInputError, match="out of range"):
+        parse_prompt_attention("(" * 8000 + "cat")
+    with pytest.raises(InvalidInputError, match="out of range"):
+        parse_prompt_attention("(cat:1000)")
+    assert parse_prompt_attention("((cat:1.5))") == [("cat", pytest.approx(1.65))]
+    for text in ("style.safetensors:nan", "style.safetensors:inf"):
+        with pytest.raises(InvalidInputError, match="finite"):
+            parse_lora(text)
+    with pytest.raises(InvalidInputError, match="finite"):
+        Lora(Path("style.safetensors"), float("-inf"))
+    with pytest.raises(BadOutput, match="non-finite"):
+        _to_uint8(np.full((1, 8, 8, 3), np.nan, np.float32))

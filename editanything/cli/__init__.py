@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Sequence
 
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_attach_negative_values(parser, argv))
     try:
         return int(args.run(args) or 0)
     except EditAnythingError as exc:
@@ -44,6 +46,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__}: {exc} (set EDITANYTHING_DEBUG=1 for the traceback "
               "and please report it)", file=sys.stderr)
         return 1
+
+
+_NEGATIVE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def _attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--point -5,-5` → `--point=-5,-5`, so the value reaches its option and gets a real check
+    ("outside the image", "must be finite") instead of argparse's "expected one argument"."""
+    command = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    sub = command.choices.get(argv[0]) if command is not None and argv else None
+    if sub is None:
+        return argv
+    out: list[str] = []
+    for token in argv:
+        action = sub._option_string_actions.get(out[-1]) if out else None
+        if action is not None and action.nargs is None and _NEGATIVE.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def fail(message: str) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import masks as mask_ops
-from ..imageio import read_image, write_bytes_atomic, write_image
+from ..imageio import encode_image, read_image, write_files_atomic
 from ..overlay import overlay
 from ..types import Detections
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
@@ -55,13 +55,14 @@ def run_segment(args: argparse.Namespace) -> int:
     if args.grow:
         grown = [mask_ops.grow(m, args.grow) for m in detections.masks]  # negative grows shrink
         detections = Detections(detections.xyxy, detections.scores, detections.phrases, np.stack(grown))
-    for i, mask in enumerate(detections.masks):
-        write_image(out / f"mask_{i:02d}.png", _mask_png(mask, args.feather), inputs=(args.image,))
-    write_image(out / "mask.png", _mask_png(detections.union_mask(), args.feather), inputs=(args.image,))
-    write_image(out / "overlay.png", overlay(image, detections), inputs=(args.image,))
-    write_bytes_atomic(out / "detections.json", json.dumps(
+    files = {f"mask_{i:02d}.png": encode_image(_mask_png(mask, args.feather))
+             for i, mask in enumerate(detections.masks)}
+    files["mask.png"] = encode_image(_mask_png(detections.union_mask(), args.feather))
+    files["overlay.png"] = encode_image(overlay(image, detections))
+    files["detections.json"] = json.dumps(
         {"image": str(args.image), "size": [image.shape[1], image.shape[0]], "instances": detections.to_json()},
-        indent=2).encode())
+        indent=2).encode()
+    write_files_atomic(out, files, inputs=(args.image,))  # all or nothing: a full disk leaves no half set
     for d in detections.to_json():
         print(f"{d['index']:2d}  {d['phrase']:24} score {d['score']:.2f}  box {d['box']}")
     print(f"{len(detections)} instance(s); masks, overlay.png and detections.json in {out}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, require
+from ..errors import BadOutput, InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
 from .params import GenerationParams
@@ -43,6 +44,10 @@ class Lora:
     path: Path
     scale: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.scale):
+            raise InvalidInputError(f"LoRA {self.path}: the scale must be a finite number; got {self.scale!r}")
+
 
 @dataclass(frozen=True)
 class Embedding:
@@ -55,9 +60,10 @@ def parse_lora(text: str) -> Lora:
     path, _, scale = text.rpartition(":")
     if path and scale:
         try:
-            return Lora(Path(path), float(scale))
-        except ValueError:
-            pass
+            value = float(scale)
+        except ValueError:  # a colon in the path, no scale
+            return Lora(Path(text))
+        return Lora(Path(path), value)
     return Lora(Path(text))
 
 
@@ -154,6 +160,9 @@ def _intra_op_threads(count: int):
 
 
 def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
+    if not np.isfinite(images).all():  # cast to uint8, NaN would become a black image reported as done
+        raise BadOutput("the model produced non-finite numbers (NaN or inf) instead of an image; check the "
+                        "prompt weights, LoRA scales and CFG, or run in full precision")
     # The rounding diffusers uses for its PIL output, so both give the same pixels.
     return list((images * 255).round().astype(np.uint8))
 
@@ -197,6 +206,8 @@ class DiffusionGenerator:
         if len(scales) != n:
             raise InvalidInputError(f"give one controlnet_scale or one per ControlNet ({n}); got {len(scales)}")
         self.controlnet_scales = [float(s) for s in scales]
+        if not all(math.isfinite(s) for s in self.controlnet_scales):
+            raise InvalidInputError(f"ControlNet scales must be finite numbers; got {self.controlnet_scales}")
         self.loras = [parse_lora(x) if isinstance(x, str) else x for x in loras]
         self.embeddings = [e if isinstance(e, Embedding) else Embedding(Path(e[0]), e[1]) for e in embeddings]
         for f in [*(x.path for x in self.loras), *(e.path for e in self.embeddings)]:

@@ -24,6 +24,7 @@ from ..errors import InvalidInputError
 
 CHUNK_TOKENS = 75
 ROUND_FACTOR = 1.1
+MAX_WEIGHT = 100.0  # far above any useful weight; larger ones drown the prompt and can overflow half precision
 BREAK = ("BREAK", -1.0)  # marker fragment: start a new chunk here
 
 _TOKEN = re.compile(
@@ -88,6 +89,9 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
 
     merged: list[tuple[str, float]] = []
     for piece, weight in res:
+        if weight is not None and not abs(weight) <= MAX_WEIGHT:
+            raise InvalidInputError(f"prompt weight {weight:g} on {piece.strip()!r} is out of range (at most "
+                                    f"{MAX_WEIGHT:g}; usual weights are 0.5 to 1.5): check the brackets")
         if weight is None:
             merged.append(BREAK)
         elif merged and merged[-1] != BREAK and merged[-1][1] == weight:
