@@ -10,9 +10,11 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import shutil
 import struct
 import tempfile
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -23,10 +25,6 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-
-# We enforce our own pixel limit on every read (configurable); Pillow's global one would
-# refuse large-but-legitimate photos with an unrelated message.
-Image.MAX_IMAGE_PIXELS = None
 
 DEFAULT_MAX_PIXELS = 150_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif")
@@ -51,7 +49,30 @@ def read_image(path: str | os.PathLike, *, gray: bool = False, max_pixels: int |
     Raises ImageError (naming the file) for empty, truncated, oversized or non-image files.
     """
     path = Path(path)
-    limit = max_pixels_default() if max_pixels is None else max_pixels
+    img, data = _open(path, max_pixels_default() if max_pixels is None else max_pixels)
+    # Fast path for plain JPEGs; data after the end marker (phone "motion photos") goes through
+    # Pillow, which still tells real truncation from a trailer.
+    if img.format == "JPEG" and img.mode in ("L", "RGB") and b"\xff\xd9" in data[-64:]:
+        return _read_jpeg_fast(path, data, gray)
+    return _read_with_pillow(path, img, gray)
+
+
+def read_mask(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """A mask file as bool (H, W), upright: bright pixels are selected, or, in a file with
+    transparency, its opaque pixels (a transparent background is not selected)."""
+    path = Path(path)
+    img, _ = _open(path, max_pixels_default() if max_pixels is None else max_pixels)
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        img = _load(path, img)
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+        if alpha.min() < 255:
+            return alpha > 127
+        return cv2.cvtColor(_to_rgb(img), cv2.COLOR_RGB2GRAY) > 127
+    return read_image(path, gray=True, max_pixels=max_pixels) > 127
+
+
+def _open(path: Path, limit: int) -> tuple[Image.Image, bytes]:
+    """The file's bytes and its lazily opened image, once its header passed the checks (size limit included)."""
     try:
         data = path.read_bytes()
     except IsADirectoryError:
@@ -60,25 +81,45 @@ def read_image(path: str | os.PathLike, *, gray: bool = False, max_pixels: int |
         raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     if not data:
         raise ImageError(f"{path}: empty file (0 bytes); replace it with a valid image")
+    over = (f"{path}: over the limit of {limit:,} pixels "
+            "(raise it with $EDITANYTHING_MAX_PIXELS if the file is trusted)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+        img = _open_guarded(data, limit)
+    except Image.DecompressionBombError:
+        raise ImageError(over) from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (unrecognised format); expected JPEG, PNG, WebP, TIFF or BMP") from None
     except Exception as exc:  # Pillow raises many types for broken headers
         raise ImageError(f"{path}: broken image header ({exc})") from None
     w, h = img.size
     if w * h > limit:
-        raise ImageError(
-            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {limit:,} "
-            "(raise it with $EDITANYTHING_MAX_PIXELS if the file is trusted)"
-        )
-    # Fast path for plain JPEGs; data after the end marker (phone "motion photos") goes through
-    # Pillow, which still tells real truncation from a trailer.
-    if img.format == "JPEG" and img.mode in ("L", "RGB") and b"\xff\xd9" in data[-64:]:
-        return _read_jpeg_fast(path, data, gray)
-    return _read_with_pillow(path, img, gray)
+        raise ImageError(over.replace(": over", f": {w}x{h} is {w * h:,} pixels, over", 1))
+    return img, data
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+def _open_guarded(data: bytes, limit: int) -> Image.Image:
+    """Image.open under Pillow's own pixel guard, which stays on for the whole process.
+
+    Pillow refuses files over twice its MAX_IMAGE_PIXELS; only when our limit (raised on purpose
+    with $EDITANYTHING_MAX_PIXELS) is higher is that guard widened to it, for this one open.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning among them: our own limit decides
+        try:
+            return Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            guard = Image.MAX_IMAGE_PIXELS
+            if guard is None or limit <= 2 * guard:
+                raise
+        with _PILLOW_LIMIT:
+            Image.MAX_IMAGE_PIXELS = limit
+            try:
+                return Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = guard
 
 
 def _read_jpeg_fast(path: Path, data: bytes, gray: bool) -> np.ndarray:
@@ -89,25 +130,45 @@ def _read_jpeg_fast(path: Path, data: bytes, gray: bool) -> np.ndarray:
     return arr if gray else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
-def _read_with_pillow(path: Path, img: Image.Image, gray: bool) -> np.ndarray:
+def _load(path: Path, img: Image.Image) -> Image.Image:
+    """Decode an opened image, upright (EXIF orientation applied)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-            img = ImageOps.exif_transpose(img)
+            return ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as exc:
         raise ImageError(f"{path}: corrupt or truncated {img.format or 'image'} data ({exc})") from None
-    rgb = _to_rgb(img)
+
+
+def _read_with_pillow(path: Path, img: Image.Image, gray: bool) -> np.ndarray:
+    white = _white_level(img) if img.mode.startswith("I") or img.mode == "F" else None
+    rgb = _to_rgb(_load(path, img), white)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray else rgb
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def _white_level(img: Image.Image) -> float:
+    """The value that means white in a grey image of many bits: its type's maximum, never its content's.
+
+    Read from the file's raw mode (gone once decoded): "I;16B" holds 16 bits, "I;32S" signed 32 bits.
+    """
+    if img.mode == "F":
+        return 1.0  # float images are 0..1
+    tile = img.tile[0].args if img.tile else None
+    raw = tile if isinstance(tile, str) else tile[0] if tile else img.mode
+    found = re.match(r"I;(\d+)(\w*)", raw)
+    bits = int(found.group(1)) if found else 16 if img.mode.startswith("I;16") else 32
+    signed = img.mode == "I" and bits == 32 and (not found or "S" in found.group(2))
+    return float(2 ** (bits - 1) - 1 if signed else 2 ** bits - 1)
+
+
+def _to_rgb(img: Image.Image, white: float | None = None) -> np.ndarray:
+    """RGB uint8; `white` is the grey level of white for images of more than 8 bits (see `_white_level`)."""
     mode = img.mode
     if mode.startswith("I") or mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        # 16-bit files ("I;16" or "I" holding 0..65535) scale to 8 bits; float images are 0..1.
-        scale = 1.0 / 257.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else (255.0 if mode == "F" else 1.0)
-        grey = np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+        white = _white_level(img) if white is None else white
+        grey = np.clip(np.rint(arr * (255.0 / white)), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -171,10 +232,10 @@ def _png_with_text(png: bytes, text: Mapping[str, str]) -> bytes:
 def read_png_text(path: str | os.PathLike) -> dict[str, str]:
     """The text chunks of a PNG (empty for other formats)."""
     try:
-        with Image.open(path) as img:
+        with _open_guarded(Path(path).read_bytes(), max_pixels_default()) as img:
             img.load()
             return dict(getattr(img, "text", {}) or {})
-    except (OSError, UnidentifiedImageError, ValueError) as exc:  # ValueError: Pillow's text-size limits
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:  # ValueError: Pillow's text-size limits
         raise ImageError(f"{path}: cannot read image metadata ({exc})") from None
 
 

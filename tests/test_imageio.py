@@ -171,3 +171,47 @@ def test_an_unwritable_output_folder_is_found_before_any_work(tmp_path):
         check_writable_folder(tmp_path / "file" / "sub")
     assert check_writable_folder(tmp_path / "new" / "sub").is_dir()
     assert list((tmp_path / "new" / "sub").iterdir()) == []
+
+
+def test_pillow_keeps_its_pixel_guard_and_our_limit_applies_per_read(tmp_path, monkeypatch):
+    from editanything import imageio  # noqa: F401  (importing it must not switch Pillow's guard off)
+
+    assert Image.MAX_IMAGE_PIXELS is not None
+    path = tmp_path / "big.png"
+    Image.fromarray(bad.photo()[:64, :64]).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 64x64 file is over twice Pillow's limit now
+    assert read_image(path).shape == (64, 64, 3)  # our limit (150 MP) allows it
+    assert Image.MAX_IMAGE_PIXELS == 1000  # and Pillow's guard is back for every other reader
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    monkeypatch.setenv("EDITANYTHING_MAX_PIXELS", "1500")
+    with pytest.raises(ImageError, match=r"over the limit of 1,500 pixels"):
+        read_image(path)
+
+
+def test_32_bit_integer_images_scale_by_their_type_not_their_content(tmp_path):
+    ramp = np.tile(np.arange(256), (4, 1))
+    Image.fromarray((ramp * 2**23).astype(np.int32)).save(tmp_path / "int32.tif")
+    grey = read_image(tmp_path / "int32.tif", gray=True)
+    assert np.abs(grey[0].astype(int) - ramp[0]).max() <= 1
+    Image.fromarray((ramp[:, :100] * 8).astype(np.int32)).save(tmp_path / "dark.tif")  # 0..792 of 2^31: black
+    assert read_image(tmp_path / "dark.tif", gray=True).max() == 0
+    Image.fromarray((ramp * 257).astype(np.uint16)).save(tmp_path / "u16.png")
+    assert np.array_equal(read_image(tmp_path / "u16.png", gray=True)[0], ramp[0])
+
+
+def test_a_mask_with_transparency_selects_its_opaque_pixels(tmp_path):
+    from editanything.imageio import read_mask
+
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., :3] = 255  # white everywhere, as many editors save a cut-out's background
+    rgba[5:15, 10:20, 3] = 255  # only this part is opaque
+    Image.fromarray(rgba).save(tmp_path / "cutout.png")
+    expected = np.zeros((20, 30), bool)
+    expected[5:15, 10:20] = True
+    assert np.array_equal(read_mask(tmp_path / "cutout.png"), expected)
+    grey = (expected * 255).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "plain.png")
+    assert np.array_equal(read_mask(tmp_path / "plain.png"), expected)
+    Image.fromarray(np.dstack([grey] * 3 + [np.full_like(grey, 255)])).save(tmp_path / "opaque.png")
+    assert np.array_equal(read_mask(tmp_path / "opaque.png"), expected)

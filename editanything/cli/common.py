@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..imageio import read_image
+from ..imageio import read_mask as load_mask
 from ..types import Prompt
 
 
@@ -53,7 +53,8 @@ def add_selection_options(p: argparse.ArgumentParser, *, mask: bool = True) -> N
                    help="a click; L=1 positive (default), 0 negative; repeatable")
     g.add_argument("--box", type=box, action="append", default=[], metavar="X0,Y0,X1,Y1", help="a box; repeatable")
     if mask:
-        g.add_argument("--mask", metavar="PNG", help="use this mask (white = selected) instead of selecting")
+        g.add_argument("--mask", metavar="PNG", help="use this mask instead of selecting (white = selected; "
+                                                        "in a PNG with transparency, its opaque part)")
     g.add_argument("--keep", type=indices, metavar="I,J", help="keep only these instances (0-based, see detections.json)")
     g.add_argument("--keep-phrase", action="append", metavar="PHRASE", help="keep only instances whose phrase matches")
     g.add_argument("--segmenter", default="auto", help="sam2.1-hiera-tiny/-small/-base-plus/-large, sam-vit-b/-l/-h, sam3, grabcut, or auto (on a CPU the fastest on disk, on a GPU the best)")
@@ -71,8 +72,8 @@ def detector_options(args: argparse.Namespace) -> dict:
 
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A mask file as bool (white or any bright pixel = selected)."""
-    mask = read_image(path, gray=True) > 127
+    """A mask file as bool (white or any bright pixel = selected; with transparency, the opaque pixels)."""
+    mask = load_mask(path)
     if shape is not None and mask.shape != shape:
         raise InvalidInputError(f"{path}: the mask is {mask.shape[1]}x{mask.shape[0]}, the image "
                                 f"{shape[1]}x{shape[0]}; they must be the same size")
