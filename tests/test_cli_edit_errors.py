@@ -24,3 +24,13 @@ def test_a_negative_point_reaches_its_check(isolated_models, tmp_path, capsys):
     status = main(["edit", COFFEE, "--point", "-5,-5", "--remove", "-o", str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert status == 1 and "(-5, -5) is outside the 600x400 image" in err
+
+
+def test_a_binary_styles_file_is_one_line(isolated_models, tmp_path, capsys):
+    for name, data in [("styles.csv", (DEMOS / "coffee.jpg").read_bytes()), ("nul.csv", b"name,prompt\n\0\0")]:
+        (tmp_path / name).write_bytes(data)
+        status = main(["edit", COFFEE, "--box", "10,10,100,100", "--prompt", "a cat", "--styles-file",
+                       str(tmp_path / name), "--style", "photo", "-o", str(tmp_path / "out"), "-q"])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1
+        assert f"{tmp_path / name}: not a styles file (a binary file" in err

@@ -224,6 +224,11 @@ def load_styles(path: str | Path) -> dict[str, Style]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise InvalidInputError(f"cannot read styles file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise InvalidInputError(f"{path}: not a styles file (a binary file, not UTF-8 text); pass the WebUI's "
+                                "styles.csv or a JSON file")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
@@ -231,7 +236,7 @@ def load_styles(path: str | Path) -> dict[str, Style]:
         else:
             rows = list(csv.DictReader(text.splitlines()))
         styles = [Style(str(r["name"]), str(r.get("prompt") or ""), str(r.get("negative_prompt") or "")) for r in rows]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, csv.Error) as exc:
         raise InvalidInputError(
             f"{path}: not a styles file (CSV with name,prompt,negative_prompt columns or JSON); "
             f"{type(exc).__name__}: {exc}"
