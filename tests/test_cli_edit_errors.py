@@ -34,3 +34,27 @@ def test_a_binary_styles_file_is_one_line(isolated_models, tmp_path, capsys):
         err = capsys.readouterr().err
         assert status == 2 and err.count("\n") == 1
         assert f"{tmp_path / name}: not a styles file (a binary file" in err
+
+
+def _edit_on_tiny_models(out, *extra):
+    return ["edit", COFFEE, "--select", "cup", "--box-threshold", "0.05", "--text-threshold", "0.05", "--prompt",
+            "a mug", "--steps", "2", "--seed", "42", "--resolution", "64", "-o", str(out), *extra]
+
+
+def test_quiet_means_no_library_warnings_or_progress_bars(deep, tmp_path, capfd):
+    import warnings
+
+    def run(*extra):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert main(_edit_on_tiny_models(tmp_path / str(len(extra)), *extra)) == 0
+        return [str(w.message) for w in seen], capfd.readouterr().err
+
+    seen, err = run()
+    assert seen and "it/s]" in err  # what -q is there to hide
+    seen, err = run("-q")
+    assert seen == [] and "it/s]" not in err
+    assert err.splitlines() == ["generator: sd15-inpainting"]
+    assert main(["replay", str(tmp_path / "1" / "coffee.png"), "-q"]) == 0
+    seen_err = capfd.readouterr().err
+    assert "it/s]" not in seen_err and "Warning" not in seen_err

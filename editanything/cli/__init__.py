@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import sys
-from typing import Sequence
+import warnings
+from typing import Iterator, Sequence
 
 from ..errors import EditAnythingError
 
@@ -30,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(_attach_negative_values(parser, argv))
     try:
-        return int(args.run(args) or 0)
+        with quiet(getattr(args, "quiet", False)):
+            return int(args.run(args) or 0)
     except EditAnythingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -46,6 +50,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__}: {exc} (set EDITANYTHING_DEBUG=1 for the traceback "
               "and please report it)", file=sys.stderr)
         return 1
+
+
+# Read when the libraries are first imported, here or in worker processes (they inherit it).
+_QUIET_ENV = {"PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error",
+              "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool) -> Iterator[None]:
+    """`-q`: no library warnings, log lines or progress bars while a command runs."""
+    if not enabled:
+        yield
+        return
+    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    loggers = [logging.getLogger(name) for name in ("transformers", "diffusers", "huggingface_hub", "timm")]
+    saved_levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    # Libraries imported already have read the environment: switch their bars off directly.
+    bars = [sys.modules[m] for m in ("transformers.utils.logging", "diffusers.utils.logging") if m in sys.modules]
+    saved_bars = [b.is_progress_bar_enabled() for b in bars]
+    for b in bars:
+        b.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for (key, value) in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for logger, level in zip(loggers, saved_levels):
+            logger.setLevel(level)
+        for b, was_on in zip(bars, saved_bars):
+            if was_on:
+                b.enable_progress_bar()
 
 
 _NEGATIVE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)

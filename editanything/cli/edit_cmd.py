@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--low-memory", action="store_true",
                      help="free the detector and segmenter before Stable Diffusion loads (reloaded per photo)")
     out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    out.add_argument("-q", "--quiet", action="store_true")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, library warnings or log lines")
     add_engine_options(p)
     p.set_defaults(run=run_edit)
 
@@ -82,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "then a file of that name beside OUT.png)")
     r.add_argument("--control-image", action="append", default=[], metavar="KIND=PNG",
                    help="the control image the edit used, e.g. seg=segmentation.png, if it moved")
+    r.add_argument("-q", "--quiet", action="store_true", help="no library warnings or progress bars")
     r.set_defaults(run=run_replay)
 
 

@@ -25,12 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_selection_options(p, mask=False)
     p.add_argument("--grow", type=float, default=0.0, metavar="PX", help="grow (or with a negative value shrink) masks")
     p.add_argument("--feather", type=float, default=0.0, metavar="PX", help="write soft masks feathered over PX")
+    p.add_argument("-q", "--quiet", action="store_true", help="no library warnings or progress bars")
     p.set_defaults(run=run_segment)
 
     c = sub.add_parser("caption", help="describe a photo, or what a selection or mask covers (BLIP-2)")
     c.add_argument("image", metavar="IMAGE")
     add_selection_options(c)
     c.add_argument("--question", help='ask instead of describing, e.g. "what colour is the car?"')
+    c.add_argument("-q", "--quiet", action="store_true", help="no library warnings or progress bars")
     c.set_defaults(run=run_caption)
 
 

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-side", type=int, default=None, metavar="PX", help="shrink photos whose longer side exceeds PX")
     p.add_argument("--format", default="png", choices=OUTPUT_FORMATS, help="output format (default: png)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, library warnings or log lines")
     add_engine_options(p)
     p.set_defaults(run=run)
 
