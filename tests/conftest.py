@@ -13,6 +13,8 @@ import dataclasses  # noqa: E402
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["skip_policy"]  # under `make test`, a skip for a missing dependency or browser fails
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMOS = ROOT / "demos"
 

@@ -19,9 +19,20 @@ from editanything.models import find_model
 from editanything.sketch import hed, sketch
 from model_pins import pin_to_files
 
-h5py = pytest.importorskip("h5py")
-torch = pytest.importorskip("torch")
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def h5py():
+    return pytest.importorskip("h5py")
+
+
+@pytest.fixture(scope="module")
+def safetensors_numpy():
+    return pytest.importorskip("safetensors.numpy")
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 H5_NAME = "hed_bsds500.weights.h5"
@@ -58,6 +69,8 @@ def keras_layout(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def write_keras_h5(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    import h5py
+
     with h5py.File(path, "w") as f:
         for key, value in arrays.items():
             f.create_dataset(key, data=value)
@@ -67,7 +80,7 @@ def write_keras_h5(path: Path, arrays: dict[str, np.ndarray]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def random_keras(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+def random_keras(tmp_path_factory, h5py, torch, safetensors_numpy) -> tuple[Path, dict[str, np.ndarray]]:
     arrays = keras_layout(np.random.default_rng(0))
     return write_keras_h5(tmp_path_factory.mktemp("hed") / "hed" / H5_NAME, arrays), arrays
 
@@ -124,6 +137,8 @@ def np_hed(rgb: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def torch_hed(rgb: np.ndarray, safetensors_path: Path) -> np.ndarray:
+    import torch
+
     net = hed.load_network(safetensors_path)
     with torch.inference_mode():
         return net(torch.from_numpy(hed.preprocess(rgb)))[0, 0].numpy()
@@ -136,7 +151,7 @@ def photo_crop(h: int, w: int) -> np.ndarray:
 
 # --- conversion ---------------------------------------------------------------------------------------
 
-def test_conversion_round_trips_with_the_pytorch_layout(random_keras):
+def test_conversion_round_trips_with_the_pytorch_layout(random_keras, safetensors_numpy):
     h5_path, arrays = random_keras
     out = hed.convert_weights(h5_path)
     assert out == h5_path.with_name("hed_bsds500.safetensors") and out.is_file()
@@ -164,7 +179,7 @@ def test_conversion_happens_once(random_keras):
     assert hed.convert_weights(h5_path) == out and out.stat().st_mtime_ns == stamp
 
 
-def test_conversion_of_a_broken_file_says_to_download_again(tmp_path):
+def test_conversion_of_a_broken_file_says_to_download_again(tmp_path, h5py, safetensors_numpy):
     bad = tmp_path / H5_NAME
     bad.write_bytes(b"not hdf5 at all")
     with pytest.raises(ModelNotFound, match="editanything models download hed"):
@@ -175,7 +190,7 @@ def test_conversion_of_a_broken_file_says_to_download_again(tmp_path):
     assert not (tmp_path / "hed_bsds500.safetensors").exists()
 
 
-def test_first_convolution_by_hand(random_keras):
+def test_first_convolution_by_hand(random_keras, torch):
     # One output value of the torch layer, summed by hand from the HWIO kernel of the .h5.
     h5_path, arrays = random_keras
     conv = hed.load_network(hed.convert_weights(h5_path)).blocks[0][0]
@@ -205,7 +220,7 @@ def test_port_matches_the_keras_network_random_weights(random_keras, size):
 
 
 @real_hed
-def test_port_matches_the_keras_network_real_weights():
+def test_port_matches_the_keras_network_real_weights(torch, h5py, safetensors_numpy):
     arrays = hed.read_h5(REAL_H5)
     rgb = photo_crop(45, 37)
     np.testing.assert_allclose(torch_hed(rgb, hed.convert_weights(REAL_H5)), np_hed(rgb, arrays), atol=1e-4)
@@ -219,7 +234,7 @@ def fresh_model(monkeypatch):
     monkeypatch.setattr(hed, "_model", None)
 
 
-def test_missing_weights_raise_model_not_found(isolated_models, fresh_model, monkeypatch):
+def test_missing_weights_raise_model_not_found(isolated_models, fresh_model, monkeypatch, torch):
     monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
     rgb = photo_crop(16, 16)
     for call in (lambda: hed.edge_map(rgb), lambda: sketch(rgb, "hed"), lambda: sketch(rgb, "hed-pencil")):
@@ -294,7 +309,7 @@ def test_line_parameters():
 # --- the pretrained detector on real photos ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def edges_of():
+def edges_of(torch, h5py, safetensors_numpy):
     """hed.edge_map, remembered per image: each photo goes through the real network once per module."""
     cache: dict[tuple, np.ndarray] = {}
     real = hed.edge_map
@@ -337,7 +352,7 @@ def test_hed_is_high_on_boundaries_and_low_on_flat_areas(edges_of, name):
 
 
 @real_hed
-def test_hed_finds_the_outline_of_a_disc():
+def test_hed_finds_the_outline_of_a_disc(torch, h5py, safetensors_numpy):
     yy, xx = np.mgrid[0:192, 0:256]
     r = np.hypot(yy - 96, xx - 128)
     image = np.full((192, 256, 3), (235, 235, 225), np.uint8)

@@ -7,8 +7,8 @@ import pytest
 
 from editanything.errors import InvalidInputError
 from editanything.generate import GenerationParams
-from editanything.generate.prompts import (BREAK, Style, apply_styles, load_styles, parse_prompt_attention,
-                                           pick_styles)
+from editanything.generate.prompts import (BREAK, CHUNK_TOKENS, Style, apply_styles, encode_prompts, load_styles,
+                                           parse_prompt_attention, pick_styles, tokenize_weighted)
 
 R = 1.1  # the WebUI's factor for one pair of round brackets
 
@@ -42,16 +42,16 @@ def test_prompt_must_be_a_string():
 
 # ---- tokens and embeddings with the tiny CLIP --------------------------------------------------
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-
-from tiny_sd import build_pipeline  # noqa: E402
-
-from editanything.generate.prompts import CHUNK_TOKENS, encode_prompts, tokenize_weighted  # noqa: E402
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
+def pipe(tmp_path_factory, torch):
+    pytest.importorskip("diffusers")
+    from tiny_sd import build_pipeline
+
     return build_pipeline(tmp_path_factory.mktemp("tiny-sd"))
 
 
@@ -68,7 +68,7 @@ def test_chunk_layout_is_bos_tokens_eos_padding(pipe):
     assert weights[c_at] == pytest.approx(R) and weights.count(1.0) == 76
 
 
-def test_long_prompts_are_cut_into_75_token_chunks(pipe):
+def test_long_prompts_are_cut_into_75_token_chunks(pipe, torch):
     # The tiny vocabulary has one token per character (plus end-of-word), so 120 one-letter words = 120 tokens.
     text = " ".join("abcdefghij"[i % 10] for i in range(120))
     n_tokens = len(pipe.tokenizer(text, add_special_tokens=False).input_ids)
@@ -89,7 +89,7 @@ def test_long_prompts_are_cut_into_75_token_chunks(pipe):
     torch.testing.assert_close(neg[:, 77:], empty.repeat(1, len(chunks) - 1, 1), rtol=0, atol=0)
 
 
-def test_unweighted_prompt_matches_diffusers_encode_prompt(pipe):
+def test_unweighted_prompt_matches_diffusers_encode_prompt(pipe, torch):
     pos, neg = encode_prompts(pipe, "a red apple on a table", "blurry, low quality", device="cpu")
     ref_pos, ref_neg = pipe.encode_prompt("a red apple on a table", "cpu", 1, True, "blurry, low quality")
     torch.testing.assert_close(pos, ref_pos, rtol=0, atol=0)
@@ -98,6 +98,8 @@ def test_unweighted_prompt_matches_diffusers_encode_prompt(pipe):
 
 def _expected_weighted(pipe, plain_text, weights_by_position):
     """The WebUI rule written out: hidden states × weight per token, then rescaled to the original mean."""
+    import torch
+
     chunk = tokenize_weighted(pipe.tokenizer, plain_text)[0]
     with torch.no_grad():
         z = pipe.text_encoder(torch.tensor([chunk.ids]))[0]
@@ -109,7 +111,7 @@ def _expected_weighted(pipe, plain_text, weights_by_position):
 
 
 @pytest.mark.parametrize("text, factor", [("x (ab:1.5) y", 1.5), ("x [ab] y", 1 / R), ("x ((ab)) y", R * R)])
-def test_weights_scale_the_hidden_states_of_their_tokens(pipe, text, factor):
+def test_weights_scale_the_hidden_states_of_their_tokens(pipe, text, factor, torch):
     tok = pipe.tokenizer
     start = 1 + len(tok("x ", add_special_tokens=False).input_ids)
     n_ab = len(tok("ab", add_special_tokens=False).input_ids)
@@ -124,8 +126,8 @@ def test_weights_scale_the_hidden_states_of_their_tokens(pipe, text, factor):
     assert (inside / outside).item() == pytest.approx(factor, rel=1e-3)
 
 
-def test_textual_inversion_multi_vector_token_expands(tmp_path):
-    from tiny_sd import save_embedding
+def test_textual_inversion_multi_vector_token_expands(tmp_path, pipe):
+    from tiny_sd import build_pipeline, save_embedding
 
     p = build_pipeline(tmp_path)
     p.load_textual_inversion(str(save_embedding(tmp_path / "e.safetensors", vectors=3)), token="<sty>")

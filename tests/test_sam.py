@@ -162,10 +162,10 @@ def test_refinement_feeds_previous_low_res_logits(model, stock, cat, decoder):
     assert_same(refined, masks, scores, decoder)
 
     # Without refine the same clicks give the plain prediction, which differs.
-    plain_masks, _, _ = stock.predict(coords, labels, multimask_output=False)
+    plain_masks, plain_scores, _ = stock.predict(coords, labels, multimask_output=False)
     assert (plain_masks != masks).mean() > 1e-3
     plain = seg.segment(cat, Prompt(points=more))
-    assert_same(plain, plain_masks, plain.scores, decoder)
+    assert_same(plain, plain_masks, plain_scores, decoder)
 
 
 def test_image_encoder_runs_once_per_image(model, cat, cup, monkeypatch):

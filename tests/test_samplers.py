@@ -3,28 +3,35 @@
 import numpy as np
 import pytest
 
-diffusers = pytest.importorskip("diffusers")
+from editanything.errors import InvalidInputError
+from editanything.generate import GenerationParams
+from editanything.generate.samplers import canonical_name, make_scheduler, sampler_names
 
-from editanything.errors import InvalidInputError  # noqa: E402
-from editanything.generate import GenerationParams  # noqa: E402
-from editanything.generate.samplers import canonical_name, make_scheduler, sampler_names  # noqa: E402
 
-# The model's own scheduler, as in stable-diffusion-inpainting's scheduler_config.json.
-BASE = diffusers.PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
-                               steps_offset=1, set_alpha_to_one=False).config
+@pytest.fixture(scope="module")
+def diffusers():
+    return pytest.importorskip("diffusers")
+
+
+@pytest.fixture(scope="module")
+def base(diffusers):
+    """The model's own scheduler, as in stable-diffusion-inpainting's scheduler_config.json."""
+    return diffusers.PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                   skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False).config
+
 
 # From the table in diffusers' docs (api/schedulers/overview: "A1111/k-diffusion → Diffusers").
 EXPECTED = {
-    "Euler a": (diffusers.EulerAncestralDiscreteScheduler, {}),
-    "Euler": (diffusers.EulerDiscreteScheduler, {"use_karras_sigmas": False}),
-    "LMS": (diffusers.LMSDiscreteScheduler, {"use_karras_sigmas": False}),
-    "DDIM": (diffusers.DDIMScheduler, {}),
-    "DPM++ 2M": (diffusers.DPMSolverMultistepScheduler,
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
+    "LMS": ("LMSDiscreteScheduler", {"use_karras_sigmas": False}),
+    "DDIM": ("DDIMScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler",
                  {"use_karras_sigmas": False, "algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "DPM++ 2M Karras": (diffusers.DPMSolverMultistepScheduler,
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler",
                         {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "DPM++ SDE Karras": (diffusers.DPMSolverSinglestepScheduler, {"use_karras_sigmas": True}),
-    "UniPC": (diffusers.UniPCMultistepScheduler, {"use_karras_sigmas": False}),
+    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+    "UniPC": ("UniPCMultistepScheduler", {"use_karras_sigmas": False}),
 }
 
 
@@ -33,10 +40,10 @@ def test_every_webui_name_of_the_issue_is_offered():
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_name_maps_to_the_documented_scheduler_and_options(name):
+def test_name_maps_to_the_documented_scheduler_and_options(name, diffusers, base):
     cls, options = EXPECTED[name]
-    scheduler = make_scheduler(name, BASE)
-    assert type(scheduler) is cls
+    scheduler = make_scheduler(name, base)
+    assert type(scheduler) is getattr(diffusers, cls)
     for key, value in options.items():
         assert scheduler.config[key] == value, key
     # the model's training schedule is kept
@@ -46,21 +53,21 @@ def test_name_maps_to_the_documented_scheduler_and_options(name):
     assert len(scheduler.timesteps) >= 10
 
 
-def test_karras_changes_the_noise_levels():
-    plain, karras = make_scheduler("DPM++ 2M", BASE), make_scheduler("DPM++ 2M Karras", BASE)
+def test_karras_changes_the_noise_levels(base):
+    plain, karras = make_scheduler("DPM++ 2M", base), make_scheduler("DPM++ 2M Karras", base)
     plain.set_timesteps(10)
     karras.set_timesteps(10)
     assert not np.array_equal(plain.timesteps.numpy(), karras.timesteps.numpy())
 
 
-def test_name_fixes_the_sigma_schedule_even_over_a_karras_base_config():
-    base = dict(diffusers.EulerDiscreteScheduler.from_config(BASE, use_karras_sigmas=True).config)
-    assert make_scheduler("Euler", base).config.use_karras_sigmas is False
-    assert make_scheduler("DPM++ 2M Karras", base).config.use_karras_sigmas is True
+def test_name_fixes_the_sigma_schedule_even_over_a_karras_base_config(diffusers, base):
+    karras = dict(diffusers.EulerDiscreteScheduler.from_config(base, use_karras_sigmas=True).config)
+    assert make_scheduler("Euler", karras).config.use_karras_sigmas is False
+    assert make_scheduler("DPM++ 2M Karras", karras).config.use_karras_sigmas is True
 
 
-def test_sde_karras_needs_no_torchsde():
-    scheduler = make_scheduler("DPM++ SDE Karras", BASE)
+def test_sde_karras_needs_no_torchsde(base):
+    scheduler = make_scheduler("DPM++ SDE Karras", base)
     scheduler.set_timesteps(5)
     assert "torchsde" not in type(scheduler).__module__
 
@@ -72,9 +79,9 @@ def test_names_match_ignoring_case_and_spaces():
 
 
 @pytest.mark.parametrize("bad", ["Heun", "", None, "DPM++"])
-def test_unknown_names_list_the_valid_ones(bad):
+def test_unknown_names_list_the_valid_ones(bad, base):
     with pytest.raises(InvalidInputError) as err:
-        make_scheduler(bad, BASE)
+        make_scheduler(bad, base)
     assert "Euler a" in str(err.value) and "UniPC" in str(err.value)
     with pytest.raises(InvalidInputError):
         GenerationParams(sampler=bad)

@@ -261,4 +261,4 @@ def test_the_package_level_call(photos):
     rgb = photos["chelsea"]
     assert np.array_equal(ea.sketch(rgb, style="ink", block=20), sketch(rgb, "ink", block=20))
     assert np.array_equal(ea.sketch(rgb), sketch(rgb, "pencil"))
-    assert ea.sketch.STYLES == STYLES
+    assert ea.sketch.STYLES == ("pencil", "ink", "xdog", "hed", "hed-pencil")

@@ -25,7 +25,7 @@ import gradio as gr  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from editanything import EditAnythingError, masks  # noqa: E402
+from editanything import EditAnythingError, InvalidInputError, masks  # noqa: E402
 from editanything.generate import ClassicalGenerator, GenerationParams  # noqa: E402
 from editanything.imageio import read_image  # noqa: E402
 from editanything.pipeline import EditRequest, Editor  # noqa: E402
@@ -285,7 +285,7 @@ def test_session_clicks_boxes_and_scaling():
     s.click(50, 60, CLICK_MODES[1])
     assert s.prompt() == Prompt(points=[(50, 60, 0)], boxes=[(40, 100, 100, 300)])
     s.click(1, 1, CLICK_MODES[2])
-    with pytest.raises(Exception, match="too thin"):
+    with pytest.raises(InvalidInputError, match="too thin"):
         s.click(200, 1.5, CLICK_MODES[2])
     # A click whose segmentation fails leaves the selection as the screen still shows it.
     before = (list(s.points), list(s.boxes), s.corner)
