@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ...errors import EditAnythingError, InvalidInputError
+from ...types import check_mask, check_rgb
 from ..params import GenerationParams
 from .http import Client, RetryPolicy, Upload, api_key
 
@@ -137,9 +138,8 @@ class RemoteGenerator:
         raise NotImplementedError
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
-        from ..classical import check_inputs
-
-        image, mask = check_inputs(image, mask)
+        image = check_rgb(image)
+        mask = check_mask(mask, image.shape)
         params = params.with_seed()
         self.last_seeds = params.image_seeds()
         return self._generate(image, mask, params)
