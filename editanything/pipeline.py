@@ -79,7 +79,8 @@ class EditRequest:
             raise InvalidInputError("select by text or by clicks/boxes, not both in one edit "
                                     "(segment by text first, then refine with clicks in the UI)")
         if not (math.isfinite(self.grow) and math.isfinite(self.feather)) or self.grow < 0 or self.feather < 0:
-            raise InvalidInputError(f"grow and feather must be finite numbers >= 0 pixels; got {self.grow}, {self.feather}")
+            raise InvalidInputError(f"grow and feather must be finite numbers >= 0 pixels; "
+                                    f"got {self.grow}, {self.feather}")
 
 
 @dataclass

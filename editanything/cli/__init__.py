@@ -79,7 +79,7 @@ def quiet(enabled: bool) -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for (key, value) in saved_env.items():
+        for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
