@@ -12,19 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_pins import pin_to_files
+from PIL import Image
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("groundingdino")
-
-from PIL import Image  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-from model_pins import pin_to_files  # noqa: E402
-from tiny_detect_models import build_tiny_grounding_dino, use_tiny_config  # noqa: E402
-
-from editanything import InvalidInputError, ModelNotFound, NothingFound, read_image  # noqa: E402
-from editanything.detect import Detector, GroundingDinoDetector, get_detector, normalize_caption  # noqa: E402
-from editanything.detect.bert_compat import BertWarper, patched_bert_warper  # noqa: E402
+from editanything import InvalidInputError, ModelNotFound, NothingFound, read_image
+from editanything.detect import Detector, GroundingDinoDetector, get_detector, normalize_caption
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bertwarper_tf4_reference.safetensors"
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
@@ -35,12 +27,20 @@ CASES = [("coffee.jpg", "cup . red car", "Cup. Red  Car"),
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, torch):
+    pytest.importorskip("groundingdino")
+    from tiny_detect_models import build_tiny_grounding_dino
+
     return build_tiny_grounding_dino(tmp_path_factory.mktemp("gdino"))
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny):
+def checkpoint(tiny, torch):
     return torch.load(tiny.checkpoint, weights_only=True)
 
 
@@ -48,6 +48,8 @@ def checkpoint(tiny):
 def upstream_model(tiny):
     """The model as groundingdino's own loader builds it (our BERT warper is needed under transformers 5)."""
     from groundingdino.util.inference import load_model
+
+    from editanything.detect.bert_compat import patched_bert_warper
 
     with patched_bert_warper():
         model = load_model(str(tiny.config), str(tiny.checkpoint), device="cpu")
@@ -68,6 +70,7 @@ def upstream_predict(model, photo: str, text: str, box_threshold: float, text_th
     Cached: every forward pass of the tiny model costs a Swin-T backbone.
     """
     import groundingdino.datasets.transforms as T
+    import torch
     from groundingdino.util.inference import predict
     from torchvision.ops import box_convert
 
@@ -93,14 +96,19 @@ def thresholds(model, photo: str, text: str) -> tuple[float, float]:
 # --- transformers-5 fix ------------------------------------------------------------------------
 
 def _reference():
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
     with safe_open(str(FIXTURE), "pt") as f:
         meta = f.metadata()
     return meta, load_file(str(FIXTURE))
 
 
 @pytest.mark.parametrize("attn", ["reference", "eager"])
-def test_bert_warper_matches_original_under_transformers4(attn):
+def test_bert_warper_matches_original_under_transformers4(attn, torch):
     from transformers import BertConfig, BertModel
+
+    from editanything.detect.bert_compat import BertWarper
 
     meta, t = _reference()
     bert = BertModel(BertConfig(**json.loads(meta["config"]))).eval()
@@ -121,8 +129,10 @@ def test_bert_warper_matches_original_under_transformers4(attn):
             assert diff <= tol, (name, field, diff)
 
 
-def test_bert_warper_is_installed_only_while_building(checkpoint, ours):
+def test_bert_warper_is_installed_only_while_building(checkpoint, ours, torch):
     from groundingdino.models.GroundingDINO import groundingdino as gd_module
+
+    from editanything.detect.bert_compat import BertWarper, patched_bert_warper
 
     original = gd_module.BertModelWarper
     assert original is not BertWarper
@@ -153,7 +163,7 @@ def test_detect_matches_upstream_predict(ours, upstream_model, photo, text, type
     assert len(set(det.phrases)) > 1, "the text threshold should give varied phrases"
 
 
-def test_nms_across_phrases_and_top_k(ours, upstream_model):
+def test_nms_across_phrases_and_top_k(ours, upstream_model, torch):
     from torchvision.ops import box_iou
 
     image = read_image(DEMOS / "coffee.jpg")
@@ -224,7 +234,10 @@ def test_bad_settings_are_rejected(ours, setting):
 
 # --- checkpoint format and the models layer ----------------------------------------------------
 
-def test_official_layout_loads_through_models_layer(tiny, checkpoint, ours, upstream_model, monkeypatch, tmp_path):
+def test_official_layout_loads_through_models_layer(tiny, checkpoint, ours, upstream_model, monkeypatch, tmp_path,
+                                                    torch):
+    from tiny_detect_models import use_tiny_config
+
     monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(tiny.checkpoint.parent))
     monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -249,7 +262,7 @@ def test_official_layout_loads_through_models_layer(tiny, checkpoint, ours, upst
     assert got.phrases == ref_phrases
 
 
-def test_checkpoint_of_another_config_is_rejected(tiny, checkpoint, tmp_path):
+def test_checkpoint_of_another_config_is_rejected(tiny, checkpoint, tmp_path, torch):
     # Text encoder only (small to write): the detector's other weights are missing.
     partial = {k: v for k, v in checkpoint["model"].items() if k.startswith(("bert.", "feat_map."))}
     path = tmp_path / "groundingdino_swint_ogc.pth"
