@@ -271,7 +271,7 @@ def test_checkpoint_of_another_config_is_rejected(tiny, checkpoint, tmp_path, to
         GroundingDinoDetector.from_files(tiny.config, path, tiny.bert_dir, device="cpu")
 
 
-def test_tensors_of_another_shape_are_one_line_naming_the_file(tiny, checkpoint, tmp_path):
+def test_tensors_of_another_shape_are_one_line_naming_the_file(tiny, checkpoint, tmp_path, torch):
     state = dict(checkpoint["model"])
     key = "transformer.decoder.norm.weight"
     state[key] = torch.cat([state[key], state[key]])
