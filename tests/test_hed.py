@@ -424,7 +424,7 @@ def test_a_damaged_h5_is_refused_not_converted_into_a_blank_sketcher(isolated_mo
     assert not list(out.rglob("*.png")) and not (target.parent / "hed_bsds500.safetensors").exists()
 
 
-def test_a_converted_file_of_another_network_is_one_line(tmp_path):
+def test_a_converted_file_of_another_network_is_one_line(tmp_path, torch):
     from safetensors.torch import save_file
 
     path = tmp_path / "hed_bsds500.safetensors"
