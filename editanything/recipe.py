@@ -112,8 +112,9 @@ def read_recipe(path: str | Path) -> Recipe:
 
 
 # Settings of detectors and segmenters that change which pixels get selected.
-SELECTION_SETTINGS = ("box_threshold", "text_threshold", "nms_iou", "top_k", "image_size", "max_size",
-                      "decoder", "iterations", "work_size", "context", "click_margin", "seed")
+SELECTION_SETTINGS = ("box_threshold", "text_threshold", "threshold", "mask_threshold", "nms_iou", "top_k",
+                      "image_size", "max_size", "decoder", "iterations", "work_size", "context", "click_margin",
+                      "seed")
 
 
 def backend_info(backend: Any) -> dict[str, Any]:
