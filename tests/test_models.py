@@ -358,3 +358,22 @@ def test_licences_and_sizes_from_the_model_cards():
     assert [get_spec(n).files[0].size for n in ("groundingdino-swinb", "sam-vit-l", "sam-vit-b")] == [
         938_057_991, 1_249_524_607, 375_042_383]
     assert get_spec("sd2-inpainting").files[0].sources[0].repo_id == "sd2-community/stable-diffusion-2-inpainting"
+
+
+def test_local_folders_say_which_variant_they_hold(tmp_path):
+    from editanything.models.variants import folder_variant, model_variant
+
+    def touch(*names):
+        for n in names:
+            (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / n).write_bytes(b"x")
+
+    touch("net/config.json", "net/diffusion_pytorch_model.fp16.safetensors", "net/diffusion_pytorch_model.bin")
+    assert model_variant(tmp_path / "net") == "fp16"
+    touch("net/diffusion_pytorch_model.safetensors")
+    assert model_variant(tmp_path / "net") is None
+    touch("sd/text_encoder/model.fp16.safetensors", "sd/unet/diffusion_pytorch_model.fp16.safetensors",
+          "sd/vae/diffusion_pytorch_model.safetensors", "sd/vae/diffusion_pytorch_model.fp16.safetensors")
+    assert folder_variant(tmp_path / "sd") == "fp16"
+    touch("sd/text_encoder/model.safetensors", "sd/unet/diffusion_pytorch_model.safetensors")
+    assert folder_variant(tmp_path / "sd") is None
