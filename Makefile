@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test bench install weights browser clean
+.PHONY: demo test bench bench-remove install weights browser clean
 
 $(VENV)/.installed: setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: weights browser
 
 bench: weights
 	$(PY) benchmarks/sketch_throughput.py
+
+# Real photos for benchmarks/remove_quality.py: scikit-image's bundled data and OpenCV's sample photos (Debian).
+bench-remove: install
+	$(PY) -m pip install -q scikit-image==0.26.0
+	test -d /usr/share/doc/opencv-doc/examples || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null)
+	$(PY) benchmarks/remove_quality.py
 
 clean:
 	rm -rf $(VENV) out

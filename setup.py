@@ -18,6 +18,8 @@ EXTRAS = {
     "ui": ["gradio==6.31.0"],
     # the second batch engine (`--engine ray`): Ray Data actors on a cluster; every node needs it
     "ray": ["ray[data]==2.60.0"],
+    # LaMa and MI-GAN removal run their published ONNX exports (generate/removal.py)
+    "remove": ["onnxruntime==1.31.1"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 EXTRAS["test"] = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "sd-parsers==0.6", "gradio-client", "playwright"]

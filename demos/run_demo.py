@@ -3,7 +3,8 @@
 1. Sketches every photo in demos/ in every style whose weights are present (the classical styles
    always; HED after `editanything models download hed`, which `make demo` runs).
 2. Removes the spoon from coffee.jpg: a box and a click → SAM (or GrabCut without SAM weights)
-   → Stable Diffusion inpainting (or OpenCV's fill without SD weights).
+   → the best remover present (LaMa, then MI-GAN; else Stable Diffusion inpainting, else OpenCV's
+   fill), and says which one ran.
 3. When Grounding DINO, SAM and SD weights are all in checkpoints/, a text-described replace.
 """
 
@@ -50,7 +51,8 @@ def run_edits() -> bool:
     result = editor.edit(image, EditRequest(mode="remove", selection=spoon, params=GenerationParams(seed=1)),
                          source=str(photo))
     out = result.save(OUT / "coffee-no-spoon.png", inputs=(photo,))
-    print(f"remove    : the spoon, {int(result.mask.sum())} px masked -> {out}")
+    remover = result.recipe.models["generator"]["name"]
+    print(f"remove    : the spoon with {remover}, {int(result.mask.sum())} px masked -> {out}")
     deep = ("groundingdino-swint-ogc", "sam-vit-b", "sd15-inpainting")
     if all(find_model(m) for m in deep):
         request = EditRequest(selection=Prompt(text="cup"), params=GenerationParams(prompt="a blue ceramic mug", seed=1))

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import compose, masks
 from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
-from .generate import ClassicalGenerator, GenerationParams, get_generator
+from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator
 from .generate.params import wrap_seed
 from .generate.recolor import RecolorGenerator
 from .imageio import write_image
@@ -106,6 +106,9 @@ class EditResult:
 class Editor:
     """Runs edits with lazily built backends: names from the registries ("auto" = best on disk) or instances.
 
+    `remover` does *remove*: "auto" is the best learned remover on disk (LaMa, then MI-GAN) when the
+    generator is "auto" too, else the generator itself (a model the caller chose is used for every mode).
+
     `low_memory`: once an edit's masks are computed, release the detector and segmenter before the
     generator loads, so their weights and cached embeddings never share memory with Stable Diffusion's
     (they load again on the next selection).
@@ -113,13 +116,16 @@ class Editor:
 
     def __init__(self, *, detector: Any = "auto", segmenter: Any = "auto", generator: Any = "auto",
                  captioner: Any = None, detector_options: dict | None = None, segmenter_options: dict | None = None,
-                 generator_options: dict | None = None, low_memory: bool = False) -> None:
+                 generator_options: dict | None = None, low_memory: bool = False, remover: Any = "auto") -> None:
         self.low_memory = low_memory
         if detector == "auto" and segmenter == "sam3":
             detector = "sam3"  # SAM 3 answers a phrase itself: every instance's mask in one model
-        self._specs = {"detector": detector, "segmenter": segmenter, "generator": generator, "captioner": captioner}
+        if _is_auto(remover) and not (_is_auto(generator) and not generator_options):
+            remover = None  # the generator the caller chose
+        self._specs = {"detector": detector, "segmenter": segmenter, "generator": generator, "captioner": captioner,
+                       "remover": remover}
         self._options = {"detector": detector_options or {}, "segmenter": segmenter_options or {},
-                         "generator": generator_options or {}, "captioner": {}}
+                         "generator": generator_options or {}, "captioner": {}, "remover": {}}
         self._built: dict[str, Any] = {}
 
     def _backend(self, kind: str) -> Any:
@@ -149,6 +155,11 @@ class Editor:
     def captioner(self):
         return self._backend("captioner")
 
+    @property
+    def remover(self):
+        """What *remove* runs: the best learned remover present, or else the generator."""
+        return self._backend("remover") or self.generator
+
     def describe(self, stages: tuple[str, ...] = ("segmenter", "detector", "generator", "captioner")) -> dict[str, str]:
         """Which backend each of `stages` uses, in words. Builds them (deep ones load their weights)."""
         out = {}
@@ -162,7 +173,21 @@ class Editor:
                 out[kind] = "none"
             else:
                 out[kind] = backend.describe() if hasattr(backend, "describe") else backend.name
+        if "generator" in stages:
+            out["remover"] = self._describe_remover(out.get("generator", ""))
         return out
+
+    def _describe_remover(self, generator: str) -> str:
+        try:
+            remover = self._backend("remover")
+        except EditAnythingError as exc:
+            return f"unavailable ({exc})"
+        if remover is not None:
+            return remover.describe()
+        if self._specs["remover"] is None:
+            return f"the generator: {generator}"
+        return (f"the generator: {generator}; no LaMa or MI-GAN weights "
+                f"(fetch one with: {download_command('lama')} or {download_command('migan')})")
 
     def release(self) -> None:
         """Free the deep models; they load again on next use."""
@@ -222,7 +247,8 @@ class Editor:
             self._release_selection()
         if not mask.any():
             raise NothingFound("the mask is empty: there is nothing to edit")
-        generator = RecolorGenerator(request.color) if request.mode == "recolor" else self.generator
+        generator = (RecolorGenerator(request.color) if request.mode == "recolor"
+                     else self.remover if request.mode == "remove" else self.generator)
         self.check_generator(request.mode, generator)
         if hasattr(generator, "for_edit"):  # hosted backends bind to the edit's mode and selection
             generator = generator.for_edit(request)
@@ -377,5 +403,18 @@ def _build_captioner(name: str, **options):
     return get_captioner(str(name), **options)
 
 
+def _build_remover(name: str, **options):
+    """A learned remover by name; "auto" gives the best on disk, or None (the Editor's generator removes)."""
+    if _is_auto(name):
+        name = best_remover()
+        if name is None:
+            return None
+    return get_generator(name, **options)
+
+
+def _is_auto(spec: Any) -> bool:
+    return isinstance(spec, str) and spec == "auto"
+
+
 _BUILDERS = {"detector": _build_detector, "segmenter": _build_segmenter, "generator": get_generator,
-             "captioner": _build_captioner}
+             "captioner": _build_captioner, "remover": _build_remover}

@@ -32,6 +32,8 @@ EXPECTED = {
                         {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++", "solver_order": 2}),
     "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
     "UniPC": ("UniPCMultistepScheduler", {"use_karras_sigmas": False}),
+    # not in that table: the WebUI's LCM sampler, diffusers' LCMScheduler (with LCM-LoRA, see test_lcm.py)
+    "LCM": ("LCMScheduler", {}),
 }
 
 

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_selection_options(p)
     what = p.add_argument_group("what to do (default: replace with --prompt)")
     mode = what.add_mutually_exclusive_group()
-    mode.add_argument("--remove", action="store_true", help="fill the selection with its surroundings")
+    mode.add_argument("--remove", action="store_true", help="fill the selection with its surroundings (LaMa or MI-GAN "
+                                                            "when present, else as --model says)")
     mode.add_argument("--background", metavar="PROMPT", help="regenerate everything but the selection")
     mode.add_argument("--recolor", metavar="COLOR", help="recolour the selection (name or #rrggbb); no model needed")
     what.add_argument("--prompt", default="", help="what to put there; WebUI weights like (word:1.3) work")
@@ -51,8 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--batch-size", type=int, default=1)
     gen.add_argument("--batch-count", type=int, default=1)
     gen.add_argument("--resolution", type=int, default=512, help="long side of the crop at generation (default 512)")
-    gen.add_argument("--model", default="auto", help="sd15-inpainting, sd2-inpainting, classical, a diffusers folder "
-                                                     "or a .safetensors file; auto = SD 1.5 if present, else classical")
+    gen.add_argument("--model", default="auto", help="sd15-inpainting, sd2-inpainting, sdxl-inpainting, classical, lama, "
+                                                     "migan, a diffusers folder, a .safetensors or a LaMa .onnx file; "
+                                                     "auto = the best present for the device (SDXL on CUDA, SD 1.5 on "
+                                                     "a CPU), else classical; --remove: LaMa or MI-GAN first")
     gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE")
     gen.add_argument("--embedding", action="append", default=[], metavar="PATH:TOKEN", help="textual inversion")
     gen.add_argument("--controlnet", action="append", default=[], choices=["inpaint", "canny", "lines", "seg"],
@@ -177,9 +180,10 @@ def run_edit(args: argparse.Namespace) -> int:
     if in_process and request.mask is None and not request.selection.text:
         print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     if request.mode != "recolor":
-        generator = probe.generator  # building it loads nothing yet
+        generator = probe.remover if request.mode == "remove" else probe.generator  # building it loads nothing yet
         probe.check_generator(request.mode, generator)  # once, up front, not once per photo
-        print(f"generator: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
+        role = "remover" if generator is not probe.generator else "generator"
+        print(f"{role}: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
     if request.selection.text and request.mask is None:
         # a missing detector stops here, once, with the download command
         if in_process:

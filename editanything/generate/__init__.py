@@ -2,9 +2,12 @@
 
 Every backend implements the `Generator` protocol; `get_generator(name)` builds one by name:
 "classical" (OpenCV Telea, no weights), "classical-ns", "sd15-inpainting", "sd2-inpainting", a path
-to a diffusers folder or a single-file checkpoint, or "auto" (sd15-inpainting when its weights are
-present, else classical), or the hosted "stability" and "openai" (remote/: the crop leaves the machine).
-torch and diffusers load only when a diffusion generator runs.
+to a diffusers folder or a single-file checkpoint, "auto" (the best model present for the device,
+see auto.py; classical without Stable Diffusion weights), or the hosted "stability" and "openai"
+(remote/: the crop leaves the machine). torch and diffusers load only when a diffusion generator runs.
+"sdxl-inpainting" (or an SDXL diffusers folder) runs SDXL inpainting (sdxl.py).
+"lama" and "migan" are removers (no prompt, ONNX Runtime; see removal.py): `best_remover()` names
+the best one on disk, which the Editor uses for *remove*.
 """
 
 from __future__ import annotations
@@ -58,6 +61,29 @@ def _remote(name: str) -> Callable[..., Generator]:
     return build
 
 
+def _sdxl(model: str) -> Callable[..., Generator]:
+    def build(**kwargs: Any) -> Generator:
+        from .sdxl import SDXLGenerator
+
+        return SDXLGenerator(model, **kwargs)
+
+    return build
+
+
+def _is_sdxl_folder(path: Path) -> bool:
+    index = path / "model_index.json"
+    return index.is_file() and '"StableDiffusionXL' in index.read_text(encoding="utf-8", errors="replace")
+
+
+def _remover(name: str) -> Callable[..., Generator]:
+    def build(**kwargs: Any) -> Generator:
+        from .removal import get_remover
+
+        return get_remover(name, **kwargs)
+
+    return build
+
+
 GENERATORS: dict[str, Callable[..., Generator]] = {
     "classical": lambda **kw: ClassicalGenerator("telea", **kw),
     "classical-telea": lambda **kw: ClassicalGenerator("telea", **kw),
@@ -67,6 +93,9 @@ GENERATORS: dict[str, Callable[..., Generator]] = {
     # hosted services: the crop around the mask is uploaded (generate/remote/)
     "stability": _remote("stability"),
     "openai": _remote("openai"),
+    "sdxl-inpainting": _sdxl("sdxl-inpainting"),
+    "lama": _remover("lama"),
+    "migan": _remover("migan"),
 }
 
 
@@ -77,6 +106,13 @@ GENERATOR_BACKENDS: dict[str, Callable[[str], Callable[..., Generator]]] = {"dif
 def register_generator(name: str, builder: Callable[..., Generator]) -> None:
     """Add a backend: `builder(**kwargs)` returns a Generator."""
     GENERATORS[name] = builder
+
+
+def best_remover() -> str | None:
+    """The best remover (LaMa, then MI-GAN) whose weights are on disk, or None."""
+    from .removal import best_remover as best
+
+    return best()
 
 
 def list_generators() -> list[str]:
@@ -90,11 +126,12 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
     "auto" with such arguments insists on Stable Diffusion (ModelNotFound says how to fetch it).
     """
     if name == "auto":
-        from ..models import find_model
+        from .auto import pick
 
-        if kwargs or find_model("sd15-inpainting") is not None:
-            return GENERATORS["sd15-inpainting"](**kwargs)
-        return GENERATORS["classical"]()
+        chosen, why = pick(with_options=bool(kwargs))
+        generator = GENERATORS[chosen](**kwargs)
+        generator.note = why
+        return generator
     if isinstance(name, str) and name in GENERATORS:
         return GENERATORS[name](**kwargs)
     if isinstance(name, str):
@@ -105,6 +142,10 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
         if factory is not None:
             return factory(name)(**kwargs)
     path = Path(name).expanduser()
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        return _remover(str(path))(**kwargs)
+    if path.is_dir() and _is_sdxl_folder(path):
+        return _sdxl(str(path))(**kwargs)
     if path.exists():
         return _diffusion(str(path))(**kwargs)
     raise InvalidInputError(
@@ -114,6 +155,6 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
 
 __all__ = [
     "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "GenerationParams", "Generator", "Style", "apply_styles",
-    "canonical_name", "get_generator", "list_generators", "load_styles", "make_scheduler", "parse_prompt_attention", "pick_styles",
-    "register_generator", "sampler_names",
+    "best_remover", "canonical_name", "get_generator", "list_generators", "load_styles", "make_scheduler",
+    "parse_prompt_attention", "pick_styles", "register_generator", "sampler_names",
 ]

@@ -21,6 +21,7 @@ class ClassicalGenerator:
     """
 
     works_at_any_size = True
+    note = ""  # why "auto" chose it, shown by describe()
 
     def __init__(self, method: str = "telea", radius: float = 5.0):
         if method not in METHODS:
@@ -33,6 +34,9 @@ class ClassicalGenerator:
     @property
     def name(self) -> str:
         return f"classical-{self.method}"
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.note})" if self.note else self.name
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> list[np.ndarray]:
         image = check_rgb(image)

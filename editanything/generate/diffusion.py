@@ -27,6 +27,7 @@ from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
 from .params import GenerationParams
 from .prompts import encode_prompts
+from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from .samplers import make_scheduler
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
@@ -183,6 +184,7 @@ class DiffusionGenerator:
     """
 
     works_at_any_size = False
+    note = ""  # why "auto" chose this model, shown by describe()
 
     def __init__(
         self,
@@ -257,6 +259,9 @@ class DiffusionGenerator:
     @property
     def loaded(self) -> bool:
         return self._pipe is not None
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.note})" if self.note else self.name
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -417,6 +422,8 @@ class DiffusionGenerator:
         from PIL import Image
 
         pipe.scheduler = make_scheduler(params.sampler, self._scheduler_config)
+        self._lcm_lora = set_lcm(pipe, params.sampler == LCM_SAMPLER,
+                                 [(f"lora{i}", x.scale) for i, x in enumerate(self.loras)])
         prompt_embeds, negative_embeds = encode_prompts(pipe, params.prompt, params.negative_prompt)
         extra: dict[str, Any] = {}
         if self.controlnets:
@@ -466,6 +473,8 @@ class DiffusionGenerator:
             "embeddings": [{"path": str(e.path), "token": e.token, "sha256": cached_sha256(e.path)}
                            for e in self.embeddings],
             "threads": self.last_threads,
+            **({"lcm_lora": {"path": str(lcm), "sha256": sha256_file(lcm)}}
+               if (lcm := getattr(self, "_lcm_lora", None)) else {}),
         }
 
 

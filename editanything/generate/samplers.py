@@ -25,6 +25,8 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler",
                          {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
     "UniPC": ("UniPCMultistepScheduler", {}),
+    # Latent consistency: 4-8 steps at CFG 1-2 with LCM-LoRA, which the generator turns on for it (lcm.py).
+    "LCM": ("LCMScheduler", {}),
 }
 
 # A model's scheduler config may carry a sigma schedule of its own; a WebUI name fixes it.

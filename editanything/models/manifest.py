@@ -201,6 +201,11 @@ REVISIONS: dict[str, str | None] = {
     "IDEA-Research/grounding-dino-base": "e76a695ed7ae1032a61530cce4b4e9b65f4e368b",
     **{f"facebook/sam2.1-hiera-{size}": None for size in ("tiny", "small", "base-plus", "large")},
     "facebook/sam3": None,
+    "Carve/LaMa-ONNX": "a3ee2fca54baebec351b8fa7786154ffa7555aa6",  # the commit that uploaded lama_fp32.onnx
+    "andraniksargsyan/migan": "1538c135034b8cfe7a8472f34d09c8a5a45b17a7",  # uploaded migan_pipeline_v2.onnx
+    "latent-consistency/lcm-lora-sdv1-5": "d2a62207399b8f04998c0aa81f45aa5a46254bcc",
+    "latent-consistency/lcm-lora-sdxl": "9d32716a19be0b540fc5fe0fad042fa8e2ee9c68",
+    "diffusers/stable-diffusion-xl-1.0-inpainting-0.1": "115134f363124c53c7d878647567d04daf26e41e",
 }
 
 
@@ -257,6 +262,16 @@ def diffusers_spec(name: str, repo: str, revision: str, listing: tuple[str, ...]
 
 def _sd(name: str, repo: str, **fields: str) -> ModelSpec:
     return diffusers_spec(name, repo, _rev(repo), SD_WEIGHT_LISTINGS[repo], sha=_SD_SHA256.get(repo), **fields)
+_TOKENIZER = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
+# The fp16 variant files the SDXL inpainting repo ships beside its fp32 ones (half the download).
+_SDXL_FILES = (
+    "model_index.json", "scheduler/scheduler_config.json",
+    "text_encoder/config.json", "text_encoder/model.fp16.safetensors",
+    "text_encoder_2/config.json", "text_encoder_2/model.fp16.safetensors",
+    *(f"tokenizer/{n}" for n in _TOKENIZER), *(f"tokenizer_2/{n}" for n in _TOKENIZER),
+    "unet/config.json", "unet/diffusion_pytorch_model.fp16.safetensors",
+    "vae/config.json", "vae/diffusion_pytorch_model.fp16.safetensors",
+)
 
 
 def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint: str) -> ModelSpec:
@@ -379,6 +394,16 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     _sd("sd2-inpainting", "sd2-community/stable-diffusion-2-inpainting",
         license="CreativeML-OpenRAIL++-M", size_hint="5.2 GB",
         description="Stable Diffusion 2 inpainting, 512x512 (community mirror of the withdrawn stabilityai repo)"),
+    ModelSpec(
+        name="sdxl-inpainting", kind="generator", extra="diffusion", license="openrail++", size_hint="6.9 GB",
+        description="SDXL 1.0 inpainting 0.1, fp16 variant (diffusers layout; best at 1024 px)",
+        files=_hf("diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+                  _rev("diffusers/stable-diffusion-xl-1.0-inpainting-0.1"), *_SDXL_FILES, folder="sdxl-inpainting",
+                  optional=("tokenizer/special_tokens_map.json", "tokenizer_2/special_tokens_map.json")),
+        notes="file list from the repo's tree at commit 115134f (files added in 530d9a1, unchanged since); "
+              "no sha256 pinned: the only unet hash seen (6470840731e9…) is a duplicate repo's, unverified "
+              "here, so the Hub's own hashes are checked at download",
+    ),
     *(ModelSpec(
         name=f"controlnet-{kind}", kind="controlnet", extra="diffusion", license="openrail", size_hint="723 MB",
         description=f"ControlNet 1.1 {label} for SD 1.5",
@@ -387,6 +412,47 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
                   size={"diffusion_pytorch_model.fp16.safetensors": 722_598_642} if kind == "inpaint" else None),
         loader={"backend": "controlnet", "variant": "fp16"},
     ) for kind, label in (("inpaint", "inpaint"), ("lineart", "line art"), ("canny", "Canny edges"), ("seg", "ADE20K segmentation"))),
+    ModelSpec(
+        name="lama", kind="remover", extra="remove", license="Apache-2.0", size_hint="208 MB",
+        description="LaMa (big-lama) object removal, ONNX export at 512x512 (Carve/LaMa-ONNX)",
+        files=(ModelFile("lama/lama_fp32.onnx", (
+            HfSource("Carve/LaMa-ONNX", "lama_fp32.onnx", revision=_rev("Carve/LaMa-ONNX")),
+        ), "1faef5301d78db7dda502fe59966957ec4b79dd64e16f03ed96913c7a4eb68d6", 208_044_816),),
+        notes="sha256 and size: the LFS pointer of Carve/LaMa-ONNX commit a3ee2fc (the commit that uploaded "
+              "lama_fp32.onnx, unchanged since); the model card says Apache-2.0, exported with torch.onnx.export, "
+              "opset 17, fixed 512x512",
+    ),
+    ModelSpec(
+        name="migan", kind="remover", extra="remove", license="MIT", size_hint="28 MB",
+        description="MI-GAN 512 (Places2) object removal, its authors' ONNX pipeline (any size)",
+        files=(ModelFile("migan/migan_pipeline_v2.onnx", (
+            HfSource("andraniksargsyan/migan", "migan_pipeline_v2.onnx",
+                     revision=_rev("andraniksargsyan/migan")),
+        ), None, 28_079_181),),
+        notes="linked from the Picsart-AI-Research/MI-GAN README (MIT); commit 1538c13 uploaded it. sha256 not "
+              "pinned: the only published hash seen is a mirror's (karanjakhar/migan: 6f1f3530a1a2…c48c40b, same "
+              "size), unverified against this repo; the Hub's own hash is checked at download",
+    ),
+    ModelSpec(
+        name="lcm-lora-sd15", kind="lora", extra="diffusion", license="openrail++", size_hint="135 MB",
+        description="LCM-LoRA for SD 1.5: the LCM sampler, 4-8 steps at CFG 1-2",
+        files=(ModelFile("lcm-lora-sd15/pytorch_lora_weights.safetensors", (
+            HfSource("latent-consistency/lcm-lora-sdv1-5", "pytorch_lora_weights.safetensors",
+                     revision=_rev("latent-consistency/lcm-lora-sdv1-5")),
+        ), "8f90d840e075ff588a58e22c6586e2ae9a6f7922996ee6649a7f01072333afe4", 134_621_556),),
+        notes="sha256: the Hub's LFS details of the file at commit d2a6220 (the last commit that changed it); "
+              "size from an LFS pointer with the same sha256; licence openrail++ on the model card",
+    ),
+    ModelSpec(
+        name="lcm-lora-sdxl", kind="lora", extra="diffusion", license="openrail++", size_hint="394 MB",
+        description="LCM-LoRA for SDXL: the LCM sampler, 4-8 steps at CFG 1-2",
+        files=(ModelFile("lcm-lora-sdxl/pytorch_lora_weights.safetensors", (
+            HfSource("latent-consistency/lcm-lora-sdxl", "pytorch_lora_weights.safetensors",
+                     revision=_rev("latent-consistency/lcm-lora-sdxl")),
+        )),),
+        notes="commit 9d32716 last changed the file (394 MB on the Hub); no sha256 pinned: none was found in "
+              "public sources, so the Hub's own hash is checked at download; licence openrail++ on the card",
+    ),
     ModelSpec(
         name="hed", kind="edges", extra="hed", license="MIT", size_hint="59 MB",
         description="HED edge detector (VGG16, BSDS500) for the hed and hed-pencil sketch styles",

@@ -1,0 +1,171 @@
+"""SDXL inpainting (diffusers/stable-diffusion-xl-1.0-inpainting-0.1) through the stock diffusers pipeline.
+
+`StableDiffusionXLInpaintPipeline` from a diffusers folder (the `sdxl-inpainting` model, or a
+path), with `local_files_only=True`. The Hub repo's fp16 variant files are what the manifest
+fetches: they load as fp16 on CUDA and are upcast to fp32 on a CPU. The WebUI parameters
+(sampler names, LCM with LCM-LoRA, CFG, steps, strength, seed, batch, LoRAs) work as for SD 1.5; SDXL works best at
+1024 px (`resolution=1024`). Prompt weights such as `(word:1.3)` are refused rather than
+silently ignored: SDXL's two text encoders do not take the WebUI weighting here yet.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..models.store import sha256_file
+from .classical import check_inputs
+from .diffusion import Lora, parse_lora
+from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
+from .params import GenerationParams
+from .prompts import parse_prompt_attention
+from .samplers import make_scheduler
+
+MODEL = "sdxl-inpainting"
+UNET = "unet/diffusion_pytorch_model"
+
+
+def _weighted(text: str) -> bool:
+    return any(weight not in (1.0, -1.0) for _, weight in parse_prompt_attention(text))
+
+
+class SDXLGenerator:
+    """SDXL inpainting at the size it is given (a multiple of 8; compose.py crops and resizes).
+
+    model: "sdxl-inpainting" (resolved by `editanything.models`) or a diffusers SDXL inpainting folder.
+    loras: `Lora(path, scale)` or "PATH:SCALE" strings.
+    """
+
+    works_at_any_size = False
+    note = ""  # why "auto" chose this model, shown by describe()
+
+    def __init__(self, model: str | os.PathLike = MODEL, *, loras: Sequence[Lora | str] = (),
+                 device: str | None = None, dtype: Any = None):
+        self.folder, self.sha256, self.model_name = _resolve(model)
+        self.loras = [parse_lora(x) if isinstance(x, str) else x for x in loras]
+        for lora in self.loras:
+            if not Path(lora.path).is_file():
+                raise ModelNotFound(f"{lora.path}: no such LoRA file")
+        self._device, self._dtype = device, dtype
+        self._pipe = None
+        self._scheduler_config: dict[str, Any] = {}
+        self._lcm_lora: Path | None = None
+        self.last_seeds: list[int] = []
+
+    @property
+    def name(self) -> str:
+        return self.model_name
+
+    def describe(self) -> str:
+        return f"{self.name} (SDXL inpainting, best at --resolution 1024{'; ' + self.note if self.note else ''})"
+
+    def load(self):
+        """Build the pipeline now (it is otherwise built on the first `inpaint`)."""
+        if self._pipe is not None:
+            return self._pipe
+        torch = require("torch", "diffusion")
+        diffusers = require("diffusers", "diffusion")
+        from ..models import pick_device, pick_dtype
+
+        device = pick_device(self._device)
+        dtype = self._dtype or pick_dtype(device)
+        # The Hub repo ships both precisions; a folder with only the fp16 files is loaded from those.
+        fp16_only = (self.folder / f"{UNET}.fp16.safetensors").is_file() and not (
+            self.folder / f"{UNET}.safetensors").is_file()
+        try:
+            pipe = diffusers.StableDiffusionXLInpaintPipeline.from_pretrained(
+                str(self.folder), dtype=dtype, variant="fp16" if fp16_only else None, local_files_only=True)
+            if self.loras:
+                require("peft", "diffusion")
+                names = [f"lora{i}" for i in range(len(self.loras))]
+                for name, lora in zip(names, self.loras):
+                    pipe.load_lora_weights(str(lora.path), adapter_name=name)
+                pipe.set_adapters(names, adapter_weights=[lora.scale for lora in self.loras])
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelNotFound(f"cannot load SDXL inpainting model {self.name} from {self.folder}: "
+                                f"{type(exc).__name__}: {first_line(exc)}") from exc
+        self._scheduler_config = dict(pipe.scheduler.config)
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        self._pipe = pipe
+        return pipe
+
+    def release(self) -> None:
+        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
+        if self._pipe is None:
+            return
+        self._pipe = None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+        """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
+        image, mask = check_inputs(image, mask)
+        h, w = image.shape[:2]
+        if h % 8 or w % 8:
+            raise InvalidInputError(f"SDXL needs sides that are multiples of 8; got {w}x{h} "
+                                    "(compose.edit_region crops and resizes for you)")
+        if _weighted(params.prompt) or _weighted(params.negative_prompt):
+            raise InvalidInputError("prompt weights such as (word:1.3) are not supported with SDXL yet; "
+                                    "write the prompt without them")
+        params = params.with_seed()
+        pipe = self.load()
+        import torch
+        from PIL import Image
+
+        pipe.scheduler = make_scheduler(params.sampler, self._scheduler_config)
+        self._lcm_lora = set_lcm(pipe, params.sampler == LCM_SAMPLER,
+                                 [(f"lora{i}", x.scale) for i, x in enumerate(self.loras)])
+        seeds = params.image_seeds()
+        results: list[np.ndarray] = []
+        for start in range(0, len(seeds), params.batch_size):
+            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds[start:start + params.batch_size]]
+            out = pipe(
+                prompt=params.prompt, negative_prompt=params.negative_prompt or None,
+                image=Image.fromarray(image), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+                height=h, width=w, strength=params.strength, num_inference_steps=params.steps,
+                guidance_scale=params.cfg_scale, num_images_per_prompt=params.batch_size,
+                generator=generators, output_type="np",
+            )
+            # The rounding diffusers uses for its PIL output, so both give the same pixels.
+            results += list((out.images * 255).round().astype(np.uint8))
+        self.last_seeds = seeds
+        return results
+
+    def model_info(self) -> dict[str, Any]:
+        """What the recipe records: model name, folder, the UNet's sha256 and the LoRAs."""
+        sha = self.sha256
+        return {
+            "name": self.name, "file": str(self.folder), "format": "diffusers", "family": "sdxl",
+            "sha256": sha, "hash": sha[:10] if sha else None,
+            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": sha256_file(x.path)} for x in self.loras],
+            **({"lcm_lora": {"path": str(self._lcm_lora), "sha256": sha256_file(self._lcm_lora)}}
+               if self._lcm_lora else {}),
+        }
+
+
+def _resolve(model: str | os.PathLike) -> tuple[Path, str | None, str]:
+    """The diffusers folder, the UNet's known sha256 and the name the recipe records."""
+    from ..models import MODELS, resolve
+    from ..models.store import expected_hash
+
+    if isinstance(model, str) and model in MODELS:
+        found = resolve(model)
+        unet = next((f for f in found.spec.files if f.path.endswith(".safetensors") and "/unet/" in f.path), None)
+        sha = expected_hash(unet, found.root) if unet is not None and found.root != Path("<hf-cache>") else None
+        return found.folder, sha, model
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / "model_index.json").is_file():
+        # A folder named like a registry model records its full path, so replay finds this folder.
+        return path, None, str(path) if path.name in MODELS else path.name
+    raise ModelNotFound(f"no SDXL inpainting model {str(model)!r}: not a known model name nor a diffusers folder")
