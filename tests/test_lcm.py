@@ -24,7 +24,7 @@ from PIL import Image  # noqa: E402
 from editanything.errors import ModelNotFound  # noqa: E402
 from editanything.generate import GenerationParams, canonical_name  # noqa: E402
 from editanything.generate.diffusion import DiffusionGenerator, Lora  # noqa: E402
-from editanything.models.store import sha256_file  # noqa: E402
+from editanything.models.store import cached_sha256  # noqa: E402
 
 SIZE = 32
 LCM = GenerationParams(prompt="a red apple", negative_prompt="blurry", sampler="LCM", steps=2, cfg_scale=1.5,
@@ -83,7 +83,7 @@ def test_lcm_matches_diffusers_with_the_lora_and_scheduler_then_turns_off(folder
     pipe.load_lora_weights(str(lcm_file), adapter_name="lcm")
     pipe.scheduler = diffusers.LCMScheduler.from_config(pipe.scheduler.config)
     np.testing.assert_array_equal(generated, _direct(pipe, LCM, image, mask))
-    assert ours.model_info()["lcm_lora"] == {"path": str(lcm_present), "sha256": sha256_file(lcm_file)}
+    assert ours.model_info()["lcm_lora"] == {"path": str(lcm_present), "sha256": cached_sha256(lcm_file)}
 
     # Another sampler on the same generator: the LoRA is off and the model is the stock one again.
     ddim = GenerationParams(prompt="a red apple", sampler="DDIM", steps=2, seed=3, resolution=SIZE)

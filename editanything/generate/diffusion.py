@@ -25,9 +25,9 @@ import numpy as np
 from ..errors import BadOutput, InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
+from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from .params import GenerationParams
 from .prompts import encode_prompts
-from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from .samplers import make_scheduler
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
@@ -473,7 +473,7 @@ class DiffusionGenerator:
             "embeddings": [{"path": str(e.path), "token": e.token, "sha256": cached_sha256(e.path)}
                            for e in self.embeddings],
             "threads": self.last_threads,
-            **({"lcm_lora": {"path": str(lcm), "sha256": sha256_file(lcm)}}
+            **({"lcm_lora": {"path": str(lcm), "sha256": cached_sha256(lcm)}}
                if (lcm := getattr(self, "_lcm_lora", None)) else {}),
         }
 

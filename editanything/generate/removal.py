@@ -101,9 +101,9 @@ class OnnxRemover:
     def model_info(self) -> dict[str, Any]:
         import importlib.metadata
 
-        from ..models.store import sha256_file
+        from ..models.store import cached_sha256
 
-        sha = self.sha256 or sha256_file(self.path)
+        sha = self.sha256 or cached_sha256(self.path)
         try:
             runtime = importlib.metadata.version("onnxruntime")
         except importlib.metadata.PackageNotFoundError:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
-from ..models.store import sha256_file
+from ..models.store import cached_sha256
 from .classical import check_inputs
 from .diffusion import Lora, parse_lora
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
@@ -148,8 +148,8 @@ class SDXLGenerator:
         return {
             "name": self.name, "file": str(self.folder), "format": "diffusers", "family": "sdxl",
             "sha256": sha, "hash": sha[:10] if sha else None,
-            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": sha256_file(x.path)} for x in self.loras],
-            **({"lcm_lora": {"path": str(self._lcm_lora), "sha256": sha256_file(self._lcm_lora)}}
+            "loras": [{"path": str(x.path), "scale": x.scale, "sha256": cached_sha256(x.path)} for x in self.loras],
+            **({"lcm_lora": {"path": str(self._lcm_lora), "sha256": cached_sha256(self._lcm_lora)}}
                if self._lcm_lora else {}),
         }
 
