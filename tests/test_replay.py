@@ -60,7 +60,15 @@ def threads():
 # ---- the generator: each image depends only on its own seed --------------------------------------
 
 @pytest.mark.parametrize("sampler", sampler_names())
-def test_each_image_of_a_batch_is_what_its_seed_alone_gives(generator, sampler):
+def test_each_image_of_a_batch_is_what_its_seed_alone_gives(generator, sampler, work, tmp_path, monkeypatch):
+    if sampler == "LCM":  # the LCM sampler turns on LCM-LoRA: a tiny one, where the models layer looks
+        from model_pins import pin_to_files
+
+        monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(tmp_path))
+        (tmp_path / "lcm-lora-sd15").mkdir()
+        tiny_sd.save_kohya_lora(tmp_path / "lcm-lora-sd15" / "pytorch_lora_weights.safetensors",
+                                generator.load().unet, scale=0.3)
+        pin_to_files(monkeypatch, tmp_path, "lcm-lora-sd15")
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(prompt="x", sampler=sampler, steps=2, seed=40, batch_size=2, resolution=SIZE)
     batch = generator.inpaint(image, mask, params)

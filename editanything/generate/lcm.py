@@ -34,12 +34,12 @@ def lora_path(pipe: Any) -> Path:
 def set_lcm(pipe: Any, on: bool, adapters: Sequence[tuple[str, float]]) -> Path | None:
     """Turn the LCM-LoRA on (loading it the first time) or off, keeping the user's adapters at their scales.
 
-    Returns the LoRA file when it is loaded, for the recipe.
+    Returns the LoRA file when it is on, for the recipe.
     """
     loaded = ADAPTER in (getattr(pipe.unet, "peft_config", None) or {})  # PEFT's adapters on the UNet
     if not on and not loaded:
         return None
-    path = lora_path(pipe)
+    path = lora_path(pipe) if on else None
     if not loaded:
         require("peft", "diffusion")
         pipe.load_lora_weights(str(path), adapter_name=ADAPTER)
