@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
-from .classical import check_inputs
+from ..types import check_mask, check_rgb
 from .params import GenerationParams
 
 REMOVERS = ("lama", "migan")  # best fill first: LaMa's Fourier convolutions carry structure across big holes
@@ -90,7 +90,8 @@ class OnnxRemover:
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> list[np.ndarray]:
         """The hole filled by the network, the rest of `image` untouched; the same image for every one asked."""
-        image, mask = check_inputs(image, mask)
+        image = check_rgb(image)
+        mask = check_mask(mask, image.shape)
         params = params or GenerationParams()
         out = image.copy()
         if mask.any():

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models.store import cached_sha256
-from .classical import check_inputs
+from ..types import check_mask, check_rgb
 from .diffusion import Lora, parse_lora
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from .params import GenerationParams
@@ -110,7 +110,8 @@ class SDXLGenerator:
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
         """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
-        image, mask = check_inputs(image, mask)
+        image = check_rgb(image)
+        mask = check_mask(mask, image.shape)
         h, w = image.shape[:2]
         if h % 8 or w % 8:
             raise InvalidInputError(f"SDXL needs sides that are multiples of 8; got {w}x{h} "
