@@ -5,7 +5,7 @@
 2. Removes the spoon from coffee.jpg: a box and a click → SAM (or GrabCut without SAM weights)
    → the best remover present (LaMa, then MI-GAN; else Stable Diffusion inpainting, else OpenCV's
    fill), and says which one ran.
-3. When Grounding DINO, SAM and SD weights are all in checkpoints/, a text-described replace.
+3. When a Grounding DINO and SD 1.5 inpainting are in checkpoints/, a text-described replace.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def run_sketches() -> bool:
 
 def run_edits() -> bool:
     from editanything import Prompt, read_image
+    from editanything.detect import DETECTOR_MODELS
     from editanything.generate import GenerationParams
     from editanything.models import find_model
     from editanything.pipeline import Editor, EditRequest
@@ -53,13 +54,15 @@ def run_edits() -> bool:
     out = result.save(OUT / "coffee-no-spoon.png", inputs=(photo,))
     remover = result.recipe.models["generator"]["name"]
     print(f"remove    : the spoon with {remover}, {int(result.mask.sum())} px masked -> {out}")
-    deep = ("groundingdino-swint-ogc", "sam-vit-b", "sd15-inpainting")
-    if all(find_model(m) for m in deep):
+    # A phrase needs a detector and a replace needs Stable Diffusion; clicks and boxes fall back to GrabCut.
+    missing = [] if any(find_model(m) for m in DETECTOR_MODELS) else [DETECTOR_MODELS[0]]
+    missing += [] if find_model("sd15-inpainting") else ["sd15-inpainting"]
+    if not missing:
         request = EditRequest(selection=Prompt(text="cup"), params=GenerationParams(prompt="a blue ceramic mug", seed=1))
         out = editor.edit(image, request, source=str(photo)).save(OUT / "coffee-blue-mug.png", inputs=(photo,))
         print(f"replace   : 'cup' -> 'a blue ceramic mug' -> {out}")
     else:
-        print("replace   : skipped, needs " + ", ".join(f"`editanything models download {m}`" for m in deep if not find_model(m)))
+        print("replace   : skipped, needs " + ", ".join(f"`editanything models download {m}`" for m in missing))
     return True
 
 
