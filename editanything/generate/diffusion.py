@@ -132,6 +132,24 @@ def _load_error(name: str, path: Path, exc: Exception) -> Exception:
                          f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
 
 
+def load_loras(pipe, loras: Sequence[Lora]) -> None:
+    """Attach LoRAs as PEFT adapters named "lora0", "lora1", … at their scales (LCM switches by these names)."""
+    require("peft", "diffusion")
+    names = [f"lora{i}" for i in range(len(loras))]
+    for name, lora in zip(names, loras):
+        pipe.load_lora_weights(str(lora.path), adapter_name=name)
+    pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])
+
+
+def free_memory() -> None:
+    """Give back what a dropped pipeline held: Python's heap now, and the CUDA cache where there is one."""
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _checkpoint_in_channels(path: Path) -> int | None:
     """The UNet's input channels of an original-layout checkpoint (9 for inpainting models, 4 otherwise)."""
     import torch
@@ -341,11 +359,7 @@ class DiffusionGenerator:
             for emb in self.embeddings:
                 pipe.load_textual_inversion(str(emb.path), token=emb.token)
             if self.loras:
-                require("peft", "diffusion")
-                names = [f"lora{i}" for i in range(len(self.loras))]
-                for name, lora in zip(names, self.loras):
-                    pipe.load_lora_weights(str(lora.path), adapter_name=name)
-                pipe.set_adapters(names, adapter_weights=[lora.scale for lora in self.loras])
+                load_loras(pipe, self.loras)
         except torch.cuda.OutOfMemoryError:
             raise
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -365,11 +379,7 @@ class DiffusionGenerator:
         if self._pipe is None:
             return
         self._pipe = None
-        gc.collect()
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_memory()
 
     # ---- generation ----------------------------------------------------------------------
 

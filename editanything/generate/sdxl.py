@@ -10,7 +10,6 @@ silently ignored: SDXL's two text encoders do not take the WebUI weighting here 
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +19,7 @@ import numpy as np
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
-from .diffusion import Lora, parse_lora
+from .diffusion import Lora, free_memory, load_loras, parse_lora
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from .params import GenerationParams
 from .prompts import parse_prompt_attention
@@ -81,11 +80,7 @@ class SDXLGenerator:
             pipe = diffusers.StableDiffusionXLInpaintPipeline.from_pretrained(
                 str(self.folder), dtype=dtype, variant="fp16" if fp16_only else None, local_files_only=True)
             if self.loras:
-                require("peft", "diffusion")
-                names = [f"lora{i}" for i in range(len(self.loras))]
-                for name, lora in zip(names, self.loras):
-                    pipe.load_lora_weights(str(lora.path), adapter_name=name)
-                pipe.set_adapters(names, adapter_weights=[lora.scale for lora in self.loras])
+                load_loras(pipe, self.loras)
         except torch.cuda.OutOfMemoryError:
             raise
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -102,11 +97,7 @@ class SDXLGenerator:
         if self._pipe is None:
             return
         self._pipe = None
-        gc.collect()
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_memory()
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
         """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
