@@ -115,6 +115,17 @@ def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, be
     return model.eval().to(device)
 
 
+def check_thresholds(box_threshold: Any, text_threshold: Any, nms_iou: Any, top_k: Any) -> None:
+    """The checks every Grounding DINO backend makes on its settings, with the expected range."""
+    for label, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
+        if not _is_number(value) or not 0.0 <= value <= 1.0:
+            raise InvalidInputError(f"{label} must be a number in [0, 1]; got {value!r}")
+    if nms_iou is not None and (not _is_number(nms_iou) or not 0.0 < nms_iou <= 1.0):
+        raise InvalidInputError(f"nms_iou must be in (0, 1] or None (no suppression); got {nms_iou!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise InvalidInputError(f"top_k must be an int >= 1 or None (keep all); got {top_k!r}")
+
+
 class GroundingDinoDetector:
     """Text → boxes with Grounding DINO.
 
@@ -130,13 +141,7 @@ class GroundingDinoDetector:
                  image_size: int = 800, max_size: int = 1333, name: str = "groundingdino", source: str = "") -> None:
         """`model` is a built groundingdino `GroundingDINO` with weights (see `load_grounding_dino`)."""
         torch = require("torch", "detect")
-        for label, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
-                raise InvalidInputError(f"{label} must be a number in [0, 1]; got {value!r}")
-        if nms_iou is not None and (not _is_number(nms_iou) or not 0.0 < nms_iou <= 1.0):
-            raise InvalidInputError(f"nms_iou must be in (0, 1] or None (no suppression); got {nms_iou!r}")
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-            raise InvalidInputError(f"top_k must be an int >= 1 or None (keep all); got {top_k!r}")
+        check_thresholds(box_threshold, text_threshold, nms_iou, top_k)
         for label, value in (("image_size", image_size), ("max_size", max_size)):
             if not isinstance(value, int) or value < 32:
                 raise InvalidInputError(f"{label} must be an int >= 32 pixels; got {value!r}")

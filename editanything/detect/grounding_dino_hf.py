@@ -19,18 +19,7 @@ from ..errors import InvalidInputError, NothingFound, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
 from ..models.transformers_folder import load_pretrained
 from ..types import Detections, check_rgb
-from .grounding_dino import _is_number, normalize_caption
-
-
-def check_thresholds(box_threshold: Any, text_threshold: Any, nms_iou: Any, top_k: Any) -> None:
-    """The checks every Grounding DINO backend makes on its settings, with the expected range."""
-    for label, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
-        if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise InvalidInputError(f"{label} must be a number in [0, 1]; got {value!r}")
-    if nms_iou is not None and (not _is_number(nms_iou) or not 0.0 < nms_iou <= 1.0):
-        raise InvalidInputError(f"nms_iou must be in (0, 1] or None (no suppression); got {nms_iou!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise InvalidInputError(f"top_k must be an int >= 1 or None (keep all); got {top_k!r}")
+from .grounding_dino import check_thresholds, normalize_caption
 
 
 class GroundingDinoHFDetector:
