@@ -106,8 +106,9 @@ class EditResult:
 class Editor:
     """Runs edits with lazily built backends: names from the registries ("auto" = best on disk) or instances.
 
-    `remover` does *remove*: "auto" is the best learned remover on disk (LaMa, then MI-GAN) when the
-    generator is "auto" too, else the generator itself (a model the caller chose is used for every mode).
+    `remover` does *remove*: "auto" is the best learned remover on disk (LaMa, then MI-GAN, else OpenCV's
+    Telea fill) when the generator is "auto" too, else the generator itself (a model the caller chose is
+    used for every mode).
 
     `low_memory`: once an edit's masks are computed, release the detector and segmenter before the
     generator loads, so their weights and cached embeddings never share memory with Stable Diffusion's
@@ -157,7 +158,7 @@ class Editor:
 
     @property
     def remover(self):
-        """What *remove* runs: the best learned remover present, or else the generator."""
+        """What *remove* runs: the remover (auto: LaMa, MI-GAN or Telea), or the generator the caller chose."""
         return self._backend("remover") or self.generator
 
     def describe(self, stages: tuple[str, ...] = ("segmenter", "detector", "generator", "captioner")) -> dict[str, str]:
@@ -184,10 +185,7 @@ class Editor:
             return f"unavailable ({exc})"
         if remover is not None:
             return remover.describe()
-        if self._specs["remover"] is None:
-            return f"the generator: {generator}"
-        return (f"the generator: {generator}; no LaMa or MI-GAN weights "
-                f"(fetch one with: {download_command('lama')} or {download_command('migan')})")
+        return f"the generator: {generator}"
 
     def release(self) -> None:
         """Free the deep models; they load again on next use."""
@@ -404,11 +402,18 @@ def _build_captioner(name: str, **options):
 
 
 def _build_remover(name: str, **options):
-    """A learned remover by name; "auto" gives the best on disk, or None (the Editor's generator removes)."""
+    """A remover by name; "auto" gives the best learned one on disk, else OpenCV's Telea fill.
+
+    Not Stable Diffusion even when it is present: an inpainting model asked to fill a hole with
+    "background" tends to paint a new object there, which is the opposite of a removal.
+    """
     if _is_auto(name):
         name = best_remover()
         if name is None:
-            return None
+            telea = ClassicalGenerator("telea")
+            telea.note = (f"no LaMa or MI-GAN weights; fetch one with: {download_command('lama')} "
+                          f"or {download_command('migan')}")
+            return telea
     return get_generator(name, **options)
 
 

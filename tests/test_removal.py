@@ -132,10 +132,18 @@ def test_a_chosen_model_is_used_for_remove_too(removers, coffee):
     assert result.recipe.models["generator"]["name"] == "classical-telea"
 
 
-def test_without_removers_remove_falls_back_to_the_generator(isolated_models):
+def test_without_removers_remove_uses_telea_and_says_what_to_fetch(isolated_models):
     editor = Editor(segmenter="grabcut")
-    assert editor.remover is editor.generator
+    assert editor.remover.name == "classical-telea"
     assert "editanything models download lama" in editor.describe()["remover"]
+
+
+def test_remove_uses_telea_not_stable_diffusion_when_no_remover_is_present(deep, coffee):
+    editor = Editor(segmenter="grabcut")
+    assert editor.generator.name == "sd15-inpainting"  # replace and background still paint with SD
+    result = editor.edit(coffee, EditRequest(mode="remove", selection=Prompt(**SPOON)))
+    assert result.recipe.models["generator"]["name"] == "classical-telea"
+    assert not np.array_equal(result.images[0][result.mask], coffee[result.mask])
 
 
 def test_cli_remove_picks_migan_says_so_and_replays_bit_exactly(isolated_models, tiny_files, tmp_path, capsys,
