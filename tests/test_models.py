@@ -377,3 +377,5 @@ def test_local_folders_say_which_variant_they_hold(tmp_path):
     assert folder_variant(tmp_path / "sd") == "fp16"
     touch("sd/text_encoder/model.safetensors", "sd/unet/diffusion_pytorch_model.safetensors")
     assert folder_variant(tmp_path / "sd") is None
+    touch("sd/text_encoder_2/model.fp16.safetensors")  # SDXL's second text encoder counts too
+    assert folder_variant(tmp_path / "sd") == "fp16"

@@ -26,7 +26,6 @@ from .prompts import parse_prompt_attention
 from .samplers import make_scheduler
 
 MODEL = "sdxl-inpainting"
-UNET = "unet/diffusion_pytorch_model"
 
 
 def _weighted(text: str) -> bool:
@@ -73,12 +72,11 @@ class SDXLGenerator:
 
         device = pick_device(self._device)
         dtype = self._dtype or pick_dtype(device)
-        # The Hub repo ships both precisions; a folder with only the fp16 files is loaded from those.
-        fp16_only = (self.folder / f"{UNET}.fp16.safetensors").is_file() and not (
-            self.folder / f"{UNET}.safetensors").is_file()
+        from ..models.variants import folder_variant
+
         try:
             pipe = diffusers.StableDiffusionXLInpaintPipeline.from_pretrained(
-                str(self.folder), dtype=dtype, variant="fp16" if fp16_only else None, local_files_only=True)
+                str(self.folder), dtype=dtype, variant=folder_variant(self.folder), local_files_only=True)
             if self.loras:
                 load_loras(pipe, self.loras)
         except torch.cuda.OutOfMemoryError:

@@ -52,7 +52,7 @@ def model_variant(folder: Path) -> str | None:
 def folder_variant(folder: Path) -> str | None:
     """The variant a local diffusers folder must be loaded with (None: full-precision files are there)."""
     folder = Path(folder)
-    components = tuple(c for c in COMPONENTS if (folder / c).is_dir())
+    components = tuple(c for c in (*COMPONENTS, "text_encoder_2") if (folder / c).is_dir())  # SDXL has two
     listing = [p.relative_to(folder).as_posix() for c in components for p in (folder / c).iterdir()]
     try:
         return pick_weights(listing, components)[1]
