@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models.store import cached_sha256
+from ..models.variants import folder_variant
 from ..types import check_mask, check_rgb
 from .diffusion import Lora, free_memory, load_loras, parse_lora
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
@@ -72,8 +73,6 @@ class SDXLGenerator:
 
         device = pick_device(self._device)
         dtype = self._dtype or pick_dtype(device)
-        from ..models.variants import folder_variant
-
         try:
             pipe = diffusers.StableDiffusionXLInpaintPipeline.from_pretrained(
                 str(self.folder), dtype=dtype, variant=folder_variant(self.folder), local_files_only=True)
