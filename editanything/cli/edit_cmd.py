@@ -182,6 +182,8 @@ def run_edit(args: argparse.Namespace) -> int:
     if request.mode != "recolor":
         generator = probe.remover if request.mode == "remove" else probe.generator  # building it loads nothing yet
         probe.check_generator(request.mode, generator)  # once, up front, not once per photo
+        if hasattr(generator, "check_params"):  # parameters the model cannot honour fail here, not per photo
+            generator.check_params(request.params)
         role = "remover" if generator is not probe.generator else "generator"
         print(f"{role}: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
     if request.selection.text and request.mask is None:

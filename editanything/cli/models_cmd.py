@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from ..models import find_model, get_spec, list_models, resolve, verify_model
 from ..models.download import download_model
-from ..models.manifest import HfSource, ModelSpec, WheelSource
+from ..models.manifest import NOT_IN_MANIFEST, HfSource, ModelSpec, WheelSource
 from ..models.store import download_root, size_problem
 
 
@@ -68,6 +68,8 @@ def _list(args) -> int:
                 pin = f"sha256 {f.sha256[:16]}…" if f.pinned else "unverified (no pinned sha256)"
                 size = f"{f.size:,} bytes" if f.size is not None else "size unknown"
                 print(f"    {f.path}: {pin}, {size}{', optional' if f.optional else ''}")
+    for name, why in NOT_IN_MANIFEST.items():
+        print(f"not listed: {name}: {why}")
     return 0
 
 

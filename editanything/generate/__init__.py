@@ -6,6 +6,7 @@ to a diffusers folder or a single-file checkpoint, "auto" (the best model presen
 see auto.py; classical without Stable Diffusion weights), or the hosted "stability" and "openai"
 (remote/: the crop leaves the machine). torch and diffusers load only when a diffusion generator runs.
 "sdxl-inpainting" (or an SDXL diffusers folder) runs SDXL inpainting (sdxl.py).
+"flux2-klein-4b" (or a FLUX.2 [klein] diffusers folder) runs FLUX.2 [klein] inpainting (flux2.py).
 "lama" and "migan" are removers (no prompt, ONNX Runtime; see removal.py): `best_remover()` names
 the best one on disk, which the Editor uses for *remove*.
 """
@@ -70,6 +71,21 @@ def _sdxl(model: str) -> Callable[..., Generator]:
     return build
 
 
+def _flux2(model: str) -> Callable[..., Generator]:
+    def build(**kwargs: Any) -> Generator:
+        from .flux2 import Flux2Generator
+
+        return Flux2Generator(model, **kwargs)
+
+    return build
+
+
+def _is_flux2_folder(path: Path) -> bool:
+    from .flux2 import is_flux2_folder
+
+    return is_flux2_folder(path)
+
+
 def _is_sdxl_folder(path: Path) -> bool:
     index = path / "model_index.json"
     return index.is_file() and '"StableDiffusionXL' in index.read_text(encoding="utf-8", errors="replace")
@@ -94,6 +110,7 @@ GENERATORS: dict[str, Callable[..., Generator]] = {
     "stability": _remote("stability"),
     "openai": _remote("openai"),
     "sdxl-inpainting": _sdxl("sdxl-inpainting"),
+    "flux2-klein-4b": _flux2("flux2-klein-4b"),
     "lama": _remover("lama"),
     "migan": _remover("migan"),
 }
@@ -144,6 +161,8 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
     path = Path(name).expanduser()
     if path.is_file() and path.suffix.lower() == ".onnx":
         return _remover(str(path))(**kwargs)
+    if path.is_dir() and _is_flux2_folder(path):
+        return _flux2(str(path))(**kwargs)
     if path.is_dir() and _is_sdxl_folder(path):
         return _sdxl(str(path))(**kwargs)
     if path.exists():

@@ -1,14 +1,17 @@
 """What "auto" generates with: the best model on disk for this device, and why, in words.
 
-On CUDA, SDXL inpainting when present (sharper, 1024 px; SD 1.5 otherwise). On a CPU, SD 1.5
-even when SDXL is there: an SDXL step costs several times an SD 1.5 step, and with LCM-LoRA
-present SD 1.5 needs only 4 steps (`--sampler LCM --steps 4 --cfg 1.5`). Without Stable
-Diffusion weights, OpenCV's fill (remove only).
+On CUDA: FLUX.2 [klein] 4B when present (the newest: step-distilled, 4 steps, sub-second on a recent
+GPU in about 13 GB of VRAM), then SDXL inpainting (sharper than SD 1.5, 1024 px), then SD 1.5.
+On a CPU: SD 1.5 even when SDXL or FLUX.2 is there: an SDXL step costs several times an SD 1.5
+step, and FLUX.2 klein's 4B transformer plus its 4B Qwen3 text encoder need about 32 GB of RAM in
+fp32; with LCM-LoRA present SD 1.5 needs only 4 steps (`--sampler LCM --steps 4 --cfg 1.5`).
+Without SD 1.5 a CPU takes SDXL, then FLUX.2. Without any of them, OpenCV's fill (remove only).
 """
 
 from __future__ import annotations
 
 LCM_HINT = "LCM-LoRA is present: --sampler LCM --steps 4 --cfg 1.5 takes 4 steps instead of 25"
+FLUX2_FLAGS = "run it with --sampler Euler --steps 4 --cfg 1"
 
 
 def pick(with_options: bool = False) -> tuple[str, str]:
@@ -16,14 +19,22 @@ def pick(with_options: bool = False) -> tuple[str, str]:
     from ..models import find_model, pick_device
 
     sd15, sdxl = find_model("sd15-inpainting") is not None, find_model("sdxl-inpainting") is not None
+    flux2 = find_model("flux2-klein-4b") is not None
     if with_options:
         return "sd15-inpainting", "the LoRAs, embeddings or ControlNets asked for are SD 1.5 add-ons"
-    if sdxl and (not sd15 or pick_device().startswith("cuda")):
+    cuda = pick_device().startswith("cuda")
+    if flux2 and (cuda or not (sd15 or sdxl)):
+        why = ("FLUX.2 [klein] 4B on CUDA: the newest, 4 steps in about 13 GB of VRAM" if cuda else
+               "the only diffusion model present; on a CPU it needs about 32 GB of RAM and is slow")
+        return "flux2-klein-4b", f"{why}; {FLUX2_FLAGS}"
+    if sdxl and (not sd15 or cuda):
         lcm = find_model("lcm-lora-sdxl") is not None
         why = "SDXL on CUDA" if sd15 else "the only Stable Diffusion model present"
         return "sdxl-inpainting", why + ("; " + LCM_HINT.replace("25", "25 (SDXL's LCM-LoRA)") if lcm else "")
     if sd15:
         lcm = find_model("lcm-lora-sd15") is not None
-        why = "on a CPU: an SDXL step costs several SD 1.5 steps" if sdxl else "the Stable Diffusion model present"
+        why = ("on a CPU: an SDXL step costs several SD 1.5 steps" if sdxl else
+               "on a CPU: FLUX.2 klein needs about 32 GB of RAM in fp32" if flux2 else
+               "the Stable Diffusion model present")
         return "sd15-inpainting", why + ("; " + LCM_HINT if lcm else "; fetch lcm-lora-sd15 for 4-step LCM")
     return "classical", "no Stable Diffusion weights: OpenCV's fill, which can only remove"

@@ -206,6 +206,7 @@ REVISIONS: dict[str, str | None] = {
     "latent-consistency/lcm-lora-sdv1-5": "d2a62207399b8f04998c0aa81f45aa5a46254bcc",
     "latent-consistency/lcm-lora-sdxl": "9d32716a19be0b540fc5fe0fad042fa8e2ee9c68",
     "diffusers/stable-diffusion-xl-1.0-inpainting-0.1": "115134f363124c53c7d878647567d04daf26e41e",
+    "black-forest-labs/FLUX.2-klein-4B": "e7b7dc27f91deacad38e78976d1f2b499d76a294",
 }
 
 
@@ -272,6 +273,45 @@ _SDXL_FILES = (
     "unet/config.json", "unet/diffusion_pytorch_model.fp16.safetensors",
     "vae/config.json", "vae/diffusion_pytorch_model.fp16.safetensors",
 )
+
+
+# FLUX.2 [klein] 4B's diffusers files at e7b7dc2 with their sha256 and sizes (see checkpoints/README.md);
+# the repo's root single-file `flux-2-klein-4b.safetensors` duplicates the transformer and is not fetched.
+_FLUX2_KLEIN_4B = {
+    "model_index.json": (446, "51a76cb1cf3ed37423a1128c79c22faee8e6fbe7f5aaeb737f0a258930dbaac0"),
+    "scheduler/scheduler_config.json": (486, "067afb012cef64553a763447d1efd93daeffcc0123ca7e25b09f8de20b90762e"),
+    "text_encoder/config.json": (1_536, "214b4c29a0d975e9fddf9994a5673f22cb2c4c5750352f9227c2c3251ebeab40"),
+    "text_encoder/generation_config.json": (214, "4347b1aeed2b2b78bc059920a0b7f5fec71482e1344952b76d7665d638d71f13"),
+    "text_encoder/model-00001-of-00002.safetensors": (
+        4_967_215_360, "8c0506e7f4936fa7e26183a4fd8da4e2bdbc5990ba64ae441f965d51228f36ea"),
+    "text_encoder/model-00002-of-00002.safetensors": (
+        3_077_766_632, "82f2bd839378541b0557bfabaf37c7d3d637071fdcb73302dedd7cf61162ce07"),
+    "text_encoder/model.safetensors.index.json": (
+        32_855, "06b3d5319b6d76d1a4a2433419180016cfd54ed62d086a5e6567a809f8c82634"),
+    "tokenizer/added_tokens.json": (707, "c0284b582e14987fbd3d5a2cb2bd139084371ed9acbae488829a1c900833c680"),
+    "tokenizer/chat_template.jinja": (4_168, "a55ee1b1660128b7098723e0abcd92caa0788061051c62d51cbe87d9cf1974d8"),
+    "tokenizer/merges.txt": (1_671_853, "8831e4f1a044471340f7c0a83d7bd71306a5b867e95fd870f74d0c5308a904d5"),
+    "tokenizer/special_tokens_map.json": (613, "76862e765266b85aa9459767e33cbaf13970f327a0e88d1c65846c2ddd3a1ecd"),
+    "tokenizer/tokenizer.json": (11_422_654, "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4"),
+    "tokenizer/tokenizer_config.json": (5_404, "443bfa629eb16387a12edbf92a76f6a6f10b2af3b53d87ba1550adfcf45f7fa0"),
+    "tokenizer/vocab.json": (2_776_833, "ca10d7e9fb3ed18575dd1e277a2579c16d108e32f27439684afa0e10b1440910"),
+    "transformer/config.json": (541, "09733c74a3da6d17dd0a0472a091a8950c7c6935889c32c16cc800ede05029de"),
+    "transformer/diffusion_pytorch_model.safetensors": (
+        7_751_109_744, "9f29f9edcfdae452a653ffb51a534ca4decd389952c225724ff3b94042612a6e"),
+    "vae/config.json": (821, "0d6dfb69ae95a5e2ac9836284bbb63d8b38ce67b25ba2dff380752b2a10ab948"),
+    "vae/diffusion_pytorch_model.safetensors": (
+        168_120_878, "ca70d2202afe6415bdbcb8793ba8cd99fd159cfe6192381504d6c4d3036e0f04"),
+}
+# tokenizer.json alone builds the tokenizer; the slow tokenizer's files and the generation config come along.
+_FLUX2_OPTIONAL = ("text_encoder/generation_config.json", "tokenizer/added_tokens.json", "tokenizer/merges.txt",
+                   "tokenizer/special_tokens_map.json", "tokenizer/vocab.json")
+
+NOT_IN_MANIFEST: dict[str, str] = {
+    "flux2-klein-9b": "FLUX.2 [klein] 9B (black-forest-labs/FLUX.2-klein-9B) is NOT Apache-2.0: FLUX Non-Commercial "
+                      "License, gated on the hub. Not downloadable here; if its licence fits your use, fetch it "
+                      "yourself and pass its diffusers folder with --model",
+}
+"""Models `models list` names without offering them, and why (licence)."""
 
 
 def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint: str) -> ModelSpec:
@@ -403,6 +443,17 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         notes="file list from the repo's tree at commit 115134f (files added in 530d9a1, unchanged since); "
               "no sha256 pinned: the only unet hash seen (6470840731e9…) is a duplicate repo's, unverified "
               "here, so the Hub's own hashes are checked at download",
+    ),
+    ModelSpec(
+        name="flux2-klein-4b", kind="generator", extra="diffusion", license="Apache-2.0", size_hint="16 GB",
+        description="FLUX.2 [klein] 4B, step-distilled (4 steps, no CFG): inpainting up to 1024x1024, bf16 on CUDA",
+        files=tuple(ModelFile(f"flux2-klein-4b/{n}", (HfSource("black-forest-labs/FLUX.2-klein-4B", n,
+                                                                _rev("black-forest-labs/FLUX.2-klein-4B")),),
+                              sha, size, optional=n in _FLUX2_OPTIONAL)
+                    for n, (size, sha) in _FLUX2_KLEIN_4B.items()),
+        notes="revision e7b7dc2 and every file's sha256 and size as pinned by several independent public projects "
+              "(they agree); diffusers layout added in 5e67da9 ('add diffusers weights'). The 9B model is not "
+              "Apache-2.0 (FLUX Non-Commercial License)",
     ),
     *(ModelSpec(
         name=f"controlnet-{kind}", kind="controlnet", extra="diffusion", license="openrail", size_hint="723 MB",

@@ -1,0 +1,231 @@
+"""FLUX.2 [klein] inpainting (black-forest-labs/FLUX.2-klein-4B) through diffusers' `Flux2KleinInpaintPipeline`.
+
+A rectified-flow transformer with a Qwen3 text encoder. The manifest's `flux2-klein-4b` is the
+step-distilled 4B model (Apache-2.0): 4 steps, and no classifier-free guidance, so it takes no
+negative prompt and its CFG scale is not used. An undistilled FLUX.2 [klein] folder (`is_distilled`
+false in its model_index.json, e.g. klein base 4B) runs CFG with the negative prompt.
+
+What the WebUI parameters mean here:
+- sampler: flow matching samples with Euler (`FlowMatchEulerDiscreteScheduler`, the model's own
+  schedule); any other WebUI sampler name is refused, not silently swapped.
+- prompt weights such as `(word:1.3)` are refused: the Qwen3 text encoder has no CLIP-style
+  weighting, and dropping them quietly would make a different picture than the one asked for.
+- seed, steps, strength, batch size and count work as for Stable Diffusion: one call per image with
+  its own seed, so image i of a batch replays alone.
+The pipeline works at sides that are multiples of 16 and scales anything above 1024×1024 pixels
+down; a crop whose sides are not multiples of 16 is padded (edge pixels, outside the mask) and the
+padding cut off again, and a crop above 1 MP is refused (use --resolution 1024 or less). CUDA runs
+bf16 (what FLUX is trained in; fp16 where the GPU has no bf16), a CPU fp32.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..models.store import cached_sha256
+from ..types import check_mask, check_rgb
+from .diffusion import _intra_op_threads, _to_uint8, free_memory
+from .params import GenerationParams
+from .prompts import parse_prompt_attention
+
+log = logging.getLogger(__name__)
+
+MODEL = "flux2-klein-4b"
+SAMPLERS = ("Euler",)  # flow matching: FlowMatchEulerDiscreteScheduler with the model's own schedule
+PIPELINES = ("Flux2KleinPipeline", "Flux2KleinInpaintPipeline")  # model_index.json classes this loads
+MAX_PIXELS = 1024 * 1024  # above this the pipeline scales the image down; refused so sizes stay exact
+TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
+
+
+def is_flux2_folder(path: Path) -> bool:
+    """Whether `path` is a diffusers FLUX.2 [klein] pipeline folder (text-to-image or inpainting)."""
+    return _index(path).get("_class_name") in PIPELINES
+
+
+def _index(path: Path) -> dict:
+    try:
+        data = json.loads((Path(path) / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _weighted(text: str) -> bool:
+    return any(weight not in (1.0, -1.0) for _, weight in parse_prompt_attention(text))
+
+
+def _multiple(folder: Path) -> int:
+    """The side multiple the pipeline needs: the VAE's downscale × the 2×2 latent patches."""
+    try:
+        blocks = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))["block_out_channels"]
+        return 2 ** len(blocks)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 16  # the FLUX.2 VAE's 4 blocks
+
+
+def _pad_to(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+class Flux2Generator:
+    """FLUX.2 [klein] inpainting at the size it is given (compose.py crops and resizes).
+
+    model:       "flux2-klein-4b" (resolved by `editanything.models`) or a diffusers FLUX.2 [klein] folder.
+    cpu_offload: on CUDA, keep each component on the CPU until it runs (less VRAM, slower).
+    threads:     torch's CPU threads while generating; the recipe records it, as for Stable Diffusion.
+    """
+
+    works_at_any_size = False
+    note = ""  # why "auto" chose this model, shown by describe()
+
+    def __init__(self, model: str | os.PathLike = MODEL, *, device: str | None = None, dtype: Any = None,
+                 cpu_offload: bool = False, threads: int | None = None):
+        self.folder, self.sha256, self.model_name = _resolve(model)
+        index = _index(self.folder)
+        self.distilled = bool(index.get("is_distilled", False))
+        self.multiple = _multiple(self.folder)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InvalidInputError(f"threads must be an int >= 1 (CPU threads while generating); got {threads!r}")
+        self._device, self._dtype, self.cpu_offload, self.threads = device, dtype, cpu_offload, threads
+        self._pipe = None
+        self._warned_cfg = False
+        self.last_seeds: list[int] = []
+        self.last_threads: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model_name
+
+    def describe(self) -> str:
+        how = ("FLUX.2 [klein], step-distilled: --sampler Euler --steps 4 --cfg 1, no negative prompt"
+               if self.distilled else "FLUX.2 [klein] base: --sampler Euler, CFG and negative prompt work")
+        return f"{self.name} ({how}; up to 1024x1024{'; ' + self.note if self.note else ''})"
+
+    def load(self):
+        """Build the pipeline now (it is otherwise built on the first `inpaint`)."""
+        if self._pipe is not None:
+            return self._pipe
+        torch = require("torch", "diffusion")
+        diffusers = require("diffusers", "diffusion")
+        from ..models import pick_device
+
+        device = pick_device(self._device)
+        dtype = self._dtype or _pick_dtype(device)
+        try:
+            pipe = diffusers.Flux2KleinInpaintPipeline.from_pretrained(str(self.folder), dtype=dtype,
+                                                                       local_files_only=True)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise ModelNotFound(f"cannot load FLUX.2 [klein] model {self.name} from {self.folder}: "
+                                f"{type(exc).__name__}: {first_line(exc)}") from exc
+        if self.cpu_offload and str(device).startswith("cuda"):
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        self._pipe = pipe
+        return pipe
+
+    def release(self) -> None:
+        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
+        if self._pipe is None:
+            return
+        self._pipe = None
+        free_memory()
+
+    def check_params(self, params: GenerationParams) -> None:
+        """Refuse the parameters this model cannot honour, before anything loads (the CLI calls it once)."""
+        if params.sampler not in SAMPLERS:
+            raise InvalidInputError(
+                f"FLUX.2 [klein] samples by flow matching: the sampler must be {' or '.join(SAMPLERS)}; got "
+                f"{params.sampler!r} (add --sampler Euler{'; the distilled 4B wants --steps 4 --cfg 1' if self.distilled else ''})")
+        if _weighted(params.prompt) or _weighted(params.negative_prompt):
+            raise InvalidInputError("prompt weights such as (word:1.3) do not work with FLUX.2 [klein] (its Qwen3 "
+                                    "text encoder has no weighting); write the prompt without them")
+        if self.distilled and params.negative_prompt.strip():
+            raise InvalidInputError(f"{self.name} is step-distilled: it has no classifier-free guidance, so a "
+                                    "negative prompt would be ignored; leave it empty")
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+        """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
+        image = check_rgb(image)
+        mask = check_mask(mask, image.shape)
+        h, w = image.shape[:2]
+        self.check_params(params)
+        if _pad_to(w, self.multiple) * _pad_to(h, self.multiple) > MAX_PIXELS:
+            raise InvalidInputError(f"FLUX.2 [klein] works at up to 1024x1024 pixels; this crop is {w}x{h} "
+                                    "(use --resolution 1024 or less)")
+        if self.distilled and params.cfg_scale != 1.0 and not self._warned_cfg:
+            log.warning("%s is step-distilled: CFG is not used (cfg_scale %g has no effect; --cfg 1 says so)",
+                        self.name, params.cfg_scale)
+            self._warned_cfg = True
+        params = params.with_seed()
+        pipe = self.load()
+        import torch
+        from PIL import Image
+
+        # Edge pixels pad the crop to the sides the pipeline needs; the padding is never repainted.
+        ph, pw = _pad_to(h, self.multiple), _pad_to(w, self.multiple)
+        padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+        padded_mask = np.pad(mask, ((0, ph - h), (0, pw - w)))
+        seeds = params.image_seeds()
+        threads = self.threads or torch.get_num_threads()
+        results: list[np.ndarray] = []
+        with _intra_op_threads(threads):
+            with torch.no_grad():  # the text encoder once for the whole batch
+                prompt_embeds = pipe.encode_prompt(params.prompt)[0]
+                negative_embeds = (pipe.encode_prompt(params.negative_prompt)[0]
+                                   if params.negative_prompt.strip() else None)
+            for seed in seeds:  # one call per image, so image i depends on its own seed only
+                out = pipe(
+                    prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                    image=Image.fromarray(padded), mask_image=Image.fromarray(padded_mask.astype(np.uint8) * 255),
+                    height=ph, width=pw, strength=params.strength, num_inference_steps=params.steps,
+                    guidance_scale=params.cfg_scale, num_images_per_prompt=1,
+                    generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
+                )
+                results += [r[:h, :w] for r in _to_uint8(out.images)]
+        self.last_seeds, self.last_threads = seeds, threads
+        return results
+
+    def model_info(self) -> dict[str, Any]:
+        """What the recipe records: model name, folder, the transformer's sha256, and the CPU threads used."""
+        if self.sha256 is None and (self.folder / TRANSFORMER).is_file():
+            self.sha256 = cached_sha256(self.folder / TRANSFORMER)
+        sha = self.sha256
+        return {"name": self.name, "file": str(self.folder), "format": "diffusers", "family": "flux2-klein",
+                "distilled": self.distilled, "sha256": sha, "hash": sha[:10] if sha else None,
+                "threads": self.last_threads}
+
+
+def _pick_dtype(device: str):
+    """bf16 on CUDA (FLUX's own precision; fp16 overflows in it) where the GPU has it, else fp16; fp32 on a CPU."""
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _resolve(model: str | os.PathLike) -> tuple[Path, str | None, str]:
+    """The diffusers folder, the transformer's pinned sha256 and the name the recipe records."""
+    from ..models import MODELS, resolve
+
+    if isinstance(model, str) and model in MODELS:
+        found = resolve(model)
+        weights = next((f for f in found.spec.files if f.path.endswith(TRANSFORMER)), None)
+        return found.folder, weights.sha256 if weights is not None else None, model
+    path = Path(model).expanduser()
+    if path.is_dir() and is_flux2_folder(path):
+        # A folder named like a registry model records its full path, so replay finds this folder.
+        return path, None, str(path) if path.name in MODELS else path.name
+    raise ModelNotFound(f"no FLUX.2 [klein] model {str(model)!r}: not a known model name nor a diffusers "
+                        f"folder whose model_index.json names {' or '.join(PIPELINES)}")

@@ -1,0 +1,170 @@
+"""FLUX.2 [klein] inpainting on a tiny random FLUX.2 klein saved in the Hub repo's layout, against diffusers called directly."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+import tiny_flux2  # noqa: E402
+import tiny_sd  # noqa: E402
+from model_pins import pin_to_files  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from conftest import DEMOS  # noqa: E402
+from editanything import compose  # noqa: E402
+from editanything.cli import main  # noqa: E402
+from editanything.errors import InvalidInputError, ModelNotFound  # noqa: E402
+from editanything.generate import GenerationParams, get_generator  # noqa: E402
+from editanything.generate.flux2 import Flux2Generator  # noqa: E402
+from editanything.recipe import read_recipe  # noqa: E402
+
+SIZE = 64
+PARAMS = GenerationParams(prompt="a cat on a sofa", sampler="Euler", steps=2, cfg_scale=1.0, seed=11, resolution=SIZE)
+
+
+@pytest.fixture(scope="session")
+def folder(tmp_path_factory):
+    return tiny_flux2.save_klein(tmp_path_factory.mktemp("tiny-flux2") / "flux2-klein-4b")
+
+
+@pytest.fixture(scope="session")
+def generator(folder):
+    """One loaded generator for the tests that only call it (loading is the slow part)."""
+    return get_generator(str(folder))
+
+
+def _direct(folder: Path, image: np.ndarray, mask: np.ndarray, seed: int, prompt: str = PARAMS.prompt,
+            steps: int = PARAMS.steps, **extra) -> np.ndarray:
+    """The same inpaint with diffusers' pipeline called directly on the same folder."""
+    pipe = _pipe(folder)
+    out = pipe(prompt=prompt, image=Image.fromarray(image), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+               height=image.shape[0], width=image.shape[1], strength=1.0, num_inference_steps=steps,
+               generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **extra)
+    return (out.images[0] * 255).round().astype(np.uint8)
+
+
+_PIPES: dict[Path, object] = {}
+
+
+def _pipe(folder: Path):
+    if folder not in _PIPES:
+        pipe = diffusers.Flux2KleinInpaintPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+        pipe.set_progress_bar_config(disable=True)
+        _PIPES[folder] = pipe
+    return _PIPES[folder]
+
+
+def test_matches_the_diffusers_pipeline_and_each_batch_image_replays_alone(folder, generator):
+    assert isinstance(generator, Flux2Generator) and generator.distilled
+    image, mask = tiny_sd.image_and_mask(SIZE)
+    params = GenerationParams(**{**PARAMS.to_dict(), "batch_size": 2, "batch_count": 1})
+    generated = generator.inpaint(image, mask, params)
+    assert len(generated) == 2 and generator.last_seeds == [11, 12]
+    for out, seed in zip(generated, (11, 12)):
+        np.testing.assert_array_equal(out, _direct(folder, image, mask, seed))
+    assert not np.array_equal(generated[0], generated[1])  # each image has its own noise
+    info = generator.model_info()
+    assert info["family"] == "flux2-klein" and info["distilled"] and len(info["sha256"]) == 64
+
+
+def test_sides_not_multiples_of_16_are_padded_and_cut_back(generator):
+    image, mask = tiny_sd.image_and_mask(SIZE)
+    image, mask = image[:, :40], mask[:, :40]  # 40 px wide: the pipeline would round it down to 32
+    out = generator.inpaint(image, mask, GenerationParams(**{**PARAMS.to_dict(), "seed": 4}))[0]
+    assert out.shape == image.shape and out.dtype == np.uint8 and out.std() > 0
+
+
+def test_outside_the_mask_stays_bit_exact_after_compose(generator):
+    image = np.asarray(Image.open(DEMOS / "chelsea.jpg").convert("RGB"))[:200, :240].copy()
+    mask = np.zeros(image.shape[:2], bool)
+    mask[60:140, 80:170] = True
+    out = compose.edit_region(image, mask, generator, GenerationParams(**{**PARAMS.to_dict(), "seed": 2}),
+                              grow_px=4, feather_px=4)[0]
+    kept = ~compose.masks.grow(mask, 4)
+    np.testing.assert_array_equal(out[kept], image[kept])
+    assert not np.array_equal(out[mask], image[mask])
+
+
+def test_what_the_model_cannot_do_is_a_one_line_error_before_loading(folder):
+    generator = Flux2Generator(folder)
+    image, mask = tiny_sd.image_and_mask(SIZE)
+    cases = {
+        "DPM++ 2M Karras": ("sampler must be Euler; got 'DPM++ 2M Karras' (add --sampler Euler", {}),
+        "weights": ("prompt weights such as (word:1.3) do not work", {"prompt": "a (red:1.3) apple"}),
+        "negative": ("step-distilled: it has no classifier-free guidance", {"negative_prompt": "blurry"}),
+    }
+    for sampler, (message, change) in cases.items():
+        params = GenerationParams(**{**PARAMS.to_dict(), **change,
+                                     "sampler": sampler if sampler.startswith("DPM") else "Euler"})
+        with pytest.raises(InvalidInputError) as info:
+            generator.inpaint(image, mask, params)
+        assert message in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(InvalidInputError, match="up to 1024x1024"):
+        generator.inpaint(np.zeros((1040, 1024, 3), np.uint8), np.ones((1040, 1024), bool), PARAMS)
+    assert generator._pipe is None  # refused before the pipeline loaded
+
+
+def test_an_undistilled_folder_takes_cfg_and_the_negative_prompt_like_diffusers(tmp_path):
+    base = tiny_flux2.save_klein(tmp_path / "klein-base", distilled=False)
+    image, mask = tiny_sd.image_and_mask(SIZE)
+    ours = get_generator(str(base))
+    assert not ours.distilled and "CFG and negative prompt work" in ours.describe()
+    params = GenerationParams(**{**PARAMS.to_dict(), "negative_prompt": "blurry", "cfg_scale": 3.0})
+    generated = ours.inpaint(image, mask, params)[0]
+    pipe = _pipe(base)
+    negative = pipe.encode_prompt("blurry")[0]
+    np.testing.assert_array_equal(generated, _direct(base, image, mask, 11, guidance_scale=3.0,
+                                                     negative_prompt_embeds=negative))
+    assert not np.array_equal(generated, _direct(base, image, mask, 11, guidance_scale=3.0))  # it made a difference
+
+
+def test_named_model_without_weights_names_the_download_command(isolated_models):
+    with pytest.raises(ModelNotFound, match="editanything models download flux2-klein-4b"):
+        get_generator("flux2-klein-4b")
+
+
+def test_named_model_resolves_from_the_manifest_layout(folder, isolated_models, monkeypatch):
+    (isolated_models / "flux2-klein-4b").symlink_to(folder, target_is_directory=True)
+    pin_to_files(monkeypatch, isolated_models, "flux2-klein-4b")
+    generator = get_generator("flux2-klein-4b")
+    assert generator.name == "flux2-klein-4b" and generator.folder == isolated_models / "flux2-klein-4b"
+    from editanything.models.store import sha256_file
+
+    assert generator.model_info()["sha256"] == sha256_file(folder / "transformer/diffusion_pytorch_model.safetensors")
+
+
+def test_cli_edit_refuses_a_wrong_sampler_once_and_replays_bit_exactly(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox",
+            "--model", str(folder), "--segmenter", "grabcut", "--steps", "2", "--seed", "3",
+            "--resolution", str(SIZE), "-o", str(out), "-q"]
+    assert main(args) != 0
+    assert "sampler must be Euler" in capsys.readouterr().err
+    assert not (out / "chelsea.png").exists()
+    assert main([*args, "--sampler", "Euler", "--cfg", "1"]) == 0
+    recipe = read_recipe(out / "chelsea.png")
+    assert recipe.models["generator"]["family"] == "flux2-klein" and recipe.seed == 3
+    assert recipe.parameters["generation"]["sampler"] == "Euler"
+    assert main(["replay", str(out / "chelsea.png")]) == 0
+    assert "identical to the original" in capsys.readouterr().out
+
+
+def test_auto_takes_flux2_on_cuda_but_not_over_sd15_on_a_cpu(folder, isolated_models, monkeypatch):
+    (isolated_models / "flux2-klein-4b").symlink_to(folder, target_is_directory=True)
+    pin_to_files(monkeypatch, isolated_models, "flux2-klein-4b")
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
+    only = get_generator("auto")
+    assert only.name == "flux2-klein-4b" and "only diffusion model present" in only.describe()
+    tiny_sd.save_diffusers(isolated_models / "sd15-inpainting", variant="fp16")
+    on_cpu = get_generator("auto")
+    assert on_cpu.name == "sd15-inpainting" and "FLUX.2 klein needs about 32 GB" in on_cpu.describe()
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cuda")
+    on_cuda = get_generator("auto")  # nothing loads: the choice alone
+    assert on_cuda.name == "flux2-klein-4b" and "--sampler Euler --steps 4 --cfg 1" in on_cuda.describe()
