@@ -7,8 +7,10 @@ image after a warm-up:
 - SD 1.5 inpainting at 512², 25 steps (target < 0.6 s on an H100/H200; published: 1.59 s for 50
   steps on an A100), with torch.compile off and on;
 - the same with the LCM sampler at 4 steps (LCM-LoRA's cost is folded into the weights once fused);
-- SDXL inpainting at 1024², 25 steps.
-FLUX.2 [klein] 4B is not included: its real-size configuration was not available to check here.
+- SDXL inpainting at 1024², 25 steps;
+- FLUX.2 [klein] 4B inpainting at 1024², 4 steps, in bf16 (FLUX's precision) with torch.compile off
+  and on: the published transformer geometry (5 double + 20 single blocks, 24 heads of 128,
+  7680-wide text input) and the Qwen3-4B text encoder, built on the GPU.
 
     python benchmarks/gpu_generate.py [--repeats 3] [--no-compile] [--smoke]
 
@@ -105,18 +107,62 @@ def sdxl(work: Path, smoke: bool):
         requires_aesthetics_score=False)
 
 
-def seconds(pipe, size: int, steps: int, repeats: int, device: str, guidance: float = 7.0) -> float:
+def flux2_klein(device: str, smoke: bool):
+    """FLUX.2 [klein] 4B inpainting: its published transformer and Qwen3-4B text encoder, bf16, built on `device`.
+
+    Built under `torch.device(device)` so the ~8B random parameters are initialised where they run.
+    The tokenizer is the tests' byte-level one: the prompt is padded to 512 tokens either way.
+    """
+    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinInpaintPipeline, \
+        Flux2Transformer2DModel
+    from tiny_flux2 import build_tokenizer
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            if smoke:
+                text = Qwen3ForCausalLM(Qwen3Config(vocab_size=300, hidden_size=8, intermediate_size=16,
+                                                    num_hidden_layers=28, num_attention_heads=2, num_key_value_heads=1,
+                                                    head_dim=4, tie_word_embeddings=True))
+                transformer = Flux2Transformer2DModel(in_channels=16, num_layers=1, num_single_layers=1,
+                                                      attention_head_dim=8, num_attention_heads=2,
+                                                      joint_attention_dim=24, timestep_guidance_channels=16,
+                                                      axes_dims_rope=(2, 2, 2, 2), guidance_embeds=False)
+                vae = AutoencoderKLFlux2(block_out_channels=(16, 16, 16, 16), layers_per_block=1, latent_channels=4,
+                                         norm_num_groups=8)
+            else:
+                text = Qwen3ForCausalLM(Qwen3Config(vocab_size=151936, hidden_size=2560, intermediate_size=9728,
+                                                    num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8,
+                                                    head_dim=128, max_position_embeddings=40960,
+                                                    tie_word_embeddings=True))
+                transformer = Flux2Transformer2DModel(in_channels=128, num_layers=5, num_single_layers=20,
+                                                      attention_head_dim=128, num_attention_heads=24,
+                                                      joint_attention_dim=7680, guidance_embeds=False)
+                vae = AutoencoderKLFlux2()
+    finally:
+        torch.set_default_dtype(before)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
+    return Flux2KleinInpaintPipeline(scheduler=scheduler, vae=vae, text_encoder=text,
+                                     tokenizer=build_tokenizer(), transformer=transformer, is_distilled=True)
+
+
+def seconds(pipe, size: int, steps: int, repeats: int, device: str, guidance: float = 7.0,
+            negative: str | None = "blurry") -> float:
     """Median wall time of one image, after a warm-up run (kernel choice, compilation)."""
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8))
     mask = Image.fromarray(np.pad(np.full((size // 2, size // 2), 255, np.uint8), size // 4))
+    extra = {"negative_prompt": negative} if negative is not None else {}  # FLUX.2 klein has none
 
     def run() -> float:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        pipe(prompt="a red brick wall", negative_prompt="blurry", image=image, mask_image=mask, height=size,
+        pipe(prompt="a red brick wall", image=image, mask_image=mask, height=size,
              width=size, num_inference_steps=steps, guidance_scale=guidance, strength=1.0,
-             generator=torch.Generator("cpu").manual_seed(0), output_type="np")
+             generator=torch.Generator("cpu").manual_seed(0), output_type="np", **extra)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -164,6 +210,19 @@ def main() -> int:
         pipe.set_progress_bar_config(disable=True)
         size = int(1024 * scale)
         rows.append(("SDXL inpaint", f"{size}²", steps, "off", seconds(pipe, size, steps, args.repeats, device)))
+        del pipe
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        pipe = flux2_klein(device, args.smoke)
+        pipe.set_progress_bar_config(disable=True)
+        flux_steps = 2 if args.smoke else 4
+        rows.append(("FLUX.2 klein 4B, bf16" if device == "cuda" else "FLUX.2 klein (tiny)", f"{size}²", flux_steps,
+                     "off", seconds(pipe, size, flux_steps, args.repeats, device, guidance=1.0, negative=None)))
+        if not args.no_compile:
+            pipe.transformer = torch.compile(pipe.transformer)
+            rows.append(("FLUX.2 klein 4B, bf16" if device == "cuda" else "FLUX.2 klein (tiny)", f"{size}²",
+                         flux_steps, "on", seconds(pipe, size, flux_steps, args.repeats, device, guidance=1.0,
+                                                   negative=None)))
     print(f"{'model':22} {'size':>7} {'steps':>5} {'compile':>7} {'s/image':>8}")
     for model, size, steps, compiled, secs in rows:
         print(f"{model:22} {size:>7} {steps:5d} {compiled:>7} {secs:8.3f}")
