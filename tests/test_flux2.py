@@ -168,3 +168,13 @@ def test_auto_takes_flux2_on_cuda_but_not_over_sd15_on_a_cpu(folder, isolated_mo
     monkeypatch.setenv("EDITANYTHING_DEVICE", "cuda")
     on_cuda = get_generator("auto")  # nothing loads: the choice alone
     assert on_cuda.name == "flux2-klein-4b" and "--sampler Euler --steps 4 --cfg 1" in on_cuda.describe()
+
+
+def test_models_list_says_the_4b_is_apache_and_the_9b_is_not(capsys):
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("flux2-klein-4b "))
+    assert "Apache-2.0" in row and "hf:black-forest-labs/FLUX.2-klein-4B" in row and "e7b7dc27f91d" in row
+    assert " pinned " in row  # every file's sha256 is pinned
+    nine = next(line for line in out.splitlines() if "flux2-klein-9b" in line)
+    assert "NOT Apache-2.0" in nine and "Non-Commercial" in nine

@@ -52,10 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--batch-size", type=int, default=1)
     gen.add_argument("--batch-count", type=int, default=1)
     gen.add_argument("--resolution", type=int, default=512, help="long side of the crop at generation (default 512)")
-    gen.add_argument("--model", default="auto", help="sd15-inpainting, sd2-inpainting, sdxl-inpainting, classical, lama, "
+    gen.add_argument("--model", default="auto", help="sd15-inpainting, sd2-inpainting, sdxl-inpainting, flux2-klein-4b "
+                                                     "(--sampler Euler --steps 4 --cfg 1), classical, lama, "
                                                      "migan, a diffusers folder, a .safetensors or a LaMa .onnx file; "
-                                                     "auto = the best present for the device (SDXL on CUDA, SD 1.5 on "
-                                                     "a CPU), else classical; --remove: LaMa or MI-GAN first")
+                                                     "auto = the best present for the device (FLUX.2 klein, then SDXL, "
+                                                     "on CUDA; SD 1.5 on a CPU), else classical; --remove: LaMa or "
+                                                     "MI-GAN first")
     gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE")
     gen.add_argument("--embedding", action="append", default=[], metavar="PATH:TOKEN", help="textual inversion")
     gen.add_argument("--controlnet", action="append", default=[], choices=["inpaint", "canny", "lines", "seg"],
