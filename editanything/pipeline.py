@@ -250,7 +250,8 @@ class Editor:
         self.check_generator(request.mode, generator)
         if hasattr(generator, "for_edit"):  # hosted backends bind to the edit's mode and selection
             generator = generator.for_edit(request)
-        params = self._prepare_params(image, mask, request)
+        # a model without a negative prompt (step-distilled FLUX.2 klein) is not handed remove's default one
+        params = self._prepare_params(image, mask, request, getattr(generator, "takes_negative_prompt", True))
         target, grow = _edit_area(mask, request)
         mode = "full" if request.full_image else "crop"
         steps = self._instance_steps(detections, target, request, params)
@@ -268,11 +269,12 @@ class Editor:
                               steps if request.prompt_for or request.steps else [], plan.size)
         return EditResult(images, target, detections, recipe)
 
-    def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest) -> GenerationParams:
+    def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest,
+                        negative: bool = True) -> GenerationParams:
         params = request.params.with_seed()
         if request.mode == "remove" and not params.prompt:
             params = dataclasses.replace(params, prompt=REMOVE_PROMPT,
-                                         negative_prompt=params.negative_prompt or REMOVE_NEGATIVE)
+                                         negative_prompt=params.negative_prompt or (REMOVE_NEGATIVE if negative else ""))
         needs_prompt = request.mode in ("replace", "background") and not request.prompt_for and not request.steps
         if needs_prompt and not params.prompt:
             if self.captioner is None:

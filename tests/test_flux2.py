@@ -178,3 +178,16 @@ def test_models_list_says_the_4b_is_apache_and_the_9b_is_not(capsys):
     assert " pinned " in row  # every file's sha256 is pinned
     nine = next(line for line in out.splitlines() if "flux2-klein-9b" in line)
     assert "NOT Apache-2.0" in nine and "Non-Commercial" in nine
+
+
+def test_remove_with_the_distilled_model_sends_no_negative_prompt(generator):
+    from editanything.pipeline import EditRequest, Editor
+
+    image = np.asarray(Image.open(DEMOS / "chelsea.jpg").convert("RGB"))[:160, :192].copy()
+    mask = np.zeros(image.shape[:2], bool)
+    mask[50:110, 60:130] = True
+    params = GenerationParams(sampler="Euler", steps=2, cfg_scale=1.0, seed=5, resolution=SIZE)
+    result = Editor(generator=generator, remover=None).edit(image, EditRequest(mode="remove", mask=mask, params=params))
+    generation = result.recipe.parameters["generation"]
+    assert generation["prompt"] and generation["negative_prompt"] == ""  # remove's prompt, none of its negatives
+    assert result.images[0].shape == image.shape

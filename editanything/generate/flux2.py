@@ -103,6 +103,11 @@ class Flux2Generator:
     def name(self) -> str:
         return self.model_name
 
+    @property
+    def takes_negative_prompt(self) -> bool:
+        """Only an undistilled model runs CFG, which is where a negative prompt acts."""
+        return not self.distilled
+
     def describe(self) -> str:
         how = ("FLUX.2 [klein], step-distilled: --sampler Euler --steps 4 --cfg 1, no negative prompt"
                if self.distilled else "FLUX.2 [klein] base: --sampler Euler, CFG and negative prompt work")
