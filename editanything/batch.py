@@ -13,12 +13,13 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
 from .engines import Engine, get_engine
 from .errors import InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
+from .storage import RemotePath, check_uris, is_uri, list_images, location, present, stale_partials
 
 OUTPUT_FORMATS = ("png", "jpg")
 
@@ -28,18 +29,19 @@ NAME_MAX = 255  # bytes in one file name on every common file system
 
 @dataclass(frozen=True)
 class Job:
-    """One input and what it writes: `output`, and for `count` > 1 also `name-1.png` … `name-{count-1}.png`."""
+    """One input and what it writes: `output`, and for `count` > 1 also `name-1.png` … `name-{count-1}.png`.
+    Paths are RemotePaths where the user gave URIs (`editanything.storage`)."""
 
-    source: Path
-    output: Path
+    source: Path | RemotePath
+    output: Path | RemotePath
     count: int = 1
 
     @property
-    def outputs(self) -> tuple[Path, ...]:
+    def outputs(self) -> tuple[Path | RemotePath, ...]:
         return (self.output, *(numbered_output(self.output, i) for i in range(1, self.count)))
 
 
-def numbered_output(output: Path, index: int) -> Path:
+def numbered_output(output: Path | RemotePath, index: int) -> Path | RemotePath:
     """Where image `index` of a job goes: the output itself for 0, else `name-INDEX.ext` beside it."""
     return output if index == 0 else output.with_name(f"{output.stem}-{index}{output.suffix}")
 
@@ -76,11 +78,15 @@ def collect_inputs(inputs: Iterable[str | os.PathLike], exclude: str | os.PathLi
     keep their name (glob matches: their path below the pattern's fixed part). `exclude` (the
     output folder) is left out of the folders and patterns it lies inside, so a re-run never
     takes the last run's outputs for inputs. Symlinks are followed; one that loops is reported.
+    URIs (s3://…) are listed through pyarrow; glob patterns work on local paths only.
     """
     found: list[tuple[Path, Path]] = []
     problems: list[tuple[Path, str]] = []
-    skip = _identity(Path(exclude)) if exclude is not None else None
+    skip = _identity(Path(exclude)) if exclude is not None and not isinstance(exclude, RemotePath) else None
     for item in inputs:
+        if is_uri(item) or isinstance(item, RemotePath):
+            _collect_uri(location(item), exclude, found, problems)
+            continue
         text = str(item)
         path = Path(text)
         if path.is_dir():
@@ -105,6 +111,21 @@ def collect_inputs(inputs: Iterable[str | os.PathLike], exclude: str | os.PathLi
         else:
             problems.append((path, _unreachable(path) or "no such file or folder"))
     return found, problems
+
+
+def _collect_uri(root: RemotePath, exclude: Any, found: list, problems: list) -> None:
+    """`collect_inputs` for one URI: a folder (recursive), or a file."""
+    from pyarrow.fs import FileType
+
+    kind = root.info().type
+    if kind == FileType.Directory:
+        found += [(p, PurePosixPath(p.path).relative_to(root.path)) for p in list_images(root, IMAGE_SUFFIXES, exclude)]
+    elif kind == FileType.File:
+        found.append((root, Path(root.name)))
+    elif glob.has_magic(root.path):
+        problems.append((root, "glob patterns work on local paths only; give the folder's URI"))
+    else:
+        problems.append((root, "no such file or folder"))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -198,7 +219,7 @@ def plan_jobs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, fm
     """
     if fmt not in OUTPUT_FORMATS:
         raise InvalidInputError(f"unsupported output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
-    outdir = Path(outdir)
+    outdir = location(outdir)
     pairs, problems = collect_inputs(inputs, exclude=outdir)
     sources = {s.resolve() for s, _ in pairs}
     candidates: list[Job] = []
@@ -240,7 +261,12 @@ def remove_partials(outputs: Iterable[Path]) -> int:
     """
     removed = 0
     for folder in {p.parent for p in outputs}:
-        if folder.is_dir():
+        if isinstance(folder, RemotePath):
+            for stale in stale_partials(folder, PARTIAL_SUFFIX):
+                if not _writer_alive(stale.name):
+                    stale.fs.delete_file(stale.path)
+                    removed += 1
+        elif folder.is_dir():
             for stale in folder.glob(f".*{PARTIAL_SUFFIX}"):
                 if not _writer_alive(stale.name):
                     stale.unlink(missing_ok=True)
@@ -279,9 +305,10 @@ def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | N
     """
     report = BatchReport()
     remove_partials(j.output for j in jobs)
+    remote = present(j.output for j in jobs if isinstance(j.output, RemotePath)) if not overwrite else set()
     todo = []
     for job in jobs:
-        if job.output.exists() and not overwrite:
+        if not overwrite and (job.output in remote if isinstance(job.output, RemotePath) else job.output.exists()):
             report.skipped.append(job.source)
         else:
             todo.append(job)
@@ -352,6 +379,7 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
         raise InvalidInputError(f"--max-side must be at least 16 pixels; got {max_side}")
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    check_uris(inputs)
     check_writable_folder(outdir)
     jobs, problems = plan_jobs(inputs, outdir, fmt)
     if style.startswith("hed"):
@@ -415,6 +443,7 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
     options = _engine_options(engine, ray_address, gpus_per_worker)
     if workers is None and engine == "local":
         workers = 1
+    check_uris(inputs)
     check_writable_folder(outdir)
     jobs, problems = plan_jobs(inputs, outdir, "png", count=request.params.n_images)
     if prebuilt is not None:

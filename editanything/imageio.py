@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .storage import RemotePath, is_uri, location
 
 DEFAULT_MAX_PIXELS = 150_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif")
@@ -47,8 +48,9 @@ def read_image(path: str | os.PathLike, *, gray: bool = False, max_pixels: int |
 
     Transparent pixels are composited over white; 16-bit images are scaled to 8 bits.
     Raises ImageError (naming the file) for empty, truncated, oversized or non-image files.
+    `path` may be a URI (s3://…, see `editanything.storage`).
     """
-    path = Path(path)
+    path = location(path)
     img, data = _open(path, max_pixels_default() if max_pixels is None else max_pixels)
     # Fast path for plain JPEGs; data after the end marker (phone "motion photos") goes through
     # Pillow, which still tells real truncation from a trailer.
@@ -60,7 +62,7 @@ def read_image(path: str | os.PathLike, *, gray: bool = False, max_pixels: int |
 def read_mask(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
     """A mask file as bool (H, W), upright: bright pixels are selected, or, in a file with
     transparency, its opaque pixels (a transparent background is not selected)."""
-    path = Path(path)
+    path = location(path)
     img, _ = _open(path, max_pixels_default() if max_pixels is None else max_pixels)
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         img = _load(path, img)
@@ -232,7 +234,7 @@ def _png_with_text(png: bytes, text: Mapping[str, str]) -> bytes:
 def read_png_text(path: str | os.PathLike) -> dict[str, str]:
     """The text chunks of a PNG (empty for other formats)."""
     try:
-        with _open_guarded(Path(path).read_bytes(), max_pixels_default()) as img:
+        with _open_guarded(location(path).read_bytes(), max_pixels_default()) as img:
             img.load()
             return dict(getattr(img, "text", {}) or {})
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:  # ValueError: Pillow's text-size limits
@@ -270,8 +272,12 @@ def write_failure(path: Path, exc: OSError, *, folder: bool = False) -> str:
 def check_writable_folder(folder: str | os.PathLike) -> Path:
     """Create `folder` if needed and prove a file can be written in it; ImageError naming it if not.
 
-    Run before any model loads, so a bad output folder costs nothing.
+    Run before any model loads, so a bad output folder costs nothing. `folder` may be a URI.
     """
+    if is_uri(folder) or isinstance(folder, RemotePath):
+        from .storage import check_writable
+
+        return check_writable(location(folder))
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -284,8 +290,11 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """Write `data` to `path` through a temp file and a rename, so no reader ever sees half a file."""
-    path = Path(path)
+    """Write `data` to `path` through a temp file and a rename, so no reader ever sees half a file
+    (a URI: see `storage.write_atomic`)."""
+    path = location(path)
+    if isinstance(path, RemotePath):
+        return _write_remote(path, data, inputs)
     for source in inputs:
         if path.exists() and Path(source).exists() and os.path.samefile(path, source):
             raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
@@ -309,6 +318,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[st
         if isinstance(exc, OSError):
             raise ImageError(write_failure(path, exc)) from None
         raise
+    return path
+
+
+def _write_remote(path: RemotePath, data: bytes, inputs: tuple[str | os.PathLike, ...]) -> RemotePath:
+    from .storage import write_atomic
+
+    if any(path.resolve() == location(s).resolve() for s in inputs):
+        raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
+    write_atomic(path, data, _temp_prefix(path.name), PARTIAL_SUFFIX)
     return path
 
 
@@ -359,7 +377,7 @@ def write_files_atomic(folder: str | os.PathLike, files: Mapping[str, bytes], *,
 def write_image(path: str | os.PathLike, image: np.ndarray, *, text: Mapping[str, str] | None = None,
                 inputs: tuple[str | os.PathLike, ...] = (), quality: int = 95, fast: bool = True) -> Path:
     """Encode `image` by the file's suffix and write it atomically; never over one of `inputs`."""
-    path = Path(path)
+    path = location(path)
     data = encode_image(image, path.suffix or ".png", text=text, quality=quality, fast=fast)
     return write_bytes_atomic(path, data, inputs=inputs)
 

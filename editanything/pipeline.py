@@ -28,6 +28,7 @@ from .generate.recolor import RecolorGenerator
 from .imageio import write_image
 from .models import download_command
 from .recipe import array_sha256, backend_info, encode_mask, library_versions, png_text
+from .storage import is_uri, location
 from .types import Detections, Prompt, Recipe
 
 MODES = ("replace", "remove", "background", "recolor")
@@ -96,8 +97,8 @@ class EditResult:
         return png_text(self.recipe, index)
 
     def save(self, path: str | Path, index: int = 0, *, inputs: tuple[str | Path, ...] = ()) -> Path:
-        """Write image `index` as PNG with its WebUI parameters and recipe, atomically."""
-        path = Path(path)
+        """Write image `index` as PNG with its WebUI parameters and recipe, atomically (`path` may be a URI)."""
+        path = location(path)
         if path.suffix.lower() != ".png":
             raise InvalidInputError(f"{path}: edits are saved as .png so the recipe travels with the image")
         return write_image(path, self.images[index], text=self.png_text(index), inputs=inputs, fast=False)
@@ -322,7 +323,7 @@ class Editor:
                    for kind, array in request.control.items()}
         return Recipe(
             operation=f"edit:{request.mode}",
-            inputs={"image": str(Path(source).resolve()) if source else None, "sha256": array_sha256(image),
+            inputs={"image": (source if is_uri(source) else str(Path(source).resolve())) if source else None, "sha256": array_sha256(image),
                     "size": [image.shape[1], image.shape[0]]},
             parameters={
                 "generation": params.to_dict(), "generation_size": list(size),

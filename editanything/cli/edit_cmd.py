@@ -15,6 +15,7 @@ from ..generate import GenerationParams, load_styles, pick_styles, sampler_names
 from ..generate.diffusion import NEEDS_CONTROL_IMAGE
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
+from ..storage import check_uris
 from . import remote_opts
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 from .engine_opts import add_engine_options, engine_from_args, print_engine
@@ -175,6 +176,7 @@ def run_edit(args: argparse.Namespace) -> int:
         return remote_opts.dry_run(args, request, Editor(**editor))
     workers = args.workers if args.workers is not None or args.engine != "local" else 1
     engine = engine_from_args(args, workers)
+    check_uris(args.images)
     check_writable_folder(args.output)  # before any model loads
     probe = Editor(**editor)
     # else each worker (process or Ray actor) loads its own models: the parent must not load them too

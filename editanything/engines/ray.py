@@ -1,16 +1,18 @@
 """The cluster engine: Ray Data runs the jobs on actors, so models load once per actor, not per image.
 
-Every node must see the input and output paths (a shared filesystem) and have editanything installed
-with the extras the job needs. A job is one dataset row; its worker writes the output itself
-(atomically), and only (index, error, node) travel back to the driver.
+Every node must see the input and output paths (a shared filesystem, or URIs such as s3://… with
+credentials on every node) and have editanything installed with the extras the job needs. A job is
+one dataset row; its worker writes the output itself (atomically), and only (index, error, node)
+travel back to the driver.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
+import socket
 import warnings
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Sequence
 
@@ -23,6 +25,8 @@ CRASH_ENV = "EDITANYTHING_TEST_CRASH"
 # A worker that dies on the same file this many more times fails that file (instead of looping forever).
 TASK_RETRIES = 3
 START_TIMEOUT_S = 600
+# An explicit cluster address must answer this fast; else ray.init would retry it for minutes.
+REACH_TIMEOUT_S = 5
 _CONTEXT = ("enable_progress_bars", "max_errored_blocks", "wait_for_min_actors_s")  # what a run changes
 
 
@@ -55,9 +59,10 @@ class RayEngine:
 
     def _connect(self, ray) -> bool:
         """Join the cluster (or start a local Ray); True when this call started it, so it stops it too."""
+        address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
+        check_reachable(address)
         if ray.is_initialized():
             return False
-        address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
@@ -88,7 +93,8 @@ class RayEngine:
         # Start work once every actor is up: else the first one ready takes the whole queue of a short job.
         context.wait_for_min_actors_s = START_TIMEOUT_S
         size = self._pool_size(ray)
-        rows = [{"index": i, "source": str(job.source), "output": str(job.output)} for i, job in enumerate(jobs)]
+        # Pickled, so URIs travel as their filesystem (endpoint and options) too, as local paths do as paths.
+        rows = [{"index": i, "job": pickle.dumps((job.source, job.output))} for i, job in enumerate(jobs)]
         # One row per block: blocks are what Ray hands out, so actors take jobs one at a time.
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         resources = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {"num_cpus": 1}
@@ -149,15 +155,14 @@ class _Worker:
         import numpy as np
 
         errors = []
-        for source, output in zip(batch["source"], batch["output"]):
-            self._maybe_crash(str(source))
-            job = SimpleNamespace(source=Path(str(source)), output=Path(str(output)))
-            errors.append(attempt(self.work, job) or "")
+        for pickled in batch["job"]:
+            source, output = pickle.loads(pickled)
+            self._maybe_crash(source.name)
+            errors.append(attempt(self.work, SimpleNamespace(source=source, output=output)) or "")
         return {"index": batch["index"], "error": np.array(errors, dtype=object),
                 "node": np.array([self.node] * len(errors), dtype=object)}
 
-    def _maybe_crash(self, source: str) -> None:
-        name = Path(source).name
+    def _maybe_crash(self, name: str) -> None:
         if name not in self.crash:
             return
         marker = self.crash[name]
@@ -167,6 +172,24 @@ class _Worker:
             except FileExistsError:
                 return  # crashed here before: this is the retry
         os._exit(1)
+
+
+def check_reachable(address: str | None) -> None:
+    """Fail in seconds, with what to do, when the cluster at `address` (or at RAY_ADDRESS for "auto")
+    does not answer; None (a local Ray for the run) and Ray's own lookups need no check."""
+    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address or ""
+    hostport = target.removeprefix("ray://")
+    if not target or target == "auto" or "://" in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInputError(f"--ray-address {target!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        why = f"no answer in {REACH_TIMEOUT_S} s" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise InvalidInputError(f"cannot reach the Ray cluster at {target} ({why}); start "
+                                "one with `ray start --head`, or check --ray-address and RAY_ADDRESS") from None
 
 
 def _import_ray():

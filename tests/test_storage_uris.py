@@ -1,0 +1,152 @@
+"""Inputs and outputs named by URI (file://, s3://) through pyarrow's filesystems, on the local engine.
+
+s3:// runs against a fake S3 server on 127.0.0.1 (moto); the Ray engine's URI test is in test_engines_ray.py.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bad_images as bad
+from conftest import DEMOS
+from editanything import imageio
+from editanything.batch import sketch_folder
+from editanything.cli import main
+from editanything.recipe import read_recipe
+from fake_s3 import fake_s3, require_auth, s3_bucket, tree, upload  # noqa: F401 (fixtures)
+
+
+def _corpus(root: Path) -> Path:
+    """Nested photos with two corrupt files."""
+    src = root / "photos"
+    (src / "trip").mkdir(parents=True)
+    shutil.copy(DEMOS / "coffee.jpg", src / "coffee.jpg")
+    shutil.copy(DEMOS / "chelsea.jpg", src / "trip" / "chelsea.jpg")
+    bad.palette_png_with_transparency(src / "palette.png")
+    bad.truncated_jpeg(src / "broken.jpg")
+    bad.text_as_jpeg(src / "trip" / "notes.jpg")
+    return src
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _failed(err: str) -> list[str]:
+    return sorted(line for line in err.splitlines() if line.startswith("failed:"))
+
+
+def test_file_uris_write_the_bytes_of_local_paths_and_name_the_uris(tmp_path, capsys):
+    src = _corpus(tmp_path)
+    assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "--workers", "2", "-q"]) == 1
+    local_err = capsys.readouterr().err
+    out_uri = (tmp_path / "uri").as_uri()
+    assert main(["sketch", src.as_uri(), "-o", out_uri, "--workers", "2", "-q"]) == 1
+    captured = capsys.readouterr()
+    assert _tree(tmp_path / "uri") == _tree(tmp_path / "local")
+    assert sorted(_tree(tmp_path / "uri")) == ["coffee.png", "palette.png", "trip/chelsea.png"]
+    # the same failures, each named by its URI
+    assert _failed(captured.err) == [line.replace(str(src), src.as_uri()) for line in _failed(local_err)]
+    assert len(_failed(captured.err)) == 2 and f"outputs in {out_uri}" in captured.out
+    # resumable through the URI too: a removed output is redone, the rest skipped
+    (tmp_path / "uri" / "coffee.png").unlink()
+    report = sketch_folder([src.as_uri()], out_uri, progress=False)
+    assert [str(p) for p in report.done] == [(src / "coffee.jpg").as_uri()] and len(report.skipped) == 2
+    assert _tree(tmp_path / "uri") == _tree(tmp_path / "local")
+
+
+def test_s3_outputs_match_local_paths_and_a_rerun_skips_what_the_bucket_has(s3_bucket, tmp_path, capsys):
+    fs, bucket = s3_bucket
+    src = _corpus(tmp_path)
+    upload(fs, src, f"{bucket}/photos")
+    assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "-q"]) == 1
+    local_err = capsys.readouterr().err
+    assert main(["sketch", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/out", "--workers", "2", "-q"]) == 1
+    captured = capsys.readouterr()
+    assert tree(fs, f"{bucket}/out") == _tree(tmp_path / "local")
+    assert _failed(captured.err) == [line.replace(str(src), f"s3://{bucket}/photos") for line in _failed(local_err)]
+    assert "3 done, 0 skipped (already done), 2 failed" in captured.out
+    fs.delete_file(f"{bucket}/out/trip/chelsea.png")
+    assert main(["sketch", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/out", "-q"]) == 1
+    assert "1 done, 2 skipped (already done), 2 failed" in capsys.readouterr().out
+    assert tree(fs, f"{bucket}/out") == _tree(tmp_path / "local")
+
+
+def test_a_killed_s3_run_leaves_no_partial_object_and_resumes(s3_bucket, tmp_path):
+    fs, bucket = s3_bucket
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(60):
+        shutil.copy(DEMOS / ("coffee.jpg", "chelsea.jpg")[i % 2], photos / f"p{i:03d}.jpg")
+    upload(fs, photos, f"{bucket}/photos")
+    out = f"s3://{bucket}/out"
+    proc = subprocess.Popen([sys.executable, "-m", "editanything", "sketch", f"s3://{bucket}/photos", "-o", out,
+                             "--workers", "1", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.time() + 120
+    while time.time() < deadline and len(tree(fs, f"{bucket}/out")) < 3 and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = tree(fs, f"{bucket}/out")
+    assert 3 <= len(finished) < 60, "the run should be stopped midway"
+    for name in finished:  # every object is a whole image (a truncated one raises), and nothing else is there
+        assert name.startswith("p") and name.endswith(".png")
+        assert imageio.read_image(f"{out}/{name}", gray=True).size > 0
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), "one put per file, no upload left open"
+    report = sketch_folder([f"s3://{bucket}/photos"], out, progress=False)
+    assert len(report.skipped) == len(finished) and len(report.done) == 60 - len(finished) and not report.failed
+    assert sorted(tree(fs, f"{bucket}/out")) == [f"p{i:03d}.png" for i in range(60)]
+
+
+def test_an_edit_on_s3_records_the_uri_and_makes_the_local_pixels(s3_bucket, tmp_path):
+    fs, bucket = s3_bucket
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMOS / "chelsea.jpg", photos / "chelsea.jpg")
+    upload(fs, photos, f"{bucket}/photos")
+    args = ["--box", "100,40,330,260", "--segmenter", "grabcut", "--recolor", "#2050ff", "-q"]
+    assert main(["edit", str(photos), "-o", str(tmp_path / "local"), *args]) == 0
+    assert main(["edit", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/edits", *args]) == 0
+    out = f"s3://{bucket}/edits/chelsea.png"
+    assert read_recipe(out).inputs["image"] == f"s3://{bucket}/photos/chelsea.jpg"
+    assert read_recipe(tmp_path / "local" / "chelsea.png").inputs["image"] == str(photos / "chelsea.jpg")
+    assert (imageio.read_image(out) == imageio.read_image(tmp_path / "local" / "chelsea.png")).all()
+
+
+def test_bad_uris_and_missing_credentials_stop_before_any_work(s3_bucket, fake_s3, tmp_path, capsys,  # noqa: F811
+                                                                monkeypatch):
+    fs, bucket = s3_bucket
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", photos / "coffee.jpg")
+    upload(fs, photos, f"{bucket}/photos")
+
+    def error_of(*argv: str) -> str:
+        assert main(["sketch", *argv, "-q"]) == 2
+        captured = capsys.readouterr()
+        assert not captured.out and len(captured.err.splitlines()) == 1, captured.err
+        return captured.err
+
+    assert "foo://x/y: cannot open this URI (Unrecognized filesystem type" in error_of("foo://x/y", "-o", str(tmp_path / "a"))
+    assert "s3:///photos: cannot open this URI (Missing bucket name" in error_of(str(photos), "-o", "s3:///photos")
+    err = error_of(str(photos), "-o", f"s3://no-such-{bucket}/out")
+    assert f"s3://no-such-{bucket}/out: cannot write here" in err and "bucket does not exist" in err
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    require_auth(fake_s3, True)  # as AWS does: a request without valid credentials is refused
+    try:
+        err = error_of(f"s3://{bucket}/photos", "-o", f"s3://{bucket}/out")
+    finally:
+        require_auth(fake_s3, False)
+    assert f"s3://{bucket}/out: cannot write here" in err and "AWS_ACCESS_KEY_ID" in err
+    assert sorted(tree(fs, bucket)) == ["photos/coffee.jpg"] and not (tmp_path / "a").exists()
