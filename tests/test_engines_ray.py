@@ -20,12 +20,14 @@ from editanything.batch import edit_folder, sketch_folder
 from editanything.cli import main
 from editanything.engines.ray import CRASH_ENV
 from editanything.errors import InvalidInputError
+from fake_s3 import S3_ENV, fake_s3, s3_bucket, tree, upload  # noqa: F401 (fixtures)
 from ray_hooks import LOAD_LOG_ENV
 
 
 @pytest.fixture(scope="session")
 def ray_local(tmp_path_factory):
-    """One local Ray for the test run; yields its address. Workers log every generator they build."""
+    """One local Ray for the test run; yields its address. Workers log every generator they build, and
+    have AWS credentials in their environment as every node of a cluster that reads s3:// needs."""
     import ray
 
     log = tmp_path_factory.mktemp("ray") / "generator-loads.log"
@@ -33,7 +35,7 @@ def ray_local(tmp_path_factory):
     paths = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
         "worker_process_setup_hook": "ray_hooks.count_generator_loads",
-        "env_vars": {LOAD_LOG_ENV: str(log), "PYTHONPATH": paths, "HF_HUB_OFFLINE": "1"},
+        "env_vars": {LOAD_LOG_ENV: str(log), "PYTHONPATH": paths, "HF_HUB_OFFLINE": "1", **S3_ENV},
     })
     try:
         yield ray.get_runtime_context().gcs_address, log
@@ -182,3 +184,38 @@ def test_engine_options_are_checked_before_any_work(ray_local, tmp_path, capsys)
     with pytest.raises(InvalidInputError, match="the Ray cluster has 0 GPUs"):
         sketch_folder([photos], tmp_path / "b", engine="ray", gpus_per_worker=0.5, progress=False)
     assert not (tmp_path / "a").exists() and not list((tmp_path / "b").rglob("*"))  # nothing written
+
+
+def test_sketch_on_ray_reads_and_writes_s3_like_a_local_run(ray_local, s3_bucket, tmp_path, capsys):
+    fs, bucket = s3_bucket
+    src = _odd_corpus(tmp_path)
+    upload(fs, src, f"{bucket}/photos")
+    assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "--workers", "2", "-q"]) == 1
+    local_err = capsys.readouterr().err
+    # the workers get each file's filesystem (its endpoint too) with the job; credentials are their own
+    assert main(["sketch", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/out", "--engine", "ray", "-q"]) == 1
+    captured = capsys.readouterr()
+    assert tree(fs, f"{bucket}/out") == _tree(tmp_path / "local")
+    failed = sorted(line for line in captured.err.splitlines() if line.startswith("failed:"))
+    assert failed == sorted(line.replace(str(src), f"s3://{bucket}/photos") for line in local_err.splitlines()
+                            if line.startswith("failed:"))
+    assert len(failed) == 2 and f"outputs in s3://{bucket}/out" in captured.out
+
+
+def test_an_unreachable_ray_address_fails_in_seconds(tmp_path, capsys, monkeypatch):
+    import socket
+
+    photos = _copies(tmp_path / "photos", 1)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    for argv, env in ((["--ray-address", address], None), ([], address)):
+        if env:
+            monkeypatch.setenv("RAY_ADDRESS", env)
+        start = time.monotonic()
+        assert main(["sketch", str(photos), "-o", str(tmp_path / "out"), "--engine", "ray", "-q", *argv]) == 2
+        assert time.monotonic() - start < 10
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot reach the Ray cluster at {address}") and len(err.splitlines()) == 1
+        assert "`ray start --head`" in err and "RAY_ADDRESS" in err
+    assert not list((tmp_path / "out").iterdir())  # nothing written
