@@ -16,13 +16,15 @@ EXTRAS = {
     # SAM 2.1 and SAM 3 run on transformers alone (segment/sam2_hf.py, detect/sam3.py)
     "sam2": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
     "ui": ["gradio==6.31.0"],
-    # the second batch engine (`--engine ray`): Ray Data actors on a cluster; every node needs it
+    # the second batch engine (`--engine ray`): Ray Data actors on a cluster; every node needs it.
+    # It brings pyarrow, whose filesystems read and write s3:// gs:// file:// URIs (storage.py).
     "ray": ["ray[data]==2.60.0"],
     # LaMa and MI-GAN removal run their published ONNX exports (generate/removal.py)
     "remove": ["onnxruntime==1.31.1"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
-EXTRAS["test"] = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "sd-parsers==0.6", "gradio-client", "playwright"]
+EXTRAS["test"] = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "sd-parsers==0.6", "gradio-client", "playwright",
+                   "moto[server,s3]==5.2.5"]  # a fake S3 server on 127.0.0.1 for the s3:// tests
 
 setup(
     name="editanything",

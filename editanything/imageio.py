@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-from .storage import RemotePath, is_uri, location
+from .storage import RemotePath, check_writable, is_uri, location, write_atomic
 
 DEFAULT_MAX_PIXELS = 150_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif")
@@ -275,8 +275,6 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
     Run before any model loads, so a bad output folder costs nothing. `folder` may be a URI.
     """
     if is_uri(folder) or isinstance(folder, RemotePath):
-        from .storage import check_writable
-
         return check_writable(location(folder))
     folder = Path(folder)
     try:
@@ -322,8 +320,6 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[st
 
 
 def _write_remote(path: RemotePath, data: bytes, inputs: tuple[str | os.PathLike, ...]) -> RemotePath:
-    from .storage import write_atomic
-
     if any(path.resolve() == location(s).resolve() for s in inputs):
         raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
     write_atomic(path, data, _temp_prefix(path.name), PARTIAL_SUFFIX)

@@ -86,11 +86,6 @@ class RemotePath:
         except OSError as exc:
             raise InvalidInputError(failure(self, "cannot read", exc)) from None
 
-    def exists(self) -> bool:
-        from pyarrow.fs import FileType
-
-        return self.info().type != FileType.NotFound
-
     def read_bytes(self) -> bytes:
         """The file's bytes; OSError with a one-line reason."""
         try:
@@ -151,7 +146,8 @@ def open_uri(uri: str) -> RemotePath:
     scheme = _SCHEME.match(head).group(1).lower()
     options = query
     if scheme == "s3" and "allow_delayed_open" not in query:
-        # lets pyarrow write a small file with one PutObject (not a multipart upload opened first)
+        # lets pyarrow write a file under its 10 MiB part size with one PutObject, not a multipart
+        # upload opened first (apache/arrow s3fs.cc, kMultiPartUploadThresholdSize)
         options = "&".join(filter(None, (query, "allow_delayed_open=true")))
     try:
         fs, path = FileSystem.from_uri(head + (f"?{options}" if options else ""))
