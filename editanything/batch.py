@@ -363,7 +363,8 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
                   max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
                   progress: bool = True, engine: str | Engine = "local", ray_address: str | None = None,
                   gpus_per_worker: float | None = None) -> BatchReport:
-    """Sketch every photo in `inputs` (files, folders, globs) into `outdir`, keeping folder structure.
+    """Sketch every photo in `inputs` (files, folders, globs, URIs) into `outdir` (a folder or URI),
+    keeping folder structure.
 
     Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
     `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`).
@@ -433,7 +434,7 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
                 editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
                 progress: bool = True, prebuilt: Any = None, engine: str | Engine = "local",
                 ray_address: str | None = None, gpus_per_worker: float | None = None) -> BatchReport:
-    """Run one EditRequest on every photo of `inputs` into `outdir` (resumable, failures collected).
+    """Run one EditRequest on every photo of `inputs` into `outdir` (paths or URIs; resumable, failures collected).
 
     `editor` holds the Editor's keyword arguments (`prebuilt`: an Editor made from them, reused when
     the jobs run in this process). Deep models take all cores (and the GPU) in one process, so

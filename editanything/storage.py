@@ -129,7 +129,8 @@ def location(item: str | os.PathLike | RemotePath) -> Path | RemotePath:
 
 
 def check_uris(items: Iterable[Any]) -> None:
-    """Open every URI among `items` (no I/O): a bad one stops the job before anything is created."""
+    """Open every URI among `items` (no I/O but a region lookup): a bad one stops the job before anything
+    is created."""
     for item in items:
         if is_uri(item):
             open_uri(item)

@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Edit photos by segment and regenerate. Pixels outside the (grown) selection are kept exactly. "
                     "Each output PNG carries WebUI-style parameters and the full recipe (see `editanything replay`).",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos, folders or glob patterns")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos, folders, glob patterns or URIs (s3://, gs://, file://)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder or URI")
     add_selection_options(p)
     what = p.add_argument_group("what to do (default: replace with --prompt)")
     mode = what.add_mutually_exclusive_group()

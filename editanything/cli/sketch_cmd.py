@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "reported at the end and makes the exit status 1, the rest of the batch still runs.",
         epilog=f"style parameters (set with --param NAME=VALUE): {styles_help}",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (keeps folder structure)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive), glob patterns, or URIs "
+                   "(s3://, gs://, file://)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder or URI (keeps folder structure)")
     p.add_argument("--style", default="pencil", choices=STYLES, help="drawing style (default: pencil)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a style parameter; repeatable")
     p.add_argument("--workers", type=int, default=None, help=f"processes, or Ray actors (default: CPU count, {default_workers()} here; "
