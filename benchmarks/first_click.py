@@ -3,8 +3,8 @@
 Models (random weights cost the same time as trained ones; nothing is downloaded):
 - `sam-vit-b`: segment-anything's vit_b behind `SamSegmenter` (its default decoder on this device);
 - `sam2.1-hiera-tiny`: transformers' `Sam2Model(Sam2Config())` (the Hiera-Tiny shape) behind `Sam2Segmenter`;
-- `edgetam`: transformers' `EdgeTamModel` with its RepViT-M1 backbone behind `Sam2Segmenter`, the other
-  transformers-native candidate for the fast segmenter.
+- `edgetam`: transformers' `EdgeTamModel` with its RepViT-M1 backbone behind `Sam2Segmenter`: the fast
+  segmenter `auto` takes first on a CPU (`FAST` below; the targets are checked for it).
 Each model runs in its own process, so its peak RSS is its own.
 
 Image: a demo photo resized to 1600x1068 (`--size`). Printed per model:
@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from editanything.imageio import read_image  # noqa: E402
+from editanything.segment import FAST_SEGMENTER as FAST  # noqa: E402  (the one auto takes first on a CPU)
 from editanything.types import Prompt  # noqa: E402
 
 MODELS = ("sam-vit-b", "sam2.1-hiera-tiny", "edgetam")
-FAST = "sam2.1-hiera-tiny"
 
 
 def photo(path: Path, width: int) -> np.ndarray:

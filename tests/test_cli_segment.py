@@ -23,7 +23,7 @@ def test_segment_writes_masks_overlay_and_detections(isolated_models, tmp_path, 
                                   "--box", "320,200,410,330", "--feather", "4", "-o", out)
     assert status == 0
     assert stderr.strip().splitlines() == [
-        "segmenter: GrabCut (SAM weights not found — run `editanything models download sam2.1-hiera-tiny`)"]
+        "segmenter: GrabCut (SAM weights not found — run `editanything models download edgetam`)"]
     data = json.loads((out / "detections.json").read_text())
     assert data["size"] == [600, 400] and [d["index"] for d in data["instances"]] == [0, 1]
     masks = [read_image(out / f"mask_{i:02d}.png", gray=True) for i in range(2)]

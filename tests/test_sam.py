@@ -292,7 +292,7 @@ def test_missing_weights_fall_back_to_grabcut_with_the_download_command(isolated
     auto = get_segmenter()
     assert isinstance(auto, GrabCutSegmenter)
     assert "SAM weights not found" in auto.describe()
-    assert "editanything models download sam2.1-hiera-tiny" in auto.describe()
+    assert "editanything models download edgetam" in auto.describe()
     assert isinstance(get_segmenter("grabcut"), GrabCutSegmenter)
     with pytest.raises(InvalidInputError, match="unknown segmenter 'sam'"):
         get_segmenter("sam")

@@ -1,4 +1,4 @@
-"""Grounding DINO and SAM 2.1 on transformers: parity with transformers called directly, the
+"""Grounding DINO, SAM 2.1 and EdgeTAM on transformers: parity with transformers called directly, the
 embedding cache, and which backend `auto` picks for each combination of weights on disk."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from conftest import DEMOS
 from model_pins import pin_to_files
-from tiny_hf_models import build_tiny_grounding_dino_hf, build_tiny_sam2
+from tiny_hf_models import build_tiny_edgetam, build_tiny_grounding_dino_hf, build_tiny_sam2
 
 from editanything import read_image
 from editanything.detect import GroundingDinoDetector, GroundingDinoHFDetector, get_detector
-from editanything.errors import InvalidInputError, ModelNotFound, NothingFound
+from editanything.errors import InvalidInputError, MissingDependency, ModelNotFound, NothingFound
 from editanything.segment import GrabCutSegmenter, SamSegmenter, auto_order, get_segmenter
 from editanything.segment.sam2_hf import Sam2Segmenter
 from editanything.types import Prompt
@@ -27,7 +27,8 @@ def hf_models(tmp_path_factory):
     """Tiny transformers models in folders named as the manifest expects them."""
     root = tmp_path_factory.mktemp("hf-models")
     return {"grounding-dino-tiny": build_tiny_grounding_dino_hf(root / "grounding-dino-tiny"),
-            "sam2.1-hiera-tiny": build_tiny_sam2(root / "sam2.1-hiera-tiny")}
+            "sam2.1-hiera-tiny": build_tiny_sam2(root / "sam2.1-hiera-tiny"),
+            "edgetam": build_tiny_edgetam(root / "edgetam")}
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +90,7 @@ def test_grounding_dino_nms_top_k_and_nothing_found(hf_models, coffee):
         GroundingDinoHFDetector.from_folder(folder, box_threshold=1.0, device="cpu").detect(coffee, "cup")
 
 
-# --- SAM 2.1 ---------------------------------------------------------------------------------
+# --- SAM 2.1 and EdgeTAM (the same Sam2Segmenter) ----------------------------------------------
 
 
 PROMPTS = [
@@ -119,15 +120,31 @@ def _reference_segment(model, processor, image, prompt, multimask, input_masks=N
     return masks, out.iou_scores[0].numpy(), out.pred_masks[0]
 
 
+SAM2_FAMILY = ["sam2.1-hiera-tiny", "edgetam"]
+
+
+@pytest.fixture(scope="module", params=SAM2_FAMILY)
+def sam2_folder(hf_models, request):
+    return hf_models[request.param]
+
+
 @pytest.fixture(scope="module")
-def sam2(hf_models):
-    return Sam2Segmenter.from_folder(hf_models["sam2.1-hiera-tiny"], device="cpu")
+def sam2(sam2_folder):
+    return Sam2Segmenter.from_folder(sam2_folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(sam2_folder):
+    """The same weights loaded afresh by transformers (our segmenter lays some of them out channels-last)."""
+    from transformers import AutoModel, Sam2Processor
+
+    return AutoModel.from_pretrained(sam2_folder).eval(), Sam2Processor.from_pretrained(sam2_folder)
 
 
 @pytest.mark.parametrize("multimask", [False, True])
 @pytest.mark.parametrize("prompt", PROMPTS, ids=["click", "clicks", "box", "box+click", "boxes"])
-def test_sam2_matches_transformers(sam2, coffee, prompt, multimask):
-    masks, scores, _ = _reference_segment(sam2.model, sam2.processor, coffee, prompt, multimask)
+def test_sam2_matches_transformers(sam2, reference, coffee, prompt, multimask):
+    masks, scores, _ = _reference_segment(*reference, coffee, prompt, multimask)
     found = sam2.segment(coffee, prompt, multimask=multimask)
     expected_masks, expected_scores = [], []
     for b in range(len(scores)):
@@ -139,11 +156,11 @@ def test_sam2_matches_transformers(sam2, coffee, prompt, multimask):
     np.testing.assert_array_equal(found.scores, np.asarray(expected_scores, np.float32))
 
 
-def test_sam2_refinement_seed_is_the_callers(sam2, coffee):
+def test_sam2_refinement_seed_is_the_callers(sam2, reference, coffee):
     first, second = Prompt(points=[(200, 150, 1)]), Prompt(points=[(200, 150, 1), (260, 90, 0)])
     found = sam2.segment(coffee, first)
-    _, _, logits = _reference_segment(sam2.model, sam2.processor, coffee, first, False)
-    masks, _, _ = _reference_segment(sam2.model, sam2.processor, coffee, second, False, input_masks=logits[0, :1][None])
+    _, _, logits = _reference_segment(*reference, coffee, first, False)
+    masks, _, _ = _reference_segment(*reference, coffee, second, False, input_masks=logits[0, :1][None])
     # Another caller's click in between changes nothing: the seed travels with the result, not the segmenter.
     other = sam2.segment(coffee, Prompt(boxes=[(180, 20, 410, 270)]))
     refined = sam2.segment(coffee, second, refine=found.refine_seed)
@@ -154,8 +171,8 @@ def test_sam2_refinement_seed_is_the_callers(sam2, coffee):
         sam2.segment(coffee[::-1].copy(), second, refine=found.refine_seed)
 
 
-def test_sam2_second_click_does_not_rerun_the_encoder(hf_models, coffee, monkeypatch):
-    seg = Sam2Segmenter.from_folder(hf_models["sam2.1-hiera-tiny"], device="cpu", cache_size=2)
+def test_sam2_second_click_does_not_rerun_the_encoder(sam2_folder, coffee, monkeypatch):
+    seg = Sam2Segmenter.from_folder(sam2_folder, device="cpu", cache_size=2)
     calls = []
     encode = seg.model.get_image_embeddings
     monkeypatch.setattr(seg.model, "get_image_embeddings", lambda *a, **k: calls.append(1) or encode(*a, **k))
@@ -193,12 +210,46 @@ def test_auto_segmenter_for_each_combination_of_weights(isolated_models, hf_mode
     both = get_segmenter("auto", device="cpu")
     assert isinstance(both, Sam2Segmenter) and both.name == "sam2.1-hiera-tiny"
     assert "sam2.1-hiera-tiny" in both.describe()
-    # On a GPU the most accurate model on disk comes first; Hiera-Tiny is the fast one for CPUs.
-    assert auto_order("cuda")[0] == "sam2.1-hiera-large" and auto_order("cpu")[0] == "sam2.1-hiera-tiny"
+    # On a GPU the most accurate model on disk comes first; EdgeTAM, then Hiera-Tiny, are the fast ones for CPUs.
+    assert auto_order("cuda")[0] == "sam2.1-hiera-large" and auto_order("cuda")[-1] == "edgetam"
+    assert auto_order("cpu")[:3] == ("edgetam", "sam2.1-hiera-tiny", "sam2.1-hiera-large")
+    assert sorted(auto_order("cpu")) == sorted(auto_order("cuda"))
     (isolated_models / "sam2.1-hiera-large").symlink_to(hf_models["sam2.1-hiera-tiny"], target_is_directory=True)
     assert get_segmenter("auto", device="cpu").name == "sam2.1-hiera-tiny"
+    _link_models(isolated_models, hf_models, ["edgetam"])
+    fast = get_segmenter("auto", device="cpu")
+    assert fast.name == "edgetam" and type(fast.model).__name__ == "EdgeTamModel" and "edgetam" in fast.describe()
     (isolated_models / "sam2.1-hiera-tiny").unlink()
+    assert get_segmenter("auto", device="cpu").name == "edgetam"
+    (isolated_models / "edgetam").unlink()
     assert get_segmenter("auto", device="cpu").name == "sam2.1-hiera-large"
+
+
+def test_edgetam_without_timm_names_the_extra(isolated_models, hf_models, monkeypatch):
+    import sys
+
+    _link_models(isolated_models, hf_models, ["edgetam", "sam2.1-hiera-tiny"])
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed
+    with pytest.raises(MissingDependency, match=r"timm is not installed .*pip install 'editanything\[sam2\]'"):
+        get_segmenter("edgetam", device="cpu")
+    assert get_segmenter("auto", device="cpu").name == "sam2.1-hiera-tiny"  # the next one auto can run
+    (isolated_models / "sam2.1-hiera-tiny").unlink()
+    fallback = get_segmenter("auto", device="cpu")
+    assert isinstance(fallback, GrabCutSegmenter)
+    assert "edgetam is on disk but its library is not installed — pip install 'editanything[sam2]'" in fallback.describe()
+
+
+def test_options_of_another_family_are_dropped_by_auto_and_refused_by_name(isolated_models, hf_models, caplog):
+    _link_models(isolated_models, hf_models, ["edgetam"])
+    with caplog.at_level("WARNING", logger="editanything.segment"):
+        seg = get_segmenter("auto", device="cpu", cache_size=3, variant="vit_b", decoder="onnx")
+    assert seg.name == "edgetam" and seg.cache_size == 3
+    assert "segmenter auto took edgetam, which has no option decoder, variant: ignored" in caplog.text
+    with pytest.raises(InvalidInputError, match="segmenter edgetam has no option decoder .*it takes device, cache_size") as err:
+        get_segmenter("edgetam", device="cpu", decoder="onnx")
+    assert "\n" not in str(err.value)
+    with pytest.raises(InvalidInputError, match="segmenter auto: unknown option devcie"):
+        get_segmenter("auto", devcie="cpu")
 
 
 def test_auto_detector_for_each_combination_of_weights(isolated_models, hf_models, tiny_checkpoints, monkeypatch):
@@ -223,10 +274,10 @@ def test_missing_transformers_models_name_the_download_command(isolated_models):
     for name in ("grounding-dino-tiny", "grounding-dino-base"):
         with pytest.raises(ModelNotFound, match=f"editanything models download {name}"):
             get_detector(name)
-    for name in ("sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large"):
+    for name in ("edgetam", "sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large"):
         with pytest.raises(ModelNotFound, match=f"editanything models download {name}"):
             get_segmenter(name)
-    assert "editanything models download sam2.1-hiera-tiny" in get_segmenter("auto", device="cpu").describe()
+    assert "editanything models download edgetam" in get_segmenter("auto", device="cpu").describe()
 
 
 # --- end to end through the CLI --------------------------------------------------------------

@@ -187,8 +187,8 @@ def test_weight_free_messages_are_the_librarys(client, app, coffee):
     with pytest.raises(AppError, match="editanything models download grounding-dino-tiny"):
         client.predict(handle_file(str(COFFEE)), "cup", False, 8, api_name="/select_text")
     stages, table = client.predict(api_name="/models")
-    assert "GrabCut (SAM weights not found — run `editanything models download sam2.1-hiera-tiny`)" in stages
-    assert "**auto** takes the first on disk: segmenter sam2.1-hiera-tiny → sam2.1-hiera-large" in stages
+    assert "GrabCut (SAM weights not found — run `editanything models download edgetam`)" in stages
+    assert "**auto** takes the first on disk: segmenter edgetam → sam2.1-hiera-tiny → sam2.1-hiera-large" in stages
     rows = {r[0]: r[4] for r in table["data"]}
     assert rows["sam-vit-b"] == "missing: editanything models download sam-vit-b"
     assert set(rows) >= {"sam-vit-h", "sd15-inpainting", "groundingdino-swint-ogc", "hed"}

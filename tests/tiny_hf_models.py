@@ -1,4 +1,4 @@
-"""Tiny random-weight transformers models (Grounding DINO, SAM 2.1, SAM 3), saved with `save_pretrained`.
+"""Tiny random-weight transformers models (Grounding DINO, SAM 2.1, EdgeTAM, SAM 3), saved with `save_pretrained`.
 
 Each builder writes a folder laid out as the published hub repository (config.json,
 model.safetensors, processor and tokenizer files) so the backends load it through their real
@@ -70,6 +70,34 @@ def build_tiny_sam2(folder: Path, seed: int = 0, image_size: int = 128) -> Path:
     folder = Path(folder)
     torch.manual_seed(seed)
     Sam2Model(tiny_sam2_config(image_size)).eval().save_pretrained(str(folder))
+    size = {"height": image_size, "width": image_size}
+    processor = Sam2Processor(Sam2ImageProcessor(size=size, mask_size={"height": image_size // 4, "width": image_size // 4}),
+                              target_size=image_size)
+    processor.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_edgetam(folder: Path, seed: int = 0, image_size: int = 128) -> Path:
+    """An `EdgeTamModel` + `Sam2Processor` folder, laid out as `yonigozlan/EdgeTAM-hf`.
+
+    The encoder is timm's RepViT built from its architecture name with `pretrained=False` (as transformers'
+    TimmWrapper builds it from config.json: no download), one block per stage and narrow widths.
+    """
+    import torch
+    from transformers import EdgeTamConfig, EdgeTamModel, Sam2ImageProcessor, Sam2Processor, TimmWrapperConfig
+
+    folder = Path(folder)
+    widths = [8, 16, 24, 32]
+    backbone = TimmWrapperConfig(architecture="repvit_m1", model_args={
+        "in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3], "embed_dim": widths, "depth": [1, 1, 1, 1]})
+    vision = {"backbone_config": backbone.to_dict(), "backbone_channel_list": widths[::-1], "fpn_hidden_size": 32,
+              "backbone_feature_sizes": [[image_size // 4] * 2, [image_size // 8] * 2, [image_size // 16] * 2]}
+    config = EdgeTamConfig(vision_config=vision,
+                           prompt_encoder_config={"hidden_size": 32, "image_size": image_size, "patch_size": 16},
+                           mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2,
+                                                "iou_head_hidden_dim": 16})
+    torch.manual_seed(seed)
+    EdgeTamModel(config).eval().save_pretrained(str(folder))
     size = {"height": image_size, "width": image_size}
     processor = Sam2Processor(Sam2ImageProcessor(size=size, mask_size={"height": image_size // 4, "width": image_size // 4}),
                               target_size=image_size)

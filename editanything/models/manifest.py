@@ -201,6 +201,7 @@ REVISIONS: dict[str, str | None] = {
     "IDEA-Research/grounding-dino-base": "e76a695ed7ae1032a61530cce4b4e9b65f4e368b",
     **{f"facebook/sam2.1-hiera-{size}": None for size in ("tiny", "small", "base-plus", "large")},
     "facebook/sam3": None,
+    "yonigozlan/EdgeTAM-hf": None,  # the checkpoint transformers' EdgeTAM docs name; no commit seen
     "Carve/LaMa-ONNX": "a3ee2fca54baebec351b8fa7786154ffa7555aa6",  # the commit that uploaded lama_fp32.onnx
     "andraniksargsyan/migan": "1538c135034b8cfe7a8472f34d09c8a5a45b17a7",  # uploaded migan_pipeline_v2.onnx
     "latent-consistency/lcm-lora-sdv1-5": "d2a62207399b8f04998c0aa81f45aa5a46254bcc",
@@ -339,6 +340,7 @@ _SAM2_LOADER = {"backend": "sam2-hf", "model_class": "Sam2Model", "processor_cla
 _SAM2_NOTES = ("transformers 5.23 names facebook/sam2.1-hiera-tiny as its Sam2 checkpoint; the repositories also hold "
                "the original .pt. Revision and sha256 not verified (no public listing of the transformers files "
                "found): they follow main, unpinned, and the files stay unverified")
+_EDGETAM_LOADER = {**_SAM2_LOADER, "model_class": "EdgeTamModel"}  # SAM 2's processor; a timm RepViT-M1 encoder
 
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (
@@ -402,8 +404,19 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         size_hint=hint, loader=_SAM2_LOADER, notes=_SAM2_NOTES,
         description=f"SAM 2.1 Hiera-{label} on transformers: clicks and boxes to masks{why}",
     ) for size, label, hint, why in (
-        ("tiny", "Tiny", "156 MB", "; the fastest first click on a CPU"), ("small", "Small", "184 MB", ""),
+        ("tiny", "Tiny", "156 MB", "; the smallest SAM 2.1"), ("small", "Small", "184 MB", ""),
         ("base-plus", "Base+", "324 MB", ""), ("large", "Large", "898 MB", ""))),
+    _transformers(
+        "edgetam", "segmenter", "yonigozlan/EdgeTAM-hf", _rev("yonigozlan/EdgeTAM-hf"),
+        ("config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json"),
+        optional=("preprocessor_config.json", "processor_config.json"), extra="sam2", license="Apache-2.0",
+        size_hint="~40 MB", loader=_EDGETAM_LOADER,
+        description="EdgeTAM (RepViT-M1 encoder, SAM 2 decoder) on transformers: the fastest first click on a CPU",
+        notes="transformers 5.23 names yonigozlan/EdgeTAM-hf as its EdgeTAM checkpoint (EdgeTamModel + Sam2Processor); "
+              "Meta's facebook/EdgeTAM card says Apache-2.0. Revision and sha256 not verified (no public listing of "
+              "the repository's files found): it follows main, unpinned, and the files stay unverified; the size is "
+              "estimated from the parameter count (9.1M, fp32)",
+    ),
     _transformers(
         "sam3", "detector", "facebook/sam3", _rev("facebook/sam3"),
         ("config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json", "vocab.json",

@@ -1,14 +1,14 @@
-"""Clicks and boxes to masks: SAM 2.1 / SAM / SAM 3's tracker when their weights are present, GrabCut otherwise.
+"""Clicks and boxes to masks: EdgeTAM / SAM 2.1 / SAM / SAM 3's tracker when their weights are present, GrabCut otherwise.
 
-`get_segmenter("auto")` picks, among the models on disk, the fast one (`FAST_SEGMENTER`) on a
-CPU and the most accurate one on a GPU (`auto_order`), else GrabCut, whose `describe()` then
-says which command fetches a model. Importing this package loads neither torch, transformers
-nor segment_anything.
+`get_segmenter("auto")` picks, among the models on disk, the fast ones (`CPU_FIRST`) on a CPU and
+the most accurate one on a GPU (`auto_order`), else GrabCut, whose `describe()` then says which
+command fetches a model. Importing this package loads neither torch, transformers nor segment_anything.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 from typing import Any, Callable
 
 from ..errors import InvalidInputError
@@ -17,12 +17,16 @@ from ..types import RefineSeed
 from .base import Segmenter
 from .grabcut import GrabCutSegmenter
 from .sam import SAM_VARIANTS, SamSegmenter, register_sam_variant
+from .sam2_hf import Sam2Segmenter
+
+log = logging.getLogger(__name__)
 
 SAM_MODELS = ("sam-vit-h", "sam-vit-l", "sam-vit-b")  # best first
 SAM2_MODELS = ("sam2.1-hiera-large", "sam2.1-hiera-base-plus", "sam2.1-hiera-small", "sam2.1-hiera-tiny")  # best first
-# The first click on a 2-core CPU (benchmarks/first_click.py): SAM 2.1 Hiera-Tiny's encoder is the
-# quickest of the transformers-native candidates measured (EdgeTAM's RepViT and SlimSAM were slower here).
-FAST_SEGMENTER = "sam2.1-hiera-tiny"
+# The first click on a 2-core CPU (benchmarks/first_click.py, quiet machine): EdgeTAM 0.72-0.79 s,
+# SAM 2.1 Hiera-Tiny 2.4 s, SAM vit_b 13.5-17 s. On a CPU auto tries these first, in this order.
+FAST_SEGMENTER = "edgetam"
+CPU_FIRST = (FAST_SEGMENTER, "sam2.1-hiera-tiny")
 
 
 def _sam_builder(model: str) -> Callable[..., Segmenter]:
@@ -44,6 +48,7 @@ def _sam2_builder(model: str) -> Callable[..., Segmenter]:
 SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
     **{m: _sam2_builder(m) for m in SAM2_MODELS},
     **{m: _sam_builder(m) for m in SAM_MODELS},
+    FAST_SEGMENTER: _sam2_builder(FAST_SEGMENTER),
     "sam3": _sam2_builder("sam3"),
     "grabcut": GrabCutSegmenter,
 }
@@ -62,7 +67,9 @@ def register_segmenter(name: str, builder: Callable[..., Segmenter]) -> None:
 def get_segmenter(name: str = "auto", **kwargs: Any) -> Segmenter:
     """Build a segmenter by name; "auto" is the first of `auto_candidates()` on disk, else GrabCut saying why.
 
-    With "auto", `kwargs` go to the model picked; a GrabCut fallback takes its defaults.
+    With "auto", `kwargs` go to the model picked, less the options only another family takes (SAM's
+    `variant`, `decoder`, `dtype` when a SAM 2-family model is picked), which are dropped with a
+    warning; a GrabCut fallback takes its defaults. Options no candidate takes are an error.
     """
     if name == "auto":
         return _auto(**kwargs)
@@ -80,19 +87,34 @@ def _manifest_builder(name: str) -> Callable[..., Segmenter] | None:
 
 
 def auto_order(device: str) -> tuple[str, ...]:
-    """The segmenters "auto" tries, in order: on a CPU the fast one first, on a GPU the most accurate first.
+    """The segmenters "auto" tries, in order: on a CPU the fast ones first, on a GPU the most accurate first.
 
     SAM 3 is never picked automatically (gated, its own licence, 3.4 GB): name it with `--segmenter sam3`.
     """
-    best_first = (*SAM2_MODELS, *SAM_MODELS)
+    best_first = (*SAM2_MODELS, *SAM_MODELS, FAST_SEGMENTER)
     if str(device).startswith("cpu"):
-        return (FAST_SEGMENTER, *(m for m in best_first if m != FAST_SEGMENTER))
+        return (*CPU_FIRST, *(m for m in best_first if m not in CPU_FIRST))
     return best_first
 
 
+def _packages(model: str) -> tuple[str, ...]:
+    if model in SAM_MODELS:
+        return ("torch", "segment_anything")
+    return ("torch", "transformers", "timm") if model == FAST_SEGMENTER else ("torch", "transformers")
+
+
 def _installed(model: str) -> bool:
-    package = "segment_anything" if model in SAM_MODELS else "transformers"
-    return importlib.util.find_spec(package) is not None and importlib.util.find_spec("torch") is not None
+    return all(importlib.util.find_spec(p) is not None for p in _packages(model))
+
+
+def _options_for(model: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` less the options of another model family, which "auto" drops with a warning saying so."""
+    takes = SamSegmenter.OPTIONS if model in SAM_MODELS else Sam2Segmenter.OPTIONS
+    dropped = sorted(k for k in kwargs if k not in takes)
+    if dropped:
+        log.warning("segmenter auto took %s, which has no option %s: ignored (only SAM takes it)",
+                    model, ", ".join(dropped))
+    return {k: v for k, v in kwargs.items() if k in takes}
 
 
 def auto_candidates(device: str | None = None) -> tuple[str, ...]:
@@ -103,10 +125,14 @@ def auto_candidates(device: str | None = None) -> tuple[str, ...]:
 
 
 def _auto(**kwargs: Any) -> Segmenter:
+    unknown = sorted(set(kwargs) - set(SamSegmenter.OPTIONS) - set(Sam2Segmenter.OPTIONS))
+    if unknown:
+        raise InvalidInputError(f"segmenter auto: unknown option {', '.join(unknown)}; the segmenters take "
+                                f"{', '.join(sorted(set(SamSegmenter.OPTIONS) | set(Sam2Segmenter.OPTIONS)))}")
     present = [m for m in auto_candidates(kwargs.get("device")) if find_model(m) is not None]
     usable = [m for m in present if _installed(m)]
     if usable:
-        return SEGMENTERS[usable[0]](**kwargs)
+        return SEGMENTERS[usable[0]](**_options_for(usable[0], kwargs))
     if present:
         extra = "sam" if present[0] in SAM_MODELS else "sam2"
         reason = f"{present[0]} is on disk but its library is not installed — pip install 'editanything[{extra}]'"
@@ -116,7 +142,7 @@ def _auto(**kwargs: Any) -> Segmenter:
 
 
 __all__ = [
-    "FAST_SEGMENTER", "SAM2_MODELS", "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "SEGMENTER_BACKENDS", "GrabCutSegmenter",
-    "RefineSeed", "SamSegmenter", "Segmenter", "auto_candidates", "auto_order", "get_segmenter", "register_sam_variant",
+    "CPU_FIRST", "FAST_SEGMENTER", "SAM2_MODELS", "SAM_MODELS", "SAM_VARIANTS", "SEGMENTERS", "SEGMENTER_BACKENDS", "GrabCutSegmenter",
+    "RefineSeed", "Sam2Segmenter", "SamSegmenter", "Segmenter", "auto_candidates", "auto_order", "get_segmenter", "register_sam_variant",
     "register_segmenter",
 ]

@@ -52,6 +52,9 @@ class _Embedding:
 class SamSegmenter:
     """Segment Anything over the stock `SamPredictor`; see the module docstring for the cache."""
 
+    OPTIONS = ("variant", "device", "dtype", "cache_size", "decoder")
+    """The settings `from_model` takes (what `get_segmenter(name, **options)` may pass)."""
+
     def __init__(self, model: Any, *, name: str = "sam", source: str = "", dtype: Any = None,
                  cache_size: int = 8, decoder: str = "auto") -> None:
         """`model` is a `segment_anything.modeling.Sam` already on its device.
