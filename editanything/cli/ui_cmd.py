@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (anyone with it can use "
                                                         "the app and this machine's models)")
-    p.add_argument("--segmenter", default="auto", help="sam2.1-hiera-tiny/-small/-base-plus/-large, sam-vit-b/-l/-h, sam3, grabcut, or auto (on a CPU the fastest on disk, on a GPU the best)")
+    p.add_argument("--segmenter", default="auto", help="edgetam, sam2.1-hiera-tiny/-small/-base-plus/-large, sam-vit-b/-l/-h, sam3, grabcut, or auto (on a CPU the fastest on disk, on a GPU the best)")
     p.add_argument("--detector", default="auto", help="grounding-dino-tiny/-base, groundingdino-swint-ogc/-swinb, sam3, or auto (the first of these on disk)")
     p.add_argument("--model", default="auto", help="generator: sd15-inpainting, sd2-inpainting, classical, a diffusers "
                                                    "folder or a .safetensors file; auto = SD 1.5 if present")
