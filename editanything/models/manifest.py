@@ -199,9 +199,14 @@ REVISIONS: dict[str, str | None] = {
     "ybelkada/segment-anything": "7790786db131bcdc639f24a915d9f2c331d843ee",
     "IDEA-Research/grounding-dino-tiny": "c254d1f282bf348ab7f5a27d5cf90531eeba69be",
     "IDEA-Research/grounding-dino-base": "e76a695ed7ae1032a61530cce4b4e9b65f4e368b",
-    **{f"facebook/sam2.1-hiera-{size}": None for size in ("tiny", "small", "base-plus", "large")},
-    "facebook/sam3": None,
-    "yonigozlan/EdgeTAM-hf": None,  # the checkpoint transformers' EdgeTAM docs name; no commit seen
+    # SAM 2.1: snapshots public projects load with transformers (model.safetensors in them). Tiny: only a
+    # snapshot holding the original .pt was seen (de431c40…), not known to hold the transformers files.
+    "facebook/sam2.1-hiera-tiny": None,
+    "facebook/sam2.1-hiera-small": "ee5bba1d82bb8749febdf90f45e84b687142ba03",
+    "facebook/sam2.1-hiera-base-plus": "b7320756a13354e7530a63935656d35b2f91a290",
+    "facebook/sam2.1-hiera-large": "665f8e2ad61cf5f53d65644ff27c8ee525124610",
+    "facebook/sam3": "3c879f39826c281e95690f02c7821c4de09afae7",  # pinned by many public projects
+    "yonigozlan/EdgeTAM-hf": "c266ce53b3fc00f0f495b583f6a116c4e57f53bb",  # one public project's snapshot
     "Carve/LaMa-ONNX": "a3ee2fca54baebec351b8fa7786154ffa7555aa6",  # the commit that uploaded lama_fp32.onnx
     "andraniksargsyan/migan": "1538c135034b8cfe7a8472f34d09c8a5a45b17a7",  # uploaded migan_pipeline_v2.onnx
     "latent-consistency/lcm-lora-sdv1-5": "d2a62207399b8f04998c0aa81f45aa5a46254bcc",
@@ -328,18 +333,23 @@ def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint:
 
 
 def _transformers(name: str, kind: str, repo: str, revision: str, names: tuple[str, ...], *, optional: tuple[str, ...] = (),
-                  sha: dict[str, str] | None = None, **spec: object) -> ModelSpec:
+                  sha: dict[str, str] | None = None, size: dict[str, int] | None = None, **spec: object) -> ModelSpec:
     """A model in transformers' `save_pretrained` layout, in `checkpoints/NAME/`, from one pinned hub revision."""
-    sha = sha or {}
-    files = tuple(ModelFile(f"{name}/{n}", (HfSource(repo, n, revision),), sha.get(n), optional=n in optional) for n in names)
+    sha, size = sha or {}, size or {}
+    files = tuple(ModelFile(f"{name}/{n}", (HfSource(repo, n, revision),), sha.get(n), size.get(n), optional=n in optional)
+                  for n in names)
     return ModelSpec(name=name, kind=kind, files=files, **spec)
 
 
 _SAM2_LOADER = {"backend": "sam2-hf", "model_class": "Sam2Model", "processor_class": "Sam2Processor",
                 "image_processor_class": "Sam2ImageProcessor"}
 _SAM2_NOTES = ("transformers 5.23 names facebook/sam2.1-hiera-tiny as its Sam2 checkpoint; the repositories also hold "
-               "the original .pt. Revision and sha256 not verified (no public listing of the transformers files "
-               "found): they follow main, unpinned, and the files stay unverified")
+               "the original .pt. Revisions: the snapshots public projects load with transformers (small, base-plus, "
+               "large; see checkpoints/README.md); tiny's was not found and follows main. sha256: small's "
+               "model.safetensors from one public record; the others not verified (the files stay unverified)")
+# sam2.1-hiera-small at ee5bba1d: model.safetensors as one public deployment record gives it (checkpoints/README.md)
+_SAM2_SMALL_SHA = {"model.safetensors": "0a4067b11ce1e23d5229203f11c718a823060d15a4b23fa2372a7d4b77cbbc60"}
+_SAM2_SMALL_SIZE = {"model.safetensors": 184_305_280}
 _EDGETAM_LOADER = {**_SAM2_LOADER, "model_class": "EdgeTamModel"}  # SAM 2's processor; a timm RepViT-M1 encoder
 
 
@@ -401,6 +411,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         f"sam2.1-hiera-{size}", "segmenter", f"facebook/sam2.1-hiera-{size}", _rev(f"facebook/sam2.1-hiera-{size}"),
         ("config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json"),
         optional=("preprocessor_config.json", "processor_config.json"), extra="sam2", license="Apache-2.0",
+        sha=_SAM2_SMALL_SHA if size == "small" else None, size=_SAM2_SMALL_SIZE if size == "small" else None,
         size_hint=hint, loader=_SAM2_LOADER, notes=_SAM2_NOTES,
         description=f"SAM 2.1 Hiera-{label} on transformers: clicks and boxes to masks{why}",
     ) for size, label, hint, why in (
@@ -413,9 +424,9 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         size_hint="~40 MB", loader=_EDGETAM_LOADER,
         description="EdgeTAM (RepViT-M1 encoder, SAM 2 decoder) on transformers: the fastest first click on a CPU",
         notes="transformers 5.23 names yonigozlan/EdgeTAM-hf as its EdgeTAM checkpoint (EdgeTamModel + Sam2Processor); "
-              "Meta's facebook/EdgeTAM card says Apache-2.0. Revision and sha256 not verified (no public listing of "
-              "the repository's files found): it follows main, unpinned, and the files stay unverified; the size is "
-              "estimated from the parameter count (9.1M, fp32)",
+              "Meta's facebook/EdgeTAM card says Apache-2.0. Revision: a snapshot of the repository (holding "
+              "model.safetensors and processor_config.json) in one public project; sha256 not verified (the files "
+              "stay unverified); the size is estimated from the parameter count (9.1M, fp32)",
     ),
     _transformers(
         "sam3", "detector", "facebook/sam3", _rev("facebook/sam3"),
@@ -426,8 +437,8 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
                                                   "image_processor_class": "Sam3ImageProcessor"}},
         description="SAM 3: a phrase to every instance's mask; clicks refine through its tracker",
         notes="gated on the hub: accept Meta's SAM License on huggingface.co/facebook/sam3 and log in before "
-              "downloading; derivatives stay under that license and some uses are banned. File list from public "
-              "duplicates of the repository; revision and sha256 not verified (unpinned, unverified)",
+              "downloading; derivatives stay under that license and some uses are banned. Revision: the snapshot many "
+              "public projects pin, one of them listing these eight files in it; sha256 not verified (unverified)",
     ),
     ModelSpec(
         name="blip2-opt-2.7b", kind="captioner", extra="caption", license="MIT", size_hint="15.5 GB",
