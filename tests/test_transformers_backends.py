@@ -278,6 +278,12 @@ def test_missing_transformers_models_name_the_download_command(isolated_models):
         with pytest.raises(ModelNotFound, match=f"editanything models download {name}"):
             get_segmenter(name)
     assert "editanything models download edgetam" in get_segmenter("auto", device="cpu").describe()
+    from editanything.detect.sam3 import Sam3Detector
+
+    with pytest.raises(InvalidInputError, match="'sam-vit-b' is a segmenter, not a transformers Grounding DINO"):
+        GroundingDinoHFDetector.from_model("sam-vit-b")
+    with pytest.raises(InvalidInputError, match="'grounding-dino-tiny' is a detector, not SAM 3"):
+        Sam3Detector.from_model("grounding-dino-tiny")
 
 
 # --- end to end through the CLI --------------------------------------------------------------

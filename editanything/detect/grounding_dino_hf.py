@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, NothingFound, require
-from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..models.transformers_folder import load_pretrained
+from ..models import pick_device, pick_dtype
+from ..models.transformers_folder import load_pretrained, model_folder
 from ..types import Detections, check_rgb
 from .grounding_dino import check_thresholds, normalize_caption
 
@@ -60,11 +60,8 @@ class GroundingDinoHFDetector:
     @classmethod
     def from_model(cls, name: str = "grounding-dino-tiny", **settings: Any) -> "GroundingDinoHFDetector":
         """A detector declared in the manifest (ModelNotFound names the download command)."""
-        spec = get_spec(name)
-        if spec.loader.get("backend") != "grounding-dino-hf":
-            raise InvalidInputError(f"model {name!r} is a {spec.kind}, not a transformers Grounding DINO")
         settings.setdefault("name", name)
-        return cls.from_folder(resolve(name).folder, **settings)
+        return cls.from_folder(model_folder(name, "grounding-dino-hf", "a transformers Grounding DINO"), **settings)
 
     def describe(self) -> str:
         source = f" ({self.source})" if self.source and self.source != self.name else ""

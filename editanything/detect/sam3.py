@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, NothingFound, require
-from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..models.transformers_folder import load_pretrained
+from ..models import pick_device, pick_dtype
+from ..models.transformers_folder import load_pretrained, model_folder
 from ..segment.base import image_key
 from ..types import Detections, check_rgb
 from .grounding_dino import _is_number, normalize_caption
@@ -68,11 +68,8 @@ class Sam3Detector:
     @classmethod
     def from_model(cls, name: str = "sam3", **settings: Any) -> "Sam3Detector":
         """SAM 3 as declared in the manifest (ModelNotFound names the download command)."""
-        spec = get_spec(name)
-        if spec.loader.get("backend") != "sam3-hf":
-            raise InvalidInputError(f"model {name!r} is a {spec.kind}, not SAM 3")
         settings.setdefault("name", name)
-        return cls.from_folder(resolve(name).folder, **settings)
+        return cls.from_folder(model_folder(name, "sam3-hf", "SAM 3"), **settings)
 
     def describe(self) -> str:
         source = f" ({self.source})" if self.source and self.source != self.name else ""

@@ -25,6 +25,17 @@ def _quiet(transformers: Any):
             logging.enable_progress_bar()
 
 
+def model_folder(name: str, backend: str, what: str) -> Path:
+    """The local folder of manifest model `name`, which must be for `backend` (else InvalidInputError saying
+    it is not `what`); ModelNotFound names the download command when its files are missing."""
+    from . import get_spec, resolve  # the package imports this module's siblings; import at call time
+
+    spec = get_spec(name)
+    if spec.loader.get("backend") != backend:
+        raise InvalidInputError(f"model {name!r} is a {spec.kind}, not {what}")
+    return resolve(name).folder
+
+
 def load_pretrained(folder: str | Path, model_class: str, *, extra: str, device: str, dtype: Any,
                     processor_class: str = "AutoProcessor", image_processor_class: str | None = None) -> tuple[Any, Any]:
     """`model_class` (a transformers class name) and its processor, on `device` in `dtype`.
