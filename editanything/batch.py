@@ -349,12 +349,21 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
     import json
 
     from .imageio import read_image, write_image
-    from .sketch import needs_color, sketch
+    from .sketch import is_generative, needs_color, sketch
 
-    image = read_image(source, gray=not needs_color(style))
-    image = limit_size(image, max_side)
-    drawing = sketch(image, style, **params)
-    meta = {"Software": "editanything", "editanything": json.dumps({"operation": "sketch", "style": style, "parameters": params})}
+    photo = read_image(source, gray=not needs_color(style))
+    image = limit_size(photo, max_side)
+    if is_generative(style):  # seeded: the recipe records the seed and threads it ran with, for replay
+        from .sketch.generative import resolve_params
+        from .sketch_recipe import generative_text
+
+        params = resolve_params(params)
+        drawing = sketch(image, style, **params)
+        meta = generative_text(style, params, source=source, photo=photo, drawing=drawing, max_side=max_side)
+    else:
+        drawing = sketch(image, style, **params)
+        meta = {"Software": "editanything",
+                "editanything": json.dumps({"operation": "sketch", "style": style, "parameters": params})}
     write_image(output, drawing, text=meta, inputs=(source,))
 
 
@@ -369,7 +378,7 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
     Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
     `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`).
     """
-    from .sketch import style_params
+    from .sketch import GENERATIVE_STYLES, style_params
 
     params = dict(params or {})
     known = style_params(style)  # raises InvalidInputError for an unknown style
@@ -387,6 +396,12 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
         from .models import resolve
 
         resolve("hed")  # fail once, up front, with the download command — not once per photo
+    if style in GENERATIVE_STYLES:
+        from .sketch.generative import check_ready
+
+        check_ready(params)  # its settings, and every model it needs (one command for all), before any photo
+        if workers is None and engine == "local":
+            workers = 1  # the model takes every core (or the GPU); more workers each load their own copy
     options = _engine_options(engine, ray_address, gpus_per_worker)
     work = partial(sketch_file, style=style, params=params, max_side=max_side)
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}",

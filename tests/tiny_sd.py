@@ -8,6 +8,7 @@
   `cond_stage_model.transformer.*`).
 - `save_original_config(path)`: the tiny model as an original LDM yaml; `fake_clip_cache(hf_home, …)`
   puts its text-encoder config and tokenizer where the HF cache keeps openai/clip-vit-large-patch14.
+- `save_sd15_base(dir)`: the text-to-image SD 1.5 layout (4-channel UNet, fp16) of checkpoints/sd15/.
 - `build_controlnet()` / `save_controlnet(dir)`, `save_kohya_lora(path, unet)` (the Civitai LoRA key
   layout), `save_embedding(path)` (a WebUI textual-inversion `.safetensors`).
 - `image_and_mask(size)`: a smooth test image and a centred square mask.
@@ -256,9 +257,25 @@ def build_controlnet():
     return cn
 
 
-def save_controlnet(folder: Path) -> Path:
-    build_controlnet().save_pretrained(folder, safe_serialization=True)
+def save_controlnet(folder: Path, variant: str | None = None) -> Path:
+    """`variant="fp16"`: half-precision `diffusion_pytorch_model.fp16.safetensors`, as the manifest fetches ControlNet 1.1."""
+    import torch
+
+    net = build_controlnet()
+    if variant == "fp16":
+        net.to(torch.float16)
+    net.save_pretrained(folder, safe_serialization=True, variant=variant)
     return Path(folder)
+
+
+def save_sd15_base(folder: Path) -> Path:
+    """A tiny text-to-image SD 1.5 (4-channel UNet) laid out like checkpoints/sd15/: fp16 files only, as the
+    manifest fetches them, and a model_index naming `StableDiffusionPipeline` as the released one does."""
+    folder = save_diffusers(folder, in_channels=4, variant="fp16")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusionPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
 
 
 def save_kohya_lora(path: Path, unet, rank: int = 4, scale: float = 0.5) -> Path:

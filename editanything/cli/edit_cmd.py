@@ -80,8 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_edit)
 
     r = sub.add_parser("replay", help="re-run the recipe stored in an output PNG",
-                       description="Re-run an edit from the recipe in its PNG. With the same models and device "
-                                   "the image is reproduced exactly.")
+                       description="Re-run an edit, or an sd-lineart sketch, from the recipe in its PNG. With the "
+                                   "same models and device the image is reproduced exactly.")
     r.add_argument("result", metavar="OUT.png")
     r.add_argument("-o", "--output", metavar="NEW.png", help="default: OUT-replay.png beside it")
     r.add_argument("--image", help="the input photo, if it moved since the edit (default: its recorded path, "
@@ -216,7 +216,11 @@ def _check_detector_files(name: str) -> None:
 def run_replay(args: argparse.Namespace) -> int:
     from ..pipeline import Editor
     from ..replay import prepare_replay
+    from ..sketch_recipe import read_sketch_recipe
 
+    sketch_recipe = read_sketch_recipe(args.result)
+    if sketch_recipe is not None:
+        return _replay_sketch(args, sketch_recipe)
     job = prepare_replay(args.result, image=args.image, control=_control_files(args.control_image, None))
     editor = Editor(generator=job.generator if job.generator is not None else "classical")
     result = editor.edit(job.image, job.request, source=str(job.source))
@@ -228,4 +232,17 @@ def run_replay(args: argparse.Namespace) -> int:
     verdict = remote_opts.replay_verdict(result.recipe.models.get("generator", {}), diff) or verdict
     print(f"replayed {result.recipe.operation} with {result.recipe.models.get('generator', {}).get('name')}: "
           f"{output} ({verdict})")
+    return 0
+
+
+def _replay_sketch(args: argparse.Namespace, recipe: dict) -> int:
+    from ..sketch_recipe import prepare_sketch_replay
+
+    job = prepare_sketch_replay(args.result, recipe, args.image)
+    output = Path(args.output) if args.output else Path(args.result).with_name(Path(args.result).stem + "-replay.png")
+    drawing = job.run(output, args.result)
+    before = read_image(args.result, gray=True)
+    diff = int(np.abs(before.astype(np.int16) - drawing).max()) if before.shape == drawing.shape else -1
+    verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
+    print(f"replayed sketch:{job.style} (seed {job.params['seed']}): {output} ({verdict})")
     return 0

@@ -8,13 +8,15 @@ import time
 
 from ..batch import OUTPUT_FORMATS, BatchReport, default_workers, sketch_folder
 from ..errors import InvalidInputError
-from ..sketch import STYLES, style_params
+from ..sketch import ALL_STYLES, GENERATIVE_STYLES, style_params
+from ..sketch.generative import PRESETS
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     styles_help = "; ".join(
-        f"{s}: " + (", ".join(f"{k}={v}" for k, v in style_params(s).items()) or "no parameters") for s in STYLES
+        f"{s}: " + (", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in style_params(s).items())
+                    or "no parameters") for s in ALL_STYLES
     )
     p = sub.add_parser(
         "sketch", help="turn photos into pencil, ink or line-art sketches (batch, parallel, resumable)",
@@ -25,14 +27,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive), glob patterns, or URIs "
                    "(s3://, gs://, file://)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder or URI (keeps folder structure)")
-    p.add_argument("--style", default="pencil", choices=STYLES, help="drawing style (default: pencil)")
+    p.add_argument("--style", default="pencil", choices=ALL_STYLES,
+                   help="drawing style (default: pencil); sd-lineart: Stable Diffusion 1.5 redraws the photo")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a style parameter; repeatable")
     p.add_argument("--workers", type=int, default=None, help=f"processes, or Ray actors (default: CPU count, {default_workers()} here; "
-                   "with Ray: the cluster's CPUs)")
+                   "with Ray: the cluster's CPUs; sd-lineart: 1 locally, as its model takes every core, and each "
+                   "worker loads its own copy)")
     p.add_argument("--max-side", type=int, default=None, metavar="PX", help="shrink photos whose longer side exceeds PX")
     p.add_argument("--format", default="png", choices=OUTPUT_FORMATS, help="output format (default: png)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, library warnings or log lines")
+    gen = p.add_argument_group("sd-lineart",
+                               "shortcuts for its --param prompt=…, negative_prompt=…, preset=…, seed=…")
+    gen.add_argument("--prompt", help='what kind of drawing, e.g. "pencil drawing, cross-hatching" '
+                                      "(default: the preset's)")
+    gen.add_argument("--negative-prompt", metavar="TEXT", help="what to avoid (default: the preset's)")
+    gen.add_argument("--preset", choices=list(PRESETS), help="prompts for a pencil drawing (default) or anime line art")
+    gen.add_argument("--seed", type=int, help="-1 (default): a random seed per photo; each PNG records its own")
     add_engine_options(p)
     p.set_defaults(run=run)
 
@@ -65,8 +76,16 @@ def _parse_value(raw: str) -> object:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     engine = engine_from_args(args, args.workers)
+    params = parse_params(args.param)
+    for name in ("prompt", "negative_prompt", "preset", "seed"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.style in GENERATIVE_STYLES and (args.workers or 1) > 1 and engine == "local" and not args.quiet:
+        print(f"note: --workers {args.workers} loads {args.workers} copies of Stable Diffusion and its ControlNet "
+              "(about 6 GB each in float32 on a CPU, half that in float16 on a GPU) and splits the cores "
+              "between them", file=sys.stderr)
     report = sketch_folder(
-        args.inputs, args.output, style=args.style, params=parse_params(args.param), workers=args.workers,
+        args.inputs, args.output, style=args.style, params=params, workers=args.workers,
         max_side=args.max_side, fmt=args.format, overwrite=args.overwrite, progress=not args.quiet, engine=engine,
     )
     print_engine(engine)

@@ -203,6 +203,9 @@ class DiffusionGenerator:
 
     works_at_any_size = False
     note = ""  # why "auto" chose this model, shown by describe()
+    # The diffusers pipelines `load` builds: plain, and with ControlNets (a subclass may run img2img instead).
+    pipeline_class = "StableDiffusionInpaintPipeline"
+    controlnet_pipeline_class = "StableDiffusionControlNetInpaintPipeline"
 
     def __init__(
         self,
@@ -342,7 +345,7 @@ class DiffusionGenerator:
         dtype = self._dtype or pick_dtype(device)
         common = dict(dtype=dtype, safety_checker=None, feature_extractor=None,
                       requires_safety_checker=False, local_files_only=True)
-        cls = diffusers.StableDiffusionInpaintPipeline
+        cls = getattr(diffusers, self.pipeline_class)
         try:
             if self.source.single_file:
                 pipe = self._load_single_file(cls, common)
@@ -354,7 +357,7 @@ class DiffusionGenerator:
                 nets = [diffusers.ControlNetModel.from_pretrained(str(p), dtype=dtype, variant=model_variant(p),
                                                                   local_files_only=True)
                         for _, p in self.controlnets]
-                pipe = diffusers.StableDiffusionControlNetInpaintPipeline.from_pipe(
+                pipe = getattr(diffusers, self.controlnet_pipeline_class).from_pipe(
                     pipe, controlnet=nets if len(nets) > 1 else nets[0])
             for emb in self.embeddings:
                 pipe.load_textual_inversion(str(emb.path), token=emb.token)

@@ -213,6 +213,8 @@ REVISIONS: dict[str, str | None] = {
     "latent-consistency/lcm-lora-sdxl": "9d32716a19be0b540fc5fe0fad042fa8e2ee9c68",
     "diffusers/stable-diffusion-xl-1.0-inpainting-0.1": "115134f363124c53c7d878647567d04daf26e41e",
     "black-forest-labs/FLUX.2-klein-4B": "e7b7dc27f91deacad38e78976d1f2b499d76a294",
+    # the snapshot public projects cache and pin with these fp16 files' sha256 (checkpoints/README.md)
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": "f03de327dd89b501a01da37fc5240cf4fdba85a1",
 }
 
 
@@ -318,6 +320,27 @@ NOT_IN_MANIFEST: dict[str, str] = {
                       "yourself and pass its diffusers folder with --model",
 }
 """Models `models list` names without offering them, and why (licence)."""
+
+# SD 1.5 (text to image, 4-channel UNet): the fp16 files the repo ships beside its fp32 ones (half the download).
+_SD15_WEIGHTS = ("text_encoder/model.fp16.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+                 "vae/diffusion_pytorch_model.fp16.safetensors")
+_SD15_SHA256 = {
+    "model_index.json": "e2f6f22e274374010aec30c79eb2d6e53fff4a36ac0225523a92cb2d41a83347",
+    "scheduler/scheduler_config.json": "699cce92eb7c122e2eb7dfdea78e6187fda76a5ed4a8e42319b85610e620e091",
+    "text_encoder/config.json": "845df614cb9327ae7bbea027316246fae917827407da6df13572e41b5f93b4cc",
+    "tokenizer/merges.txt": "9fd691f7c8039210e0fced15865466c65820d09b63988b0174bfe25de299051a",
+    "tokenizer/special_tokens_map.json": "c4864a9376a8401918425bed71fc14fc0e81f9b59ec45c1cf96cccb2df508eac",
+    "tokenizer/tokenizer_config.json": "00439066fcba73de57644cf41e4e3b9f2dbb09d7f3fc2005898ba52399045882",
+    "tokenizer/vocab.json": "e089ad92ba36837a0d31433e555c8f45fe601ab5c221d4f607ded32d9f7a4349",
+    "unet/config.json": "78f474de6bab3d893868f37be97b636ae65c0df3073ed3256ca458ff599b5f96",
+    "vae/config.json": "786a7d21647ddea6a04b9675c03d3cb45e90a2f3c6da5fbda2c54ade040036de",
+    "text_encoder/model.fp16.safetensors": "77795e2023adcf39bc29a884661950380bd093cf0750a966d473d1718dc9ef4e",
+    "unet/diffusion_pytorch_model.fp16.safetensors": "c83908253f9a64d08c25fc90874c9c8aef9a329ce1ca5fb909d73b0c83d1ea21",
+    "vae/diffusion_pytorch_model.fp16.safetensors": "4fbcf0ebe55a0984f5a5e00d8c4521d52359af7229bb4d81890039d2aa16dd7c",
+}
+_SD15_SIZE = {"text_encoder/model.fp16.safetensors": 246_144_864,
+              "vae/diffusion_pytorch_model.fp16.safetensors": 167_335_342,
+              "tokenizer/merges.txt": 524_619, "tokenizer/vocab.json": 1_059_962}
 
 
 def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint: str) -> ModelSpec:
@@ -458,6 +481,16 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     _sd("sd2-inpainting", "sd2-community/stable-diffusion-2-inpainting",
         license="CreativeML-OpenRAIL++-M", size_hint="5.2 GB",
         description="Stable Diffusion 2 inpainting, 512x512 (community mirror of the withdrawn stabilityai repo)"),
+    ModelSpec(
+        name="sd15", kind="generator", extra="diffusion", license="CreativeML-OpenRAIL-M", size_hint="2.1 GB",
+        description="Stable Diffusion 1.5 (text to image), fp16 files: the base of the sd-lineart sketch style",
+        files=_hf("stable-diffusion-v1-5/stable-diffusion-v1-5", _rev("stable-diffusion-v1-5/stable-diffusion-v1-5"),
+                  *_SD_CONFIGS, *_SD15_WEIGHTS, sha=_SD15_SHA256, size=_SD15_SIZE, folder="sd15",
+                  optional=_SD_OPTIONAL),
+        loader={"backend": "diffusion", "variant": "fp16"},
+        notes="the community copy of runwayml/stable-diffusion-v1-5; revision and every file's sha256 from "
+              "public projects pinning that snapshot (see checkpoints/README.md); the UNet's size not seen",
+    ),
     ModelSpec(
         name="sdxl-inpainting", kind="generator", extra="diffusion", license="openrail++", size_hint="6.9 GB",
         description="SDXL 1.0 inpainting 0.1, fp16 variant (diffusers layout; best at 1024 px)",

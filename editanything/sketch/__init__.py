@@ -1,7 +1,8 @@
 """Photo to sketch: a drawing on white paper (grey uint8, mostly 255, dark strokes on edges).
 
 Classical styles (pencil, ink, xdog) need only OpenCV; the HED styles run the pretrained HED
-edge detector (`editanything models download hed`) through PyTorch.
+edge detector (`editanything models download hed`) through PyTorch. The generative style
+sd-lineart (`GENERATIVE_STYLES`) has Stable Diffusion 1.5 with a line-art ControlNet redraw the photo.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..types import check_rgb
-from . import classical, hed
+from . import classical, generative, hed
 
 STYLES: tuple[str, ...] = ("pencil", "ink", "xdog", "hed", "hed-pencil")
+"""The drawing styles: fast, deterministic, a few megabytes of weights at most."""
+GENERATIVE_STYLES: tuple[str, ...] = (generative.STYLE,)
+"""Styles a diffusion model draws: seeded, gigabytes of weights, seconds to minutes per photo."""
+ALL_STYLES: tuple[str, ...] = STYLES + GENERATIVE_STYLES
 
 _STYLE_FUNCS: dict[str, Callable[..., np.ndarray]] = {
     "pencil": classical.pencil,
@@ -25,8 +30,9 @@ _STYLE_FUNCS: dict[str, Callable[..., np.ndarray]] = {
     "xdog": classical.xdog,
     "hed": hed.hed_lines,
     "hed-pencil": hed.hed_pencil,
+    generative.STYLE: generative.sd_lineart,
 }
-_COLOR_STYLES = frozenset({"hed", "hed-pencil"})
+_COLOR_STYLES = frozenset({"hed", "hed-pencil", generative.STYLE})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -34,13 +40,19 @@ def _func(style: str) -> Callable[..., np.ndarray]:
     try:
         return _STYLE_FUNCS[style]
     except (KeyError, TypeError):
-        raise InvalidInputError(f"unknown sketch style {style!r}; valid styles: {', '.join(STYLES)}") from None
+        raise InvalidInputError(f"unknown sketch style {style!r}; valid styles: {', '.join(ALL_STYLES)}") from None
 
 
 def needs_color(style: str) -> bool:
     """True when the style looks at colour (HED); False when the grey image is enough."""
     _func(style)
     return style in _COLOR_STYLES
+
+
+def is_generative(style: str) -> bool:
+    """True for the styles a diffusion model draws (seeded; their models load once per process)."""
+    _func(style)
+    return style in GENERATIVE_STYLES
 
 
 def style_params(style: str) -> dict[str, Any]:
@@ -58,6 +70,10 @@ def _coerce(style: str, name: str, value: Any, default: Any) -> Any:
     """`value` (e.g. a string from the command line) as the type of the default."""
     bad = InvalidInputError(
         f"sketch parameter {name}={value!r} of style {style!r} is not a valid {type(default).__name__}")
+    if isinstance(default, str):
+        if isinstance(value, (str, int, float)) and not isinstance(value, (bool, np.bool_)):
+            return str(value)  # a command line reads "--param prompt=42" as a number
+        raise bad
     if isinstance(default, bool):
         if isinstance(value, (bool, np.bool_)):
             return bool(value)
@@ -80,7 +96,8 @@ def _coerce(style: str, name: str, value: Any, default: Any) -> Any:
     return number
 
 
-def _check_params(style: str, params: dict[str, Any]) -> dict[str, Any]:
+def check_params(style: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` checked against the style's (unknown names and bad values raise) and converted to their types."""
     defaults = style_params(style)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
@@ -94,10 +111,11 @@ def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarra
     """Draw `image` (RGB uint8 (H, W, 3) or grey (H, W)) in `style`: grey uint8 (H, W) on white.
 
     `params` are the style's parameters (see `style_params`); strings are converted, so values
-    from a command line can be passed as they are. The HED styles load the model once per process.
+    from a command line can be passed as they are. The HED and generative styles load their models
+    once per process.
     """
     func = _func(style)
-    kwargs = _check_params(style, params)
+    kwargs = check_params(style, params)
     image = check_rgb(image, gray=True)
     if style in _COLOR_STYLES:
         if image.ndim == 2:
@@ -118,5 +136,6 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["STYLES", "needs_color", "sketch", "style_help", "style_params"]
+__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "is_generative", "needs_color", "sketch", "style_help",
+           "style_params"]
 
