@@ -22,7 +22,7 @@ import numpy as np
 
 from . import compose, masks
 from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
-from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator
+from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults
 from .generate.params import wrap_seed
 from .generate.recolor import RecolorGenerator
 from .imageio import write_image
@@ -49,6 +49,8 @@ class EditRequest:
     `control` holds full-size control images for ControlNets that can't derive theirs (e.g. "seg");
     `control_files` says which files they came from, for the recipe.
     `steps` gives each generation its own mask and prompt (what a per-instance edit did; replay uses it).
+    `params` whose sampler, steps or cfg_scale are None take the generator's defaults (see
+    `Generator.default_params`); the recipe records the values used.
     """
 
     mode: str = "replace"
@@ -252,7 +254,7 @@ class Editor:
         if hasattr(generator, "for_edit"):  # hosted backends bind to the edit's mode and selection
             generator = generator.for_edit(request)
         # a model without a negative prompt (step-distilled FLUX.2 klein) is not handed remove's default one
-        params = self._prepare_params(image, mask, request, getattr(generator, "takes_negative_prompt", True))
+        params = self._prepare_params(image, mask, request, generator)
         target, grow = _edit_area(mask, request)
         mode = "full" if request.full_image else "crop"
         steps = self._instance_steps(detections, target, request, params)
@@ -271,8 +273,10 @@ class Editor:
         return EditResult(images, target, detections, recipe)
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest,
-                        negative: bool = True) -> GenerationParams:
-        params = request.params.with_seed()
+                        generator: Any) -> GenerationParams:
+        """The request's params with the seed, the generator's defaults for unset sampler/steps/CFG, and a prompt."""
+        params = request.params.with_defaults(model_defaults(generator)).with_seed()
+        negative = getattr(generator, "takes_negative_prompt", True)
         if request.mode == "remove" and not params.prompt:
             params = dataclasses.replace(params, prompt=REMOVE_PROMPT,
                                          negative_prompt=params.negative_prompt or (REMOVE_NEGATIVE if negative else ""))

@@ -23,6 +23,7 @@ from editanything.cli import main  # noqa: E402
 from editanything.errors import InvalidInputError, ModelNotFound  # noqa: E402
 from editanything.generate import GenerationParams, get_generator  # noqa: E402
 from editanything.generate.flux2 import Flux2Generator  # noqa: E402
+from editanything.imageio import read_png_text  # noqa: E402
 from editanything.recipe import read_recipe  # noqa: E402
 
 SIZE = 64
@@ -96,7 +97,7 @@ def test_what_the_model_cannot_do_is_a_one_line_error_before_loading(folder):
     generator = Flux2Generator(folder)
     image, mask = tiny_sd.image_and_mask(SIZE)
     cases = {
-        "DPM++ 2M Karras": ("sampler must be Euler; got 'DPM++ 2M Karras' (add --sampler Euler", {}),
+        "DPM++ 2M Karras": ("sampler must be Euler; got 'DPM++ 2M Karras' (use --sampler Euler, or leave", {}),
         "weights": ("prompt weights such as (word:1.3) do not work", {"prompt": "a (red:1.3) apple"}),
         "negative": ("step-distilled: it has no classifier-free guidance", {"negative_prompt": "blurry"}),
     }
@@ -115,7 +116,7 @@ def test_an_undistilled_folder_takes_cfg_and_the_negative_prompt_like_diffusers(
     base = tiny_flux2.save_klein(tmp_path / "klein-base", distilled=False)
     image, mask = tiny_sd.image_and_mask(SIZE)
     ours = get_generator(str(base))
-    assert not ours.distilled and "CFG and negative prompt work" in ours.describe()
+    assert not ours.distilled and "sampler Euler, 50 steps, CFG 4 by default; CFG and negative prompt work" in ours.describe()
     params = GenerationParams(**{**PARAMS.to_dict(), "negative_prompt": "blurry", "cfg_scale": 3.0})
     generated = ours.inpaint(image, mask, params)[0]
     pipe = _pipe(base)
@@ -140,20 +141,34 @@ def test_named_model_resolves_from_the_manifest_layout(folder, isolated_models, 
     assert generator.model_info()["sha256"] == sha256_file(folder / "transformer/diffusion_pytorch_model.safetensors")
 
 
-def test_cli_edit_refuses_a_wrong_sampler_once_and_replays_bit_exactly(folder, tmp_path, capsys):
+def test_cli_edit_takes_the_models_defaults_refuses_a_wrong_sampler_and_replays_bit_exactly(
+        folder, isolated_models, monkeypatch, tmp_path, capsys):
+    # the only diffusion model on disk: a plain edit with --model auto (the default) runs FLUX.2
+    (isolated_models / "flux2-klein-4b").symlink_to(folder, target_is_directory=True)
+    pin_to_files(monkeypatch, isolated_models, "flux2-klein-4b")
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
     out = tmp_path / "out"
     args = ["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox",
-            "--model", str(folder), "--segmenter", "grabcut", "--steps", "2", "--seed", "3",
-            "--resolution", str(SIZE), "-o", str(out), "-q"]
-    assert main(args) != 0
-    assert "sampler must be Euler" in capsys.readouterr().err
+            "--segmenter", "grabcut", "--seed", "3", "--resolution", str(SIZE), "-o", str(out), "-q"]
+    assert main([*args, "--sampler", "DPM++ 2M Karras"]) != 0  # asked for explicitly: refused, in one line
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the segmenter's line: one error line
+    assert last.startswith("error: ") and "sampler must be Euler; got 'DPM++ 2M Karras'" in last
     assert not (out / "chelsea.png").exists()
-    assert main([*args, "--sampler", "Euler", "--cfg", "1"]) == 0
+    assert main(args) == 0  # no --sampler, --steps or --cfg: the model's own
+    err = capsys.readouterr().err
+    assert "generator: flux2-klein-4b" in err
+    assert "settings: sampler Euler, 4 steps, CFG 1 (the model's defaults)" in err
     recipe = read_recipe(out / "chelsea.png")
+    generation = recipe.parameters["generation"]
     assert recipe.models["generator"]["family"] == "flux2-klein" and recipe.seed == 3
-    assert recipe.parameters["generation"]["sampler"] == "Euler"
+    assert (generation["sampler"], generation["steps"], generation["cfg_scale"]) == ("Euler", 4, 1.0)
+    assert "Steps: 4, Sampler: Euler, CFG scale: 1, Seed: 3" in read_png_text(out / "chelsea.png")["parameters"]
     assert main(["replay", str(out / "chelsea.png")]) == 0
     assert "identical to the original" in capsys.readouterr().out
+    # what the user gives is kept; only the rest comes from the model
+    assert main([*args, "--steps", "2", "--overwrite"]) == 0
+    assert "settings: sampler Euler, CFG 1 (the model's defaults)" in capsys.readouterr().err
+    assert read_recipe(out / "chelsea.png").parameters["generation"]["steps"] == 2
 
 
 def test_auto_takes_flux2_on_cuda_but_not_over_sd15_on_a_cpu(folder, isolated_models, monkeypatch):
@@ -167,17 +182,20 @@ def test_auto_takes_flux2_on_cuda_but_not_over_sd15_on_a_cpu(folder, isolated_mo
     assert on_cpu.name == "sd15-inpainting" and "FLUX.2 klein needs about 32 GB" in on_cpu.describe()
     monkeypatch.setenv("EDITANYTHING_DEVICE", "cuda")
     on_cuda = get_generator("auto")  # nothing loads: the choice alone
-    assert on_cuda.name == "flux2-klein-4b" and "--sampler Euler --steps 4 --cfg 1" in on_cuda.describe()
+    assert on_cuda.name == "flux2-klein-4b" and "sampler Euler, 4 steps, CFG 1 by default" in on_cuda.describe()
 
 
 def test_models_list_says_the_4b_is_apache_and_the_9b_is_not(capsys):
     assert main(["models", "list"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     row = next(line for line in out.splitlines() if line.startswith("flux2-klein-4b "))
     assert "Apache-2.0" in row and "hf:black-forest-labs/FLUX.2-klein-4B" in row and "e7b7dc27f91d" in row
     assert " pinned " in row  # every file's sha256 is pinned
-    nine = next(line for line in out.splitlines() if "flux2-klein-9b" in line)
-    assert "NOT Apache-2.0" in nine and "Non-Commercial" in nine
+    assert "flux2-klein-9b" not in out  # the table on stdout has model rows only
+    nine = next(line for line in captured.err.splitlines() if "flux2-klein-9b" in line)
+    assert nine.startswith("note: flux2-klein-9b is not listed: ") and "NOT Apache-2.0" in nine
+    assert "Non-Commercial" in nine
 
 
 def test_remove_with_the_distilled_model_sends_no_negative_prompt(generator):
@@ -186,8 +204,44 @@ def test_remove_with_the_distilled_model_sends_no_negative_prompt(generator):
     image = np.asarray(Image.open(DEMOS / "chelsea.jpg").convert("RGB"))[:160, :192].copy()
     mask = np.zeros(image.shape[:2], bool)
     mask[50:110, 60:130] = True
-    params = GenerationParams(sampler="Euler", steps=2, cfg_scale=1.0, seed=5, resolution=SIZE)
+    params = GenerationParams(seed=5, resolution=SIZE)  # sampler, steps and CFG left to the model
     result = Editor(generator=generator, remover=None).edit(image, EditRequest(mode="remove", mask=mask, params=params))
     generation = result.recipe.parameters["generation"]
     assert generation["prompt"] and generation["negative_prompt"] == ""  # remove's prompt, none of its negatives
+    assert (generation["sampler"], generation["steps"], generation["cfg_scale"]) == ("Euler", 4, 1.0)
     assert result.images[0].shape == image.shape
+
+
+def test_ui_controls_start_at_the_models_defaults_and_an_untouched_edit_uses_them(generator):
+    pytest.importorskip("gradio_client")
+    import socket
+
+    from gradio_client import Client, handle_file
+
+    from editanything.pipeline import Editor
+    from editanything.ui.app import build_app, serve
+    from editanything.ui.remote import LOCAL
+
+    demo = build_app(Editor(segmenter="grabcut", detector=None, generator=generator))
+    shown = {c["props"].get("elem_id"): c["props"].get("value") for c in demo.config["components"]}
+    assert (shown["sampler"], shown["steps"], shown["cfg"]) == ("Euler", 4, 1.0)
+    # choosing where to generate puts the controls at that generator's defaults (hosted: the WebUI's)
+    (switch,) = [f.fn for f in demo.fns.values() if any(t[1] == "input" for t in f.targets)
+                 and [c.elem_id for c in f.outputs] == ["sampler", "steps", "cfg"]]
+    assert switch("Stability AI (hosted)") == ("DPM++ 2M Karras", 25, 7.0)
+    assert switch(LOCAL) == ("Euler", 4, 1.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = serve(demo, port=port, block=False, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        client.predict(handle_file(str(DEMOS / "chelsea.jpg")), "[]", "[[100, 40, 330, 260]]", False, 8,
+                       api_name="/segment_points")
+        # sampler, steps and cfg left out: the endpoint's defaults are the controls' starting values
+        _, _, png, _ = client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8, prompt="a fox",
+                                      negative="", seed=3, strength=1, color="#ff0000", api_name="/replace")
+    finally:
+        demo.close()
+    generation = read_recipe(png).parameters["generation"]
+    assert (generation["sampler"], generation["steps"], generation["cfg_scale"]) == ("Euler", 4, 1.0)

@@ -74,12 +74,16 @@ def test_recipe_is_readable_by_sd_parsers_and_replay_is_bit_exact(deep, tmp_path
     assert np.array_equal(read_image(out / "chelsea.png"), read_image(tmp_path / "again.png"))
 
 
-def test_batch_count_gives_one_file_per_image_with_its_seed(deep, tmp_path):
+def test_batch_count_gives_one_file_per_image_with_its_seed(deep, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--prompt", "a plant",
                  "--steps", "2", "--seed", "7", "--batch-count", "2", "--resolution", "64", "-o", str(out), "-q"]) == 0
     first, second = read_recipe(out / "coffee.png"), read_recipe(out / "coffee-1.png")
     assert (first.seed, second.seed) == (7, 8)
+    # no --sampler or --cfg: Stable Diffusion keeps the WebUI's defaults, as before, and says nothing about them
+    assert (first.parameters["generation"]["sampler"], first.parameters["generation"]["cfg_scale"]) == (
+        "DPM++ 2M Karras", 7.0)
+    assert "settings:" not in capsys.readouterr().err
     assert not np.array_equal(read_image(out / "coffee.png"), read_image(out / "coffee-1.png"))
     assert main(["replay", str(out / "coffee-1.png"), "-o", str(tmp_path / "again.png")]) == 0
     assert np.array_equal(read_image(out / "coffee-1.png"), read_image(tmp_path / "again.png"))

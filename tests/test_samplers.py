@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from editanything.errors import InvalidInputError
-from editanything.generate import GenerationParams
+from editanything.generate import WEBUI_DEFAULTS, ClassicalGenerator, GenerationParams, model_defaults
 from editanything.generate.samplers import canonical_name, make_scheduler, sampler_names
 
 
@@ -85,5 +85,22 @@ def test_unknown_names_list_the_valid_ones(bad, base):
     with pytest.raises(InvalidInputError) as err:
         make_scheduler(bad, base)
     assert "Euler a" in str(err.value) and "UniPC" in str(err.value)
-    with pytest.raises(InvalidInputError):
-        GenerationParams(sampler=bad)
+    if bad is not None:  # None is "the model's default" (below)
+        with pytest.raises(InvalidInputError):
+            GenerationParams(sampler=bad)
+
+
+def test_unset_sampler_steps_and_cfg_take_the_generators_defaults_else_the_webuis():
+    class Distilled:
+        def default_params(self):
+            return {"sampler": "Euler", "steps": 4, "cfg_scale": 1.0}
+
+    params = GenerationParams(prompt="a fox", steps=8)
+    assert params.unset() == ["sampler", "cfg_scale"]
+    own = params.with_defaults(model_defaults(Distilled()))
+    assert (own.sampler, own.steps, own.cfg_scale, own.prompt) == ("Euler", 8, 1.0, "a fox")  # given steps kept
+    webui = GenerationParams().with_defaults(model_defaults(ClassicalGenerator()))
+    assert (webui.sampler, webui.steps, webui.cfg_scale) == ("DPM++ 2M Karras", 25, 7.0)
+    assert webui.unset() == [] and webui.with_defaults({}) is webui
+    with pytest.raises(InvalidInputError, match="steps"):  # a default is checked like a given value
+        GenerationParams().with_defaults({**WEBUI_DEFAULTS, "steps": 0})

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..batch import edit_folder
 from ..errors import InvalidInputError
-from ..generate import GenerationParams, load_styles, pick_styles, sampler_names
+from ..generate import GenerationParams, load_styles, model_defaults, pick_styles, sampler_names
 from ..generate.diffusion import NEEDS_CONTROL_IMAGE
+from ..generate.params import describe_defaults
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
 from ..storage import check_uris
@@ -20,6 +23,9 @@ from . import remote_opts
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .sketch_cmd import print_report
+
+if TYPE_CHECKING:
+    from ..pipeline import EditRequest
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,16 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--style", action="append", default=[], metavar="NAME", help="a saved style (see --styles-file)")
     what.add_argument("--styles-file", metavar="FILE", help="saved styles: the WebUI's styles.csv or a JSON file")
     gen = p.add_argument_group("generation (Stable Diffusion WebUI names)")
-    gen.add_argument("--sampler", default="DPM++ 2M Karras", help=f"one of: {', '.join(sampler_names())}")
-    gen.add_argument("--steps", type=int, default=25)
-    gen.add_argument("--cfg", type=float, default=7.0, help="CFG scale (default 7)")
+    # None: the model's own default (Generator.default_params), filled in once the generator is known
+    gen.add_argument("--sampler", help=f"one of: {', '.join(sampler_names())} (default: the model's: Euler for "
+                                       "FLUX.2 klein, DPM++ 2M Karras for Stable Diffusion)")
+    gen.add_argument("--steps", type=int, help="sampling steps (default: the model's: 4 for the distilled FLUX.2 "
+                                               "klein, 25 for Stable Diffusion)")
+    gen.add_argument("--cfg", type=float, help="CFG scale (default: the model's: 1 for the distilled FLUX.2 klein, "
+                                               "7 for Stable Diffusion)")
     gen.add_argument("--strength", type=float, default=1.0, help="denoising strength (default 1)")
     gen.add_argument("--seed", type=int, default=-1, help="-1 = random; the real seed is saved in the PNG")
     gen.add_argument("--batch-size", type=int, default=1)
     gen.add_argument("--batch-count", type=int, default=1)
     gen.add_argument("--resolution", type=int, default=512, help="long side of the crop at generation (default 512)")
     gen.add_argument("--model", default="auto", help="sd15-inpainting, sd2-inpainting, sdxl-inpainting, flux2-klein-4b "
-                                                     "(--sampler Euler --steps 4 --cfg 1), classical, lama, "
+                                                     "(Euler, 4 steps, CFG 1 by default), classical, lama, "
                                                      "migan, a diffusers folder, a .safetensors or a LaMa .onnx file; "
                                                      "auto = the best present for the device (FLUX.2 klein, then SDXL, "
                                                      "on CUDA; SD 1.5 on a CPU), else classical; --remove: LaMa or "
@@ -183,13 +193,19 @@ def run_edit(args: argparse.Namespace) -> int:
     in_process = workers == 1 and engine == "local"
     if in_process and request.mask is None and not request.selection.text:
         print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
+    generator = None
     if request.mode != "recolor":
         generator = probe.remover if request.mode == "remove" else probe.generator  # building it loads nothing yet
         probe.check_generator(request.mode, generator)  # once, up front, not once per photo
+    # resolved here, once, so every worker or Ray actor runs (and every recipe records) the same values
+    request, taken = _with_model_defaults(request, generator)
+    if generator is not None:
         if hasattr(generator, "check_params"):  # parameters the model cannot honour fail here, not per photo
             generator.check_params(request.params)
         role = "remover" if generator is not probe.generator else "generator"
         print(f"{role}: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
+        if taken:
+            print(f"settings: {taken} (the model's defaults)", file=sys.stderr)
     if request.selection.text and request.mask is None:
         # a missing detector stops here, once, with the download command
         if in_process:
@@ -202,6 +218,16 @@ def run_edit(args: argparse.Namespace) -> int:
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
+
+
+def _with_model_defaults(request: EditRequest, generator: Any) -> tuple[EditRequest, str]:
+    """The request with the sampler, steps and CFG the user left out taken from the generator's defaults,
+    and which were taken in words when the generator declares its own (FLUX.2 klein; the others get the
+    WebUI's defaults, as before, and nothing to say)."""
+    unset = request.params.unset()
+    defaults = model_defaults(generator)
+    taken = describe_defaults({n: defaults[n] for n in unset}) if hasattr(generator, "default_params") else ""
+    return dataclasses.replace(request, params=request.params.with_defaults(defaults)), taken
 
 
 def _check_detector_files(name: str) -> None:

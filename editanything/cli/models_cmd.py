@@ -68,8 +68,8 @@ def _list(args) -> int:
                 pin = f"sha256 {f.sha256[:16]}…" if f.pinned else "unverified (no pinned sha256)"
                 size = f"{f.size:,} bytes" if f.size is not None else "size unknown"
                 print(f"    {f.path}: {pin}, {size}{', optional' if f.optional else ''}")
-    for name, why in NOT_IN_MANIFEST.items():
-        print(f"not listed: {name}: {why}")
+    for name, why in NOT_IN_MANIFEST.items():  # on stderr, so the table on stdout stays one row per model
+        print(f"note: {name} is not listed: {why}", file=sys.stderr)
     return 0
 
 

@@ -21,14 +21,20 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .classical import ClassicalGenerator
-from .params import GenerationParams
+from .params import WEBUI_DEFAULTS, GenerationParams, model_defaults
 from .prompts import Style, apply_styles, load_styles, parse_prompt_attention, pick_styles
 from .samplers import canonical_name, make_scheduler, sampler_names
 
 
 @runtime_checkable
 class Generator(Protocol):
-    """Fills `mask` in `image` at the size given; compose.py does the cropping and resizing."""
+    """Fills `mask` in `image` at the size given; compose.py does the cropping and resizing.
+
+    Optional: `default_params() -> dict` with the "sampler", "steps" and "cfg_scale" the model
+    recommends, used where the caller left them None (FLUX.2 klein: Euler, 4 steps, CFG 1). Without
+    it a generator gets the WebUI's defaults (`WEBUI_DEFAULTS`, what Stable Diffusion uses); see
+    `model_defaults`.
+    """
 
     name: str
     works_at_any_size: bool  # False: needs sides that are multiples of 8 and works best near its resolution
@@ -174,6 +180,6 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
 
 __all__ = [
     "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "GenerationParams", "Generator", "Style", "apply_styles",
-    "best_remover", "canonical_name", "get_generator", "list_generators", "load_styles", "make_scheduler",
-    "parse_prompt_attention", "pick_styles", "register_generator", "sampler_names",
+    "WEBUI_DEFAULTS", "best_remover", "canonical_name", "get_generator", "list_generators", "load_styles",
+    "make_scheduler", "model_defaults", "parse_prompt_attention", "pick_styles", "register_generator", "sampler_names",
 ]

@@ -11,7 +11,6 @@ Without SD 1.5 a CPU takes SDXL, then FLUX.2. Without any of them, OpenCV's fill
 from __future__ import annotations
 
 LCM_HINT = "LCM-LoRA is present: --sampler LCM --steps 4 --cfg 1.5 takes 4 steps instead of 25"
-FLUX2_FLAGS = "run it with --sampler Euler --steps 4 --cfg 1"
 
 
 def pick(with_options: bool = False) -> tuple[str, str]:
@@ -26,7 +25,7 @@ def pick(with_options: bool = False) -> tuple[str, str]:
     if flux2 and (cuda or not (sd15 or sdxl)):
         why = ("FLUX.2 [klein] 4B on CUDA: the newest, 4 steps in about 13 GB of VRAM" if cuda else
                "the only diffusion model present; on a CPU it needs about 32 GB of RAM and is slow")
-        return "flux2-klein-4b", f"{why}; {FLUX2_FLAGS}"
+        return "flux2-klein-4b", why
     if sdxl and (not sd15 or cuda):
         lcm = find_model("lcm-lora-sdxl") is not None
         why = "SDXL on CUDA" if sd15 else "the only Stable Diffusion model present"

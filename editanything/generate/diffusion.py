@@ -26,7 +26,7 @@ from ..errors import BadOutput, InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
-from .params import GenerationParams
+from .params import WEBUI_DEFAULTS, GenerationParams
 from .prompts import encode_prompts
 from .samplers import make_scheduler
 
@@ -429,7 +429,7 @@ class DiffusionGenerator:
         if h % 8 or w % 8:
             raise InvalidInputError(f"Stable Diffusion needs sides that are multiples of 8; got {w}x{h} "
                                     "(compose.edit_region crops and resizes for you)")
-        params = params.with_seed()
+        params = params.with_defaults(WEBUI_DEFAULTS).with_seed()  # unset sampler/steps/CFG: the WebUI's
         pipe = self.load()
         import torch
         from PIL import Image

@@ -11,6 +11,10 @@ from ..errors import InvalidInputError
 from .samplers import canonical_name
 
 MAX_SEED = 2**32 - 1
+MODEL_DEFAULTS = ("sampler", "steps", "cfg_scale")
+"""The fields a generator may choose when the caller leaves them None (`Generator.default_params`)."""
+WEBUI_DEFAULTS: dict[str, Any] = {"sampler": "DPM++ 2M Karras", "steps": 25, "cfg_scale": 7.0}
+"""The Stable Diffusion WebUI's defaults: what SD 1.5, SDXL and generators without `default_params` get."""
 
 
 def wrap_seed(seed: int) -> int:
@@ -44,13 +48,17 @@ class GenerationParams:
     re-made on its own.
     `resolution` is the long side the crop around the mask is resized to before generating;
     `width` and `height` (both or neither) force an exact generation size instead.
+    `sampler`, `steps` and `cfg_scale` left None mean "the model's default": the Editor (and each
+    diffusion generator) fills them from the generator's `default_params()` with `with_defaults`
+    before generating, so the recipe records the values used (Euler, 4 steps, CFG 1 for the
+    step-distilled FLUX.2 klein; the WebUI's DPM++ 2M Karras, 25 steps, CFG 7 for Stable Diffusion).
     """
 
     prompt: str = ""
     negative_prompt: str = ""
-    sampler: str = "DPM++ 2M Karras"
-    steps: int = 25
-    cfg_scale: float = 7.0
+    sampler: str | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
     strength: float = 1.0
     seed: int = -1
     batch_size: int = 1
@@ -62,9 +70,12 @@ class GenerationParams:
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
             raise InvalidInputError("prompt and negative_prompt must be strings")
-        self.sampler = canonical_name(self.sampler)
-        _check_int("steps", self.steps, 1, 1000)
-        self.cfg_scale = _check_float("cfg_scale", self.cfg_scale, 0.0, 100.0)
+        if self.sampler is not None:
+            self.sampler = canonical_name(self.sampler)
+        if self.steps is not None:
+            _check_int("steps", self.steps, 1, 1000)
+        if self.cfg_scale is not None:
+            self.cfg_scale = _check_float("cfg_scale", self.cfg_scale, 0.0, 100.0)
         self.strength = _check_float("strength (denoising strength)", self.strength, 0.0, 1.0, lo_open=True)
         _check_int("seed", self.seed, -1, MAX_SEED)
         _check_int("batch_size", self.batch_size, 1, 64)
@@ -78,6 +89,15 @@ class GenerationParams:
             value = getattr(self, name)
             if value is not None and (_check_int(name, value, 8, 8192) % 8):
                 raise InvalidInputError(f"{name} must be a multiple of 8; got {value}")
+
+    def unset(self) -> list[str]:
+        """The fields left to the model (None), of sampler, steps and cfg_scale."""
+        return [name for name in MODEL_DEFAULTS if getattr(self, name) is None]
+
+    def with_defaults(self, defaults: dict[str, Any]) -> "GenerationParams":
+        """A copy whose unset sampler, steps and cfg_scale come from `defaults` (see `model_defaults`)."""
+        missing = self.unset()
+        return dataclasses.replace(self, **{n: defaults[n] for n in missing}) if missing else self
 
     @property
     def n_images(self) -> int:
@@ -104,3 +124,18 @@ class GenerationParams:
     def from_dict(cls, data: dict[str, Any]) -> "GenerationParams":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def model_defaults(generator: Any) -> dict[str, Any]:
+    """The sampler, steps and CFG scale `generator` recommends: its `default_params()`, else the WebUI's.
+
+    Generators that don't sample (OpenCV's fill, removers, recolor) and hosted services, which take
+    none of these settings, have no `default_params` and get the WebUI's defaults.
+    """
+    return {**WEBUI_DEFAULTS, **(generator.default_params() if hasattr(generator, "default_params") else {})}
+
+
+def describe_defaults(values: dict[str, Any]) -> str:
+    """"sampler Euler, 4 steps, CFG 1" for the fields present in `values`."""
+    words = {"sampler": "sampler {}", "steps": "{} steps", "cfg_scale": "CFG {:g}"}
+    return ", ".join(words[n].format(values[n]) for n in MODEL_DEFAULTS if n in values)

@@ -22,7 +22,7 @@ from ..models.variants import folder_variant
 from ..types import check_mask, check_rgb
 from .diffusion import Lora, free_memory, load_loras, parse_lora
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
-from .params import GenerationParams
+from .params import WEBUI_DEFAULTS, GenerationParams
 from .prompts import parse_prompt_attention
 from .samplers import make_scheduler
 
@@ -107,7 +107,7 @@ class SDXLGenerator:
         if _weighted(params.prompt) or _weighted(params.negative_prompt):
             raise InvalidInputError("prompt weights such as (word:1.3) are not supported with SDXL yet; "
                                     "write the prompt without them")
-        params = params.with_seed()
+        params = params.with_defaults(WEBUI_DEFAULTS).with_seed()  # unset sampler/steps/CFG: the WebUI's
         pipe = self.load()
         import torch
         from PIL import Image

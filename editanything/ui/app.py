@@ -32,7 +32,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from ..errors import EditAnythingError  # noqa: E402
-from ..generate import GenerationParams, sampler_names  # noqa: E402
+from ..generate import sampler_names  # noqa: E402
 from ..models import download_command, find_model  # noqa: E402
 from ..pipeline import Editor  # noqa: E402
 from ..sketch import STYLES, style_params  # noqa: E402
@@ -131,6 +131,8 @@ def _edit_tab(h: Handlers) -> None:
     _wire_selection(h.selection, ui)
     settings = [ui.instances, ui.invert, ui.grow, ui.feather, ui.prompt, ui.negative, ui.sampler, ui.steps, ui.cfg,
                 ui.seed, ui.strength, ui.color, ui.generator]  # EditSettings' fields, in order
+    ui.generator.input(readable(h.editing.defaults), ui.generator, [ui.sampler, ui.steps, ui.cfg],
+                       api_visibility="private", queue=False)
     for m, button in ui.buttons.items():
         button.click(readable(edit_event(h.editing, m)), [ui.session, ui.photo, *settings],
                      [ui.result, ui.compare, ui.download, ui.edit_info], api_name=m, concurrency_id=GENERATION)
@@ -175,9 +177,11 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
         gr.Markdown(PRIVACY_NOTE, elem_id="generator-note")
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
-            ui.sampler = gr.Dropdown(sampler_names(), value=GenerationParams.sampler, label="Sampler")
-            ui.steps = gr.Slider(1, 100, value=GenerationParams.steps, step=1, label="Steps")
-            ui.cfg = gr.Slider(0, 30, value=GenerationParams.cfg_scale, step=0.5, label="CFG scale")
+            # the model's defaults (editing.py); back to those of wherever it runs when "Generate on" changes
+            sampler, steps, cfg = h.editing.defaults(LOCAL)
+            ui.sampler = gr.Dropdown(sampler_names(), value=sampler, label="Sampler", elem_id="sampler")
+            ui.steps = gr.Slider(1, 100, value=steps, step=1, label="Steps", elem_id="steps")
+            ui.cfg = gr.Slider(0, 30, value=cfg, step=0.5, label="CFG scale", elem_id="cfg")
             ui.seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
             ui.strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Denoising strength")
             ui.color = gr.ColorPicker(value="#d03030", label="Recolor with")

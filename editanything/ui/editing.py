@@ -3,6 +3,9 @@
 The controls' values travel as one `EditSettings`; `edit_event` is the gradio function of one
 button, named after the settings' fields so API clients call them by name. An edit holds the
 generation lock only (`locks.py`), so other users keep clicking while a diffusion edit runs.
+The sampler, steps and CFG controls start at this machine's model's defaults (Euler, 4 steps, CFG 1
+for the distilled FLUX.2 klein) and go back to the defaults of wherever the edit will run when the
+"Generate on" choice changes; what the user then sets is sent as set.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from typing import Any, Callable
 import gradio as gr
 import numpy as np
 
-from ..errors import NothingFound
-from ..generate import GenerationParams
+from ..errors import EditAnythingError, NothingFound
+from ..generate import WEBUI_DEFAULTS, GenerationParams, model_defaults
 from ..pipeline import EditRequest
 from .locks import ModelLocks
-from .remote import LOCAL, hosted_editor
+from .remote import GENERATORS as HOSTED, LOCAL, hosted_editor
 from .selection import SelectionHandlers
 from .state import Session
 from .workspace import Workspace
@@ -61,6 +64,14 @@ class EditHandlers:
         self.locks = locks
         self.workspace = workspace
         self.selection = selection
+        self.local_defaults = _generator_defaults(locks.editor)
+        """The sampler, steps and CFG scale this machine's generator recommends (fixed for the app's life)."""
+
+    def defaults(self, choice: str | None) -> tuple[str, int, float]:
+        """(sampler, steps, CFG) for the controls when the edit runs at `choice`: this machine's model's
+        defaults, or the WebUI's for a hosted service (which takes none of these settings)."""
+        d = WEBUI_DEFAULTS if HOSTED.get(choice) else self.local_defaults
+        return d["sampler"], d["steps"], d["cfg_scale"]
 
     def edit(self, mode: str, session: Session, photo: str | None, settings: EditSettings,
              progress: Any = None) -> tuple:
@@ -91,6 +102,14 @@ class EditHandlers:
         info = (f"{mode} done in {seconds:.1f} s with {generator} (seed {result.recipe.seed}); {kept}. "
                 "The PNG below carries the recipe (`editanything replay` re-runs it).")
         return after, (session.image, after), session.result, info
+
+
+def _generator_defaults(editor: Any) -> dict[str, Any]:
+    """The editor's generator's defaults; the WebUI's when it can't be built (the edit will say why)."""
+    try:
+        return model_defaults(editor.generator)
+    except EditAnythingError:
+        return dict(WEBUI_DEFAULTS)
 
 
 def edit_event(handlers: EditHandlers, mode: str) -> Callable:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...errors import EditAnythingError, InvalidInputError
 from ...types import check_mask, check_rgb
-from ..params import GenerationParams
+from ..params import WEBUI_DEFAULTS, GenerationParams
 from .http import Client, RetryPolicy, Upload, api_key
 
 # WebUI settings a hosted edit endpoint has no field for, with the option that sets each.
@@ -120,9 +120,10 @@ class RemoteGenerator:
         self.reject_webui_only(request.params)
 
     def reject_webui_only(self, params: GenerationParams, also: dict[str, str] | None = None) -> None:
-        defaults = GenerationParams()
+        # unset (None) or the WebUI's default value both mean the user did not ask for a setting
+        defaults = {**GenerationParams().to_dict(), **WEBUI_DEFAULTS}
         unsupported = {**WEBUI_ONLY, **(also or {})}
-        given = [n for n in unsupported if getattr(params, n) != getattr(defaults, n)]
+        given = [n for n in unsupported if getattr(params, n) not in (None, defaults[n])]
         if given:
             raise InvalidInputError(
                 f"{self.service}'s {self.endpoint_name()} endpoint has no {', '.join(given)}: leave out "
