@@ -184,7 +184,7 @@ class Flux2Generator:
             raise InvalidInputError(f"FLUX.2 [klein] works at up to 1024x1024 pixels; this crop is {w}x{h} "
                                     "(use --resolution 1024 or less)")
         if self.distilled and params.cfg_scale != 1.0 and not self._warned_cfg:
-            log.warning("%s is step-distilled: CFG is not used (cfg_scale %g has no effect; --cfg 1 says so)",
+            log.warning("%s is step-distilled: CFG is not used (cfg_scale %g has no effect; leave --cfg out)",
                         self.name, params.cfg_scale)
             self._warned_cfg = True
         params = params.with_seed()
