@@ -165,10 +165,11 @@ def test_cli_edit_takes_the_models_defaults_refuses_a_wrong_sampler_and_replays_
     assert "Steps: 4, Sampler: Euler, CFG scale: 1, Seed: 3" in read_png_text(out / "chelsea.png")["parameters"]
     assert main(["replay", str(out / "chelsea.png")]) == 0
     assert "identical to the original" in capsys.readouterr().out
-    # what the user gives is kept; only the rest comes from the model
-    assert main([*args, "--steps", "2", "--overwrite"]) == 0
+    # what the user gives is kept, the rest comes from the model, resolved once for every worker process
+    assert main([*args, "--steps", "2", "--overwrite", "--workers", "2"]) == 0
     assert "settings: sampler Euler, CFG 1 (the model's defaults)" in capsys.readouterr().err
-    assert read_recipe(out / "chelsea.png").parameters["generation"]["steps"] == 2
+    generation = read_recipe(out / "chelsea.png").parameters["generation"]
+    assert (generation["sampler"], generation["steps"], generation["cfg_scale"]) == ("Euler", 2, 1.0)
 
 
 def test_auto_takes_flux2_on_cuda_but_not_over_sd15_on_a_cpu(folder, isolated_models, monkeypatch):
