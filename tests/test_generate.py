@@ -102,7 +102,8 @@ def test_full_image_mode_matches_the_diffusers_pipeline(ours, reference, sampler
 
 def test_strength_below_one_matches_too(ours, reference):
     image, mask = tiny_sd.image_and_mask(SIZE)
-    params = GenerationParams(prompt="x", sampler="Euler", steps=4, strength=0.5, seed=5, resolution=SIZE)
+    params = GenerationParams(prompt="x", sampler="Euler", steps=4, cfg_scale=7.0, strength=0.5, seed=5,
+                              resolution=SIZE)
     expected = _direct(reference, diffusers.EulerDiscreteScheduler, params, image, mask, use_karras_sigmas=False)
     np.testing.assert_array_equal(ours.inpaint(image, mask, params)[0], expected)
 
@@ -305,7 +306,7 @@ def controlnet(work):
 def test_controlnet_inpaint_matches_the_diffusers_pipeline(folder, controlnet, reference, baseline):
     gen = DiffusionGenerator(folder, controlnets=[("inpaint", controlnet)])
     image, mask = tiny_sd.image_and_mask(SIZE)
-    params = GenerationParams(prompt="a red apple", sampler="DDIM", steps=2, seed=3, resolution=SIZE)
+    params = GenerationParams(prompt="a red apple", sampler="DDIM", steps=2, cfg_scale=7.0, seed=3, resolution=SIZE)
     ours_out = gen.inpaint(image, mask, params)[0]
     # diffusers' documented control image for ControlNet inpaint: pixels in [0, 1], masked ones at -1
     cond = image.astype(np.float32) / 255.0
