@@ -17,7 +17,7 @@ from editanything import masks, read_image
 from editanything.batch import edit_folder
 from editanything.cli import main
 from editanything.errors import InvalidInputError, RemoteServiceError
-from editanything.generate import GenerationParams, get_generator
+from editanything.generate import WEBUI_DEFAULTS, GenerationParams, get_generator
 from editanything.generate.remote import ContentRefused, DryRun, OpenAIGenerator, StabilityGenerator
 from editanything.generate.remote import http
 from editanything.pipeline import Editor, EditRequest
@@ -369,7 +369,7 @@ def test_ui_generates_at_the_chosen_service_and_says_the_crop_leaves(server, cof
         client.predict(gradio_client.handle_file(str(DEMOS / "coffee.jpg")), "[]", json.dumps([list(BOX)]), False, 8,
                        api_name="/segment_points")
         result, _, png, info = client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8,
-                                              prompt="a corgi", negative="", sampler=GenerationParams.sampler,
+                                              prompt="a corgi", negative="", sampler=WEBUI_DEFAULTS["sampler"],
                                               steps=25, cfg=7, seed=42, strength=1, color="#ff0000",
                                               generator="Stability AI (hosted)", api_name="/replace")
         (request,) = server.log
