@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def _resolve_controlnet(entry: str | tuple[str, str | os.PathLike]) -> tuple[str
 _SHAPE_MISMATCH = re.compile(r"because (\S+) expected shape torch\.Size\((\[[^\]]*\])\), but got torch\.Size\((\[[^\]]*\])\)")
 
 
-def _load_error(name: str, path: Path, exc: Exception) -> Exception:
+def _load_error(what: str, name: str, path: Path, exc: Exception) -> Exception:
     """One line for a pipeline that does not load: tensors that do not fit the config say so."""
     text = str(exc)
     m = _SHAPE_MISMATCH.search(text)
@@ -128,8 +128,31 @@ def _load_error(name: str, path: Path, exc: Exception) -> Exception:
         return InvalidInputError(
             f"{path}: the weights do not fit the config ({key} has shape {got}, the config wants {want}); "
             f"its files come from different models: download it again")
-    return ModelNotFound(f"cannot load Stable Diffusion model {name} from {path}: "
+    return ModelNotFound(f"cannot load {what} {name} from {path}: "
                          f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+
+
+@contextlib.contextmanager
+def loading(what: str, name: str, path: Path) -> Iterator[None]:
+    """Loading a pipeline: what fails to load becomes one line naming the model (CUDA OOM passes as it is)."""
+    import torch
+
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise _load_error(what, name, path, exc) from exc
+
+
+def place(pipe: Any, device: str, cpu_offload: bool = False) -> None:
+    """Put a loaded pipeline on `device` with its progress bars off; `cpu_offload` on CUDA keeps each
+    component on the CPU until it runs (less VRAM, slower)."""
+    if cpu_offload and str(device).startswith("cuda"):
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
 
 
 def load_loras(pipe, loras: Sequence[Lora]) -> None:
@@ -337,7 +360,7 @@ class DiffusionGenerator:
             return self._pipe
         if self._wrapped:
             raise InvalidInputError(f"generator {self.name} wrapped a pipeline that was released; wrap it again")
-        torch = require("torch", "diffusion")
+        require("torch", "diffusion")
         diffusers = require("diffusers", "diffusion")
         from ..models import pick_device, pick_dtype
 
@@ -346,7 +369,7 @@ class DiffusionGenerator:
         common = dict(dtype=dtype, safety_checker=None, feature_extractor=None,
                       requires_safety_checker=False, local_files_only=True)
         cls = getattr(diffusers, self.pipeline_class)
-        try:
+        with loading("Stable Diffusion model", self.name, self.source.path):
             if self.source.single_file:
                 pipe = self._load_single_file(cls, common)
             else:
@@ -363,16 +386,8 @@ class DiffusionGenerator:
                 pipe.load_textual_inversion(str(emb.path), token=emb.token)
             if self.loras:
                 load_loras(pipe, self.loras)
-        except torch.cuda.OutOfMemoryError:
-            raise
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise _load_error(self.name, self.source.path, exc) from exc
         self._scheduler_config = dict(pipe.scheduler.config)
-        if self.cpu_offload and str(device).startswith("cuda"):
-            pipe.enable_model_cpu_offload(device=device)
-        else:
-            pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)
+        place(pipe, device, self.cpu_offload)
         self.weights_sha256()  # once, at load, not on every recipe
         self._pipe = pipe
         return pipe

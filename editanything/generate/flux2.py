@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
-from .diffusion import _intra_op_threads, _to_uint8, free_memory
+from .diffusion import _intra_op_threads, _to_uint8, free_memory, loading, place
 from .params import GenerationParams, describe_defaults
 from .prompts import parse_prompt_attention
 
@@ -128,25 +128,16 @@ class Flux2Generator:
         """Build the pipeline now (it is otherwise built on the first `inpaint`)."""
         if self._pipe is not None:
             return self._pipe
-        torch = require("torch", "diffusion")
+        require("torch", "diffusion")
         diffusers = require("diffusers", "diffusion")
         from ..models import pick_device
 
         device = pick_device(self._device)
         dtype = self._dtype or _pick_dtype(device)
-        try:
+        with loading("FLUX.2 [klein] model", self.name, self.folder):
             pipe = diffusers.Flux2KleinInpaintPipeline.from_pretrained(str(self.folder), dtype=dtype,
                                                                        local_files_only=True)
-        except torch.cuda.OutOfMemoryError:
-            raise
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-            raise ModelNotFound(f"cannot load FLUX.2 [klein] model {self.name} from {self.folder}: "
-                                f"{type(exc).__name__}: {first_line(exc)}") from exc
-        if self.cpu_offload and str(device).startswith("cuda"):
-            pipe.enable_model_cpu_offload(device=device)
-        else:
-            pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)
+        place(pipe, device, self.cpu_offload)
         self._pipe = pipe
         return pipe
 

@@ -16,11 +16,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..models.variants import folder_variant
 from ..types import check_mask, check_rgb
-from .diffusion import Lora, free_memory, load_loras, parse_lora
+from .diffusion import Lora, free_memory, load_loras, loading, parse_lora, place
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from .params import WEBUI_DEFAULTS, GenerationParams
 from .prompts import parse_prompt_attention
@@ -67,25 +67,19 @@ class SDXLGenerator:
         """Build the pipeline now (it is otherwise built on the first `inpaint`)."""
         if self._pipe is not None:
             return self._pipe
-        torch = require("torch", "diffusion")
+        require("torch", "diffusion")
         diffusers = require("diffusers", "diffusion")
         from ..models import pick_device, pick_dtype
 
         device = pick_device(self._device)
         dtype = self._dtype or pick_dtype(device)
-        try:
+        with loading("SDXL inpainting model", self.name, self.folder):
             pipe = diffusers.StableDiffusionXLInpaintPipeline.from_pretrained(
                 str(self.folder), dtype=dtype, variant=folder_variant(self.folder), local_files_only=True)
             if self.loras:
                 load_loras(pipe, self.loras)
-        except torch.cuda.OutOfMemoryError:
-            raise
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelNotFound(f"cannot load SDXL inpainting model {self.name} from {self.folder}: "
-                                f"{type(exc).__name__}: {first_line(exc)}") from exc
         self._scheduler_config = dict(pipe.scheduler.config)
-        pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)
+        place(pipe, device)
         self._pipe = pipe
         return pipe
 
