@@ -371,12 +371,13 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
                   style: str = "pencil", params: dict[str, Any] | None = None, workers: int | None = None,
                   max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
                   progress: bool = True, engine: str | Engine = "local", ray_address: str | None = None,
-                  gpus_per_worker: float | None = None) -> BatchReport:
+                  gpus_per_worker: float | None = None, cpus_per_worker: int | None = None) -> BatchReport:
     """Sketch every photo in `inputs` (files, folders, globs, URIs) into `outdir` (a folder or URI),
     keeping folder structure.
 
     Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
-    `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`).
+    `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`);
+    CPU actors ask for `cpus_per_worker` CPUs each (default 1; 4 for a generative style).
     """
     from .sketch import GENERATIVE_STYLES, style_params
 
@@ -402,7 +403,11 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
         check_ready(params)  # its settings, and every model it needs (one command for all), before any photo
         if workers is None and engine == "local":
             workers = 1  # the model takes every core (or the GPU); more workers each load their own copy
-    options = _engine_options(engine, ray_address, gpus_per_worker)
+        if cpus_per_worker is None and engine == "ray":
+            from .engines.ray import HEAVY_CPUS
+
+            cpus_per_worker = HEAVY_CPUS  # likewise on Ray: one copy per few CPUs, not per CPU
+    options = _engine_options(engine, ray_address, gpus_per_worker, cpus_per_worker)
     work = partial(sketch_file, style=style, params=params, max_side=max_side)
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}",
                        engine=engine, engine_options=options)
@@ -410,12 +415,13 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
     return report
 
 
-def _engine_options(engine: str | Engine, ray_address: str | None, gpus_per_worker: float | None) -> dict[str, Any]:
+def _engine_options(engine: str | Engine, ray_address: str | None, gpus_per_worker: float | None,
+                    cpus_per_worker: int | None = None) -> dict[str, Any]:
     """The Ray engine's constructor options; refused for other engines, where they would do nothing."""
     if engine == "ray":
-        return {"address": ray_address, "gpus_per_worker": gpus_per_worker}
-    if ray_address or gpus_per_worker:
-        raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray")
+        return {"address": ray_address, "gpus_per_worker": gpus_per_worker, "cpus_per_worker": cpus_per_worker}
+    if ray_address or gpus_per_worker or cpus_per_worker:
+        raise InvalidInputError("--ray-address, --gpus-per-worker and --cpus-per-worker need --engine ray")
     return {}
 
 
@@ -448,15 +454,17 @@ def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: An
 def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
                 editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
                 progress: bool = True, prebuilt: Any = None, engine: str | Engine = "local",
-                ray_address: str | None = None, gpus_per_worker: float | None = None) -> BatchReport:
+                ray_address: str | None = None, gpus_per_worker: float | None = None,
+                cpus_per_worker: int | None = None) -> BatchReport:
     """Run one EditRequest on every photo of `inputs` into `outdir` (paths or URIs; resumable, failures collected).
 
     `editor` holds the Editor's keyword arguments (`prebuilt`: an Editor made from them, reused when
     the jobs run in this process). Deep models take all cores (and the GPU) in one process, so
     locally `workers` defaults to 1; weight-free backends scale with more. `engine="ray"` runs the
-    jobs on Ray actors (default: one per CPU, or per `gpus_per_worker` share of the cluster's GPUs).
+    jobs on Ray actors (default: one per CPU, or per `cpus_per_worker` CPUs, or per `gpus_per_worker`
+    share of the cluster's GPUs).
     """
-    options = _engine_options(engine, ray_address, gpus_per_worker)
+    options = _engine_options(engine, ray_address, gpus_per_worker, cpus_per_worker)
     if workers is None and engine == "local":
         workers = 1
     check_uris(inputs)

@@ -180,10 +180,29 @@ def test_base_import_does_not_import_ray():
 def test_engine_options_are_checked_before_any_work(ray_local, tmp_path, capsys):
     photos = _copies(tmp_path / "photos", 1)
     assert main(["sketch", str(photos), "-o", str(tmp_path / "a"), "--gpus-per-worker", "0.5"]) == 2
-    assert "--gpus-per-worker need --engine ray" in capsys.readouterr().err
+    assert "--gpus-per-worker and --cpus-per-worker need --engine ray" in capsys.readouterr().err
     with pytest.raises(InvalidInputError, match="the Ray cluster has 0 GPUs"):
         sketch_folder([photos], tmp_path / "b", engine="ray", gpus_per_worker=0.5, progress=False)
     assert not (tmp_path / "a").exists() and not list((tmp_path / "b").rglob("*"))  # nothing written
+
+
+def test_cpu_workers_ask_for_several_cpus_capped_by_the_largest_node(ray_local, tmp_path, capsys):
+    import ray
+
+    from editanything.engines.ray import RayEngine
+
+    assert RayEngine(cpus_per_worker=2)._cpus(ray) == 2 and RayEngine(cpus_per_worker=2)._pool_size(ray, 2) == 1
+    assert RayEngine(cpus_per_worker=16)._cpus(ray) == 2  # the local Ray has one node of 2 CPUs
+    assert RayEngine()._pool_size(ray, RayEngine()._cpus(ray)) == 2
+    with pytest.raises(InvalidInputError, match="--cpus-per-worker must be a whole number >= 1"):
+        RayEngine(cpus_per_worker=0)
+    photos = _copies(tmp_path / "photos", 3)
+    assert main(["sketch", str(photos), "-o", str(tmp_path / "local"), "-q"]) == 0
+    assert main(["sketch", str(photos), "-o", str(tmp_path / "ray"), "--engine", "ray", "--cpus-per-worker", "2",
+                 "-q"]) == 0
+    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local") and len(_tree(tmp_path / "ray")) == 3
+    assert main(["sketch", str(photos), "-o", str(tmp_path / "x"), "--cpus-per-worker", "2"]) == 2
+    assert "need --engine ray" in capsys.readouterr().err
 
 
 def test_sketch_on_ray_reads_and_writes_s3_like_a_local_run(ray_local, s3_bucket, tmp_path, capsys):
@@ -219,3 +238,16 @@ def test_an_unreachable_ray_address_fails_in_seconds(tmp_path, capsys, monkeypat
         assert err.startswith(f"error: cannot reach the Ray cluster at {address}") and len(err.splitlines()) == 1
         assert "`ray start --head`" in err and "RAY_ADDRESS" in err
     assert not list((tmp_path / "out").iterdir())  # nothing written
+
+
+def test_a_generative_sketch_on_ray_asks_for_several_cpus_per_actor_unless_told():
+    import argparse
+
+    from editanything.cli.engine_opts import engine_from_args
+    from editanything.engines.ray import HEAVY_CPUS
+
+    args = argparse.Namespace(engine="ray", ray_address=None, gpus_per_worker=None, cpus_per_worker=None)
+    assert engine_from_args(args, None, heavy=True).cpus_per_worker == HEAVY_CPUS
+    assert engine_from_args(args, None).cpus_per_worker is None
+    args.cpus_per_worker = 1
+    assert engine_from_args(args, None, heavy=True).cpus_per_worker == 1

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..engines import ENGINES, get_engine
+from ..engines.ray import HEAVY_CPUS
 from ..errors import InvalidInputError
 
 
@@ -18,15 +19,22 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="the Ray cluster to join (default: RAY_ADDRESS if set, else a local Ray for this run)")
     g.add_argument("--gpus-per-worker", type=float, metavar="N",
                    help="GPUs each Ray worker asks for (fractions allowed, e.g. 0.5); default: CPU workers")
+    g.add_argument("--cpus-per-worker", type=int, metavar="N",
+                   help=f"CPUs (and threads) each Ray CPU worker asks for, so fewer model copies load "
+                        f"(default: 1; {HEAVY_CPUS} for the sd-lineart sketch style)")
 
 
-def engine_from_args(args: argparse.Namespace, workers: int | None) -> Any:
-    """"local", or a Ray engine built from the options (kept, so the nodes it used can be told after)."""
+def engine_from_args(args: argparse.Namespace, workers: int | None, heavy: bool = False) -> Any:
+    """"local", or a Ray engine built from the options (kept, so the nodes it used can be told after).
+
+    `heavy`: the job loads a diffusion model, so CPU actors default to HEAVY_CPUS CPUs each."""
     if args.engine == "local":
-        if args.ray_address is not None or args.gpus_per_worker is not None:
-            raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray")
+        if args.ray_address is not None or args.gpus_per_worker is not None or args.cpus_per_worker is not None:
+            raise InvalidInputError("--ray-address, --gpus-per-worker and --cpus-per-worker need --engine ray")
         return "local"
-    return get_engine(args.engine, workers=workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (HEAVY_CPUS if heavy else None)
+    return get_engine(args.engine, workers=workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
+                      cpus_per_worker=cpus)
 
 
 def print_engine(engine: Any) -> None:

@@ -75,7 +75,7 @@ def _parse_value(raw: str) -> object:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    engine = engine_from_args(args, args.workers)
+    engine = engine_from_args(args, args.workers, heavy=args.style in GENERATIVE_STYLES)
     params = parse_params(args.param)
     for name in ("prompt", "negative_prompt", "preset", "seed"):
         if getattr(args, name) is not None:

@@ -27,23 +27,30 @@ TASK_RETRIES = 3
 START_TIMEOUT_S = 600
 # An explicit cluster address must answer this fast; else ray.init would retry it for minutes.
 REACH_TIMEOUT_S = 5
+HEAVY_CPUS = 4  # CPUs per actor for jobs that load Stable Diffusion: one model copy per 4 CPUs, not per CPU
 _CONTEXT = ("enable_progress_bars", "max_errored_blocks", "wait_for_min_actors_s")  # what a run changes
 
 
 class RayEngine:
     """Jobs on a Ray cluster: `address` ("auto", "ray://…", host:port; None = RAY_ADDRESS if set, else a
-    local Ray for the run); `workers` actors (default: as many as the cluster has CPUs, or GPUs divided
-    by `gpus_per_worker`); `gpus_per_worker` > 0 asks each actor for that share of a GPU."""
+    local Ray for the run); `workers` actors (default: as many as fit the cluster); `gpus_per_worker` > 0
+    asks each actor for that share of a GPU; else each asks for `cpus_per_worker` CPUs (default 1, at
+    most what the largest node has) and runs that many threads, so a job that loads a diffusion model
+    keeps one copy per few CPUs instead of one per CPU."""
 
     name = "ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None,
-                 gpus_per_worker: float | None = None) -> None:
+                 gpus_per_worker: float | None = None, cpus_per_worker: int | None = None) -> None:
         if gpus_per_worker is not None and not gpus_per_worker > 0:
             raise InvalidInputError(f"--gpus-per-worker must be above 0 (fractions allowed); got {gpus_per_worker}")
+        if cpus_per_worker is not None and (isinstance(cpus_per_worker, bool) or not isinstance(cpus_per_worker, int)
+                                            or cpus_per_worker < 1):
+            raise InvalidInputError(f"--cpus-per-worker must be a whole number >= 1; got {cpus_per_worker!r}")
         self.workers = workers
         self.address = address
         self.gpus_per_worker = gpus_per_worker
+        self.cpus_per_worker = cpus_per_worker
         self.nodes: set[str] = set()  # the nodes that ran jobs in the last run
 
     def run(self, jobs: Sequence[Any], work: Callable[..., Any]) -> Iterator[tuple[Any, str | None]]:
@@ -71,16 +78,20 @@ class RayEngine:
                                     "`ray start --head` or pass --ray-address") from None
         return True
 
-    def _pool_size(self, ray) -> int:
-        resources = ray.cluster_resources()
+    def _cpus(self, ray) -> int:
+        """CPUs (and threads) per CPU actor: the option, but no more than the largest node has."""
+        largest = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1)
+        return max(1, min(self.cpus_per_worker or 1, largest))
+
+    def _pool_size(self, ray, cpus: int) -> int:
         if self.gpus_per_worker:
-            gpus = resources.get("GPU", 0)
+            gpus = ray.cluster_resources().get("GPU", 0)
             if gpus < self.gpus_per_worker:
                 raise InvalidInputError(f"--gpus-per-worker {self.gpus_per_worker}: the Ray cluster has "
                                         f"{gpus:g} GPUs; drop the option to run on CPUs")
             fit = int(gpus / self.gpus_per_worker + 1e-9)
-        else:
-            fit = int(resources.get("CPU", 1))
+        else:  # an actor lives on one node: count what fits node by node
+            fit = sum(int(n["Resources"].get("CPU", 0)) // cpus for n in ray.nodes() if n.get("Alive"))
         return max(1, min(self.workers or fit, fit))
 
     def _run(self, ray, jobs: Sequence[Any], work: Callable[..., Any]) -> Iterator[tuple[Any, str | None]]:
@@ -92,12 +103,13 @@ class RayEngine:
         context.max_errored_blocks = len(jobs)  # a file that keeps killing its worker fails alone
         # Start work once every actor is up: else the first one ready takes the whole queue of a short job.
         context.wait_for_min_actors_s = START_TIMEOUT_S
-        size = self._pool_size(ray)
+        cpus = None if self.gpus_per_worker else self._cpus(ray)
+        size = self._pool_size(ray, cpus)
         # Pickled, so URIs travel as their filesystem (endpoint and options) too, as local paths do as paths.
         rows = [{"index": i, "job": pickle.dumps((job.source, job.output))} for i, job in enumerate(jobs)]
         # One row per block: blocks are what Ray hands out, so actors take jobs one at a time.
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-        resources = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {"num_cpus": 1}
+        resources = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {"num_cpus": cpus}
         with warnings.catch_warnings():
             # Ray 2.60 deprecates extra remote args, yet they are its only way to bound an actor's task retries
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
@@ -105,8 +117,8 @@ class RayEngine:
                 # One job in flight per actor: the jobs queued on an actor that dies are retried (and
                 # counted) with it, so a file that keeps killing its worker would take good ones down too.
                 _Worker, batch_size=1, compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
-                # CPU actors: one thread each, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
-                fn_constructor_kwargs={"work": work, "threads": None if self.gpus_per_worker else 1,
+                # CPU actors: a thread per CPU asked for, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
+                fn_constructor_kwargs={"work": work, "threads": cpus,
                                        "cwd": os.getcwd(), "crash": os.environ.get(CRASH_ENV)},
                 max_restarts=-1, max_task_retries=TASK_RETRIES, **resources,
             )
