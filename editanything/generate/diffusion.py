@@ -173,6 +173,19 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+class HeldPipeline:
+    """A generator holding one diffusers pipeline in `_pipe`, built by its `load()` on first use."""
+
+    _pipe: Any = None
+
+    def release(self) -> None:
+        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
+        if self._pipe is None:
+            return
+        self._pipe = None
+        free_memory()
+
+
 def _checkpoint_in_channels(path: Path) -> int | None:
     """The UNet's input channels of an original-layout checkpoint (9 for inpainting models, 4 otherwise)."""
     import torch
@@ -209,7 +222,7 @@ def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
     return list((images * 255).round().astype(np.uint8))
 
 
-class DiffusionGenerator:
+class DiffusionGenerator(HeldPipeline):
     """Stable Diffusion inpainting at the size it is given (a multiple of 8; compose.py crops and resizes).
 
     model:        a model name of the registry ("sd15-inpainting", "sd2-inpainting"), a diffusers
@@ -391,13 +404,6 @@ class DiffusionGenerator:
         self.weights_sha256()  # once, at load, not on every recipe
         self._pipe = pipe
         return pipe
-
-    def release(self) -> None:
-        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
-        if self._pipe is None:
-            return
-        self._pipe = None
-        free_memory()
 
     # ---- generation ----------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
-from .diffusion import _intra_op_threads, _to_uint8, free_memory, loading, place
+from .diffusion import HeldPipeline, _intra_op_threads, _to_uint8, loading, place
 from .params import GenerationParams, describe_defaults
 from .prompts import parse_prompt_attention
 
@@ -80,7 +80,7 @@ def _pad_to(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-class Flux2Generator:
+class Flux2Generator(HeldPipeline):
     """FLUX.2 [klein] inpainting at the size it is given (compose.py crops and resizes).
 
     model:       "flux2-klein-4b" (resolved by `editanything.models`) or a diffusers FLUX.2 [klein] folder.
@@ -140,13 +140,6 @@ class Flux2Generator:
         place(pipe, device, self.cpu_offload)
         self._pipe = pipe
         return pipe
-
-    def release(self) -> None:
-        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
-        if self._pipe is None:
-            return
-        self._pipe = None
-        free_memory()
 
     def check_params(self, params: GenerationParams) -> None:
         """Refuse the parameters this model cannot honour, before anything loads (the CLI calls it once).

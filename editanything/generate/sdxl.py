@@ -20,7 +20,7 @@ from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..models.variants import folder_variant
 from ..types import check_mask, check_rgb
-from .diffusion import Lora, free_memory, load_loras, loading, parse_lora, place
+from .diffusion import HeldPipeline, Lora, load_loras, loading, parse_lora, place
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from .params import WEBUI_DEFAULTS, GenerationParams
 from .prompts import parse_prompt_attention
@@ -33,7 +33,7 @@ def _weighted(text: str) -> bool:
     return any(weight not in (1.0, -1.0) for _, weight in parse_prompt_attention(text))
 
 
-class SDXLGenerator:
+class SDXLGenerator(HeldPipeline):
     """SDXL inpainting at the size it is given (a multiple of 8; compose.py crops and resizes).
 
     model: "sdxl-inpainting" (resolved by `editanything.models`) or a diffusers SDXL inpainting folder.
@@ -82,13 +82,6 @@ class SDXLGenerator:
         place(pipe, device)
         self._pipe = pipe
         return pipe
-
-    def release(self) -> None:
-        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
-        if self._pipe is None:
-            return
-        self._pipe = None
-        free_memory()
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
         """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
