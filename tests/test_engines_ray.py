@@ -251,3 +251,15 @@ def test_a_generative_sketch_on_ray_asks_for_several_cpus_per_actor_unless_told(
     assert engine_from_args(args, None).cpus_per_worker is None
     args.cpus_per_worker = 1
     assert engine_from_args(args, None, heavy=True).cpus_per_worker == 1
+
+
+def test_an_edit_with_a_local_diffusion_model_gives_each_ray_actor_several_cpus(ray_local, tiny_checkpoints, tmp_path):
+    from editanything.recipe import read_recipe
+
+    root, _ = tiny_checkpoints
+    photos = _copies(tmp_path / "photos", 1, names=("chelsea.jpg",))
+    assert main(["edit", str(photos), "-o", str(tmp_path / "out"), "--engine", "ray", "--box", "100,40,330,260",
+                 "--segmenter", "grabcut", "--model", str(root / "sd15-inpainting"), "--prompt", "a blue mug",
+                 "--steps", "2", "--seed", "7", "--resolution", "64", "-q"]) == 0
+    # 4 CPUs asked, capped at the local Ray's one node of 2: the actor generated with 2 threads, not 1
+    assert read_recipe(tmp_path / "out" / "p000.png").models["generator"]["threads"] == 2

@@ -14,7 +14,7 @@ import numpy as np
 from ..batch import edit_folder
 from ..errors import InvalidInputError
 from ..generate import GenerationParams, load_styles, model_defaults, pick_styles, sampler_names
-from ..generate.diffusion import NEEDS_CONTROL_IMAGE
+from ..generate.diffusion import NEEDS_CONTROL_IMAGE, HeldPipeline
 from ..generate.params import describe_defaults
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
@@ -185,12 +185,12 @@ def run_edit(args: argparse.Namespace) -> int:
     if args.dry_run:  # sends and writes nothing: no output folder either
         return remote_opts.dry_run(args, request, Editor(**editor))
     workers = args.workers if args.workers is not None or args.engine != "local" else 1
-    engine = engine_from_args(args, workers)
+    engine_from_args(args, workers)  # its options are checked before anything else
     check_uris(args.images)
     check_writable_folder(args.output)  # before any model loads
     probe = Editor(**editor)
     # else each worker (process or Ray actor) loads its own models: the parent must not load them too
-    in_process = workers == 1 and engine == "local"
+    in_process = workers == 1 and args.engine == "local"
     if in_process and request.mask is None and not request.selection.text:
         print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     generator = None
@@ -212,6 +212,8 @@ def run_edit(args: argparse.Namespace) -> int:
             probe.detector
         else:
             _check_detector_files(args.detector)
+    # A local diffusion model on Ray: one copy per few CPUs, not one per CPU
+    engine = engine_from_args(args, workers, heavy=isinstance(generator, HeldPipeline))
     start = time.perf_counter()
     report = edit_folder(args.images, args.output, request, editor=editor, workers=workers, engine=engine,
                          overwrite=args.overwrite, progress=not args.quiet, prebuilt=probe if in_process else None)

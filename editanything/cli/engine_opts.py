@@ -21,7 +21,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="GPUs each Ray worker asks for (fractions allowed, e.g. 0.5); default: CPU workers")
     g.add_argument("--cpus-per-worker", type=int, metavar="N",
                    help=f"CPUs (and threads) each Ray CPU worker asks for, so fewer model copies load "
-                        f"(default: 1; {HEAVY_CPUS} for the sd-lineart sketch style)")
+                        f"(default: 1; {HEAVY_CPUS} for the sd-lineart sketch style and for edits "
+                        f"with a local diffusion model)")
 
 
 def engine_from_args(args: argparse.Namespace, workers: int | None, heavy: bool = False) -> Any:
