@@ -173,6 +173,13 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def use_sampler(pipe: Any, sampler: str, scheduler_config: Mapping[str, Any], loras: Sequence[Lora]) -> Path | None:
+    """The WebUI `sampler` as the pipeline's scheduler, with the LCM-LoRA on for "LCM" and off otherwise
+    (the user's LoRAs, named as `load_loras` names them, keep their scales); the LCM-LoRA file when on."""
+    pipe.scheduler = make_scheduler(sampler, scheduler_config)
+    return set_lcm(pipe, sampler == LCM_SAMPLER, [(f"lora{i}", x.scale) for i, x in enumerate(loras)])
+
+
 class HeldPipeline:
     """A generator holding one diffusers pipeline in `_pipe`, built by its `load()` on first use."""
 
@@ -455,9 +462,7 @@ class DiffusionGenerator(HeldPipeline):
         import torch
         from PIL import Image
 
-        pipe.scheduler = make_scheduler(params.sampler, self._scheduler_config)
-        self._lcm_lora = set_lcm(pipe, params.sampler == LCM_SAMPLER,
-                                 [(f"lora{i}", x.scale) for i, x in enumerate(self.loras)])
+        self._lcm_lora = use_sampler(pipe, params.sampler, self._scheduler_config, self.loras)
         prompt_embeds, negative_embeds = encode_prompts(pipe, params.prompt, params.negative_prompt)
         extra: dict[str, Any] = {}
         if self.controlnets:

@@ -35,7 +35,7 @@ from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
 from .diffusion import HeldPipeline, _intra_op_threads, _to_uint8, loading, place
 from .params import GenerationParams, describe_defaults
-from .prompts import parse_prompt_attention
+from .prompts import has_weights
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,6 @@ def _index(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _weighted(text: str) -> bool:
-    return any(weight not in (1.0, -1.0) for _, weight in parse_prompt_attention(text))
 
 
 def _multiple(folder: Path) -> int:
@@ -150,7 +146,7 @@ class Flux2Generator(HeldPipeline):
             raise InvalidInputError(
                 f"FLUX.2 [klein] samples by flow matching: the sampler must be {' or '.join(SAMPLERS)}; got "
                 f"{params.sampler!r} (use --sampler Euler, or leave --sampler out: Euler is its default)")
-        if _weighted(params.prompt) or _weighted(params.negative_prompt):
+        if has_weights(params.prompt) or has_weights(params.negative_prompt):
             raise InvalidInputError("prompt weights such as (word:1.3) do not work with FLUX.2 [klein] (its Qwen3 "
                                     "text encoder has no weighting); write the prompt without them")
         if self.distilled and params.negative_prompt.strip():

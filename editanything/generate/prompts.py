@@ -101,6 +101,11 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
     return merged or [("", 1.0)]
 
 
+def has_weights(text: str) -> bool:
+    """Whether any part of `text` has a weight other than 1, e.g. `(word:1.3)` (a BREAK is not a weight)."""
+    return any(weight not in (1.0, BREAK[1]) for _, weight in parse_prompt_attention(text))
+
+
 @dataclass
 class Chunk:
     """77 token ids (BOS, up to 75 prompt tokens, EOS, padding) and one weight per position."""

@@ -20,17 +20,11 @@ from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..models.variants import folder_variant
 from ..types import check_mask, check_rgb
-from .diffusion import HeldPipeline, Lora, load_loras, loading, parse_lora, place
-from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
+from .diffusion import HeldPipeline, Lora, load_loras, loading, parse_lora, place, use_sampler
 from .params import WEBUI_DEFAULTS, GenerationParams
-from .prompts import parse_prompt_attention
-from .samplers import make_scheduler
+from .prompts import has_weights
 
 MODEL = "sdxl-inpainting"
-
-
-def _weighted(text: str) -> bool:
-    return any(weight not in (1.0, -1.0) for _, weight in parse_prompt_attention(text))
 
 
 class SDXLGenerator(HeldPipeline):
@@ -91,7 +85,7 @@ class SDXLGenerator(HeldPipeline):
         if h % 8 or w % 8:
             raise InvalidInputError(f"SDXL needs sides that are multiples of 8; got {w}x{h} "
                                     "(compose.edit_region crops and resizes for you)")
-        if _weighted(params.prompt) or _weighted(params.negative_prompt):
+        if has_weights(params.prompt) or has_weights(params.negative_prompt):
             raise InvalidInputError("prompt weights such as (word:1.3) are not supported with SDXL yet; "
                                     "write the prompt without them")
         params = params.with_defaults(WEBUI_DEFAULTS).with_seed()  # unset sampler/steps/CFG: the WebUI's
@@ -99,9 +93,7 @@ class SDXLGenerator(HeldPipeline):
         import torch
         from PIL import Image
 
-        pipe.scheduler = make_scheduler(params.sampler, self._scheduler_config)
-        self._lcm_lora = set_lcm(pipe, params.sampler == LCM_SAMPLER,
-                                 [(f"lora{i}", x.scale) for i, x in enumerate(self.loras)])
+        self._lcm_lora = use_sampler(pipe, params.sampler, self._scheduler_config, self.loras)
         seeds = params.image_seeds()
         results: list[np.ndarray] = []
         for start in range(0, len(seeds), params.batch_size):

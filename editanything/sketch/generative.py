@@ -19,11 +19,10 @@ import cv2
 import numpy as np
 
 from ..errors import BadOutput, InvalidInputError, ModelNotFound
-from ..generate.diffusion import DiffusionGenerator, _intra_op_threads, _to_uint8
-from ..generate.lcm import LORA_MODELS, SAMPLER as LCM_SAMPLER, set_lcm
+from ..generate.diffusion import DiffusionGenerator, _intra_op_threads, _to_uint8, use_sampler
+from ..generate.lcm import LORA_MODELS, SAMPLER as LCM_SAMPLER
 from ..generate.params import GenerationParams
 from ..generate.prompts import encode_prompts
-from ..generate.samplers import make_scheduler
 from ..types import check_rgb
 
 STYLE = "sd-lineart"
@@ -156,8 +155,7 @@ class LineartSketcher(DiffusionGenerator):
         import torch
         from PIL import Image
 
-        pipe.scheduler = make_scheduler(params.sampler, self._scheduler_config)
-        self._lcm_lora = set_lcm(pipe, params.sampler == LCM_SAMPLER, [])
+        self._lcm_lora = use_sampler(pipe, params.sampler, self._scheduler_config, self.loras)
         threads = threads or self.threads or torch.get_num_threads()
         with _intra_op_threads(threads):  # HED too: its lines decide the control image, bit for bit
             control = self._control_images(image, np.zeros((h, w), bool), {})[0]
