@@ -70,3 +70,27 @@ def jpeg_bytes(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=92)
     return buf.getvalue()
+
+
+def nested_corpus(root: Path, every_kind: bool = True) -> Path:
+    """`root/photos`: two good photos (one in `trip/`) and a paletted PNG, two corrupt files (a truncated
+    JPEG, text named .jpg) and, with `every_kind`, a CMYK JPEG, a 16-bit PNG and an EXIF-rotated JPEG."""
+    import shutil
+
+    src = root / "photos"
+    (src / "trip").mkdir(parents=True)
+    shutil.copy(DEMOS / "coffee.jpg", src / "coffee.jpg")
+    shutil.copy(DEMOS / "chelsea.jpg", src / "trip" / "chelsea.jpg")
+    if every_kind:
+        cmyk_jpeg(src / "trip" / "cmyk.jpg")
+        png16(src / "ramp16.png")
+        exif_rotated_jpeg(src / "rotated.jpg")
+    palette_png_with_transparency(src / "palette.png")
+    truncated_jpeg(src / "broken.jpg")
+    text_as_jpeg(src / "trip" / "notes.jpg")
+    return src
+
+
+def file_tree(folder: Path) -> dict[str, bytes]:
+    """{relative path: bytes} of every file below `folder`, to compare two runs' outputs byte for byte."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

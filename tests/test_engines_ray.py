@@ -43,25 +43,6 @@ def ray_local(tmp_path_factory):
         ray.shutdown()
 
 
-def _odd_corpus(root: Path) -> Path:
-    """Files users really have, nested, with two corrupt ones."""
-    src = root / "photos"
-    (src / "trip").mkdir(parents=True)
-    shutil.copy(DEMOS / "coffee.jpg", src / "coffee.jpg")
-    shutil.copy(DEMOS / "chelsea.jpg", src / "trip" / "chelsea.jpg")
-    bad.cmyk_jpeg(src / "trip" / "cmyk.jpg")
-    bad.png16(src / "ramp16.png")
-    bad.exif_rotated_jpeg(src / "rotated.jpg")
-    bad.palette_png_with_transparency(src / "palette.png")
-    bad.truncated_jpeg(src / "broken.jpg")
-    bad.text_as_jpeg(src / "trip" / "notes.jpg")
-    return src
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def _copies(folder: Path, count: int, names=("coffee.jpg", "chelsea.jpg", "rocket.jpg")) -> Path:
     folder.mkdir()
     for i in range(count):
@@ -70,12 +51,12 @@ def _copies(folder: Path, count: int, names=("coffee.jpg", "chelsea.jpg", "rocke
 
 
 def test_sketch_on_ray_is_byte_identical_to_local_and_names_failures(ray_local, tmp_path, capsys):
-    src = _odd_corpus(tmp_path)
+    src = bad.nested_corpus(tmp_path)
     assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "--workers", "2", "-q"]) == 1
     local_err = capsys.readouterr().err
     assert main(["sketch", str(src), "-o", str(tmp_path / "ray"), "--engine", "ray", "-q"]) == 1
     captured = capsys.readouterr()
-    local, remote = _tree(tmp_path / "local"), _tree(tmp_path / "ray")
+    local, remote = bad.file_tree(tmp_path / "local"), bad.file_tree(tmp_path / "ray")
     assert sorted(remote) == ["coffee.png", "palette.png", "ramp16.png", "rotated.png", "trip/chelsea.png",
                               "trip/cmyk.png"]
     assert remote == local
@@ -101,11 +82,11 @@ def test_edit_on_ray_matches_local_and_loads_the_model_once_per_actor(ray_local,
     before = load_log.read_text().split()
     remote = edit_folder([photos], tmp_path / "ray", request, editor=editor, engine="ray", workers=2, progress=False)
     assert len(local.done) == len(remote.done) == 4 and not local.failed and not remote.failed
-    for name in sorted(_tree(tmp_path / "local")):
+    for name in sorted(bad.file_tree(tmp_path / "local")):
         ours, theirs = tmp_path / "ray" / name, tmp_path / "local" / name
         assert imageio.read_png_text(ours) == imageio.read_png_text(theirs), name  # the recipes
         assert (imageio.read_image(ours) == imageio.read_image(theirs)).all(), name
-    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")  # and so the very bytes
+    assert bad.file_tree(tmp_path / "ray") == bad.file_tree(tmp_path / "local")  # and so the very bytes
     loads = load_log.read_text().split()[len(before):]
     assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads), f"one load per actor, got {loads}"
 
@@ -123,9 +104,9 @@ def test_a_worker_that_dies_is_retried_and_every_output_is_written_once(ray_loca
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p000.png", "p001.png", "p002.png",
                                                                     "p003.png", "p005.png"]
     sketch_folder([photos], tmp_path / "local", workers=1, progress=False)
-    local = _tree(tmp_path / "local")
+    local = bad.file_tree(tmp_path / "local")
     del local["p004.png"]
-    assert _tree(tmp_path / "out") == local
+    assert bad.file_tree(tmp_path / "out") == local
 
 
 def test_a_stopped_ray_run_resumes_without_duplicates_or_half_files(ray_local, tmp_path):
@@ -168,7 +149,7 @@ def test_two_nodes_share_the_job_and_write_the_same_bytes(ray_local, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ray: jobs ran on 2 nodes" in result.stderr
     assert "16 done, 0 skipped (already done), 0 failed in" in result.stdout
-    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")
+    assert bad.file_tree(tmp_path / "ray") == bad.file_tree(tmp_path / "local")
 
 
 def test_base_import_does_not_import_ray():
@@ -200,21 +181,21 @@ def test_cpu_workers_ask_for_several_cpus_capped_by_the_largest_node(ray_local, 
     assert main(["sketch", str(photos), "-o", str(tmp_path / "local"), "-q"]) == 0
     assert main(["sketch", str(photos), "-o", str(tmp_path / "ray"), "--engine", "ray", "--cpus-per-worker", "2",
                  "-q"]) == 0
-    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local") and len(_tree(tmp_path / "ray")) == 3
+    assert bad.file_tree(tmp_path / "ray") == bad.file_tree(tmp_path / "local") and len(bad.file_tree(tmp_path / "ray")) == 3
     assert main(["sketch", str(photos), "-o", str(tmp_path / "x"), "--cpus-per-worker", "2"]) == 2
     assert "need --engine ray" in capsys.readouterr().err
 
 
 def test_sketch_on_ray_reads_and_writes_s3_like_a_local_run(ray_local, s3_bucket, tmp_path, capsys):
     fs, bucket = s3_bucket
-    src = _odd_corpus(tmp_path)
+    src = bad.nested_corpus(tmp_path)
     upload(fs, src, f"{bucket}/photos")
     assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "--workers", "2", "-q"]) == 1
     local_err = capsys.readouterr().err
     # the workers get each file's filesystem (its endpoint too) with the job; credentials are their own
     assert main(["sketch", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/out", "--engine", "ray", "-q"]) == 1
     captured = capsys.readouterr()
-    assert tree(fs, f"{bucket}/out") == _tree(tmp_path / "local")
+    assert tree(fs, f"{bucket}/out") == bad.file_tree(tmp_path / "local")
     failed = sorted(line for line in captured.err.splitlines() if line.startswith("failed:"))
     assert failed == sorted(line.replace(str(src), f"s3://{bucket}/photos") for line in local_err.splitlines()
                             if line.startswith("failed:"))

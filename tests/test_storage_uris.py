@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pytest
 
 import bad_images as bad
 from conftest import DEMOS
@@ -22,35 +20,19 @@ from editanything.recipe import read_recipe
 from fake_s3 import fake_s3, require_auth, s3_bucket, tree, upload  # noqa: F401 (fixtures)
 
 
-def _corpus(root: Path) -> Path:
-    """Nested photos with two corrupt files."""
-    src = root / "photos"
-    (src / "trip").mkdir(parents=True)
-    shutil.copy(DEMOS / "coffee.jpg", src / "coffee.jpg")
-    shutil.copy(DEMOS / "chelsea.jpg", src / "trip" / "chelsea.jpg")
-    bad.palette_png_with_transparency(src / "palette.png")
-    bad.truncated_jpeg(src / "broken.jpg")
-    bad.text_as_jpeg(src / "trip" / "notes.jpg")
-    return src
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def _failed(err: str) -> list[str]:
     return sorted(line for line in err.splitlines() if line.startswith("failed:"))
 
 
 def test_file_uris_write_the_bytes_of_local_paths_and_name_the_uris(tmp_path, capsys):
-    src = _corpus(tmp_path)
+    src = bad.nested_corpus(tmp_path, every_kind=False)
     assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "--workers", "2", "-q"]) == 1
     local_err = capsys.readouterr().err
     out_uri = (tmp_path / "uri").as_uri()
     assert main(["sketch", src.as_uri(), "-o", out_uri, "--workers", "2", "-q"]) == 1
     captured = capsys.readouterr()
-    assert _tree(tmp_path / "uri") == _tree(tmp_path / "local")
-    assert sorted(_tree(tmp_path / "uri")) == ["coffee.png", "palette.png", "trip/chelsea.png"]
+    assert bad.file_tree(tmp_path / "uri") == bad.file_tree(tmp_path / "local")
+    assert sorted(bad.file_tree(tmp_path / "uri")) == ["coffee.png", "palette.png", "trip/chelsea.png"]
     # the same failures, each named by its URI
     assert _failed(captured.err) == [line.replace(str(src), src.as_uri()) for line in _failed(local_err)]
     assert len(_failed(captured.err)) == 2 and f"outputs in {out_uri}" in captured.out
@@ -58,24 +40,24 @@ def test_file_uris_write_the_bytes_of_local_paths_and_name_the_uris(tmp_path, ca
     (tmp_path / "uri" / "coffee.png").unlink()
     report = sketch_folder([src.as_uri()], out_uri, progress=False)
     assert [str(p) for p in report.done] == [(src / "coffee.jpg").as_uri()] and len(report.skipped) == 2
-    assert _tree(tmp_path / "uri") == _tree(tmp_path / "local")
+    assert bad.file_tree(tmp_path / "uri") == bad.file_tree(tmp_path / "local")
 
 
 def test_s3_outputs_match_local_paths_and_a_rerun_skips_what_the_bucket_has(s3_bucket, tmp_path, capsys):
     fs, bucket = s3_bucket
-    src = _corpus(tmp_path)
+    src = bad.nested_corpus(tmp_path, every_kind=False)
     upload(fs, src, f"{bucket}/photos")
     assert main(["sketch", str(src), "-o", str(tmp_path / "local"), "-q"]) == 1
     local_err = capsys.readouterr().err
     assert main(["sketch", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/out", "--workers", "2", "-q"]) == 1
     captured = capsys.readouterr()
-    assert tree(fs, f"{bucket}/out") == _tree(tmp_path / "local")
+    assert tree(fs, f"{bucket}/out") == bad.file_tree(tmp_path / "local")
     assert _failed(captured.err) == [line.replace(str(src), f"s3://{bucket}/photos") for line in _failed(local_err)]
     assert "3 done, 0 skipped (already done), 2 failed" in captured.out
     fs.delete_file(f"{bucket}/out/trip/chelsea.png")
     assert main(["sketch", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/out", "-q"]) == 1
     assert "1 done, 2 skipped (already done), 2 failed" in capsys.readouterr().out
-    assert tree(fs, f"{bucket}/out") == _tree(tmp_path / "local")
+    assert tree(fs, f"{bucket}/out") == bad.file_tree(tmp_path / "local")
 
 
 def _count_pngs(fs, dest: str) -> int:
