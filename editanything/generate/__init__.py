@@ -13,6 +13,7 @@ the best one on disk, which the Editor uses for *remove*.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
@@ -50,13 +51,21 @@ class Generator(Protocol):
         """Free the model's memory."""
 
 
-def _diffusion(model: str) -> Callable[..., Generator]:
-    def build(**kwargs: Any) -> Generator:
-        from .diffusion import DiffusionGenerator
+def _lazy(module: str, factory: str) -> Callable[[str], Callable[..., Generator]]:
+    """`model -> builder`: the builder imports `.module` (torch, diffusers, onnxruntime…) only when it runs."""
+    def for_model(model: str) -> Callable[..., Generator]:
+        def build(**kwargs: Any) -> Generator:
+            return getattr(importlib.import_module(f".{module}", __name__), factory)(model, **kwargs)
 
-        return DiffusionGenerator(model, **kwargs)
+        return build
 
-    return build
+    return for_model
+
+
+_diffusion = _lazy("diffusion", "DiffusionGenerator")
+_sdxl = _lazy("sdxl", "SDXLGenerator")
+_flux2 = _lazy("flux2", "Flux2Generator")
+_remover = _lazy("removal", "get_remover")
 
 
 def _remote(name: str) -> Callable[..., Generator]:
@@ -64,24 +73,6 @@ def _remote(name: str) -> Callable[..., Generator]:
         from .remote import REMOTE_GENERATORS
 
         return REMOTE_GENERATORS[name](**kwargs)
-
-    return build
-
-
-def _sdxl(model: str) -> Callable[..., Generator]:
-    def build(**kwargs: Any) -> Generator:
-        from .sdxl import SDXLGenerator
-
-        return SDXLGenerator(model, **kwargs)
-
-    return build
-
-
-def _flux2(model: str) -> Callable[..., Generator]:
-    def build(**kwargs: Any) -> Generator:
-        from .flux2 import Flux2Generator
-
-        return Flux2Generator(model, **kwargs)
 
     return build
 
@@ -95,15 +86,6 @@ def _is_flux2_folder(path: Path) -> bool:
 def _is_sdxl_folder(path: Path) -> bool:
     index = path / "model_index.json"
     return index.is_file() and '"StableDiffusionXL' in index.read_text(encoding="utf-8", errors="replace")
-
-
-def _remover(name: str) -> Callable[..., Generator]:
-    def build(**kwargs: Any) -> Generator:
-        from .removal import get_remover
-
-        return get_remover(name, **kwargs)
-
-    return build
 
 
 GENERATORS: dict[str, Callable[..., Generator]] = {
