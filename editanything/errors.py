@@ -53,3 +53,7 @@ def require(module: str, extra: str):
 
 class RemoteServiceError(EditAnythingError):
     """A hosted image service refused or failed a request (after retries); the message names the service."""
+
+
+class Cancelled(EditAnythingError):
+    """The user (Ctrl-C, the UI's Cancel, a closed browser tab) stopped a job; nothing half-made is kept."""
