@@ -236,3 +236,23 @@ def test_symlink_loops_are_reported(tmp_path):
     assert all("symlink loop" in r for r in why.values())
     pairs, problems = collect_inputs([photos / "self.jpg"])
     assert not pairs and "symlink loop" in problems[0][1]
+
+
+def test_a_file_that_kills_its_worker_fails_alone_and_the_pool_goes_on(tmp_path):
+    from crashing_work import CRASH_ON, copy_or_die
+
+    from editanything.batch import Job, run_batch
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    jobs = []
+    for i in range(20):
+        (src / f"p{i:02d}.txt").write_text(f"file {i}")
+        jobs.append(Job(src / f"p{i:02d}.txt", out / f"p{i:02d}.txt"))
+    report = run_batch(jobs, copy_or_die, workers=2, progress=False)
+    assert [(p.name, "died" in why) for p, why in report.failed] == [(CRASH_ON, True)]
+    assert sorted(p.name for p in report.done) == sorted(j.source.name for j in jobs if j.source.name != CRASH_ON)
+    for job in jobs:
+        assert job.output.exists() == (job.source.name != CRASH_ON)
+        if job.output.exists():
+            assert job.output.read_bytes() == job.source.read_bytes()

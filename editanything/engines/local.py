@@ -1,14 +1,25 @@
-"""The embedded engine: a pool of spawned processes on this machine."""
+"""The embedded engine: a pool of spawned processes on this machine.
+
+A job that kills its worker (a segfault, the kernel's OOM killer) breaks the whole pool, and the pool
+cannot say which job did it. So only a few chunks are in flight at a time; when the pool breaks, those
+jobs (the suspects) run again one at a time in a fresh pool, where a crash can only be theirs: that
+file alone fails, the others are done, and the rest of the batch goes on in parallel.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from functools import partial
 from multiprocessing import get_context
 from typing import Any, Callable, Iterator, Sequence
 
 from .base import attempt, limit_threads
+
+CRASHED = "its worker process died on this file twice (a crash, or out of memory?); the other files went on"
+
+
+def attempt_all(work: Callable[..., Any], jobs: Sequence[Any]) -> list[str | None]:
+    return [attempt(work, job) for job in jobs]
 
 
 class LocalEngine:
@@ -25,16 +36,52 @@ class LocalEngine:
             for job in jobs:
                 yield job, attempt(work, job)
             return
+        chunk = max(1, min(16, len(jobs) // (self.workers * 8)))
+        chunks = [list(jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
+        chunks.reverse()  # popped from the end: first jobs first
+        while chunks:
+            pool = self._pool()
+            try:
+                suspects = yield from self._parallel(pool, chunks, work)
+                if suspects:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = self._pool()
+                    for job in suspects:
+                        pool, error = self._alone(pool, job, work)
+                        yield job, error
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pool(self) -> ProcessPoolExecutor:
         # Spawned, not forked: a forked child hangs when OpenCV's thread pool was used in the parent.
         threads = max(1, self.cores // self.workers)
-        with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=limit_threads,
-                                 initargs=(threads,)) as pool:
-            chunk = max(1, min(16, len(jobs) // (self.workers * 8)))
-            finished = 0
-            try:
-                for job, error in zip(jobs, pool.map(partial(attempt, work), jobs, chunksize=chunk)):
-                    finished += 1
-                    yield job, error
-            except BrokenProcessPool:
-                for job in jobs[finished:]:
-                    yield job, "a worker process crashed (out of memory?)"
+        return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=limit_threads,
+                                   initargs=(threads,))
+
+    def _parallel(self, pool: ProcessPoolExecutor, chunks: list[list[Any]], work: Callable[..., Any]):
+        """Run `chunks` (popping them) until done or the pool breaks; then return the jobs in flight then."""
+        # One chunk queued beyond the running ones keeps every worker busy and bounds the suspects.
+        window = self.workers + 1
+        running: dict[Future, list[Any]] = {}
+        while chunks or running:
+            while chunks and len(running) < window:
+                batch = chunks.pop()
+                running[pool.submit(attempt_all, work, batch)] = batch
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
+                done = [f for f in running if f.done() and f.exception() is None]
+                for future in done:  # results that came back before the break count
+                    yield from zip(running.pop(future), future.result())
+                return [job for lost in running.values() for job in lost]
+            for future in finished:
+                yield from zip(running.pop(future), future.result())
+        return []
+
+    def _alone(self, pool: ProcessPoolExecutor, job: Any, work: Callable[..., Any]
+               ) -> tuple[ProcessPoolExecutor, str | None]:
+        """Run one job with nothing else in flight: a broken pool now means this file; a fresh pool goes on."""
+        try:
+            return pool, pool.submit(attempt, work, job).result()
+        except BrokenProcessPool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return self._pool(), CRASHED
