@@ -101,16 +101,6 @@ def test_member_count_and_photo_count_are_capped_before_extracting(tmp_path):
     assert [p.name for p in unzip_images(archive, dest, limit=1, first_only=True)] == ["a.jpg"]
 
 
-SERVER = """
-import sys
-from editanything.pipeline import Editor
-from editanything.ui.app import build_app, serve
-demo = build_app(Editor(segmenter="grabcut", detector=None, generator="classical"))
-print("serving", flush=True)
-serve(demo, port=int(sys.argv[1]), quiet=True)
-"""
-
-
 def free_port() -> int:
     import socket
 
@@ -120,15 +110,20 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stopping_the_server_removes_its_work_folder(tmp_path, signum):
+def test_stopping_the_server_leaves_no_upload_or_result_on_disk(tmp_path, signum):
+    """A real `editanything ui`: an upload, an edit and a sketch, then the signal; its temp folder is empty again."""
     import httpx
+    from gradio_client import Client, handle_file
 
-    tmp = tmp_path / "tmp"
+    tmp, models = tmp_path / "tmp", tmp_path / "models"
     tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT), "EDITANYTHING_CHECKPOINTS": str(models / "ckpt"),
+           "EDITANYTHING_HOME": str(models / "home"), "HF_HOME": str(models / "hf")}
+    env.pop("GRADIO_TEMP_DIR", None)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "editanything", "ui", "--port", str(port), "--segmenter",
+                               "grabcut", "--detector", "none", "--model", "classical"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -140,15 +135,20 @@ def test_stopping_the_server_removes_its_work_folder(tmp_path, signum):
                 pass
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.3)
-        work = list(tmp.glob("editanything-ui-*"))
-        assert len(work) == 1 and work[0].is_dir()
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "downloads"))
+        client.predict(handle_file(str(PHOTO)), "[[290, 60, 1]]", "[]", False, 8, api_name="/segment_points")
+        client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8, prompt="", negative="",
+                       sampler="Euler a", steps=20, cfg=7, seed=1, strength=1, color="#ff0000", api_name="/remove")
+        client.predict([handle_file(str(PHOTO))], "ink", "{}", api_name="/sketch")
+        written = files_under(tmp)
+        assert any(p.suffix == ".jpg" and p.name == PHOTO.name for p in written)  # the upload was in there
         server.send_signal(signum)
         server.wait(60)
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
-    assert not work[0].exists()
+    assert list(tmp.rglob("*")) == []  # nor a folder
 
 
 def test_the_ui_takes_only_batch_sketching_from_the_batch_runner():

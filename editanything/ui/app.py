@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
 
+from .workspace import use_private_gradio_cache
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+use_private_gradio_cache()  # before gradio is imported: some of its modules read GRADIO_TEMP_DIR then
 
 import gradio as gr  # noqa: E402
 

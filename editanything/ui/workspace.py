@@ -1,11 +1,14 @@
 """The app's work folder: each session's shown files and each sketch run, removed when they expire.
 
 The folder is a `TemporaryDirectory`, removed when the process exits normally; `serve` turns
-SIGTERM into the same clean exit as Ctrl-C, so a stopped server leaves nothing behind.
+SIGTERM into the same clean exit as Ctrl-C, so a stopped server leaves nothing behind. gradio's own
+cache (each upload, and a copy of each file a handler returns) goes into such a folder too
+(`use_private_gradio_cache`), not into the shared `$TMPDIR/gradio` where it would outlive the server.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -38,6 +41,23 @@ class Workspace:
 
     def cleanup(self) -> None:
         self._tmp.cleanup()
+
+
+_gradio_cache: tempfile.TemporaryDirectory | None = None
+
+
+def use_private_gradio_cache() -> None:
+    """Point gradio's file cache at a temporary folder removed when this process exits.
+
+    gradio reads `GRADIO_TEMP_DIR` for the whole process (some modules on import, its upload route,
+    its checks that a file lies in the cache), so this is set once per process, before gradio is
+    imported; a folder the user named in `GRADIO_TEMP_DIR` is kept as it is (and so are its files).
+    """
+    global _gradio_cache
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        return
+    _gradio_cache = tempfile.TemporaryDirectory(prefix="editanything-ui-gradio-")
+    os.environ["GRADIO_TEMP_DIR"] = _gradio_cache.name
 
 
 def remove_runs(runs: list[str] | None) -> None:
