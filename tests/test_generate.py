@@ -362,17 +362,17 @@ def test_generator_contract(make, folder):
 
 
 
-def test_lines_controlnet_uses_the_sketch_module_inverted(folder, controlnet, monkeypatch):
-    import editanything.sketch
+def test_lines_controlnet_uses_hed_lines_inverted(folder, controlnet, monkeypatch):
+    from editanything.edges import hed
 
     image, mask = tiny_sd.image_and_mask(SIZE)
     drawing = np.full(image.shape[:2], 255, np.uint8)
-    drawing[SIZE // 2, :] = 0  # a dark line on white, as sketch() draws
+    drawing[SIZE // 2, :] = 0  # a dark line on white, as hed_lines draws
     calls = []
-    monkeypatch.setattr(editanything.sketch, "sketch", lambda img, style: calls.append(style) or drawing)
+    monkeypatch.setattr(hed, "hed_lines", lambda img: calls.append(img.shape) or drawing)
     gen = DiffusionGenerator(folder, controlnets=[("lines", controlnet)])
     auto = gen.inpaint(image, mask, PARAMS)[0]
-    assert calls == ["hed"]
+    assert calls == [image.shape]
     given = gen.inpaint(image, mask, PARAMS, control={"lines": np.repeat((255 - drawing)[..., None], 3, 2)})[0]
     np.testing.assert_array_equal(auto, given)
 

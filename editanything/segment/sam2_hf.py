@@ -20,8 +20,7 @@ from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
 from ..models.transformers_folder import load_pretrained
 from ..types import Detections, Prompt, RefineSeed, check_rgb
-from .base import check_prompt, image_key, instance_phrases, seed_data
-from .sam import _detections
+from .base import candidate_detections, check_prompt, image_key, instance_phrases, seed_data
 
 BACKEND = "sam2-hf"  # the manifest's loader["backend"] for every model this module loads
 
@@ -133,7 +132,7 @@ class Sam2Segmenter:
         seed = None
         if single:
             seed = RefineSeed(key, self.name, logits[0, int(np.argmax(scores[0]))][None].float().cpu().numpy())
-        return _detections(masks, scores, instance_phrases(prompt), multimask, seed)
+        return candidate_detections(masks, scores, instance_phrases(prompt), multimask, seed)
 
     def decode(self, features: list, original_size: tuple[int, int], prompt: Prompt, multimask: bool,
                mask_input: Any = None) -> tuple[np.ndarray, np.ndarray, Any]:

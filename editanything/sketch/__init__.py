@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..types import check_rgb
-from . import classical, generative, hed
+from ..edges import hed
+from . import classical, generative, learned
 
 STYLES: tuple[str, ...] = ("pencil", "ink", "xdog", "hed", "hed-pencil")
 """The drawing styles: fast, deterministic, a few megabytes of weights at most."""
@@ -29,7 +30,7 @@ _STYLE_FUNCS: dict[str, Callable[..., np.ndarray]] = {
     "ink": classical.ink,
     "xdog": classical.xdog,
     "hed": hed.hed_lines,
-    "hed-pencil": hed.hed_pencil,
+    "hed-pencil": learned.hed_pencil,
     generative.STYLE: generative.sd_lineart,
 }
 _COLOR_STYLES = frozenset({"hed", "hed-pencil", generative.STYLE})

