@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-from .storage import RemotePath, check_writable, is_uri, location, write_atomic
+from .storage import RemotePath, check_writable, is_uri, location, same_file, write_atomic
 
 DEFAULT_MAX_PIXELS = 150_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif")
@@ -291,11 +291,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[st
     """Write `data` to `path` through a temp file and a rename, so no reader ever sees half a file
     (a URI: see `storage.write_atomic`)."""
     path = location(path)
+    if any(same_file(path, source) for source in inputs):
+        raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
     if isinstance(path, RemotePath):
-        return _write_remote(path, data, inputs)
-    for source in inputs:
-        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
-            raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
+        write_atomic(path, data, _temp_prefix(path.name), PARTIAL_SUFFIX)
+        return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=PARTIAL_SUFFIX)
@@ -319,13 +319,6 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, inputs: tuple[st
     return path
 
 
-def _write_remote(path: RemotePath, data: bytes, inputs: tuple[str | os.PathLike, ...]) -> RemotePath:
-    if any(path.resolve() == location(s).resolve() for s in inputs):
-        raise ImageError(f"{path}: refusing to overwrite an input file; choose another output folder or name")
-    write_atomic(path, data, _temp_prefix(path.name), PARTIAL_SUFFIX)
-    return path
-
-
 def write_files_atomic(folder: str | os.PathLike, files: Mapping[str, bytes], *,
                        inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Write a set of files into `folder` all or nothing: a failure (a full disk) leaves no new file.
@@ -336,7 +329,7 @@ def write_files_atomic(folder: str | os.PathLike, files: Mapping[str, bytes], *,
     folder = Path(folder)
     for name in files:
         target = folder / name
-        if any(target.exists() and Path(s).exists() and os.path.samefile(target, s) for s in inputs):
+        if any(same_file(target, s) for s in inputs):
             raise ImageError(f"{target}: refusing to overwrite an input file; choose another output folder")
     fresh = not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
     try:

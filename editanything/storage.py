@@ -1,7 +1,8 @@
 """Files named by URI (`s3://…`, `gs://…`, `file://…`): listed, read and written through pyarrow.fs.
 
 A local path stays a `pathlib.Path`; a URI becomes a `RemotePath`, which has the few `Path` methods
-the batch planner and `imageio` use, so one code path serves both and both engines. pyarrow (it
+the batch planner and `imageio` use (name, stem, suffix, parent, `/`, with_name, resolve, exists), so
+one code path serves both and both engines; `same_file` compares any two of them. pyarrow (it
 comes with the `ray` extra) is imported only when a URI is given.
 """
 
@@ -73,11 +74,21 @@ class RemotePath:
 
     def resolve(self) -> Path | RemotePath:
         """Its identity: on this machine's disk (file://) the real path, so it matches a plain path to it."""
-        return Path(self.path).resolve() if self.fs.type_name == "local" else self
+        here = self.local()
+        return self if here is None else here.resolve()
 
     @property
     def kind(self) -> str:
         return self.fs.type_name
+
+    def exists(self) -> bool:
+        from pyarrow.fs import FileType
+
+        return self.info().type != FileType.NotFound
+
+    def local(self) -> Path | None:
+        """The path on this machine's disk of a file:// location; None on any other store."""
+        return Path(self.path) if self.kind == "local" else None
 
     def info(self):
         """pyarrow's FileInfo; InvalidInputError (one line, with what to check) when it can't be asked."""
@@ -126,6 +137,19 @@ def location(item: str | os.PathLike | RemotePath) -> Path | RemotePath:
     if isinstance(item, RemotePath):
         return item
     return open_uri(item) if is_uri(item) else Path(item)
+
+
+def same_file(a: str | os.PathLike | RemotePath, b: str | os.PathLike | RemotePath) -> bool:
+    """Whether two existing locations (paths, URIs, RemotePaths, in any mix) are one file: on this
+    machine's disk through links too (as `os.path.samefile`), on a store by the same URI."""
+    a, b = location(a), location(b)
+    here = [p if isinstance(p, Path) else p.local() for p in (a, b)]
+    if None not in here:
+        try:
+            return os.path.samefile(*here)
+        except OSError:  # one of them is not there: not the same file
+            return False
+    return here == [None, None] and a == b
 
 
 def check_uris(items: Iterable[Any]) -> None:

@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
+from PIL import Image
 
 import bad_images as bad
 from conftest import DEMOS
@@ -140,3 +143,56 @@ def test_bad_uris_and_missing_credentials_stop_before_any_work(s3_bucket, fake_s
         require_auth(fake_s3, False)
     assert f"s3://{bucket}/out: cannot write here" in err and "AWS_ACCESS_KEY_ID" in err
     assert sorted(tree(fs, bucket)) == ["photos/coffee.jpg"] and not (tmp_path / "a").exists()
+
+
+def _place(kind: str, local: Path, s3, key: str) -> str:
+    """One folder named three ways: a local path, a file:// URI, or (for "s3") a key in the test bucket."""
+    fs, bucket = s3
+    if kind == "s3":
+        return f"s3://{bucket}/{key}"
+    return str(local / key) if kind == "path" else (local / key).as_uri()
+
+
+def _outputs(kind: str, local: Path, s3, key: str) -> dict[str, bytes]:
+    fs, bucket = s3
+    return tree(fs, f"{bucket}/{key}") if kind == "s3" else bad.file_tree(local / key)
+
+
+@pytest.mark.parametrize("source", ["path", "file", "s3"])
+@pytest.mark.parametrize("dest", ["path", "file", "s3"])
+def test_every_mix_of_paths_and_uris_in_and_out_runs_resumes_and_overwrites(source, dest, s3_bucket, tmp_path):
+    fs, bucket = s3_bucket
+    src = tmp_path / "photos"
+    (src / "trip").mkdir(parents=True)
+    for name, photo in (("coffee.jpg", "coffee.jpg"), ("trip/chelsea.jpg", "chelsea.jpg")):  # small: 18 runs
+        Image.open(DEMOS / photo).resize((96, 64)).save(src / name)
+    upload(fs, src, f"{bucket}/photos")
+    inputs, out = _place(source, tmp_path, s3_bucket, "photos"), _place(dest, tmp_path, s3_bucket, "out")
+
+    first = sketch_folder([inputs], out, workers=1, progress=False)
+    assert (len(first.done), len(first.skipped), first.failed) == (2, 0, [])
+    written = _outputs(dest, tmp_path, s3_bucket, "out")
+    assert sorted(written) == ["coffee.png", "trip/chelsea.png"]
+    again = sketch_folder([inputs], out, workers=1, progress=False)
+    assert (len(again.done), len(again.skipped), again.failed) == (0, 2, [])
+    redone = sketch_folder([inputs], out, workers=1, overwrite=True, progress=False)
+    assert (len(redone.done), len(redone.skipped), redone.failed) == (2, 0, [])
+    assert _outputs(dest, tmp_path, s3_bucket, "out") == written
+    local = sketch_folder([str(src)], tmp_path / "reference", workers=1, progress=False)
+    assert not local.failed and bad.file_tree(tmp_path / "reference") == written  # the same bytes every way
+
+
+def test_same_file_compares_paths_file_uris_links_and_s3_in_any_mix(s3_bucket, tmp_path):
+    from editanything.storage import location, same_file
+
+    fs, bucket = s3_bucket
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    (tmp_path / "link.jpg").symlink_to(photo)
+    (tmp_path / "b.jpg").write_bytes(b"x")
+    for twin in (photo, photo.as_uri(), tmp_path / "link.jpg", location(photo.as_uri())):
+        assert same_file(photo, twin) and same_file(twin, photo)
+    for other in (tmp_path / "b.jpg", tmp_path / "missing.jpg", f"s3://{bucket}/a.jpg"):
+        assert not same_file(photo.as_uri(), other) and not same_file(other, photo)
+    assert same_file(f"s3://{bucket}/a.jpg", location(f"s3://{bucket}/a.jpg"))
+    assert not same_file(f"s3://{bucket}/a.jpg", f"s3://{bucket}/b.jpg")
