@@ -196,3 +196,23 @@ def test_the_mask_panel_shows_the_mask_and_follows_clicks_while_open(page, tmp_p
     page.screenshot(path=tmp_path / "mask-panel.png", full_page=True)
     second = fetch(page, mask_src)[..., 0] > 127
     assert second[60, 290] and not second[330, 250]
+
+
+def test_a_failed_edit_keeps_the_last_good_result(page, tmp_path):
+    """Replace without a model is a one-line message; the Remove shown before stays, download included."""
+    page.locator("#photo input[type=file]").set_input_files(str(COFFEE))
+    src = wait_new_src(page, "#canvas img", None)
+    click_pixel(page, "#canvas img", 290, 60)
+    wait_new_src(page, "#canvas img", src)
+    page.click("#btn-remove")
+    result_src = wait_new_src(page, "#result img", None)
+    page.locator("#download a").first.wait_for()
+
+    page.click("#btn-replace")
+    page.get_by_text("needs Stable Diffusion").first.wait_for()
+    page.wait_for_timeout(1000)  # let the page settle on what the error leaves
+    page.screenshot(path=tmp_path / "failed-replace.png", full_page=True)
+    for shown in ("#result", "#compare", "#download"):
+        assert page.locator(shown).get_by_text("Error", exact=True).count() == 0, shown
+    assert page.locator("#result img").get_attribute("src") == result_src
+    assert page.locator("#result img").is_visible() and page.locator("#download a").first.is_visible()

@@ -137,8 +137,10 @@ def _edit_tab(h: Handlers) -> None:
     ui.generator.input(readable(h.editing.defaults), ui.generator, [ui.sampler, ui.steps, ui.cfg],
                        api_visibility="private", queue=False)
     for m, button in ui.buttons.items():
+        # Progress and an error's badge go on the message line only: a failed edit leaves the last result shown.
         button.click(readable(edit_event(h.editing, m)), [ui.session, ui.photo, *settings],
-                     [ui.result, ui.compare, ui.download, ui.edit_info], api_name=m, concurrency_id=GENERATION)
+                     [ui.result, ui.compare, ui.download, ui.edit_info], api_name=m, concurrency_id=GENERATION,
+                     show_progress_on=[ui.edit_info])
 
 
 def _edit_layout(h: Handlers) -> SimpleNamespace:
@@ -194,7 +196,7 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
     ui.edit_info = gr.Markdown(elem_id="edit-info")
     with gr.Row():
         ui.result = gr.Image(label="Result (lossless PNG)", format="png", interactive=False, elem_id="result")
-        ui.compare = gr.ImageSlider(label="Before / after", format="jpeg", interactive=False)
+        ui.compare = gr.ImageSlider(label="Before / after", format="jpeg", interactive=False, elem_id="compare")
     ui.download = gr.File(label="Download PNG with recipe", interactive=False, elem_id="download", height=90)
     return ui
 
@@ -202,7 +204,8 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
 def _wire_selection(s: SelectionHandlers, ui: SimpleNamespace) -> None:
     """Uploads, clicks, typed prompts, text selection and preview: the selection queue group."""
     out = [ui.session, ui.canvas, ui.mask_view, ui.instances, ui.points, ui.boxes, ui.info]
-    selecting = dict(concurrency_id=SELECTION, show_progress="minimal")
+    # A failed click or phrase leaves the canvas and mask as they were: progress and errors show on the info line.
+    selecting = dict(concurrency_id=SELECTION, show_progress="minimal", show_progress_on=[ui.info])
     private = dict(api_visibility="private", **selecting)
     ui.photo.upload(readable(s.load), [ui.session, ui.photo, ui.invert, ui.grow], out, api_name="load", **selecting
                     ).then(readable(s.warm), [ui.session], None, **private)
@@ -220,7 +223,7 @@ def _wire_selection(s: SelectionHandlers, ui: SimpleNamespace) -> None:
     ui.clear.click(readable(s.clear), [ui.session, ui.invert, ui.grow], out, **private)
     gr.on([ui.instances.input, ui.invert.input, ui.grow.release], readable(s.preview),
           [ui.session, ui.instances, ui.invert, ui.grow, ui.mask_shown], [ui.canvas, ui.mask_view],
-          api_visibility="undocumented", show_progress="hidden", concurrency_id=SELECTION)
+          api_visibility="undocumented", show_progress="hidden", show_progress_on=[ui.info], concurrency_id=SELECTION)
 
 
 def _sketch_tab(h: SketchHandlers) -> None:
@@ -240,7 +243,8 @@ def _sketch_tab(h: SketchHandlers) -> None:
             sketch_info = gr.Markdown()
             gallery = gr.Gallery(label="Sketches", columns=4, height=300, format="png")
             archive = gr.File(label="Download all (zip)", interactive=False, height=90)
-    sketch_io = dict(concurrency_id="sketch", show_progress="minimal")
+    # A failed preview or run leaves the last sketches shown: progress and errors show on the info line.
+    sketch_io = dict(concurrency_id="sketch", show_progress="minimal", show_progress_on=[sketch_info])
     restyled = style.change(readable(h.style), style, [params, *controls], api_visibility="private", queue=False)
     restyled.then(readable(h.preview_if_files), [files, style, params], [sketch_view, sketch_info],
                   api_visibility="private", **sketch_io)
