@@ -439,16 +439,16 @@ def _editor(config: dict[str, Any], editor: Any = None):
     return _EDITORS[key]
 
 
-def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: Any,
-              inputs: tuple[Path, ...] = ()) -> None:
+def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: Any) -> None:
     """Edit one photo; write every result image (`name-1.png`, … first, `name.png` last, so its
-    presence means the job is complete) with its recipe, never over any of the batch's `inputs`."""
+    presence means the job is complete) with its recipe. `plan_jobs` kept every one of them off the
+    batch's other inputs, so each write checks only its own source (not all N inputs: N² checks)."""
     from .imageio import read_image
 
     image = read_image(source)
     result = _editor(editor).edit(image, request, source=str(source))
     for i in range(len(result.images) - 1, -1, -1):
-        result.save(numbered_output(output, i), i, inputs=(source, *inputs))
+        result.save(numbered_output(output, i), i, inputs=(source,))
 
 
 def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
@@ -472,8 +472,7 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
     jobs, problems = plan_jobs(inputs, outdir, "png", count=request.params.n_images)
     if prebuilt is not None:
         _editor(dict(editor or {}), prebuilt)
-    work = partial(edit_file, editor=dict(editor or {}), request=request,
-                   inputs=tuple(j.source for j in jobs) if request.params.n_images > 1 else ())
+    work = partial(edit_file, editor=dict(editor or {}), request=request)
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc="edit",
                        engine=engine, engine_options=options)
     report.failed = problems + report.failed

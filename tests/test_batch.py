@@ -256,3 +256,30 @@ def test_a_file_that_kills_its_worker_fails_alone_and_the_pool_goes_on(tmp_path)
         assert job.output.exists() == (job.source.name != CRASH_ON)
         if job.output.exists():
             assert job.output.read_bytes() == job.source.read_bytes()
+
+
+def test_an_edit_batch_checks_each_output_against_its_own_input_only(tmp_path, monkeypatch):
+    """The planner reserved every output, so a write checks one input, not all of them (N² checks)."""
+    from editanything import batch
+    from editanything.generate import GenerationParams
+    from editanything.pipeline import EditRequest
+    from editanything.types import Prompt
+
+    checks = []
+    real = imageio.same_file
+    monkeypatch.setattr(imageio, "same_file", lambda a, b: checks.append(b) or real(a, b))
+    request = EditRequest(mode="remove", selection=Prompt(boxes=[(10, 8, 52, 40)]),
+                          params=GenerationParams(batch_size=2, batch_count=2))
+    editor = {"segmenter": "grabcut", "generator": "classical", "detector": None}
+    for n in (3, 9):
+        photos = tmp_path / f"photos{n}"
+        photos.mkdir()
+        for i in range(n):
+            scene = np.full((48, 64, 3), 240, np.uint8)
+            scene[14:34, 18 + i % 3:44, 0] = 30  # a dark-red block inside the box
+            Image.fromarray(scene).save(photos / f"p{i}.png")
+        checks.clear()
+        report = batch.edit_folder([photos], tmp_path / f"out{n}", request, editor=editor, progress=False)
+        assert len(report.done) == n and not report.failed
+        assert len(list((tmp_path / f"out{n}").glob("*.png"))) == 4 * n
+        assert sorted(checks) == sorted(photos / f"p{i}.png" for i in range(n) for _ in range(4))
