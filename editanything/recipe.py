@@ -132,10 +132,11 @@ def backend_info(backend: Any) -> dict[str, Any]:
 
 
 def model_files(name: str) -> list[dict[str, str]]:
-    """The files of a registered model found on disk, each with its sha256 (the manifest's pinned one,
-    else hashed once and cached); empty for a name that is no model."""
+    """The files of a registered model found on disk, each with the sha256 of the file itself (hashed once,
+    then cached by size and mtime), not the manifest's pin: a damaged file is recorded as what it is.
+    Empty for a name that is no model."""
     from .models import MODELS, find_model
-    from .models.store import cached_sha256, expected_hash
+    from .models.store import cached_sha256
 
     if name not in MODELS:
         return []
@@ -147,9 +148,7 @@ def model_files(name: str) -> list[dict[str, str]]:
         path = found.files.get(spec_file.path)
         if path is None:
             continue
-        in_cache = found.root == Path("<hf-cache>")
-        digest = spec_file.sha256 if in_cache else expected_hash(spec_file, found.root)
-        out.append({"path": str(path), "sha256": digest or cached_sha256(path)})
+        out.append({"path": str(path), "sha256": cached_sha256(path)})
     return out
 
 

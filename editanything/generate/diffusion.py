@@ -73,7 +73,6 @@ class _Source:
     name: str
     path: Path
     single_file: bool
-    sha256: str | None = None
     variant: str | None = None  # "fp16": the folder holds `*.fp16.safetensors` only (upcast on a CPU)
 
 
@@ -86,9 +85,7 @@ def _resolve_model(model: str | os.PathLike) -> _Source:
         if spec.backend != "diffusion":
             raise InvalidInputError(f"model {model!r} is a {spec.kind}, not a Stable Diffusion checkpoint")
         found = resolve(model)
-        unet = next((f for f in spec.files if "unet/diffusion_pytorch_model" in f.path), None)
-        return _Source(model, found.folder, False, unet.sha256 if unet is not None else None,
-                       spec.loader.get("variant"))
+        return _Source(model, found.folder, False, variant=spec.loader.get("variant"))
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
@@ -488,11 +485,11 @@ class DiffusionGenerator(HeldPipeline):
         return results
 
     def weights_sha256(self) -> str | None:
-        """The model's sha256: the manifest's pinned one, else the single file's
-        (or a folder's UNet weights') hashed once and cached by size and mtime."""
+        """The sha256 of the weights that run (the single file, or a folder's UNet), hashed from disk once
+        and cached by size and mtime: never the manifest's pin, which a damaged file does not have."""
         if self._sha256 is None and not self._wrapped:
-            weights = self.source.path if self.source.single_file else _unet_weights(self.source.path)
-            self._sha256 = self.source.sha256 or (cached_sha256(weights) if weights is not None else None)
+            weights = self.source.path if self.source.single_file else unet_weights(self.source.path)
+            self._sha256 = cached_sha256(weights) if weights is not None else None
         return self._sha256
 
     def model_info(self) -> dict[str, Any]:
@@ -519,7 +516,8 @@ class DiffusionGenerator(HeldPipeline):
 _WEIGHT_FILES = tuple(f"diffusion_pytorch_model{v}{x}" for x in (".safetensors", ".bin") for v in ("", ".fp16"))
 
 
-def _unet_weights(folder: Path) -> Path | None:
+def unet_weights(folder: Path) -> Path | None:
+    """A diffusers folder's UNet weights file (full or fp16 variant), or None."""
     return next((folder / "unet" / f for f in _WEIGHT_FILES if (folder / "unet" / f).is_file()), None)
 
 

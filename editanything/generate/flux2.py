@@ -89,7 +89,8 @@ class Flux2Generator(HeldPipeline):
 
     def __init__(self, model: str | os.PathLike = MODEL, *, device: str | None = None, dtype: Any = None,
                  cpu_offload: bool = False, threads: int | None = None):
-        self.folder, self.sha256, self.model_name = _resolve(model)
+        self.folder, self.model_name = _resolve(model)
+        self.sha256: str | None = None  # of the transformer on disk, hashed when a recipe first asks
         index = _index(self.folder)
         self.distilled = bool(index.get("is_distilled", False))
         self.multiple = _multiple(self.folder)
@@ -215,17 +216,15 @@ def _pick_dtype(device: str):
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _resolve(model: str | os.PathLike) -> tuple[Path, str | None, str]:
-    """The diffusers folder, the transformer's pinned sha256 and the name the recipe records."""
+def _resolve(model: str | os.PathLike) -> tuple[Path, str]:
+    """The diffusers folder and the name the recipe records."""
     from ..models import MODELS, resolve
 
     if isinstance(model, str) and model in MODELS:
-        found = resolve(model)
-        weights = next((f for f in found.spec.files if f.path.endswith(TRANSFORMER)), None)
-        return found.folder, weights.sha256 if weights is not None else None, model
+        return resolve(model).folder, model
     path = Path(model).expanduser()
     if path.is_dir() and is_flux2_folder(path):
         # A folder named like a registry model records its full path, so replay finds this folder.
-        return path, None, str(path) if path.name in MODELS else path.name
+        return path, str(path) if path.name in MODELS else path.name
     raise ModelNotFound(f"no FLUX.2 [klein] model {str(model)!r}: not a known model name nor a diffusers "
                         f"folder whose model_index.json names {' or '.join(PIPELINES)}")

@@ -47,7 +47,7 @@ class OnnxRemover:
 
     def __init__(self, model: str | os.PathLike | None = None, *, providers: list[str] | None = None,
                  threads: int | None = None):
-        self.path, self.sha256, self.model_name = _resolve(model or self.kind, self.kind)
+        self.path, self.model_name = _resolve(model or self.kind, self.kind)
         self.providers, self.threads = providers, threads
         self.last_seeds: list[int] = []
         self._session = None
@@ -104,7 +104,7 @@ class OnnxRemover:
 
         from ..models.store import cached_sha256
 
-        sha = self.sha256 or cached_sha256(self.path)
+        sha = cached_sha256(self.path)  # the file that ran, not the manifest's pin
         try:
             runtime = importlib.metadata.version("onnxruntime")
         except importlib.metadata.PackageNotFoundError:
@@ -175,21 +175,18 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def _resolve(model: str | os.PathLike, kind: str) -> tuple[Path, str | None, str]:
-    """The .onnx file, its pinned sha256 (None when unknown) and the name the recipe records."""
+def _resolve(model: str | os.PathLike, kind: str) -> tuple[Path, str]:
+    """The .onnx file and the name the recipe records."""
     from ..models import MODELS, resolve
-    from ..models.store import expected_hash
 
     if isinstance(model, str) and model in MODELS:
         spec = MODELS[model]
         if spec.kind != "remover":
             raise InvalidInputError(f"model {model!r} is a {spec.kind}, not a remover (LaMa or MI-GAN)")
-        found = resolve(model)
-        hf_cache = found.root == Path("<hf-cache>")
-        return found.path(), spec.files[0].sha256 if hf_cache else expected_hash(spec.files[0], found.root), model
+        return resolve(model).path(), model
     path = Path(model).expanduser()
     if path.is_file() and path.suffix.lower() == ".onnx":
-        return path, None, kind
+        return path, kind
     raise ModelNotFound(f"no {kind} model {str(model)!r}: not a known model name nor an existing .onnx file")
 
 

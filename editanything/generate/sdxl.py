@@ -20,7 +20,7 @@ from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..models.variants import folder_variant
 from ..types import check_mask, check_rgb
-from .diffusion import HeldPipeline, Lora, load_loras, loading, parse_lora, place, use_sampler
+from .diffusion import HeldPipeline, Lora, load_loras, loading, parse_lora, place, unet_weights, use_sampler
 from .params import WEBUI_DEFAULTS, GenerationParams
 from .prompts import has_weights
 
@@ -39,7 +39,8 @@ class SDXLGenerator(HeldPipeline):
 
     def __init__(self, model: str | os.PathLike = MODEL, *, loras: Sequence[Lora | str] = (),
                  device: str | None = None, dtype: Any = None):
-        self.folder, self.sha256, self.model_name = _resolve(model)
+        self.folder, self.model_name = _resolve(model)
+        self._sha256: str | None = None
         self.loras = [parse_lora(x) if isinstance(x, str) else x for x in loras]
         for lora in self.loras:
             if not Path(lora.path).is_file():
@@ -111,8 +112,10 @@ class SDXLGenerator(HeldPipeline):
         return results
 
     def model_info(self) -> dict[str, Any]:
-        """What the recipe records: model name, folder, the UNet's sha256 and the LoRAs."""
-        sha = self.sha256
+        """What the recipe records: model name, folder, the UNet's sha256 (of the file on disk) and the LoRAs."""
+        if self._sha256 is None and (weights := unet_weights(self.folder)) is not None:
+            self._sha256 = cached_sha256(weights)
+        sha = self._sha256
         return {
             "name": self.name, "file": str(self.folder), "format": "diffusers", "family": "sdxl",
             "sha256": sha, "hash": sha[:10] if sha else None,
@@ -122,18 +125,14 @@ class SDXLGenerator(HeldPipeline):
         }
 
 
-def _resolve(model: str | os.PathLike) -> tuple[Path, str | None, str]:
-    """The diffusers folder, the UNet's known sha256 and the name the recipe records."""
+def _resolve(model: str | os.PathLike) -> tuple[Path, str]:
+    """The diffusers folder and the name the recipe records."""
     from ..models import MODELS, resolve
-    from ..models.store import expected_hash
 
     if isinstance(model, str) and model in MODELS:
-        found = resolve(model)
-        unet = next((f for f in found.spec.files if f.path.endswith(".safetensors") and "/unet/" in f.path), None)
-        sha = expected_hash(unet, found.root) if unet is not None and found.root != Path("<hf-cache>") else None
-        return found.folder, sha, model
+        return resolve(model).folder, model
     path = Path(model).expanduser()
     if path.is_dir() and (path / "model_index.json").is_file():
         # A folder named like a registry model records its full path, so replay finds this folder.
-        return path, None, str(path) if path.name in MODELS else path.name
+        return path, str(path) if path.name in MODELS else path.name
     raise ModelNotFound(f"no SDXL inpainting model {str(model)!r}: not a known model name nor a diffusers folder")

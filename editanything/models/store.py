@@ -187,11 +187,6 @@ def cached_sha256(path: Path) -> str:
     return digest
 
 
-def expected_hash(spec_file: ModelFile, root: Path | None = None) -> str | None:
-    """The manifest's pinned sha256 (a first-seen hash is never trusted, so nothing else counts)."""
-    return spec_file.sha256
-
-
 @dataclass(frozen=True)
 class FileCheck:
     path: Path
