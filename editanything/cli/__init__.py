@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 from ..errors import EditAnythingError
 
 # Each module adds one subcommand: register(subparsers) and run(args) -> exit status.
-_COMMANDS = ("edit_cmd", "segment_cmd", "sketch_cmd", "models_cmd", "ui_cmd")
+_COMMANDS = ("edit_cmd", "segment_cmd", "sketch_cmd", "models_cmd", "ui_cmd", "prompt_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

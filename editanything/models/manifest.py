@@ -54,7 +54,8 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector", "diffusion": "generator",
                                  "blip2": "captioner", "controlnet": "controlnet", "hed": "edges",
                                  "text-encoder": "text-encoder", "grounding-dino-hf": "detector",
-                                 "sam2-hf": "segmenter", "sam3-hf": "detector"}
+                                 "sam2-hf": "segmenter", "sam3-hf": "detector", "causal-lm": "expander",
+                                 "clip-tokenizer": "tokenizer"}
 """Backend name → the pipeline stage (`kind`) its models serve."""
 
 
@@ -215,6 +216,8 @@ REVISIONS: dict[str, str | None] = {
     "black-forest-labs/FLUX.2-klein-4B": "e7b7dc27f91deacad38e78976d1f2b499d76a294",
     # the snapshot public projects cache and pin with these fp16 files' sha256 (checkpoints/README.md)
     "stable-diffusion-v1-5/stable-diffusion-v1-5": "f03de327dd89b501a01da37fc5240cf4fdba85a1",
+    # pinned by many public projects (their file inventories at it agree with _SMOLLM2_360M below)
+    "HuggingFaceTB/SmolLM2-360M-Instruct": "a10cc1512eabd3dde888204e902eca88bddb4951",
 }
 
 
@@ -341,6 +344,24 @@ _SD15_SHA256 = {
 _SD15_SIZE = {"text_encoder/model.fp16.safetensors": 246_144_864,
               "vae/diffusion_pytorch_model.fp16.safetensors": 167_335_342,
               "tokenizer/merges.txt": 524_619, "tokenizer/vocab.json": 1_059_962}
+
+
+# SmolLM2-360M-Instruct at a10cc15: (size, sha256). model.safetensors' sha256 is the one the hub's LFS page
+# shows on main (the file is unchanged since the repo's first commit, 1717970); public projects pinning
+# a10cc15 list the same sha256 and size for it and the other files' hashes below; sizes not seen stay None.
+_SMOLLM2_360M = {
+    "config.json": (846, "224f72354f10d617a359cc82ad15a3c96e866b9b2ffadb81997eeea9e88e22ee"),
+    "generation_config.json": (132, "87b916edaaab66b3899b9d0dd0752727dff6666686da0504d89ae0a6e055a013"),
+    "model.safetensors": (723_674_912, "e6bffe7435d7ddc10fd3b9a9efd429dafbacb1cb17015fb5562664e7532bf86e"),
+    "special_tokens_map.json": (655, "2b7379f3ae813529281a5c602bc5a11c1d4e0a99107aaa597fe936c1e813ca52"),
+    "tokenizer.json": (2_104_556, "9ca9acddb6525a194ec8ac7a87f24fbba7232a9a15ffa1af0c1224fcd888e47c"),
+    "tokenizer_config.json": (3_764, "4ec77d44f62efeb38d7e044a1db318f6a939438425312dfa333b8382dbad98df"),
+    "vocab.json": (None, "82b84012e3add4d01d12ba14442026e49b8cbbaead1f79ecf3d919784f82dc79"),
+    "merges.txt": (None, "0b54e8aa4e53d5383e2e4bc635a56b43f9647f7b13832d5d9ecd8f82dac4f510"),
+}
+# tokenizer.json builds the tokenizer (its chat template is in tokenizer_config.json); the slow tokenizer's
+# files and the generation config come along when the source has them.
+_SMOLLM2_OPTIONAL = ("generation_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
 def _sam(name: str, variant: str, filename: str, sha: str, size: int, size_hint: str) -> ModelSpec:
@@ -560,6 +581,28 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
         )),),
         notes="commit 9d32716 last changed the file (394 MB on the Hub); no sha256 pinned: none was found in "
               "public sources, so the Hub's own hash is checked at download; licence openrail++ on the card",
+    ),
+    _transformers(
+        "smollm2-360m-instruct", "expander", "HuggingFaceTB/SmolLM2-360M-Instruct",
+        _rev("HuggingFaceTB/SmolLM2-360M-Instruct"), tuple(_SMOLLM2_360M), optional=_SMOLLM2_OPTIONAL,
+        sha={n: sha for n, (_, sha) in _SMOLLM2_360M.items()},
+        size={n: size for n, (size, _) in _SMOLLM2_360M.items() if size is not None},
+        extra="prompt", license="Apache-2.0", size_hint="724 MB", loader={"backend": "causal-lm"},
+        description="SmolLM2-360M-Instruct: writes prompts from a few words (`--expand`, `editanything prompt`) "
+                    "on a CPU",
+        notes="licence apache-2.0 on the model card; LlamaForCausalLM, 362M parameters stored in bf16 "
+              "(loaded as float32 on a CPU, ~1.45 GB); revision and sha256 as the comment on _SMOLLM2_360M says",
+    ),
+    ModelSpec(
+        name="clip-tokenizer", kind="tokenizer", extra="prompt", license="MIT", size_hint="1.4 MB",
+        description="CLIP's BPE vocabulary: counts prompt tokens for Stable Diffusion's 75-token chunks "
+                    "(the rules and local expanders)",
+        files=(ModelFile("clip-tokenizer/bpe_simple_vocab_16e6.txt.gz", (
+            WheelSource("open-clip-torch==3.3.0", "open_clip/bpe_simple_vocab_16e6.txt.gz"),
+        ), "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a", 1_356_917),),
+        loader={"backend": "clip-tokenizer"},
+        notes="the file OpenAI's CLIP ships, inside the open-clip-torch 3.3.0 wheel (MIT per its metadata); "
+              "sha256 and size measured on that wheel's member",
     ),
     ModelSpec(
         name="hed", kind="edges", extra="hed", license="MIT", size_hint="59 MB",

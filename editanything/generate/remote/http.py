@@ -142,9 +142,16 @@ class Client:
         return text.replace(self.key, "***") if self.key else text
 
     def request(self, method: str, url: str, *, fields: Mapping[str, str] | None = None,
-                files: Mapping[str, Upload] | None = None, accept: str = "application/json") -> Response:
-        """Send with retries; return the 2xx answer or raise the service's RemoteServiceError (one line)."""
-        body, content_type = (encode_multipart(fields or {}, files or {}) if method == "POST" else (None, None))
+                files: Mapping[str, Upload] | None = None, accept: str = "application/json",
+                json_body: Any = None) -> Response:
+        """Send with retries; return the 2xx answer or raise the service's RemoteServiceError (one line).
+
+        A POST carries `json_body` as JSON when given (the text APIs), else `fields` and `files` as multipart.
+        """
+        if method == "POST" and json_body is not None:
+            body, content_type = json.dumps(json_body).encode("utf-8"), "application/json"
+        else:
+            body, content_type = (encode_multipart(fields or {}, files or {}) if method == "POST" else (None, None))
         headers = {"Authorization": f"Bearer {self.key}", "Accept": accept, "User-Agent": "editanything"}
         if content_type:
             headers["Content-Type"] = content_type

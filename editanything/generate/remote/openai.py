@@ -125,19 +125,25 @@ class OpenAIGenerator(RemoteGenerator):
         return fitted, files
 
     def error_for(self, response: Response) -> RemoteServiceError:
-        body = response.json()
-        error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
-        code, kind = error.get("code") or "", error.get("type") or ""
-        message = error.get("message") or response.body[:200].decode("utf-8", "replace")
-        label = code or kind
-        text = " ".join(f"OpenAI images/edits ({self.model}): HTTP {response.status}"
-                        f"{' ' + label if label else ''}: {KEYLIKE.sub('sk-***', message)}".split())
-        if response.request_id:
-            text += f" (request id {response.request_id})"
-        if code in ("moderation_blocked", "content_policy_violation"):
-            return ContentRefused(f"{text}; the safety system refused it: change the prompt or the selection")
-        if "insufficient_quota" in (code, kind) or code == "billing_hard_limit_reached":
-            return QuotaExceeded(f"{text}; add credit to the account")
-        if response.status == 401:
-            return RemoteServiceError(f"{text}; check the key in {self.key_variable}")
-        return RemoteServiceError(text)
+        return error_from(response, f"OpenAI images/edits ({self.model})", self.key_variable)
+
+
+def error_from(response: Response, label: str, key_variable: str = "OPENAI_API_KEY") -> RemoteServiceError:
+    """One line for an OpenAI error answer (`{"error": {"message", "type", "code"}}`), as the error type
+    that says what to do: a refusal, an empty account, a bad key, or anything else."""
+    body = response.json()
+    error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+    code, kind = error.get("code") or "", error.get("type") or ""
+    message = error.get("message") or response.body[:200].decode("utf-8", "replace")
+    tag = code or kind
+    text = " ".join(f"{label}: HTTP {response.status}{' ' + tag if tag else ''}: "
+                    f"{KEYLIKE.sub('sk-***', str(message))}".split())
+    if response.request_id:
+        text += f" (request id {response.request_id})"
+    if code in ("moderation_blocked", "content_policy_violation", "content_filter"):
+        return ContentRefused(f"{text}; the safety system refused it: change the prompt or the selection")
+    if "insufficient_quota" in (code, kind) or code == "billing_hard_limit_reached":
+        return QuotaExceeded(f"{text}; add credit to the account")
+    if response.status == 401:
+        return RemoteServiceError(f"{text}; check the key in {key_variable}")
+    return RemoteServiceError(text)

@@ -1,0 +1,84 @@
+"""Prompt expansion: a few words → a prompt written for the target image model, plus a negative prompt.
+
+Expanders implement one protocol, `expand(words, target, seed) -> Expansion`, and return what they
+did (the prompt, the negative prompt, their name, their model file's sha256, the seed), which the
+recipe records so `replay` never needs the expander again:
+
+- `rules` (rules.py): weight-free, deterministic, instant; a documented rule set, not a language model.
+- `smollm2-360m-instruct` (local.py): a small instruct model through transformers, on the CPU.
+- `openai` (openai.py): OpenAI's Responses API; only the words leave the machine.
+- `auto` (auto.py): the local model when its weights are on disk, else `rules`; never a paid service.
+
+Importing this package loads neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from ..errors import InvalidInputError
+from .types import MAX_WORDS_CHARS, TARGETS, Expansion, Target, check_words, get_target
+
+EXPANDER_NAMES = ("auto", "rules", "smollm2-360m-instruct", "openai")
+
+
+@runtime_checkable
+class Expander(Protocol):
+    """Words → an Expansion for `target`; the same words, target and seed give the same expansion
+    (except `openai`, whose service takes no seed)."""
+
+    name: str
+
+    def expand(self, words: str, target: str | Target, seed: int) -> Expansion: ...
+
+    def describe(self) -> str: ...
+
+
+def _rules(**_: Any) -> Expander:
+    from .rules import RulesExpander
+
+    return RulesExpander()
+
+
+def _local(model: str) -> Callable[..., Expander]:
+    def build(**options: Any) -> Expander:
+        from .local import LocalExpander
+
+        return LocalExpander.from_model(model, **{k: v for k, v in options.items() if k == "max_new_tokens"})
+
+    return build
+
+
+def _openai(**options: Any) -> Expander:
+    from .openai import OpenAIExpander
+
+    return OpenAIExpander(**{k: v for k, v in options.items() if k in ("model", "base_url")})
+
+
+EXPANDERS: dict[str, Callable[..., Expander]] = {
+    "rules": _rules, "smollm2-360m-instruct": _local("smollm2-360m-instruct"), "openai": _openai,
+}
+"""Expander name → builder taking the backend's settings (unknown settings are ignored by each)."""
+
+
+def get_expander(name: str = "auto", **options: Any) -> Expander:
+    """Build an expander by name; "auto" is the local model when on disk, else rules (see auto.py)."""
+    if name == "auto":
+        from .auto import pick
+
+        name = pick()
+    builder = EXPANDERS.get(name)
+    if builder is None:
+        raise InvalidInputError(f"unknown expander {name!r}; choose one of: {', '.join(EXPANDER_NAMES)}")
+    return builder(**options)
+
+
+def expand(words: str, *, target: str = "sd15", seed: int = 0, expander: str | Expander = "auto",
+           **options: Any) -> Expansion:
+    """Expand `words` for `target` with `expander` (a name or an instance)."""
+    built = get_expander(expander, **options) if isinstance(expander, str) else expander
+    return built.expand(words, target, seed)
+
+
+__all__ = ["EXPANDERS", "EXPANDER_NAMES", "Expander", "Expansion", "MAX_WORDS_CHARS", "TARGETS", "Target",
+           "check_words", "expand", "get_expander", "get_target"]
