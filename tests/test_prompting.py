@@ -174,7 +174,7 @@ def test_auto_takes_the_local_model_only_when_on_disk(tiny_lm, isolated_models, 
     spec = MODELS["smollm2-360m-instruct"]
     assert {f.path.split("/")[-1]: f.sha256[:8] for f in spec.files if f.path.endswith(".safetensors")} == {
         "model.safetensors": "e6bffe74"}
-    # the tiny model under the real name: the manifest's sizes and hashes are the published files', not its own
+    # the tiny model under the real name: the manifest's sizes are the published files', not its own
     monkeypatch.setitem(MODELS, spec.name, dataclasses.replace(
         spec, files=tuple(dataclasses.replace(f, size=None, sha256=None) for f in spec.files)))
     shutil.copytree(tiny_lm[0], isolated_models / "smollm2-360m-instruct")

@@ -59,13 +59,12 @@ class LocalExpander:
 
     @classmethod
     def from_model(cls, name: str = DEFAULT_MODEL, **settings: Any) -> "LocalExpander":
-        """A manifest model by name; ModelNotFound names the download command when it is not on disk."""
-        from ..models import get_spec
+        """A manifest model by name; ModelNotFound names the download command when it is not on disk. The
+        recipe gets the sha256 of the weights file on disk, as for every model (a damaged file is what it is)."""
         from ..models.transformers_folder import model_folder
 
-        folder = model_folder(name, "causal-lm", "a language model for prompts")
-        weights = next((f for f in get_spec(name).files if f.path.endswith(".safetensors")), None)
-        return cls.from_pretrained(folder, name=name, sha256=weights.sha256 if weights else None, **settings)
+        return cls.from_pretrained(model_folder(name, "causal-lm", "a language model for prompts"), name=name,
+                                   **settings)
 
     def describe(self) -> str:
         return f"{self.name} (a local language model, on {self.device})"
