@@ -204,6 +204,14 @@ def test_sketch_endpoint_draws_the_first_photo(client):
         client.predict([handle_file(str(photo))], "ink", '{"blur": 2}', api_name="/sketch")
 
 
+@pytest.mark.parametrize("endpoint", ["/sketch", "/sketch_all"])
+def test_the_sketch_endpoints_refuse_the_style_the_dropdown_does_not_offer(client, endpoint):
+    """A generative style would load a diffusion model outside the generation lock: gradio's Dropdown
+    checks API values against its choices (no `allow_custom_value`), in one line."""
+    with pytest.raises(AppError, match="Value: sd-lineart is not in the list of choices"):
+        client.predict([handle_file(str(COFFEE))], "sd-lineart", "{}", api_name=endpoint)
+
+
 def test_sketch_all_takes_files_and_a_zip_and_returns_a_zip(client, tmp_path):
     archive = tmp_path / "photos.zip"
     with zipfile.ZipFile(archive, "w") as z:
