@@ -232,8 +232,12 @@ class Editor:
             raise NothingFound("the clicks/boxes selected nothing; click inside the object or draw a larger box")
         return detections
 
-    def edit(self, image: np.ndarray, request: EditRequest, *, source: str | None = None) -> EditResult:
-        """Run one edit; pixels outside the grown selection stay bit-identical to `image`."""
+    def edit(self, image: np.ndarray, request: EditRequest, *, source: str | None = None,
+             name: str | None = None) -> EditResult:
+        """Run one edit; pixels outside the grown selection stay bit-identical to `image`.
+
+        The recipe records where the photo is: `source` (a path or URI), or, for a photo with no path
+        worth recording (an upload), only its file `name`; replay looks for that beside the result."""
         if request.mask is not None:
             mask = np.asarray(request.mask, bool)
             if mask.shape != image.shape[:2]:
@@ -268,7 +272,7 @@ class Editor:
             raise BadOutput(f"the edit changed no pixel: {_why_unchanged(target, request)}")
         plan = compose.plan(image.shape, steps[0][0], params, grow_px=grow, mode=mode,
                             any_size=getattr(generator, "works_at_any_size", False))
-        recipe = self._recipe(image, mask, detections, request, params, generator, source, selection_models,
+        recipe = self._recipe(image, mask, detections, request, params, generator, _origin(source, name), selection_models,
                               steps if request.prompt_for or request.steps else [], plan.size)
         return EditResult(images, target, detections, recipe)
 
@@ -316,7 +320,7 @@ class Editor:
             steps.append((rest, params))
         return steps
 
-    def _recipe(self, image, mask, detections, request, params, generator, source, selection_models,
+    def _recipe(self, image, mask, detections, request, params, generator, origin, selection_models,
                 steps, size) -> Recipe:
         selection = request.selection
         # Only a sampler uses steps, CFG and a seed: the parameters chunk of OpenCV's fill, a recolor
@@ -327,8 +331,7 @@ class Editor:
                    for kind, array in request.control.items()}
         return Recipe(
             operation=f"edit:{request.mode}",
-            inputs={"image": (source if is_uri(source) else str(Path(source).resolve())) if source else None, "sha256": array_sha256(image),
-                    "size": [image.shape[1], image.shape[0]]},
+            inputs={**origin, "sha256": array_sha256(image), "size": [image.shape[1], image.shape[0]]},
             parameters={
                 "generation": params.to_dict(), "generation_size": list(size),
                 "selection": {"text": selection.text, "points": selection.points, "boxes": selection.boxes},
@@ -366,6 +369,15 @@ def _why_unchanged(target: np.ndarray, request: EditRequest) -> str:
 def _same_phrase(a: str, b: str) -> bool:
     """Whole-phrase match, ignoring case and spacing: "dog" is not "hot dog"."""
     return a.lower().split() == b.lower().split()
+
+
+def _origin(source: str | None, name: str | None) -> dict[str, str | None]:
+    """The recipe's record of where the photo is: {"image": path or URI}, or {"image": None, "name": …}."""
+    if name is not None:
+        if source is not None or not name or Path(name).name != name:
+            raise InvalidInputError(f"an input name is a bare file name given instead of a path; got {name!r}")
+        return {"image": None, "name": name}
+    return {"image": (source if is_uri(source) else str(Path(source).resolve())) if source else None}
 
 
 def _edit_area(selection: np.ndarray, request: EditRequest) -> tuple[np.ndarray, float]:

@@ -94,6 +94,9 @@ def check_recipe(recipe: Recipe) -> None:
         raise _bad("operation", f"edit:<{'|'.join(MODES)}>", operation)
     inputs = _dict(recipe.inputs, "inputs")
     _str(inputs.get("image"), "inputs.image", optional=True)
+    name = _str(inputs.get("name"), "inputs.name", optional=True)
+    if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+        raise _bad("inputs.name", "a bare file name", name)
     _sha(inputs.get("sha256"), "inputs.sha256")
     w, h = _size(inputs.get("size"), "inputs.size")
     p = _dict(recipe.parameters, "parameters")
@@ -175,9 +178,11 @@ def find_input(recipe: Recipe, result: str | Path, given: str | Path | None = No
         candidates = [Path(given)]
     else:
         recorded = recipe.inputs.get("image")
-        if not recorded:
+        name = recipe.inputs.get("name")  # an upload's: no path was worth recording
+        if not recorded and not name:
             raise InvalidInputError(f"{result}: the recipe names no input file; pass it with --image")
-        candidates = list(dict.fromkeys([Path(recorded), Path(result).parent / Path(recorded).name]))
+        candidates = list(dict.fromkeys([Path(recorded), Path(result).parent / Path(recorded).name]) if recorded
+                          else [Path(result).parent / name])
     for path in candidates:
         if not path.is_file():
             continue

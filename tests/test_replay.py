@@ -330,6 +330,8 @@ def _set(*keys_and_value):
 
 
 TAMPERED = {
+    "input name with a folder": _set("inputs", "name", "../../secret.jpg"),
+    "input name not a string": _set("inputs", "name", 7),
     "huge mask": _set("parameters", "mask", {"size": [80000, 80000], "runs": [6_400_000_000]}),
     "huge image and mask": lambda d: (_set("inputs", "size", [80000, 80000])(d),
                                       _set("parameters", "mask", {"size": [80000, 80000], "runs": [6_400_000_000]})(d)),
@@ -377,3 +379,4 @@ def test_replay_api_checks_before_allocating(classical_output):
     recipe.parameters["mask"] = {"size": [80000, 80000], "runs": [6_400_000_000]}
     with pytest.raises(InvalidInputError, match="80000x80000, the input image 600x400"):
         check_recipe(recipe)
+

@@ -8,6 +8,7 @@ UI must add no logic), plus geometry on a real photo.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
 import threading
@@ -29,7 +30,8 @@ from editanything import EditAnythingError, InvalidInputError, masks  # noqa: E4
 from editanything.generate import ClassicalGenerator, GenerationParams  # noqa: E402
 from editanything.imageio import read_image  # noqa: E402
 from editanything.pipeline import EditRequest, Editor  # noqa: E402
-from editanything.recipe import decode_mask, read_recipe  # noqa: E402
+from editanything.recipe import array_sha256, decode_mask, read_recipe  # noqa: E402
+from editanything.replay import prepare_replay  # noqa: E402
 from editanything.segment import GrabCutSegmenter, SamSegmenter  # noqa: E402
 from editanything.sketch import sketch  # noqa: E402
 from editanything.types import Prompt  # noqa: E402
@@ -138,7 +140,7 @@ def test_a_further_click_refines_the_previous_mask_like_the_segmenter(client, co
     assert np.array_equal(mask, GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS[1:2])).masks[0])
 
 
-def test_remove_changes_pixels_only_inside_the_grown_mask(client, coffee):
+def test_remove_changes_pixels_only_inside_the_grown_mask(client, coffee, tmp_path):
     mask = read_image(segment(client, CUP_CLICKS)[1], gray=True) > 127
     result_file, compare, png, info = client.predict(**edit_args(grow=8, feather=8), api_name="/remove")
     result = read_image(result_file)
@@ -154,6 +156,12 @@ def test_remove_changes_pixels_only_inside_the_grown_mask(client, coffee):
     assert recipe.operation == "edit:remove" and recipe.seed == 1234
     assert np.array_equal(decode_mask(recipe.parameters["mask"]), mask)
     assert recipe.parameters["selection"]["points"] == [list(map(float, p[:2])) + [p[2]] for p in CUP_CLICKS]
+    # the upload is recorded by its name and pixels, not as a path under the server's working folder
+    assert recipe.inputs == {"image": None, "name": "coffee.jpg", "sha256": array_sha256(coffee),
+                             "size": [coffee.shape[1], coffee.shape[0]]}
+    shutil.copy(png, tmp_path / "result.png")
+    shutil.copy(COFFEE, tmp_path / "coffee.jpg")
+    assert prepare_replay(tmp_path / "result.png").source == tmp_path / "coffee.jpg"  # found beside the result
     before, after = compare
     assert read_image(before).shape == read_image(after).shape == coffee.shape
     assert "remove done" in info and "seed 1234" in info

@@ -87,7 +87,7 @@ class EditHandlers:
         start = time.perf_counter()
         hosted = hosted_editor(settings.generator)  # holds no model: needs no lock
         with nullcontext(hosted) if hosted else self.locks.generating() as editor:
-            result = editor.edit(session.image, request, source=Path(session.source).name)
+            result = editor.edit(session.image, request, name=Path(session.source).name)
         seconds = time.perf_counter() - start
         report(1.0, desc="saving")
         if session.result:
