@@ -7,8 +7,8 @@
 - `GET /api/models/{repo}/revision/{revision}`: the model info (`sha`, `siblings` with sizes).
 - Unknown repos, revisions and files answer 404 with the hub's `X-Error-Code`.
 
-A file can misbehave: `drop_first=N` closes the first transfer after N bytes (a dropped
-connection: the client resumes with `Range`), `short=N` always sends only N bytes (consistent
+A file can misbehave: `drop_first=N` closes the first transfer (the first `drops`) after N bytes (a
+dropped connection: the client resumes with `Range`), `short=N` always sends only N bytes (consistent
 headers, like a truncated object on a CDN), `body=...` serves other bytes than the listing's.
 """
 
@@ -27,7 +27,8 @@ from urllib.parse import unquote, urlsplit
 class HubFile:
     data: bytes
     lfs: bool = True
-    drop_first: int | None = None  # close the first GET after this many bytes
+    drop_first: int | None = None  # close the first GET (the first `drops` GETs) after this many bytes
+    drops: int = 1
     short: int | None = None  # every GET sends only this many bytes (headers say so too)
     body: bytes | None = None  # served instead of `data` (the listing and HEAD still describe `data`)
     gets: int = 0
@@ -173,7 +174,7 @@ class FakeHub:
                     return
                 f.gets += 1
                 chunk = data[start:]
-                if f.drop_first is not None and f.gets == 1:
+                if f.drop_first is not None and f.gets <= f.drops:
                     self.wfile.write(chunk[: f.drop_first])
                     self.wfile.flush()
                     self.close_connection = True

@@ -58,11 +58,7 @@ def test_full_download_from_the_pinned_commit(hub, isolated_models):
     assert resolves and all(f"/resolve/{COMMIT}/" in path for path in resolves)
 
 
-def test_a_dropped_connection_resumes_with_range(hub, isolated_models, monkeypatch):
-    import huggingface_hub.constants
-
-    # Chunks smaller than the part sent before the drop, so the client has bytes to resume from.
-    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 16_384)
+def test_a_dropped_connection_resumes_with_range(hub, isolated_models):
     data = os.urandom(300_000)
     files = {"weights.bin": HubFile(data, drop_first=100_000)}
     hub.add(REPO, COMMIT, files)
@@ -70,7 +66,41 @@ def test_a_dropped_connection_resumes_with_range(hub, isolated_models, monkeypat
     download_model("hub-resume", log=lambda _: None)
     assert resolve("hub-resume").path().read_bytes() == data
     ranges = [rng for method, path, rng in hub.requests if path.startswith("/cdn/") and method == "GET"]
-    assert ranges[0] is None and ranges[1] == "bytes=98304-"  # the 6 whole chunks received
+    assert ranges == [None, "bytes=100000-"]
+
+
+def _cdn_ranges(hub) -> list[str | None]:
+    return [rng for method, path, rng in hub.requests if path.startswith("/cdn/") and method == "GET"]
+
+
+def test_an_interrupted_download_resumes_in_the_next_run_and_is_checked_before_it_takes_its_name(
+        hub, isolated_models):
+    data = os.urandom(500_000)
+    files = {"weights.bin": HubFile(data, drop_first=100_000, drops=4)}  # one more drop than a run's tries
+    hub.add(REPO, COMMIT, files)
+    _spec("hub-later", files)
+    with pytest.raises(DownloadError, match="run the download again to resume"):
+        download_model("hub-later", log=lambda _: None)
+    partial = isolated_models / "hub-later" / "weights.bin.download"
+    assert partial.read_bytes() == data[:300_000] and find_model("hub-later") is None
+    download_model("hub-later", log=lambda _: None)
+    assert resolve("hub-later").path().read_bytes() == data
+    assert _cdn_ranges(hub) == [None, "bytes=100000-", "bytes=200000-", "bytes=300000-", "bytes=400000-"]
+    assert _leftovers(isolated_models) == ["hub-later", "hub-later/weights.bin"]  # nothing fetched twice
+
+
+def test_a_kept_partial_with_wrong_bytes_is_deleted_and_the_next_run_starts_afresh(hub, isolated_models):
+    data = os.urandom(200_000)
+    files = {"weights.bin": HubFile(data)}
+    hub.add(REPO, COMMIT, files)
+    _spec("hub-stale", files)
+    (isolated_models / "hub-stale").mkdir()
+    (isolated_models / "hub-stale" / "weights.bin.download").write_bytes(os.urandom(50_000))  # not this file's
+    with pytest.raises(ChecksumMismatch, match="deleted"):
+        download_model("hub-stale", log=lambda _: None)
+    assert _cdn_ranges(hub) == ["bytes=50000-"] and find_model("hub-stale") is None
+    download_model("hub-stale", log=lambda _: None)
+    assert resolve("hub-stale").path().read_bytes() == data and _cdn_ranges(hub)[1:] == [None]
 
 
 def test_a_truncated_transfer_is_refused_and_leaves_nothing(hub, isolated_models):

