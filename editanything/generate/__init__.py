@@ -13,14 +13,13 @@ the best one on disk, which the Editor uses for *remove*.
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..registry import Registry, for_model
 from .classical import ClassicalGenerator
 from .params import WEBUI_DEFAULTS, GenerationParams, model_defaults
 from .prompts import Style, apply_styles, load_styles, parse_prompt_attention, pick_styles
@@ -51,21 +50,10 @@ class Generator(Protocol):
         """Free the model's memory."""
 
 
-def _lazy(module: str, factory: str) -> Callable[[str], Callable[..., Generator]]:
-    """`model -> builder`: the builder imports `.module` (torch, diffusers, onnxruntime…) only when it runs."""
-    def for_model(model: str) -> Callable[..., Generator]:
-        def build(**kwargs: Any) -> Generator:
-            return getattr(importlib.import_module(f".{module}", __name__), factory)(model, **kwargs)
-
-        return build
-
-    return for_model
-
-
-_diffusion = _lazy("diffusion", "DiffusionGenerator")
-_sdxl = _lazy("sdxl", "SDXLGenerator")
-_flux2 = _lazy("flux2", "Flux2Generator")
-_remover = _lazy("removal", "get_remover")
+_diffusion = for_model(f"{__name__}.diffusion:DiffusionGenerator")
+_sdxl = for_model(f"{__name__}.sdxl:SDXLGenerator")
+_flux2 = for_model(f"{__name__}.flux2:Flux2Generator")
+_remover = for_model(f"{__name__}.removal:get_remover")
 
 
 def _remote(name: str) -> Callable[..., Generator]:
@@ -88,29 +76,46 @@ def _is_sdxl_folder(path: Path) -> bool:
     return index.is_file() and '"StableDiffusionXL' in index.read_text(encoding="utf-8", errors="replace")
 
 
-GENERATORS: dict[str, Callable[..., Generator]] = {
-    "classical": lambda **kw: ClassicalGenerator("telea", **kw),
-    "classical-telea": lambda **kw: ClassicalGenerator("telea", **kw),
-    "classical-ns": lambda **kw: ClassicalGenerator("ns", **kw),
-    "sd15-inpainting": _diffusion("sd15-inpainting"),
-    "sd2-inpainting": _diffusion("sd2-inpainting"),
-    # hosted services: the crop around the mask is uploaded (generate/remote/)
-    "stability": _remote("stability"),
-    "openai": _remote("openai"),
-    "sdxl-inpainting": _sdxl("sdxl-inpainting"),
-    "flux2-klein-4b": _flux2("flux2-klein-4b"),
-    "lama": _remover("lama"),
-    "migan": _remover("migan"),
-}
+def _checkpoint(name: str | os.PathLike) -> Callable[..., Generator] | None:
+    """The builder for a path: an `.onnx` remover, a FLUX.2 or SDXL diffusers folder, else Stable Diffusion."""
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        return _remover(str(path))
+    if path.is_dir() and _is_flux2_folder(path):
+        return _flux2(str(path))
+    if path.is_dir() and _is_sdxl_folder(path):
+        return _sdxl(str(path))
+    return _diffusion(str(path)) if path.exists() else None
 
 
-GENERATOR_BACKENDS: dict[str, Callable[[str], Callable[..., Generator]]] = {"diffusion": _diffusion}
-"""Manifest backend → builder factory, so a model added through the manifest is a generator by its name."""
+def _auto(settings: dict[str, Any]) -> tuple[str, str]:
+    from .auto import pick
+
+    return pick(with_options=bool(settings))
 
 
-def register_generator(name: str, builder: Callable[..., Generator]) -> None:
-    """Add a backend: `builder(**kwargs)` returns a Generator."""
-    GENERATORS[name] = builder
+GENERATORS: Registry[Generator] = Registry(
+    "generator",
+    {
+        "classical": lambda **kw: ClassicalGenerator("telea", **kw),
+        "classical-telea": lambda **kw: ClassicalGenerator("telea", **kw),
+        "classical-ns": lambda **kw: ClassicalGenerator("ns", **kw),
+        "sd15-inpainting": _diffusion("sd15-inpainting"),
+        "sd2-inpainting": _diffusion("sd2-inpainting"),
+        # hosted services: the crop around the mask is uploaded (generate/remote/)
+        "stability": _remote("stability"),
+        "openai": _remote("openai"),
+        "sdxl-inpainting": _sdxl("sdxl-inpainting"),
+        "flux2-klein-4b": _flux2("flux2-klein-4b"),
+        "lama": _remover("lama"),
+        "migan": _remover("migan"),
+    },
+    backends={"diffusion": _diffusion}, choose=_auto, fallback=_checkpoint,
+)
+"""Generator name → builder; manifest backend → builder factory; a path → the builder of what it holds."""
+GENERATOR_BACKENDS = GENERATORS.backends
+register_generator = GENERATORS.register
+list_generators = GENERATORS.names
 
 
 def best_remover() -> str | None:
@@ -120,44 +125,14 @@ def best_remover() -> str | None:
     return best()
 
 
-def list_generators() -> list[str]:
-    return ["auto", *GENERATORS]
-
-
 def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
-    """A generator by registry name or checkpoint path; "auto" falls back to classical without SD weights.
+    """A generator by registry name, manifest model or checkpoint path; "auto" falls back to classical
+    without SD weights.
 
     Keyword arguments go to the backend's constructor (e.g. `loras=`, `controlnets=` for diffusion).
     "auto" with such arguments insists on Stable Diffusion (ModelNotFound says how to fetch it).
     """
-    if name == "auto":
-        from .auto import pick
-
-        chosen, why = pick(with_options=bool(kwargs))
-        generator = GENERATORS[chosen](**kwargs)
-        generator.note = why
-        return generator
-    if isinstance(name, str) and name in GENERATORS:
-        return GENERATORS[name](**kwargs)
-    if isinstance(name, str):
-        from ..models import find_spec
-
-        spec = find_spec(name)
-        factory = GENERATOR_BACKENDS.get(spec.backend) if spec is not None else None
-        if factory is not None:
-            return factory(name)(**kwargs)
-    path = Path(name).expanduser()
-    if path.is_file() and path.suffix.lower() == ".onnx":
-        return _remover(str(path))(**kwargs)
-    if path.is_dir() and _is_flux2_folder(path):
-        return _flux2(str(path))(**kwargs)
-    if path.is_dir() and _is_sdxl_folder(path):
-        return _sdxl(str(path))(**kwargs)
-    if path.exists():
-        return _diffusion(str(path))(**kwargs)
-    raise InvalidInputError(
-        f"unknown generator {str(name)!r}: not a file or folder; known generators: {', '.join(list_generators())}"
-    )
+    return GENERATORS.get(name, **kwargs)
 
 
 __all__ = [

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..registry import Registry
 from ..types import check_mask, check_rgb
 from .params import GenerationParams
-
-REMOVERS = ("lama", "migan")  # best fill first: LaMa's Fourier convolutions carry structure across big holes
 
 
 class OnnxRemover:
@@ -190,18 +189,30 @@ def _resolve(model: str | os.PathLike, kind: str) -> tuple[Path, str]:
     raise ModelNotFound(f"no {kind} model {str(model)!r}: not a known model name nor an existing .onnx file")
 
 
+def _onnx_file(name: str | os.PathLike) -> Callable[..., OnnxRemover] | None:
+    """An `.onnx` file, taken as LaMa's contract unless `kind="migan"`."""
+    path = Path(name).expanduser()
+    if not (path.is_file() and path.suffix.lower() == ".onnx"):
+        return None
+
+    def build(kind: str = "lama", **kwargs: Any) -> OnnxRemover:
+        if kind not in CLASSES:
+            raise InvalidInputError(f"unknown remover kind {kind!r}; choose one of: {', '.join(CLASSES)}")
+        return CLASSES[kind](str(path), **kwargs)
+
+    return build
+
+
+REMOVERS: Registry[OnnxRemover] = Registry("remover", dict(CLASSES), order=tuple(CLASSES), fallback=_onnx_file)
+"""The removers by manifest name, best fill first (LaMa's Fourier convolutions carry structure across big
+holes), or an `.onnx` file."""
+
+
 def best_remover() -> str | None:
     """The name of the best remover whose weights are on disk, or None."""
-    from ..models import find_model
-
-    return next((name for name in REMOVERS if find_model(name) is not None), None)
+    return REMOVERS.pick()
 
 
 def get_remover(name: str | os.PathLike, **kwargs: Any) -> OnnxRemover:
     """A remover by manifest name, or a `.onnx` file taken as LaMa's contract unless `kind="migan"`."""
-    if isinstance(name, str) and name in CLASSES:
-        return CLASSES[name](**kwargs)
-    kind = kwargs.pop("kind", "lama")
-    if kind not in CLASSES:
-        raise InvalidInputError(f"unknown remover kind {kind!r}; choose one of: {', '.join(CLASSES)}")
-    return CLASSES[kind](name, **kwargs)
+    return REMOVERS.get(name, **kwargs)

@@ -33,8 +33,8 @@ $EDITANYTHING_MANIFEST (a list of objects with the same keys):
     diffusion      generator   variant: "fp16" when the folder holds only `*.fp16.safetensors`
     blip2          captioner   —
 
-  Other backends add themselves to BACKEND_KINDS and to their stage's registry of backends
-  (`SEGMENTER_BACKENDS`, `DETECTOR_BACKENDS`, `GENERATOR_BACKENDS`, `CAPTIONER_BACKENDS`).
+  Other backends add themselves to BACKEND_KINDS and to their stage's registry
+  (`SEGMENTERS.register_backend(...)`, likewise `DETECTORS`, `GENERATORS`, `CAPTIONERS`; see `registry.py`).
 - `post_download` (Python entries only) is a "module:function" called with the model's folder
   root after its files are in place, e.g. to convert weights; JSON manifests cannot set it.
 """

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import InvalidInputError
-from ..models import download_command, find_model, find_spec
+from ..models import download_command, find_model
+from ..registry import Registry, for_model, on_disk
 from ..types import RefineSeed
 from .base import Segmenter
 from .grabcut import GrabCutSegmenter
@@ -29,41 +30,6 @@ FAST_SEGMENTER = "edgetam"
 CPU_FIRST = (FAST_SEGMENTER, "sam2.1-hiera-tiny")
 
 
-def _sam_builder(model: str) -> Callable[..., Segmenter]:
-    def build(**kwargs: Any) -> Segmenter:
-        return SamSegmenter.from_model(model, **kwargs)
-
-    return build
-
-
-def _sam2_builder(model: str) -> Callable[..., Segmenter]:
-    def build(**kwargs: Any) -> Segmenter:
-        from .sam2_hf import Sam2Segmenter
-
-        return Sam2Segmenter.from_model(model, **kwargs)
-
-    return build
-
-
-SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
-    **{m: _sam2_builder(m) for m in SAM2_MODELS},
-    **{m: _sam_builder(m) for m in SAM_MODELS},
-    FAST_SEGMENTER: _sam2_builder(FAST_SEGMENTER),
-    "sam3": _sam2_builder("sam3"),
-    "grabcut": GrabCutSegmenter,
-}
-"""Segmenter name → builder taking the backend's keyword settings."""
-
-SEGMENTER_BACKENDS: dict[str, Callable[[str], Callable[..., Segmenter]]] = {
-    "sam": _sam_builder, "sam2-hf": _sam2_builder, "sam3-hf": _sam2_builder}
-"""Manifest backend (`loader["backend"]`) → builder factory for a model of that backend, so a model
-added through the manifest (e.g. $EDITANYTHING_MANIFEST) is a segmenter by its name."""
-
-
-def register_segmenter(name: str, builder: Callable[..., Segmenter]) -> None:
-    SEGMENTERS[name] = builder
-
-
 def get_segmenter(name: str = "auto", **kwargs: Any) -> Segmenter:
     """Build a segmenter by name; "auto" is the first of `auto_candidates()` on disk, else GrabCut saying why.
 
@@ -72,18 +38,11 @@ def get_segmenter(name: str = "auto", **kwargs: Any) -> Segmenter:
     warning; a GrabCut fallback takes its defaults. Options no candidate takes are an error.
     """
     if name == "auto":
-        return _auto(**kwargs)
-    builder = SEGMENTERS.get(name) or _manifest_builder(name)
-    if builder is None:
-        raise InvalidInputError(f"unknown segmenter {name!r}; known: auto, {', '.join(SEGMENTERS)}, or a model "
-                                f"of the manifest with one of the backends {', '.join(SEGMENTER_BACKENDS)}")
-    return builder(**kwargs)
-
-
-def _manifest_builder(name: str) -> Callable[..., Segmenter] | None:
-    spec = find_spec(name)
-    factory = SEGMENTER_BACKENDS.get(spec.backend) if spec is not None else None
-    return factory(name) if factory is not None else None
+        unknown = sorted(set(kwargs) - set(SamSegmenter.OPTIONS) - set(Sam2Segmenter.OPTIONS))
+        if unknown:
+            raise InvalidInputError(f"segmenter auto: unknown option {', '.join(unknown)}; the segmenters take "
+                                    f"{', '.join(sorted(set(SamSegmenter.OPTIONS) | set(Sam2Segmenter.OPTIONS)))}")
+    return SEGMENTERS.get(name, **kwargs)
 
 
 def auto_order(device: str) -> tuple[str, ...]:
@@ -124,21 +83,30 @@ def auto_candidates(device: str | None = None) -> tuple[str, ...]:
     return auto_order(device or (pick_device() if importlib.util.find_spec("torch") else "cpu"))
 
 
-def _auto(**kwargs: Any) -> Segmenter:
-    unknown = sorted(set(kwargs) - set(SamSegmenter.OPTIONS) - set(Sam2Segmenter.OPTIONS))
-    if unknown:
-        raise InvalidInputError(f"segmenter auto: unknown option {', '.join(unknown)}; the segmenters take "
-                                f"{', '.join(sorted(set(SamSegmenter.OPTIONS) | set(Sam2Segmenter.OPTIONS)))}")
-    present = [m for m in auto_candidates(kwargs.get("device")) if find_model(m) is not None]
-    usable = [m for m in present if _installed(m)]
-    if usable:
-        return SEGMENTERS[usable[0]](**_options_for(usable[0], kwargs))
+def _grabcut_saying_why(registry: Registry[Segmenter], **kwargs: Any) -> Segmenter:
+    present = [m for m in registry.candidates(kwargs.get("device")) if find_model(m) is not None]
     if present:
         extra = "sam" if present[0] in SAM_MODELS else "sam2"
         reason = f"{present[0]} is on disk but its library is not installed — pip install 'editanything[{extra}]'"
     else:
         reason = f"SAM weights not found — run `{download_command(FAST_SEGMENTER)}`"
     return GrabCutSegmenter(note=reason)
+
+
+_sam, _sam2 = for_model(SamSegmenter.from_model), for_model(Sam2Segmenter.from_model)
+SEGMENTERS: Registry[Segmenter] = Registry(
+    "segmenter",
+    {**{m: _sam2(m) for m in SAM2_MODELS}, **{m: _sam(m) for m in SAM_MODELS}, FAST_SEGMENTER: _sam2(FAST_SEGMENTER),
+     "sam3": _sam2("sam3"), "grabcut": GrabCutSegmenter},
+    backends={"sam": _sam, "sam2-hf": _sam2, "sam3-hf": _sam2},
+    order=auto_candidates, usable=lambda m: on_disk(m) and _installed(m), none_found=_grabcut_saying_why,
+    adapt=_options_for,
+)
+"""Segmenter name → builder taking the backend's keyword settings; manifest backend (`loader["backend"]`) →
+builder factory for a model of that backend, so a model added through the manifest (e.g.
+$EDITANYTHING_MANIFEST) is a segmenter by its name."""
+SEGMENTER_BACKENDS = SEGMENTERS.backends
+register_segmenter = SEGMENTERS.register
 
 
 __all__ = [
