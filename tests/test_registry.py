@@ -11,6 +11,7 @@ from editanything.errors import InvalidInputError, ModelNotFound
 from editanything.generate import GENERATORS
 from editanything.generate.removal import REMOVERS
 from editanything.models import MODELS
+from editanything.prompting import EXPANDERS
 from editanything.registry import Registry, for_model
 from editanything.segment import SEGMENTERS
 
@@ -28,7 +29,7 @@ def things(**rules) -> Registry[Thing]:
 
 
 def test_every_stage_is_one_registry_type():
-    assert all(isinstance(r, Registry) for r in (DETECTORS, SEGMENTERS, CAPTIONERS, GENERATORS, REMOVERS))
+    assert all(isinstance(r, Registry) for r in (DETECTORS, SEGMENTERS, CAPTIONERS, GENERATORS, REMOVERS, EXPANDERS))
     assert "grabcut" in SEGMENTERS and "lama" in GENERATORS and list(REMOVERS) == ["lama", "migan"]
 
 

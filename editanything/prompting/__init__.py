@@ -7,7 +7,7 @@ recipe records so `replay` never needs the expander again:
 - `rules` (rules.py): weight-free, deterministic, instant; a documented rule set, not a language model.
 - `smollm2-360m-instruct` (local.py): a small instruct model through transformers, on the CPU.
 - `openai` (openai.py): OpenAI's Responses API; only the words leave the machine.
-- `auto` (auto.py): the local model when its weights are on disk, else `rules`; never a paid service.
+- `auto`: the local model when its weights are on disk, else `rules`; never a paid service.
 
 Importing this package loads neither torch nor transformers.
 """
@@ -16,11 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, runtime_checkable
 
-from ..errors import InvalidInputError
+from ..registry import Registry
 from .types import MAX_WORDS_CHARS, TARGETS, Expansion, Target, check_words, get_target
-
-EXPANDER_NAMES = ("auto", "rules", "smollm2-360m-instruct", "openai")
-
 
 @runtime_checkable
 class Expander(Protocol):
@@ -55,22 +52,20 @@ def _openai(**options: Any) -> Expander:
     return OpenAIExpander(**{k: v for k, v in options.items() if k in ("model", "base_url")})
 
 
-EXPANDERS: dict[str, Callable[..., Expander]] = {
-    "rules": _rules, "smollm2-360m-instruct": _local("smollm2-360m-instruct"), "openai": _openai,
-}
+LOCAL_MODELS = ("smollm2-360m-instruct",)  # "auto" tries them in this order, then the rules; never a paid service
+
+EXPANDERS: Registry[Expander] = Registry(
+    "expander", {"rules": _rules, **{m: _local(m) for m in LOCAL_MODELS}, "openai": _openai},
+    backends={"causal-lm": _local}, order=LOCAL_MODELS,
+    none_found=lambda registry, **options: registry["rules"](**options),
+)
 """Expander name → builder taking the backend's settings (unknown settings are ignored by each)."""
+EXPANDER_NAMES = tuple(EXPANDERS.names())
 
 
 def get_expander(name: str = "auto", **options: Any) -> Expander:
-    """Build an expander by name; "auto" is the local model when on disk, else rules (see auto.py)."""
-    if name == "auto":
-        from .auto import pick
-
-        name = pick()
-    builder = EXPANDERS.get(name)
-    if builder is None:
-        raise InvalidInputError(f"unknown expander {name!r}; choose one of: {', '.join(EXPANDER_NAMES)}")
-    return builder(**options)
+    """Build an expander by name; "auto" is the local model when on disk, else rules."""
+    return EXPANDERS.get(name, **options)
 
 
 def expand(words: str, *, target: str = "sd15", seed: int = 0, expander: str | Expander = "auto",
