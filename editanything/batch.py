@@ -344,8 +344,10 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
 
 
-def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any], max_side: int | None) -> None:
-    """Read one photo, draw it, write the sketch atomically (PNG carries the style and parameters)."""
+def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any], max_side: int | None,
+                expansion: dict[str, Any] | None = None) -> None:
+    """Read one photo, draw it, write the sketch atomically (PNG carries the style and parameters, and how
+    the prompt was expanded, if it was)."""
     import json
 
     from .imageio import read_image, write_image
@@ -359,7 +361,8 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
 
         params = resolve_params(params)
         drawing = sketch(image, style, **params)
-        meta = generative_text(style, params, source=source, photo=photo, drawing=drawing, max_side=max_side)
+        meta = generative_text(style, params, source=source, photo=photo, drawing=drawing, max_side=max_side,
+                               expansion=expansion)
     else:
         drawing = sketch(image, style, **params)
         meta = {"Software": "editanything",
@@ -371,9 +374,11 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
                   style: str = "pencil", params: dict[str, Any] | None = None, workers: int | None = None,
                   max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
                   progress: bool = True, engine: str | Engine = "local", ray_address: str | None = None,
-                  gpus_per_worker: float | None = None, cpus_per_worker: int | None = None) -> BatchReport:
+                  gpus_per_worker: float | None = None, cpus_per_worker: int | None = None,
+                  expansion: dict[str, Any] | None = None) -> BatchReport:
     """Sketch every photo in `inputs` (files, folders, globs, URIs) into `outdir` (a folder or URI),
-    keeping folder structure.
+    keeping folder structure. `expansion` (a generative style's `prompting.Expansion.to_dict()`) goes into
+    each recipe: how `params["prompt"]` was written.
 
     Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
     `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`);
@@ -408,7 +413,7 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
 
             cpus_per_worker = HEAVY_CPUS  # likewise on Ray: one copy per few CPUs, not per CPU
     options = _engine_options(engine, ray_address, gpus_per_worker, cpus_per_worker)
-    work = partial(sketch_file, style=style, params=params, max_side=max_side)
+    work = partial(sketch_file, style=style, params=params, max_side=max_side, expansion=expansion)
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}",
                        engine=engine, engine_options=options)
     report.failed = problems + report.failed

@@ -49,6 +49,8 @@ class EditRequest:
     `control` holds full-size control images for ControlNets that can't derive theirs (e.g. "seg");
     `control_files` says which files they came from, for the recipe.
     `steps` gives each generation its own mask and prompt (what a per-instance edit did; replay uses it).
+    `expansion` records how `params.prompt` was written from the user's words (`prompting.Expansion.to_dict()`):
+    the recipe keeps it, and replay reuses the prompt, never the expander.
     `params` whose sampler, steps or cfg_scale are None take the generator's defaults (see
     `Generator.default_params`); the recipe records the values used.
     """
@@ -67,6 +69,7 @@ class EditRequest:
     control: dict[str, np.ndarray] = field(default_factory=dict)
     control_files: dict[str, str] = field(default_factory=dict)
     steps: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    expansion: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -340,6 +343,7 @@ class Editor:
                 "color": request.color, "detections": detections.to_json(), "mask": encode_mask(mask),
                 "control": control, "sampled": sampled,
                 **({"steps": [{"prompt": p.prompt, "mask": encode_mask(m)} for m, p in steps]} if steps else {}),
+                **({"prompt_expansion": request.expansion} if request.expansion else {}),
             },
             models={"generator": generator.model_info(), **selection_models},
             seed=params.seed,

@@ -53,6 +53,7 @@ def webui_parameters(recipe: Recipe, image_index: int = 0) -> str:
         "Lora hashes": ", ".join(f"{_network_name(x['path'])}: {_short(x)}" for x in loras) or None,
         "TI hashes": ", ".join(f"{_network_name(e['token'])}: {_short(e)}" for e in embeddings) or None,
         **{f"ControlNet {i}": _controlnet_text(c) for i, c in enumerate(model.get("controlnets") or [])},
+        **_expansion_fields(recipe.parameters.get("prompt_expansion")),
         "Instance prompts": "; ".join(f"{k}: {v}" for k, v in (recipe.parameters.get("prompt_for") or {}).items())
                             or None,
         "Version": f"editanything {recipe.versions.get('editanything', '')}".strip(),
@@ -68,6 +69,17 @@ def webui_parameters(recipe: Recipe, image_index: int = 0) -> str:
         lines.append(f"Negative prompt: {p['negative_prompt']}")
     lines.append(tail)
     return "\n".join(lines)
+
+
+def _expansion_fields(expansion: Any) -> dict[str, str]:
+    """How the prompt was written, when it was expanded: the expander (with its model's short hash) and the
+    user's own words; the prompt line above holds the expansion that generated."""
+    if not isinstance(expansion, dict):
+        return {}
+    digest = str(expansion.get("model_sha256") or "")[:10]
+    model = expansion.get("model") if expansion.get("model") != expansion.get("expander") else None
+    name = " ".join(str(x) for x in (expansion.get("expander"), model) if x)
+    return {"Prompt expander": f"{name} [{digest}]" if digest else name, "Prompt words": expansion.get("words")}
 
 
 def _network_name(path_or_token: str) -> str:

@@ -22,6 +22,7 @@ from .generate import GENERATORS, GenerationParams, get_generator
 from .generate.params import MAX_SEED
 from .imageio import read_image
 from .pipeline import MODES, EditRequest
+from .prompting.types import Expansion
 from .recipe import array_sha256, decode_mask
 from .types import Recipe
 
@@ -120,6 +121,8 @@ def check_recipe(recipe: Recipe) -> None:
             step = _dict(step, f"parameters.steps[{i}]")
             _str(step.get("prompt"), f"parameters.steps[{i}].prompt")
             _check_mask(step.get("mask"), f"parameters.steps[{i}].mask", (h, w))
+    if p.get("prompt_expansion") is not None:
+        Expansion.from_dict(p["prompt_expansion"])  # replay reuses the prompt; the record must still be sane
     control = _dict(p.get("control", {}), "parameters.control")
     for key, entry in control.items():
         entry = _dict(entry, f"parameters.control.{key}")
@@ -252,6 +255,7 @@ def request_from_recipe(recipe: Recipe, image_shape: tuple[int, ...],
         feather=p["feather"], full_image=p.get("full_image", False), color=p.get("color"),
         control={k: array for k, (_, array) in (control or {}).items()},
         control_files={k: str(path) for k, (path, _) in (control or {}).items()}, steps=steps,
+        expansion=p.get("prompt_expansion"),
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .generate.params import MAX_SEED
 from .imageio import limit_size, read_image, read_png_text, write_image
+from .prompting.types import Expansion
 from .recipe import PARAMETERS_KEY, RECIPE_KEY, array_sha256, library_versions, webui_parameters
 from .sketch import GENERATIVE_STYLES, check_params, needs_color, sketch
 from .sketch.generative import generation_params, generation_size, model_info
@@ -32,23 +33,26 @@ MAX_THREADS = 4096
 
 
 def generative_text(style: str, params: dict[str, Any], *, source: Path, photo: np.ndarray, drawing: np.ndarray,
-                    max_side: int | None) -> dict[str, str]:
+                    max_side: int | None, expansion: dict[str, Any] | None = None) -> dict[str, str]:
     """The PNG text chunks of a generative sketch: WebUI `parameters` and the full JSON recipe.
 
-    `photo` is the image as read (before `max_side`), `params` the resolved parameters it ran with.
+    `photo` is the image as read (before `max_side`), `params` the resolved parameters it ran with,
+    `expansion` how its prompt was expanded (`prompt_expansion` in the recipe; replay reuses the prompt).
     """
     h, w = photo.shape[:2]
     models = model_info()
     data = {"operation": "sketch", "style": style, "parameters": params,
             "inputs": {"image": str(source), "sha256": array_sha256(photo), "size": [w, h]},
-            "max_side": max_side, "models": models, "seed": params["seed"], "versions": library_versions()}
+            "max_side": max_side, "models": models, "seed": params["seed"], "versions": library_versions(),
+            **({"prompt_expansion": expansion} if expansion else {})}
     settings = {k: v for k, v in params.items() if k not in ("control_scale", "threads")}
     generation = generation_params(**settings)
     dh, dw = drawing.shape[:2]
     controlnets = [{**c, "scale": float(params["control_scale"])} for c in models["generator"].get("controlnets", [])]
     webui = Recipe(operation="sketch", inputs={"size": [dw, dh]}, seed=params["seed"], versions=data["versions"],
                    parameters={"generation": generation.to_dict(),
-                               "generation_size": list(generation_size(dw, dh, generation.resolution))},
+                               "generation_size": list(generation_size(dw, dh, generation.resolution)),
+                               "prompt_expansion": expansion},
                    models={"generator": {**models["generator"], "controlnets": controlnets}})
     return {"Software": "editanything", PARAMETERS_KEY: webui_parameters(webui),
             RECIPE_KEY: json.dumps(data, sort_keys=True, default=str)}
@@ -97,7 +101,13 @@ def _checked(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
         raise _bad(path, "parameters.seed", f"the seed it ran with (0..{MAX_SEED})", params.get("seed"))
     if not 1 <= params.get("threads", 0) <= MAX_THREADS:
         raise _bad(path, "parameters.threads", f"the CPU threads it ran with (1..{MAX_THREADS})", params.get("threads"))
-    return {"style": style, "parameters": params, "inputs": inputs, "max_side": max_side}
+    expansion = data.get("prompt_expansion")
+    if expansion is not None:
+        try:
+            Expansion.from_dict(expansion)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{path}: {exc}") from None
+    return {"style": style, "parameters": params, "inputs": inputs, "max_side": max_side, "expansion": expansion}
 
 
 @dataclass
@@ -109,12 +119,13 @@ class SketchReplay:
     source: Path
     photo: np.ndarray
     max_side: int | None
+    expansion: dict[str, Any] | None = None
 
     def run(self, output: str | Path, result: str | Path) -> np.ndarray:
         """Draw again, write `output` (with the recipe, never over the photo or `result`); the drawing."""
         drawing = sketch(limit_size(self.photo, self.max_side), self.style, **self.params)
         text = generative_text(self.style, self.params, source=self.source, photo=self.photo, drawing=drawing,
-                               max_side=self.max_side)
+                               max_side=self.max_side, expansion=self.expansion)
         write_image(output, drawing, text=text, inputs=(self.source, Path(result)))
         return drawing
 
@@ -130,7 +141,8 @@ def prepare_sketch_replay(result: str | Path, recipe: dict[str, Any], image: str
         if path.is_file():
             photo = read_image(path, gray=not needs_color(style))
             if array_sha256(photo) == inputs["sha256"]:
-                return SketchReplay(style, recipe["parameters"], path, photo, recipe["max_side"])
+                return SketchReplay(style, recipe["parameters"], path, photo, recipe["max_side"],
+                                    recipe.get("expansion"))
             if image is not None:
                 raise InvalidInputError(f"{path}: not the photo this sketch was made from (its pixels differ); "
                                         "pass the right one with --image")

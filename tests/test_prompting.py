@@ -163,21 +163,19 @@ def test_an_lm_that_answers_only_stop_tokens_is_one_line(tiny_lm):
 
 
 def test_auto_takes_the_local_model_only_when_on_disk(tiny_lm, isolated_models, monkeypatch):
-    import dataclasses
     import hashlib
+
+    from model_pins import pin_to_files
 
     from editanything.models import MODELS
 
     assert get_expander("auto").name == "rules"
     with pytest.raises(ModelNotFound, match="models download smollm2-360m-instruct"):
         get_expander("smollm2-360m-instruct")
-    spec = MODELS["smollm2-360m-instruct"]
-    assert {f.path.split("/")[-1]: f.sha256[:8] for f in spec.files if f.path.endswith(".safetensors")} == {
-        "model.safetensors": "e6bffe74"}
-    # the tiny model under the real name: the manifest's sizes are the published files', not its own
-    monkeypatch.setitem(MODELS, spec.name, dataclasses.replace(
-        spec, files=tuple(dataclasses.replace(f, size=None, sha256=None) for f in spec.files)))
+    assert {f.path.split("/")[-1]: f.sha256[:8] for f in MODELS["smollm2-360m-instruct"].files
+            if f.path.endswith(".safetensors")} == {"model.safetensors": "e6bffe74"}
     shutil.copytree(tiny_lm[0], isolated_models / "smollm2-360m-instruct")
+    pin_to_files(monkeypatch, isolated_models, "smollm2-360m-instruct")  # the tiny files stand in for the real ones
     lm = get_expander("auto")
     assert lm.name == "smollm2-360m-instruct"
     weights = (isolated_models / "smollm2-360m-instruct" / "model.safetensors").read_bytes()

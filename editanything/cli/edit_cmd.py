@@ -22,6 +22,7 @@ from ..storage import check_uris
 from . import remote_opts
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 from .engine_opts import add_engine_options, engine_from_args, print_engine
+from .expand_opts import add_expand_options, expand_from_args, target_for
 from .sketch_cmd import print_report
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--control-image", action="append", default=[], metavar="KIND=PNG",
                      help="a control image for a ControlNet, e.g. seg=segmentation.png (ADE20K colours)")
     remote_opts.add_options(p)
+    add_expand_options(p)
     out = p.add_argument_group("mask and output")
     out.add_argument("--grow", type=float, default=8.0, metavar="PX", help="grow the selection (default 8)")
     out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="blend width inside the edge of the edited (grown) area (default 8)")
@@ -123,14 +125,18 @@ def _generator_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in options.items() if v}
 
 
+def _styled(args: argparse.Namespace, prompt: str, negative: str) -> tuple[str, str]:
+    if not args.style:
+        return prompt, negative
+    if not args.styles_file:
+        raise InvalidInputError("--style needs --styles-file (the WebUI's styles.csv or a JSON file)")
+    return apply_styles(prompt, negative, pick_styles(load_styles(args.styles_file), args.style))
+
+
 def build_request(args: argparse.Namespace):
     from ..pipeline import EditRequest
 
-    prompt, negative = args.background or args.prompt, args.negative
-    if args.style:
-        if not args.styles_file:
-            raise InvalidInputError("--style needs --styles-file (the WebUI's styles.csv or a JSON file)")
-        prompt, negative = apply_styles(prompt, negative, pick_styles(load_styles(args.styles_file), args.style))
+    prompt, negative = _styled(args, args.background or args.prompt, args.negative)
     params = GenerationParams(
         prompt=prompt, negative_prompt=negative, sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg,
         strength=args.strength, seed=args.seed, batch_size=args.batch_size, batch_count=args.batch_count,
@@ -153,6 +159,26 @@ def build_request(args: argparse.Namespace):
         feather=args.feather, full_image=args.full_image, color=args.recolor, control=control,
         control_files=files,
     )
+
+
+def expand_request(args: argparse.Namespace, request: EditRequest, editor: dict) -> EditRequest:
+    """With --expand, the request whose prompt the expander wrote from the user's words (styles applied
+    after it), for the generator the edit will use; the request unchanged otherwise."""
+    from ..pipeline import Editor
+
+    if not args.expand:
+        expand_from_args(args, "", target="sd15", seed=0)  # checks that no expander option came alone
+        return request
+    if request.mode not in ("replace", "background") or request.prompt_for:
+        what = "--prompt-for" if request.prompt_for else f"--{request.mode}"
+        raise InvalidInputError(f"--expand writes the prompt of a replace (--prompt) or --background edit; "
+                                f"{what} does not take one")
+    params = request.params.with_seed()  # the expansion's seed is the edit's, and the recipe holds both
+    expansion = expand_from_args(args, args.background or args.prompt, seed=params.seed, negative=args.negative,
+                                 target=target_for(Editor(**editor).generator))
+    prompt, negative = _styled(args, expansion.prompt, expansion.negative_prompt)
+    params = dataclasses.replace(params, prompt=prompt, negative_prompt=negative)
+    return dataclasses.replace(request, params=params, expansion=expansion.to_dict())
 
 
 def _control_files(items: list[str], kinds: list[str] | None) -> dict[str, str]:
@@ -182,6 +208,7 @@ def run_edit(args: argparse.Namespace) -> int:
         "generator_options": _generator_options(args), "low_memory": args.low_memory,
     }
     remote_opts.apply(args, editor)
+    request = expand_request(args, request, editor)
     if args.dry_run:  # sends and writes nothing: no output folder either
         return remote_opts.dry_run(args, request, Editor(**editor))
     workers = args.workers if args.workers is not None or args.engine != "local" else 1

@@ -8,9 +8,12 @@ import time
 
 from ..batch import OUTPUT_FORMATS, BatchReport, default_workers, sketch_folder
 from ..errors import InvalidInputError
+from ..generate.params import GenerationParams
+from ..prompting import Expansion
 from ..sketch import ALL_STYLES, GENERATIVE_STYLES, style_params
 from ..sketch.generative import PRESETS
 from .engine_opts import add_engine_options, engine_from_args, print_engine
+from .expand_opts import add_expand_options, expand_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--negative-prompt", metavar="TEXT", help="what to avoid (default: the preset's)")
     gen.add_argument("--preset", choices=list(PRESETS), help="prompts for a pencil drawing (default) or anime line art")
     gen.add_argument("--seed", type=int, help="-1 (default): a random seed per photo; each PNG records its own")
+    add_expand_options(p)
     add_engine_options(p)
     p.set_defaults(run=run)
 
@@ -84,13 +88,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: --workers {args.workers} loads {args.workers} copies of Stable Diffusion and its ControlNet "
               "(about 6 GB each in float32 on a CPU, half that in float16 on a GPU) and splits the cores "
               "between them", file=sys.stderr)
+    expansion = _expansion(args, params)
     report = sketch_folder(
         args.inputs, args.output, style=args.style, params=params, workers=args.workers,
         max_side=args.max_side, fmt=args.format, overwrite=args.overwrite, progress=not args.quiet, engine=engine,
+        expansion=expansion.to_dict() if expansion else None,
     )
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
+
+
+def _expansion(args: argparse.Namespace, params: dict[str, object]) -> Expansion | None:
+    """--expand: the sd-lineart prompt written from --prompt's words, put in `params`; one expansion for every
+    photo (its seed is --seed, or a random one)."""
+    if args.expand and args.style not in GENERATIVE_STYLES:
+        raise InvalidInputError(f"--expand writes a prompt for --style {', '.join(GENERATIVE_STYLES)}; "
+                                f"--style {args.style} takes none")
+    words = str(params.get("prompt") or "")
+    if args.expand and not words.strip():
+        raise InvalidInputError('--expand needs words to expand: add --prompt, e.g. --prompt "ink drawing, harbour"')
+    seed = args.seed if args.seed not in (None, -1) else GenerationParams().resolve_seed()
+    expansion = expand_from_args(args, words, target="sd15", seed=seed,
+                                 negative=str(params.get("negative_prompt") or ""))
+    if expansion is not None:
+        params["prompt"], params["negative_prompt"] = expansion.prompt, expansion.negative_prompt
+    return expansion
 
 
 def print_report(report: BatchReport, outdir: str, seconds: float) -> None:
