@@ -11,13 +11,14 @@ import glob
 import os
 import stat
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
 from .engines import Engine, get_engine
-from .errors import InvalidInputError
+from .errors import NOT_ANSWERING, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
 from .storage import RemotePath, check_uris, is_uri, list_images, location, present, stale_partials
 
@@ -62,11 +63,18 @@ class BatchReport:
         return f"{len(self.done)} done, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
 
     def failure_lines(self) -> list[str]:
-        """One `FILE: reason` line per failure, naming the file once (errors name their file already)."""
-        lines = []
+        """One `FILE: reason` line per failure, naming the file once (errors name their file already);
+        photos not sent because their service stopped answering are counted in one line per service."""
+        lines, not_sent = [], Counter()
         for path, reason in self.failed:
             prefix = f"{path}: "
+            service, down, _ = reason.removeprefix(prefix).partition(NOT_ANSWERING)
+            if down and ": " not in service:
+                not_sent[service] += 1
+                continue
             lines.append(reason if reason.startswith(prefix) else prefix + reason)
+        lines += [f"{service}{NOT_ANSWERING}{n} photo{'s' * (n > 1)} not sent (a re-run sends them)"
+                  for service, n in not_sent.items()]
         return lines
 
 

@@ -55,5 +55,15 @@ class RemoteServiceError(EditAnythingError):
     """A hosted image service refused or failed a request (after retries); the message names the service."""
 
 
+NOT_ANSWERING = " is not answering; "
+
+
+class ServiceDown(RemoteServiceError):
+    """Requests to a service timed out or failed with 5xx several times in a row: the rest are not sent.
+
+    The message starts with the service's name followed by NOT_ANSWERING, so a batch report can count them.
+    """
+
+
 class Cancelled(EditAnythingError):
     """The user (Ctrl-C, the UI's Cancel, a closed browser tab) stopped a job; nothing half-made is kept."""

@@ -8,7 +8,8 @@ and seed, and nudges every other pixel by one level, as a VAE round trip would, 
 pasted the whole answer back would be caught.
 
 `server.script` holds canned answers (status, headers, JSON body) served first, one per request;
-`server.delay` makes every answer late (timeouts); `server.log` keeps every request it saw.
+`server.delay` makes every answer late (timeouts); `server.drip` sends each byte of an answer that
+many seconds apart; `server.log` keeps every request it saw.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class FakeServer(ThreadingHTTPServer):
         self.stability_key, self.openai_key = stability_key, openai_key
         self.script: list[tuple[int, dict, object]] = []
         self.delay = 0.0
+        self.drip = 0.0
         self.log: list[dict] = []
         self.ids = itertools.count(1)
         self.pending: dict[str, tuple[bytes, dict]] = {}
@@ -82,14 +84,22 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing ---------------------------------------------------------------------------------------
     def answer(self, status: int, body: object, headers: dict | None = None, content_type="application/json"):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = dict(headers or {})
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", headers.pop("Content-Type", content_type))
+        length = headers.pop("Content-Length", len(data))  # a script may lie, or (None) send none
+        if length is not None:
+            self.send_header("Content-Length", str(length))
         self.send_header("x-request-id", f"req_{next(self.server.ids):04d}")
-        for k, v in (headers or {}).items():
+        for k, v in headers.items():
             self.send_header(k, str(v))
         self.end_headers()
-        self.wfile.write(data)
+        if not self.server.drip:
+            return self.wfile.write(data)
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            self.wfile.flush()
+            threading.Event().wait(self.server.drip)
 
     def form(self) -> tuple[dict[str, str], dict[str, bytes], int]:
         length = int(self.headers.get("Content-Length", 0))
@@ -115,10 +125,11 @@ class Handler(BaseHTTPRequestHandler):
             fields, files, length = self.form()
         self.server.log.append({"method": method, "path": self.path, "headers": dict(self.headers),
                                 "fields": fields, "files": files, "length": length})
+        canned = self.server.script.pop(0) if self.server.script else None  # taken now: a late answer is this one
         if self.server.delay:
             threading.Event().wait(self.server.delay)  # not time.sleep: tests stub that for the client
-        if self.server.script:
-            status, headers, body = self.server.script.pop(0)
+        if canned:
+            status, headers, body = canned
             return self.answer(status, body, headers)
         if self.path.startswith("/v2beta/"):
             return self.stability(method, fields, files, length)

@@ -381,3 +381,242 @@ def test_ui_generates_at_the_chosen_service_and_says_the_crop_leaves(server, cof
         assert PRIVACY_NOTE[:60] in page and STABILITY_KEY not in page and STABILITY_KEY not in info
     finally:
         demo.close()
+
+
+# -- keys go only where the user sent them ------------------------------------------------------------
+
+
+def test_a_redirect_to_another_origin_is_not_followed_and_never_sees_the_key(server, coffee):
+    elsewhere = start("other-stability-key", "other-openai-key")
+    try:
+        target = elsewhere.url + "/v2beta/stable-image/edit/inpaint"
+        server.script.append((302, {"Location": target}, {"moved": True}))
+        with pytest.raises(RemoteServiceError, match=r"HTTP 302, a redirect to http://127\.0\.0\.1:\d+: not followed"):
+            edit(coffee, box_mask(coffee.shape), "stability")
+        server.script.append((307, {"Location": elsewhere.url + "/v1/images/edits"}, {"moved": True}))
+        with pytest.raises(RemoteServiceError, match="HTTP 307.*not followed"):
+            edit(coffee, box_mask(coffee.shape), OpenAIGenerator())
+        # a redirect to the same origin is not followed either: the answer is refused, not retried
+        server.script.append((301, {"Location": "/v2beta/stable-image/edit/inpaint"}, {}))
+        with pytest.raises(RemoteServiceError, match="HTTP 301"):
+            edit(coffee, box_mask(coffee.shape), "stability")
+        assert elsewhere.log == [] and len(server.log) == 3
+    finally:
+        elsewhere.shutdown()
+
+
+@pytest.mark.parametrize("bad", ["sk-live\nX-Injected: 1", "sk-with space", "sk-tab\there", "sk-ünïcode", "sk-\x00nul"])
+def test_a_key_with_characters_no_key_has_is_refused_naming_the_variable_not_the_value(server, coffee, monkeypatch,
+                                                                                      capsys, bad):
+    monkeypatch.setenv("STABILITY_API_KEY", bad.replace("\x00", "\x01"))
+    with pytest.raises(InvalidInputError, match="STABILITY_API_KEY holds characters") as refused:
+        StabilityGenerator()
+    assert "sk-" not in str(refused.value)
+    status = main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--segmenter", "grabcut",
+                   "--prompt", "x", "--generator", "stability", "-o", "/tmp/unused-remote"])
+    captured = capsys.readouterr()
+    assert status == 2 and "STABILITY_API_KEY" in captured.err and "sk-" not in captured.out + captured.err
+    assert server.log == []
+
+
+def _echoes(key: str) -> list[tuple[int, dict, object]]:
+    """Every kind of error body a service might send back, each quoting the key (whole or cut short)."""
+    cut = key[:13]
+    return [
+        (400, {}, {"id": "e", "name": "bad_request", "errors": [f"authorization: Bearer {key} is malformed"]}),
+        (400, {}, {"id": "e", "name": f"bad {key}", "errors": []}),
+        (400, {}, {"message": f"the key {key} is wrong"}),
+        (401, {}, {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error",
+                             "param": None, "code": "invalid_api_key"}}),
+        (400, {}, {"error": {"message": f"key {cut}", "type": "x", "param": None, "code": f"code-{cut}"}}),
+        (400, {"Content-Type": "text/plain"}, ("x" * 180 + " " + key).encode()),  # cut off at 200 characters
+        (400, {}, f"<html><body>Bearer {key}</body></html>".encode()),
+        (418, {}, f"plain text {cut}".encode()),
+        (500, {}, {"id": "e", "name": "internal", "errors": [key]}),
+    ]
+
+
+@pytest.mark.parametrize("service", ["stability", "openai"])
+def test_error_bodies_echoing_the_key_are_quoted_without_it(server, coffee, service):
+    key = STABILITY_KEY if service == "stability" else OPENAI_KEY
+    generator = StabilityGenerator(attempts=1) if service == "stability" else OpenAIGenerator(attempts=1)
+    messages = []
+    for answer in _echoes(key):
+        server.script.append(answer)
+        with pytest.raises(RemoteServiceError) as failed:
+            edit(coffee, box_mask(coffee.shape), generator)
+        messages.append(str(failed.value))
+    assert len(server.log) == len(messages)
+    assert any("x" * 100 in m for m in messages)  # the bodies were quoted, so the scrubbing was tested
+    for message in messages:
+        assert key[:http.SCRUB_PREFIX] not in message, message
+
+
+def test_scrub_removes_the_key_and_any_prefix_of_it():
+    key = "sk-abcdefghijklmnop"
+    assert http.scrub(f"a {key} b {key[:9]}| c {key[:5]}", key) == f"a *** b ***| c {key[:5]}"
+    assert http.scrub("nothing here", key) == "nothing here"
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("https://api.example.com", True), ("http://127.0.0.1:9", True), ("http://localhost:9", True),
+    ("http://[::1]:9", True), ("http://api.example.com", False), ("http://10.0.0.5:8080", False),
+    ("file:///etc/passwd", False), ("ftp://example.com", False), ("https://user:pw@example.com", False),
+])
+def test_base_urls_that_would_expose_the_key_are_refused(server, monkeypatch, url, allowed):
+    monkeypatch.setenv("STABILITY_BASE_URL", url)
+    if allowed:
+        StabilityGenerator()
+    else:
+        with pytest.raises(InvalidInputError, match="STABILITY_BASE_URL|plain http") as refused:
+            StabilityGenerator()
+        assert STABILITY_KEY not in str(refused.value)
+
+
+def test_plain_http_to_another_machine_needs_allow_insecure_and_the_dry_run_says_so(server, tmp_path, monkeypatch,
+                                                                                   capsys):
+    monkeypatch.setenv("STABILITY_BASE_URL", "http://api.example.com")
+    args = ["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--segmenter", "grabcut",
+            "--prompt", "a corgi", "--generator", "stability", "--dry-run", "-o", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "plain http to another machine" in err and "--allow-insecure" in err
+    assert main(args + ["--allow-insecure"]) == 0
+    assert "UNENCRYPTED" in capsys.readouterr().out
+    monkeypatch.setenv(http.INSECURE_VARIABLE, "1")
+    assert main(args) == 0 and "UNENCRYPTED" in capsys.readouterr().out
+    assert server.log == []
+
+
+# -- answers are bounded before they are decoded --------------------------------------------------------
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """The start of a PNG claiming width x height (a decompression bomb's header; no pixel data needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(1 << 16)))
+            + chunk(b"IEND", b""))
+
+
+def _answer(image_bytes: bytes) -> tuple[int, dict, object]:
+    import base64
+
+    return 200, {}, {"image": base64.b64encode(image_bytes).decode(), "finish_reason": "SUCCESS", "seed": 1}
+
+
+def test_answers_that_are_too_big_or_the_wrong_size_are_refused_before_decoding(server, coffee):
+    mask = box_mask(coffee.shape)
+    server.script.append(_answer(_png_header(20000, 20000)))  # 400 MP
+    with pytest.raises(RemoteServiceError, match="over the limit of .* pixels: a bad answer, not decoded"):
+        edit(coffee, mask, "stability")
+    server.script.append(_answer(cv2.imencode(".png", np.zeros((3, 7, 3), np.uint8))[1].tobytes()))
+    with pytest.raises(RemoteServiceError, match=r"a 7x3 image for a \d+x\d+ request: a bad answer"):
+        edit(coffee, mask, "stability")
+    server.script.append((200, {"Content-Length": str(400 * 1024 * 1024)}, b"{}"))  # declared, not sent
+    with pytest.raises(RemoteServiceError, match="answered with 419,430,400 bytes, over the cap of .* bytes for an"):
+        edit(coffee, mask, "stability")
+    server.script.append((200, {"Content-Length": None}, b" " * (4 * 1024 * 1024)))  # no length: read to the cap
+    with pytest.raises(RemoteServiceError, match="answered with over the cap of .* bytes for an answer to POST"):
+        edit(coffee, mask, OpenAIGenerator(model="dall-e-2"))
+    server.script.append((200, {}, {"data": [{"b64_json": "not base64!"}]}))
+    with pytest.raises(RemoteServiceError, match="not base64"):
+        edit(coffee, mask, OpenAIGenerator(model="dall-e-2"))
+    # a good answer records the size received
+    result = edit(coffee, mask, "stability")
+    (request,) = result.recipe.models["generator"]["requests"]
+    assert request["answer_size"] == list(decode(server.log[-1]["files"]["image"]).shape[1::-1])
+
+
+def test_the_timeout_is_per_answer_not_per_read(server, coffee):
+    import time
+
+    server.drip = 0.25  # one byte every 0.25 s: every read is quick, the answer never ends
+    started = time.monotonic()
+    try:
+        with pytest.raises(RemoteServiceError, match=r"did not answer within 1 s"):
+            edit(coffee, box_mask(coffee.shape), StabilityGenerator(timeout=1.0))
+    finally:
+        server.drip = 0.0
+    assert time.monotonic() - started < 4
+
+
+def test_a_service_that_stops_answering_fails_the_rest_of_the_batch_fast_and_a_rerun_resumes(server, coffee,
+                                                                                            tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(7):
+        cv2.imwrite(str(photos / f"p{i}.png"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "mask.png"), box_mask(coffee.shape).astype(np.uint8) * 255)
+    args = ["edit", str(photos), "--mask", str(tmp_path / "mask.png"), "--prompt", "a corgi",
+            "--generator", "stability", "-o", str(tmp_path / "out"), "-q"]
+    server.script += [(503, {}, {"id": "e", "name": "unavailable", "errors": ["down"]})] * 4 * 3
+    assert main(args) == 1
+    err = "".join(capsys.readouterr())
+    assert len(server.log) == 12  # three photos, four attempts each; the other four never sent
+    assert err.count("HTTP 503") == 3 and "Stability AI is not answering; 4 photos not sent (a re-run" in err
+    assert "0 done" in err and "7 failed" in err
+    assert main(args) == 0  # the service is back: a re-run sends all seven
+    assert "7 done" in "".join(capsys.readouterr()) and len(server.log) == 12 + 7
+
+
+def test_the_breaker_counts_timeouts_and_only_in_a_row(server, coffee):
+    generator = StabilityGenerator(timeout=0.3)
+    mask = box_mask(coffee.shape)
+    server.delay = 1.0
+    for _ in range(2):
+        with pytest.raises(RemoteServiceError, match="did not answer"):
+            edit(coffee, mask, generator)
+    server.delay = 0.0
+    edit(coffee, mask, generator)  # an answer resets the count
+    server.delay = 1.0
+    for _ in range(3):
+        with pytest.raises(RemoteServiceError, match="did not answer"):
+            edit(coffee, mask, generator)
+    server.delay = 0.0
+    with pytest.raises(RemoteServiceError, match="Stability AI is not answering; not sent"):
+        edit(coffee, mask, generator)
+    assert len(server.log) == 6
+
+
+def test_requests_go_through_the_proxy_the_environment_names(server, coffee, monkeypatch):
+    import socketserver
+    import threading
+
+    tunnels = []
+
+    class Connect(socketserver.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline().decode()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            tunnels.append(line.split()[:2])
+            host, port = line.split()[1].rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+            def pipe(a, b):
+                while data := a.recv(65536):
+                    b.sendall(data)
+                b.shutdown(socket.SHUT_WR)
+
+            threading.Thread(target=pipe, args=(upstream, self.connection), daemon=True).start()
+            pipe(self.connection, upstream)
+
+    proxy = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Connect)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for variable in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        result = edit(coffee, box_mask(coffee.shape), "stability")
+        assert tunnels == [["CONNECT", server.url.removeprefix("http://")]] and len(server.log) == 1
+        assert outside_identical(coffee, result.images[0], box_mask(coffee.shape))
+    finally:
+        proxy.shutdown()

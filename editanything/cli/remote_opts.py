@@ -24,13 +24,17 @@ def add_options(p: argparse.ArgumentParser) -> None:
                         "inside the crop and replaces it (its search-and-replace endpoint) instead of using the mask")
     g.add_argument("--dry-run", action="store_true",
                    help="print what would be sent (endpoint, crop size, parameters, cost) without sending or writing")
+    g.add_argument("--allow-insecure", action="store_true",
+                   help="let the key and the crop go over plain http:// to another machine (STABILITY_BASE_URL or "
+                        "OPENAI_BASE_URL on a trusted network); without it such a base URL is refused")
 
 
 def apply(args: argparse.Namespace, editor: dict[str, Any]) -> None:
     """Point the Editor settings at the hosted generator the options ask for (or check none is half-asked)."""
     if not args.generator:
         used = [flag for flag, on in (("--search-and-replace", args.search_and_replace), ("--dry-run", args.dry_run),
-                                      ("--remote-model", args.remote_model != "gpt-image-1")) if on]
+                                      ("--remote-model", args.remote_model != "gpt-image-1"),
+                                      ("--allow-insecure", args.allow_insecure)) if on]
         if used:
             raise InvalidInputError(f"{', '.join(used)} go with --generator stability or openai")
         return
@@ -39,7 +43,7 @@ def apply(args: argparse.Namespace, editor: dict[str, Any]) -> None:
     if local:
         raise InvalidInputError(f"{', '.join(local)} are for local Stable Diffusion; --generator {args.generator} "
                                 "runs at the service")
-    options: dict[str, Any] = {"dry_run": args.dry_run}
+    options: dict[str, Any] = {"dry_run": args.dry_run, "allow_insecure": args.allow_insecure}
     if args.generator == "stability":
         options["search_and_replace"] = args.search_and_replace
     elif args.search_and_replace:
@@ -57,6 +61,7 @@ def dry_run(args: argparse.Namespace, request: Any, editor: Any) -> int:
     from ..generate.remote import DryRun
     from ..imageio import read_image
 
+    editor.remover if request.mode == "remove" else editor.generator  # a refused base URL stops here, once
     found, missing = collect_inputs(args.images)
     failed = len(missing)
     for path, reason in missing:

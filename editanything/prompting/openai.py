@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadOutput, InvalidInputError
-from ..generate.remote.http import Client, ContentRefused, RetryPolicy, api_key
+from ..generate.remote.http import Client, ContentRefused, RetryPolicy, api_key, check_base_url
 from ..generate.remote.openai import error_from
 from .shaping import finish, instructions
 from .types import Expansion, Target, check_words, get_target
@@ -51,6 +51,7 @@ class OpenAIExpander:
         if not isinstance(self.model, str) or not self.model.strip() or any(c.isspace() for c in self.model):
             raise InvalidInputError(f"--llm-model must be an OpenAI model ID such as {DEFAULT_MODEL}; got {self.model!r}")
         self.base_url = (self.base_url or os.environ.get(BASE_VARIABLE) or DEFAULT_BASE).rstrip("/")
+        check_base_url(self.base_url, BASE_VARIABLE, "OpenAI")
         self.policy = RetryPolicy(self.attempts, self.backoff, self.max_wait, self.timeout)
         # read once, up front: a missing key stops before anything is sent, naming the variable
         self._key = api_key(KEY_VARIABLE, "OpenAI")

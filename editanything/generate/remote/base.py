@@ -8,18 +8,24 @@ edit (mode, selection text), which collects the request ids and parameters sent 
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import os
+import urllib.parse
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from ...errors import EditAnythingError, InvalidInputError
+from ...errors import EditAnythingError, InvalidInputError, RemoteServiceError
+from ...imageio import max_pixels_default
 from ...types import check_mask, check_rgb
 from ..params import WEBUI_DEFAULTS, GenerationParams
-from .http import Client, RetryPolicy, Upload, api_key
+from .http import Breaker, Client, RetryPolicy, Upload, api_key, check_base_url, is_loopback
 
 # WebUI settings a hosted edit endpoint has no field for, with the option that sets each.
 WEBUI_ONLY = {"sampler": "--sampler", "steps": "--steps", "cfg_scale": "--cfg", "strength": "--strength",
@@ -46,9 +52,12 @@ class Planned:
     def describe(self) -> str:
         files = ", ".join(f"{name}: {u.content_type} {len(u.data) / 1024:.0f} KiB" for name, u in self.files.items())
         fields = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
+        parts = urllib.parse.urlsplit(self.url)
+        clear = ("; UNENCRYPTED: plain http to another machine (allowed by --allow-insecure), the key and the "
+                 "crop travel in clear" if parts.scheme == "http" and not is_loopback(parts.hostname or "") else "")
         return (f"would {self.method} {self.url}; crop {self.crop_size[0]}x{self.crop_size[1]} sent as "
                 f"{self.sent_size[0]}x{self.sent_size[1]} ({files}); mask: {self.mask_encoding}; "
-                f"parameters: {fields}; cost: {self.cost}")
+                f"parameters: {fields}; cost: {self.cost}{clear}")
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -62,12 +71,44 @@ def encode_png(array: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def decode_image(data: bytes, service: str) -> np.ndarray:
-    """An answer's image bytes as RGB uint8 (an alpha channel is dropped)."""
+def decode_image(data: bytes, service: str, sent: tuple[int, int]) -> np.ndarray:
+    """An answer's image bytes as RGB uint8 (an alpha channel is dropped), if it is the size that was sent.
+
+    The size is read from the header before anything is decoded, so an answer the size of a
+    decompression bomb costs nothing; the pixel limit for user input applies as well.
+    """
+    size = answer_size(data, service)
+    if size != tuple(sent):
+        raise RemoteServiceError(f"{service} answered with a {size[0]}x{size[1]} image for a {sent[0]}x{sent[1]} "
+                                 "request: a bad answer, not pasted; try again")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise EditAnythingError(f"{service} answered with bytes that are not an image")
+        raise RemoteServiceError(f"{service} answered with an image that cannot be decoded")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def b64decode(text: object, service: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise RemoteServiceError(f"{service} answered with an image field that is not base64") from None
+
+
+def answer_size(data: bytes, service: str) -> tuple[int, int]:
+    """Width and height from an answer's image header, within the pixel limit for user input."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            size = Image.open(io.BytesIO(data)).size
+    except Image.DecompressionBombError:
+        size = None
+    except Exception:  # Pillow raises many types for bytes that are not an image
+        raise RemoteServiceError(f"{service} answered with bytes that are not an image") from None
+    limit = max_pixels_default()
+    if size is None or size[0] * size[1] > limit:
+        raise RemoteServiceError(f"{service} answered with an image over the limit of {limit:,} pixels: a bad "
+                                 "answer, not decoded")
+    return size
 
 
 @dataclass
@@ -80,6 +121,7 @@ class RemoteGenerator:
     attempts: int = 4
     max_wait: float = 60.0
     backoff: float = 1.0
+    allow_insecure: bool = False
     mode: str = "replace"
     requests: list[dict[str, Any]] = field(default_factory=list)
     last_seeds: list[int] = field(default_factory=list)
@@ -94,7 +136,9 @@ class RemoteGenerator:
 
     def __post_init__(self) -> None:
         self.base_url = (self.base_url or os.environ.get(self.base_variable) or self.default_base).rstrip("/")
+        check_base_url(self.base_url, self.base_variable, self.service, self.allow_insecure)
         self.policy = RetryPolicy(self.attempts, self.backoff, self.max_wait, self.timeout)
+        self.breaker = Breaker()  # one per generator: every photo it sends counts
         # Read once, up front: a missing key stops a batch before the first photo, naming the variable.
         self._key = None if self.dry_run else api_key(self.key_variable, self.service)
 
@@ -102,7 +146,7 @@ class RemoteGenerator:
         return f"{type(self).__name__}(base_url={self.base_url!r}, mode={self.mode!r}, dry_run={self.dry_run})"
 
     def client(self) -> Client:
-        return Client(self.service, self._key or "", self.error_for, self.policy)
+        return Client(self.service, self._key or "", self.error_for, self.policy, breaker=self.breaker)
 
     def describe(self) -> str:
         host = self.base_url.split("://", 1)[-1].split("/", 1)[0]
@@ -148,11 +192,11 @@ class RemoteGenerator:
     def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def send(self, planned: Planned, accept: str = "application/json"):
+    def send(self, planned: Planned, max_bytes: int, accept: str = "application/json"):
         if self.dry_run:
             raise DryRun(planned.describe())
         return self.client().request(planned.method, planned.url, fields=planned.fields, files=planned.files,
-                                     accept=accept)
+                                     accept=accept, max_bytes=max_bytes)
 
     def record(self, planned: Planned, response, **extra: Any) -> None:
         """What the recipe keeps of one request: every field sent, the files' sizes and the service's id."""

@@ -25,7 +25,6 @@ OpenAI's OpenAPI spec; stored copy at commit 01a7709e):
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +33,8 @@ import numpy as np
 
 from ...errors import InvalidInputError, RemoteServiceError
 from ..params import GenerationParams
-from .base import Planned, RemoteGenerator, decode_image, encode_png
-from .http import ContentRefused, QuotaExceeded, Response, Upload
+from .base import Planned, RemoteGenerator, b64decode, decode_image, encode_png
+from .http import ContentRefused, QuotaExceeded, Response, Upload, answer_cap
 from .sizing import Fitted, closest_size, fit_exact
 
 MASK_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "chatgpt-image-latest", "dall-e-2")
@@ -96,13 +95,14 @@ class OpenAIGenerator(RemoteGenerator):
             planned = Planned("POST", f"{self.base_url}/images/edits", fields, files, fitted.crop_size, fitted.size,
                               "RGBA PNG, alpha 0 = edit, 255 = keep",
                               "not published in credits (OpenAI bills per image or per token)")
-            response = self.send(planned)
+            response = self.send(planned, answer_cap(*fitted.size, images=n))
             data = (response.json() or {}).get("data") or []
             images = [d.get("b64_json") for d in data if isinstance(d, dict) and d.get("b64_json")]
             if len(images) != n:
                 raise RemoteServiceError(f"OpenAI images/edits: asked for {n} images, the answer holds {len(images)}")
-            self.record(planned, response, model=self.model)
-            out += [fitted.undo(decode_image(base64.b64decode(b), self.service)) for b in images]
+            answers = [decode_image(b64decode(b, self.service), self.service, fitted.size) for b in images]
+            self.record(planned, response, model=self.model, answer_size=list(fitted.size))
+            out += [fitted.undo(answer) for answer in answers]
         return out
 
     def _uploads(self, image: np.ndarray, mask: np.ndarray) -> tuple[Fitted, dict[str, Upload]]:

@@ -32,7 +32,6 @@ Where each fact comes from (stored public copies, read 2026-11-30):
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +39,8 @@ import numpy as np
 
 from ...errors import InvalidInputError, RemoteServiceError
 from ..params import GenerationParams
-from .base import Planned, RemoteGenerator, decode_image, encode_png
-from .http import ContentRefused, QuotaExceeded, Response, Upload
+from .base import Planned, RemoteGenerator, b64decode, decode_image, encode_png
+from .http import ContentRefused, QuotaExceeded, Response, Upload, answer_cap
 from .sizing import Fitted, fit_limits
 
 EDIT = "/v2beta/stable-image/edit/"
@@ -120,9 +119,10 @@ class StabilityGenerator(RemoteGenerator):
             cost = f"{CREDITS[route]} credits per image x {n} = {CREDITS[route] * n} credits (1 credit = $0.01)"
             planned = Planned("POST", self.base_url + EDIT + route, fields, files, fitted.crop_size, fitted.size,
                               MASK_ENCODING[route], cost)
-            response = self.send(planned)
+            cap = answer_cap(*fitted.size)
+            response = self.send(planned, cap)
             if route == "replace-background-and-relight":
-                response, generation_id = self._await_result(response)
+                response, generation_id = self._await_result(response, cap)
             else:
                 generation_id = None
             body = response.json() or {}
@@ -131,10 +131,10 @@ class StabilityGenerator(RemoteGenerator):
                                      f"(finish_reason CONTENT_FILTERED); change the prompt or the selection")
             if not body.get("image"):
                 raise RemoteServiceError(f"Stability AI {route}: the answer holds no image")
-            answer = decode_image(base64.b64decode(body["image"]), self.service)
+            answer = decode_image(b64decode(body["image"], self.service), self.service, fitted.size)
             self.record(planned, response, seed_sent=int(fields["seed"]), seed_used=body.get("seed"),
                         finish_reason=body.get("finish_reason"), generation_id=generation_id,
-                        request_id=response.request_id or generation_id)
+                        request_id=response.request_id or generation_id, answer_size=list(fitted.size))
             out.append(fitted.undo(answer))
         return out
 
@@ -170,14 +170,14 @@ class StabilityGenerator(RemoteGenerator):
                 return fitted, files
             scale = min(scale, fitted.size[0] / fitted.crop_size[0]) * 0.75
 
-    def _await_result(self, started: Response) -> tuple[Response, str]:
+    def _await_result(self, started: Response, cap: int) -> tuple[Response, str]:
         """Poll GET /v2beta/results/{id} until the asynchronous generation is done (at most `timeout` s)."""
         generation_id = (started.json() or {}).get("id")
         if not generation_id:
             raise RemoteServiceError("Stability AI replace-background-and-relight: the answer holds no generation id")
         client, waited = self.client(), 0.0
         while True:
-            response = client.request("GET", f"{self.base_url}/v2beta/results/{generation_id}")
+            response = client.request("GET", f"{self.base_url}/v2beta/results/{generation_id}", max_bytes=cap)
             if response.status != 202:
                 return response, generation_id
             if waited >= self.timeout:
