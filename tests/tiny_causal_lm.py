@@ -18,12 +18,15 @@ CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}
                  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def build_tokenizer(folder: Path):
+def build_tokenizer(folder: Path, vocab_size: int = 0):
+    """The byte-level tokenizer with the chat template; `vocab_size` pads its vocabulary with filler tokens
+    (for a real-size model, whose every sampled id must decode)."""
     from transformers import GPT2Tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = {c: i for i, c in enumerate(_byte_chars())}
     vocab.update({s: 256 + i for i, s in enumerate(SPECIALS)})
+    vocab.update({f"w{i}": i for i in range(len(vocab), vocab_size)})
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     tokenizer = GPT2Tokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), bos_token="<|im_start|>",
