@@ -37,7 +37,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["editanything", "editanything.*"]),
-    package_data={"editanything.generate": ["configs/*.yaml"]},
+    package_data={"editanything.generate": ["configs/*.yaml"], "editanything.models": ["models.json"]},
     install_requires=["numpy>=1.26", "opencv-python==5.0.0.93", "pillow>=10", "tqdm>=4.60", "huggingface-hub==2.4.0"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["editanything=editanything.cli:main"]},

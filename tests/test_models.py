@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import editanything.models
 from editanything.errors import ChecksumMismatch, InvalidInputError, ModelNotFound
 from editanything.models import ModelFile, ModelSpec, find_model, register_model, resolve, verify_model
 from editanything.models.download import DownloadError, download_model
@@ -341,14 +342,64 @@ def test_sd_weights_are_chosen_from_the_real_listings_as_diffusers_does():
 
 
 def test_every_hub_source_is_pinned_to_a_commit_or_says_it_is_not():
-    from editanything.models.manifest import REVISIONS
-
+    revisions: dict[str, set[str]] = {}
     for spec in MODELS.values():
         for f in spec.files:
             for s in f.sources:
                 if isinstance(s, HfSource):
-                    assert s.repo_id in REVISIONS, s.repo_id
-                    assert s.pinned == (REVISIONS[s.repo_id] is not None)
+                    revisions.setdefault(s.repo_id, set()).add(s.revision)
+                    assert s.pinned or (s.revision == "main" and "follows main" in spec.notes), (spec.name, s)
+    assert all(len(revs) == 1 for revs in revisions.values()), revisions  # one checked commit per repository
+    assert revisions["facebook/sam2.1-hiera-tiny"] == {"main"}  # no transformers snapshot of it was seen
+
+
+# --- the catalogue is data ------------------------------------------------------------------------------
+
+def test_the_catalogue_is_a_manifest_file_in_the_package():
+    from editanything.models.manifest import CATALOGUE, NOT_IN_MANIFEST, load_manifest_file
+
+    assert CATALOGUE.parent == Path(editanything.models.__file__).parent and CATALOGUE.suffix == ".json"
+    names = [m["name"] for m in json.loads(CATALOGUE.read_text())["models"]]
+    assert names == list(MODELS)[:len(names)] and len(names) >= 30
+    assert "flux2-klein-9b" in NOT_IN_MANIFEST and "flux2-klein-9b" not in MODELS
+    before = dict(MODELS)
+    try:
+        assert load_manifest_file(CATALOGUE, trusted=True) == [before[n] for n in names]  # reads back the same
+    finally:
+        MODELS.clear()
+        MODELS.update(before)
+    assert get_spec("hed").post_download == "editanything.edges.hed:after_download"
+    setup = (Path(__file__).parents[1] / "setup.py").read_text()
+    assert '"editanything.models": ["models.json"]' in setup  # installed with the package
+
+
+def test_a_user_manifest_cannot_run_code_after_a_download(tmp_path):
+    from editanything.models.manifest import load_manifest_file
+
+    entry = {"name": "t-hook", "post_download": "os:system",
+             "files": [{"path": "t/h.bin", "sources": [{"url": "https://example.invalid/h"}]}]}
+    (tmp_path / "m.json").write_text(json.dumps({"models": [entry]}))
+    with pytest.raises(InvalidInputError, match="'post_download' would run code.*only the package's own catalogue"):
+        load_manifest_file(tmp_path / "m.json")
+    assert "t-hook" not in MODELS
+
+
+def test_a_manifest_object_takes_models_not_offered_and_a_comment_only(tmp_path):
+    from editanything.models.manifest import NOT_IN_MANIFEST, load_manifest_file
+
+    entry = {"name": "t-obj", "extra": "sam", "notes": "checked at …",
+             "files": [{"path": "t/o.bin", "sources": [{"url": "https://example.invalid/o"}]}]}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"comment": "mine", "models": [entry], "not_offered": {"t-gated": "licence"}}))
+    try:
+        (spec,) = load_manifest_file(path)
+        assert (spec.name, spec.extra, spec.notes, NOT_IN_MANIFEST["t-gated"]) == ("t-obj", "sam", "checked at …", "licence")
+    finally:
+        MODELS.pop("t-obj", None)
+        NOT_IN_MANIFEST.pop("t-gated", None)
+    path.write_text(json.dumps({"model": [entry]}))
+    with pytest.raises(InvalidInputError, match="unknown key.*model;.*object with 'models'"):
+        load_manifest_file(path)
 
 
 def test_licences_and_sizes_from_the_model_cards():
