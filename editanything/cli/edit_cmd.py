@@ -22,7 +22,7 @@ from ..storage import check_uris
 from . import remote_opts
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 from .engine_opts import add_engine_options, engine_from_args, print_engine
-from .expand_opts import add_expand_options, expand_from_args, target_for
+from .expand_opts import add_expand_options, expand_from_args
 from .sketch_cmd import print_report
 
 if TYPE_CHECKING:
@@ -165,6 +165,7 @@ def expand_request(args: argparse.Namespace, request: EditRequest, editor: dict)
     """With --expand, the request whose prompt the expander wrote from the user's words (styles applied
     after it), for the generator the edit will use; the request unchanged otherwise."""
     from ..pipeline import Editor
+    from ..prompting import target_for
 
     if not args.expand:
         expand_from_args(args, "", target="sd15", seed=0)  # checks that no expander option came alone

@@ -59,18 +59,3 @@ def expand_from_args(args: argparse.Namespace, words: str, *, target: str, seed:
     if expansion.negative_prompt:
         print(f"negative prompt: {expansion.negative_prompt}", file=sys.stderr)
     return expansion
-
-
-def target_for(generator: Any) -> str:
-    """The prompt target that suits a generator: FLUX.2 klein, SDXL, a hosted service, else SD 1.5."""
-    from ..generate.flux2 import Flux2Generator
-    from ..generate.remote.base import RemoteGenerator
-    from ..generate.sdxl import SDXLGenerator
-
-    if isinstance(generator, Flux2Generator):
-        return "flux2-klein"
-    if isinstance(generator, SDXLGenerator):
-        return "sdxl"
-    if isinstance(generator, RemoteGenerator) and generator.name in TARGETS:
-        return generator.name
-    return "sd15"

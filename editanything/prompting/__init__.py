@@ -68,6 +68,21 @@ def get_expander(name: str = "auto", **options: Any) -> Expander:
     return EXPANDERS.get(name, **options)
 
 
+def target_for(generator: Any) -> str:
+    """The target that suits a generator: FLUX.2 klein, SDXL, a hosted service, else Stable Diffusion 1.5."""
+    from ..generate.flux2 import Flux2Generator
+    from ..generate.remote.base import RemoteGenerator
+    from ..generate.sdxl import SDXLGenerator
+
+    if isinstance(generator, Flux2Generator):
+        return "flux2-klein"
+    if isinstance(generator, SDXLGenerator):
+        return "sdxl"
+    if isinstance(generator, RemoteGenerator) and generator.name in TARGETS:
+        return generator.name
+    return "sd15"
+
+
 def expand(words: str, *, target: str = "sd15", seed: int = 0, expander: str | Expander = "auto",
            **options: Any) -> Expansion:
     """Expand `words` for `target` with `expander` (a name or an instance)."""
@@ -76,4 +91,4 @@ def expand(words: str, *, target: str = "sd15", seed: int = 0, expander: str | E
 
 
 __all__ = ["EXPANDERS", "EXPANDER_NAMES", "Expander", "Expansion", "MAX_WORDS_CHARS", "TARGETS", "Target",
-           "check_words", "expand", "get_expander", "get_target"]
+           "check_words", "expand", "get_expander", "get_target", "target_for"]

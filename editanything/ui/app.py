@@ -40,6 +40,7 @@ from ..models import download_command, find_model  # noqa: E402
 from ..pipeline import Editor  # noqa: E402
 from ..sketch import STYLES, style_params  # noqa: E402
 from .editing import EDIT_MODES, EditHandlers, edit_event  # noqa: E402
+from .expanding import ExpandHandlers  # noqa: E402
 from .locks import GENERATION, SELECTION, ModelLocks  # noqa: E402
 from .models_tab import TABLE_HEADERS, ModelsHandlers  # noqa: E402
 from .remote import GENERATORS as HOSTED, LOCAL, PRIVACY_NOTE  # noqa: E402
@@ -89,6 +90,7 @@ class Handlers:
     editing: EditHandlers
     sketching: SketchHandlers
     models: ModelsHandlers
+    expanding: ExpandHandlers
 
     @classmethod
     def create(cls, editor: Editor, *, max_pixels: int = DEFAULT_MAX_PIXELS, display_size: int = DISPLAY_SIZE,
@@ -96,7 +98,8 @@ class Handlers:
         locks, workspace = ModelLocks(editor), Workspace()
         selection = SelectionHandlers(locks, workspace, max_pixels, display_size)
         return cls(locks, workspace, selection, EditHandlers(locks, workspace, selection),
-                   SketchHandlers(workspace, max_pixels, max_files, zip_limits), ModelsHandlers(locks))
+                   SketchHandlers(workspace, max_pixels, max_files, zip_limits), ModelsHandlers(locks),
+                   ExpandHandlers(locks))
 
 
 def _default_editor() -> Editor:
@@ -141,6 +144,8 @@ def _edit_tab(h: Handlers) -> None:
         button.click(readable(edit_event(h.editing, m)), [ui.session, ui.photo, *settings],
                      [ui.result, ui.compare, ui.download, ui.edit_info], api_name=m, concurrency_id=GENERATION,
                      show_progress_on=[ui.edit_info])
+    ui.expand.click(readable(h.expanding.expand), [ui.prompt, ui.negative, ui.generator, ui.seed],
+                    [ui.prompt, ui.negative, ui.expand_info], api_name="expand", concurrency_id="expand")
 
 
 def _edit_layout(h: Handlers) -> SimpleNamespace:
@@ -177,6 +182,8 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
     with gr.Row():
         ui.prompt = gr.Textbox(label="Prompt (Replace / Background)", scale=3)
         ui.negative = gr.Textbox(label="Negative prompt", scale=2)
+        ui.expand = gr.Button("Expand", scale=0, min_width=90, elem_id="btn-expand")
+    ui.expand_info = gr.Markdown(elem_id="expand-info")
     with gr.Row():
         ui.generator = gr.Dropdown(list(HOSTED), value=LOCAL, label="Generate on", scale=1, elem_id="generator")
         gr.Markdown(PRIVACY_NOTE, elem_id="generator-note")
