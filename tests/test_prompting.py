@@ -284,3 +284,13 @@ def test_prompt_help_says_rules_are_not_a_language_model(capsys):
     with pytest.raises(SystemExit):
         main(["prompt", "--help"])
     assert "not a language model" in " ".join(capsys.readouterr().out.split())
+
+
+def test_models_list_shows_each_expander_with_size_and_licence(capsys, isolated_models):
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr()
+    rows = {line.split()[0]: line for line in out.out.splitlines()[1:]}
+    assert "724 MB" in rows["smollm2-360m-instruct"] and "Apache-2.0" in rows["smollm2-360m-instruct"]
+    assert "1.4 MB" in rows["clip-tokenizer"] and "MIT" in rows["clip-tokenizer"]
+    note = next(line for line in out.err.splitlines() if "prompt expanders" in line)
+    assert "rules (rule-based, no weights" in note and "openai (hosted" in note

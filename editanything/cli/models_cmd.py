@@ -70,6 +70,9 @@ def _list(args) -> int:
                 print(f"    {f.path}: {pin}, {size}{', optional' if f.optional else ''}")
     for name, why in NOT_IN_MANIFEST.items():  # on stderr, so the table on stdout stays one row per model
         print(f"note: {name} is not listed: {why}", file=sys.stderr)
+    print("note: prompt expanders without a model file: rules (rule-based, no weights, 0 bytes, part of "
+          "editanything), openai (hosted: OpenAI's terms and prices, key in OPENAI_API_KEY); "
+          "smollm2-360m-instruct above is the local one", file=sys.stderr)
     return 0
 
 

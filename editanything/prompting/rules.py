@@ -160,11 +160,13 @@ def _with_article(phrase: str) -> str:
     return f"{'an' if lower[:1] in 'aeiou' else 'a'} {phrase}"
 
 
-def _join(items: list[str]) -> str:
+def join_words(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _negative(target: Target, prompt: str, photo: bool) -> str:
+def negative_for(target: Target, prompt: str, photo: bool) -> str:
+    """Rule 6: the target's negative prompt for `prompt` ("" where the model takes none)."""
     if not target.negative:
         return ""
     terms = [*NEGATIVES.get(target.name, NEGATIVES["sd15"]), *(PHOTO_NEGATIVES if photo else ())]
@@ -194,7 +196,7 @@ class RulesExpander:
         quality_extra = pick.choice(QUALITY_EXTRA)
         closing = pick.choice(CLOSING_SENTENCES)
         medium_default = [] if slots.medium else [DEFAULT_MEDIUM]
-        photo = not slots.medium or any(_forms_in(m, PHOTO_WORDS) for m in slots.medium)
+        photo = not slots.medium or any(mentions(m, PHOTO_WORDS) for m in slots.medium)
         notes = ""
         if target.form == "tags":
             prompt, notes = self._tags(target, slots, medium_default, [] if slots.lighting else [lighting_default],
@@ -204,7 +206,7 @@ class RulesExpander:
             if target.max_chars is not None and len(prompt) > target.max_chars:
                 raise InvalidInputError(f"the expanded prompt has {len(prompt)} characters; {target.label} takes at "
                                         f"most {target.max_chars}: use fewer words")
-        return Expansion(words=text, prompt=prompt, negative_prompt=_negative(target, prompt, photo),
+        return Expansion(words=text, prompt=prompt, negative_prompt=negative_for(target, prompt, photo),
                          expander=self.name, target=target.name, seed=seed, notes=notes)
 
     @staticmethod
@@ -225,25 +227,25 @@ class RulesExpander:
             return [plain(k) for k in items if plain(k)]
 
         subject, setting = words(slots.subject), words(slots.setting)
-        medium = _join(words(slots.medium)) if slots.medium else DEFAULT_MEDIUM
+        medium = join_words(words(slots.medium)) if slots.medium else DEFAULT_MEDIUM
         opening = _with_article(medium)
         opening = opening[0].upper() + opening[1:] if opening.startswith(("a ", "an ")) else opening
         if subject:
-            first = f"{opening} of {_join([_with_article(s) for s in subject])}"
+            first = f"{opening} of {join_words([_with_article(s) for s in subject])}"
             if setting:
-                first += f", in a scene with {_join([_with_article(s) for s in setting])}"
+                first += f", in a scene with {join_words([_with_article(s) for s in setting])}"
         elif setting:
-            first = f"{opening} of {_join([_with_article(s) for s in setting])}"
+            first = f"{opening} of {join_words([_with_article(s) for s in setting])}"
         else:
             first = opening
         sentences = [first + "."]
         lighting = words(slots.lighting)
-        sentences.append(f"The mood is set by {_join(lighting)}." if lighting else f"The scene has {lighting_default}.")
+        sentences.append(f"The mood is set by {join_words(lighting)}." if lighting else f"The scene has {lighting_default}.")
         style = words(slots.style)
         if style:
-            sentences.append(f"The style is {_join(style)}.")
+            sentences.append(f"The style is {join_words(style)}.")
         quality = words(slots.quality)
-        sentences.append(f"It is {_join(quality)}." if quality else closing)
+        sentences.append(f"It is {join_words(quality)}." if quality else closing)
         return " ".join(sentences)
 
 
@@ -264,5 +266,6 @@ def fit_tags(parts: list[tuple[str, bool]], target: Target) -> tuple[str, str]:
     return prompt, f"{count(prompt)}/{limit} CLIP tokens ({source})"
 
 
-def _forms_in(keyword: str, vocabulary: frozenset[str]) -> bool:
+def mentions(keyword: str, vocabulary: frozenset[str]) -> bool:
+    """Whether a word of `keyword` (or its singular) is in `vocabulary`."""
     return any(_forms(w) & vocabulary for w in re.findall(r"[\w\-]+", plain(keyword).lower()))

@@ -17,7 +17,7 @@ import re
 import unicodedata
 
 from ..errors import BadOutput
-from .rules import PHOTO_WORDS, _forms_in, _join, _negative, fit_tags, plain, split_keywords
+from .rules import PHOTO_WORDS, mentions, join_words, negative_for, fit_tags, plain, split_keywords
 from .types import Target
 
 INSTRUCTIONS = {
@@ -59,12 +59,12 @@ def finish(words: str, answer: str, target: Target, who: str) -> tuple[str, str,
     else:
         missing = [plain(k) for k in keywords if plain(k) and plain(k).lower() not in text.lower()]
         if missing:
-            text = f"{text.rstrip('.')}. With {_join(missing)}."
+            text = f"{text.rstrip('.')}. With {join_words(missing)}."
         if target.max_chars is not None and len(text) > target.max_chars:
             cut = text[:target.max_chars]
             text = cut[:cut.rfind(". ") + 1] if ". " in cut else cut
-    photo = _forms_in(text, PHOTO_WORDS) or not _forms_in(text, ART_WORDS)
-    return text, _negative(target, text, photo), notes
+    photo = mentions(text, PHOTO_WORDS) or not mentions(text, ART_WORDS)
+    return text, negative_for(target, text, photo), notes
 
 
 def _fit_tags(keywords: list[str], tags: list[str], target: Target) -> tuple[str, str]:
