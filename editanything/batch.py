@@ -11,6 +11,7 @@ import glob
 import os
 import stat
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -302,13 +303,19 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Called once per finished job with (its number, how many, its source, None or the reason it failed, seconds since
+# the previous one finished): what a caller shows where no progress bar can be drawn (a log file, a pipe).
+Progress = Callable[[int, int, Any, "str | None", float], None]
+
+
 def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | None = None,
-              overwrite: bool = False, progress: bool = True, desc: str = "batch",
+              overwrite: bool = False, progress: bool | Progress = True, desc: str = "batch",
               engine: str | Engine = "local", engine_options: dict[str, Any] | None = None) -> BatchReport:
     """Run `work(source, output)` for every job whose output does not exist yet (all with `overwrite`).
 
     `work` must be picklable (a module-level function or a functools.partial of one) and write
-    its output atomically. `engine` runs the jobs (see `editanything.engines`): "local" (a process
+    its output atomically. `progress`: True draws a bar on a terminal (nothing elsewhere), a
+    `Progress` callable hears of each finished job instead. `engine` runs the jobs (see `editanything.engines`): "local" (a process
     pool of `workers`), "ray" (with `engine_options` for its constructor), or an engine instance.
     """
     report = BatchReport()
@@ -327,15 +334,20 @@ def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | N
         engine = get_engine("local", workers=min(workers, max(1, len(todo))), cores=default_workers())
     else:
         engine = get_engine(engine, workers=workers, **(engine_options or {}))
-    bar = _bar(len(todo), desc, progress)
+    bar = _bar(len(todo), desc, progress is True)
+    last = time.perf_counter()
     try:
-        for job, error in engine.run(todo, work):
+        for number, (job, error) in enumerate(engine.run(todo, work), 1):
             if error is None:
                 report.done.append(job.source)
             else:
                 report.failed.append((job.source, error))
             if bar is not None:
                 bar.update(1)
+            elif callable(progress):
+                now = time.perf_counter()
+                progress(number, len(todo), job.source, error, now - last)
+                last = now
     finally:
         if bar is not None:
             bar.close()
@@ -381,7 +393,7 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
 def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdir: str | os.PathLike, *,
                   style: str = "pencil", params: dict[str, Any] | None = None, workers: int | None = None,
                   max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
-                  progress: bool = True, engine: str | Engine = "local", ray_address: str | None = None,
+                  progress: bool | Progress = True, engine: str | Engine = "local", ray_address: str | None = None,
                   gpus_per_worker: float | None = None, cpus_per_worker: int | None = None,
                   expansion: dict[str, Any] | None = None) -> BatchReport:
     """Sketch every photo in `inputs` (files, folders, globs, URIs) into `outdir` (a folder or URI),
@@ -466,7 +478,7 @@ def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: An
 
 def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
                 editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
-                progress: bool = True, prebuilt: Any = None, engine: str | Engine = "local",
+                progress: bool | Progress = True, prebuilt: Any = None, engine: str | Engine = "local",
                 ray_address: str | None = None, gpus_per_worker: float | None = None,
                 cpus_per_worker: int | None = None) -> BatchReport:
     """Run one EditRequest on every photo of `inputs` into `outdir` (paths or URIs; resumable, failures collected).

@@ -11,7 +11,8 @@ import sys
 import warnings
 from typing import Iterator, Sequence
 
-from ..errors import EditAnythingError
+from ..errors import Cancelled, EditAnythingError
+from . import progress_bar
 
 # Each module adds one subcommand: register(subparsers) and run(args) -> exit status.
 _COMMANDS = ("edit_cmd", "segment_cmd", "sketch_cmd", "models_cmd", "ui_cmd", "prompt_cmd")
@@ -32,18 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(_attach_negative_values(parser, argv))
+    silent = getattr(args, "quiet", False)
     try:
-        with quiet(getattr(args, "quiet", False)):
+        # In a log or a pipe the libraries' loading bars would be raw carriage returns and escapes.
+        with quiet(silent), (library_bars_off() if not silent and not progress_bar.on_terminal() else contextlib.nullcontext()):
             return int(args.run(args) or 0)
+    except (KeyboardInterrupt, Cancelled):  # outputs are written atomically: nothing half-written is left
+        print("interrupted", file=sys.stderr)
+        return 130
     except EditAnythingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `editanything models list | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
         if os.environ.get("EDITANYTHING_DEBUG"):
             raise
@@ -53,8 +56,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Read when the libraries are first imported, here or in worker processes (they inherit it).
-_QUIET_ENV = {"PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error",
-              "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+_BARS_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+_QUIET_ENV = {"PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error"}
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def library_bars_off() -> Iterator[None]:
+    """No progress bars from diffusers, transformers or the Hugging Face hub while a command runs."""
+    # Libraries imported already have read the environment: switch their bars off directly.
+    bars = [sys.modules[m] for m in ("transformers.utils.logging", "diffusers.utils.logging") if m in sys.modules]
+    saved = [b.is_progress_bar_enabled() for b in bars]
+    hub = sys.modules.get("huggingface_hub.utils")
+    hub_was_on = hub is not None and not hub.are_progress_bars_disabled()
+    for b in bars:
+        b.disable_progress_bar()
+    if hub_was_on:
+        hub.disable_progress_bars()
+    try:
+        with _environ(_BARS_ENV):
+            yield
+    finally:
+        for b, was_on in zip(bars, saved):
+            if was_on:
+                b.enable_progress_bar()
+        if hub_was_on:
+            hub.enable_progress_bars()
 
 
 @contextlib.contextmanager
@@ -63,32 +103,17 @@ def quiet(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
-    os.environ.update(_QUIET_ENV)
     loggers = [logging.getLogger(name) for name in ("transformers", "diffusers", "huggingface_hub", "timm")]
     saved_levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
-    # Libraries imported already have read the environment: switch their bars off directly.
-    bars = [sys.modules[m] for m in ("transformers.utils.logging", "diffusers.utils.logging") if m in sys.modules]
-    saved_bars = [b.is_progress_bar_enabled() for b in bars]
-    for b in bars:
-        b.disable_progress_bar()
     try:
-        with warnings.catch_warnings():
+        with _environ(_QUIET_ENV), library_bars_off(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         for logger, level in zip(loggers, saved_levels):
             logger.setLevel(level)
-        for b, was_on in zip(bars, saved_bars):
-            if was_on:
-                b.enable_progress_bar()
 
 
 _NEGATIVE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)

@@ -19,7 +19,7 @@ from ..generate.params import describe_defaults
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
 from ..storage import check_uris
-from . import remote_opts
+from . import progress_bar, remote_opts
 from .common import add_selection_options, detector_options, read_mask, selection_prompt
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args
@@ -243,8 +243,10 @@ def run_edit(args: argparse.Namespace) -> int:
     # A local diffusion model on Ray: one copy per few CPUs, not one per CPU
     engine = engine_from_args(args, workers, heavy=isinstance(generator, HeldPipeline))
     start = time.perf_counter()
-    report = edit_folder(args.images, args.output, request, editor=editor, workers=workers, engine=engine,
-                         overwrite=args.overwrite, progress=not args.quiet, prebuilt=probe if in_process else None)
+    with progress_bar.step_bar(in_process and not args.quiet and progress_bar.on_terminal()):
+        report = edit_folder(args.images, args.output, request, editor=editor, workers=workers, engine=engine,
+                             overwrite=args.overwrite, progress=progress_bar.batch_progress(args.quiet, "edit"),
+                             prebuilt=probe if in_process else None)
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
@@ -279,7 +281,8 @@ def run_replay(args: argparse.Namespace) -> int:
         return _replay_sketch(args, sketch_recipe)
     job = prepare_replay(args.result, image=args.image, control=_control_files(args.control_image, None))
     editor = Editor(generator=job.generator if job.generator is not None else "classical")
-    result = editor.edit(job.image, job.request, source=str(job.source))
+    with progress_bar.step_bar(not args.quiet and progress_bar.on_terminal()):
+        result = editor.edit(job.image, job.request, source=str(job.source))
     output = Path(args.output) if args.output else Path(args.result).with_name(Path(args.result).stem + "-replay.png")
     result.save(output, inputs=(job.source, args.result))
     before = read_image(args.result)

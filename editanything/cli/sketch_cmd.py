@@ -12,6 +12,7 @@ from ..generate.params import GenerationParams
 from ..prompting import Expansion
 from ..sketch import ALL_STYLES, GENERATIVE_STYLES, style_params
 from ..sketch.generative import PRESETS
+from . import progress_bar
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args
 
@@ -89,11 +90,15 @@ def run(args: argparse.Namespace) -> int:
               "(about 6 GB each in float32 on a CPU, half that in float16 on a GPU) and splits the cores "
               "between them", file=sys.stderr)
     expansion = _expansion(args, params)
-    report = sketch_folder(
-        args.inputs, args.output, style=args.style, params=params, workers=args.workers,
-        max_side=args.max_side, fmt=args.format, overwrite=args.overwrite, progress=not args.quiet, engine=engine,
-        expansion=expansion.to_dict() if expansion else None,
-    )
+    # sd-lineart runs in this process unless --workers says otherwise: its steps can draw a bar
+    in_process = args.style in GENERATIVE_STYLES and (args.workers or 1) == 1 and engine == "local"
+    with progress_bar.step_bar(in_process and not args.quiet and progress_bar.on_terminal()):
+        report = sketch_folder(
+            args.inputs, args.output, style=args.style, params=params, workers=args.workers,
+            max_side=args.max_side, fmt=args.format, overwrite=args.overwrite,
+            progress=progress_bar.batch_progress(args.quiet, f"sketch:{args.style}"), engine=engine,
+            expansion=expansion.to_dict() if expansion else None,
+        )
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from ..errors import EditAnythingError
+from ..errors import Cancelled, EditAnythingError
 
 
 def attempt(work: Callable[..., Any], job: Any) -> str | None:
@@ -13,6 +13,8 @@ def attempt(work: Callable[..., Any], job: Any) -> str | None:
     try:
         work(job.source, job.output)
         return None
+    except Cancelled:
+        raise  # the user stopped the batch: not one photo's failure, and the next must not start
     except EditAnythingError as exc:
         return str(exc)
     except MemoryError:
@@ -23,9 +25,11 @@ def attempt(work: Callable[..., Any], job: Any) -> str | None:
 
 def limit_threads(threads: int) -> None:
     """One pool slot = `threads` OpenCV/BLAS threads: the pool already spreads over the cores, and
-    oversubscription makes both slower. Set before torch is imported in a fresh worker process."""
+    oversubscription makes both slower. Set before torch is imported in a fresh worker process.
+    Workers draw no loading bars either: several workers' bars would interleave on one terminal."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
+    os.environ.update({"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"})
     import cv2
 
     cv2.setNumThreads(threads)
