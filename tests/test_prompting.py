@@ -183,6 +183,22 @@ def test_auto_takes_the_local_model_only_when_on_disk(tiny_lm, isolated_models, 
     assert lm.expand("tiger", "sd15", 1).model_sha256 == lm.sha256
 
 
+def test_magicprompt_continues_the_words_into_tags_only(isolated_models, monkeypatch, tmp_path):
+    from model_pins import pin_to_files
+    from tiny_causal_lm import build_tiny_gpt2
+
+    build_tiny_gpt2(isolated_models / "magicprompt-sd")
+    pin_to_files(monkeypatch, isolated_models, "magicprompt-sd")
+    assert get_expander("auto").name == "rules"  # it writes tags only: auto, which serves every target, skips it
+    gpt2 = get_expander("magicprompt-sd", max_new_tokens=12)
+    a = gpt2.expand("river, tiger", "sdxl", 3)
+    assert a == gpt2.expand("river, tiger", "sdxl", 3) and a.prompt.startswith("river, tiger")
+    assert a.expander == "magicprompt-sd" and len(a.model_sha256) == 64
+    with pytest.raises(InvalidInputError, match="writes tags") as info:
+        gpt2.expand("river, tiger", "flux2-klein", 3)
+    assert "\n" not in str(info.value)
+
+
 # --- OpenAI's Responses API, against a local fake -----------------------------------------------------------------
 
 KEY = "sk-test-abcdefghijklmnopqrstuvwxyz0123456789"

@@ -18,9 +18,9 @@ CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}
                  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def build_tokenizer(folder: Path, vocab_size: int = 0):
+def build_tokenizer(folder: Path, vocab_size: int = 0, eos: str = "<|im_end|>"):
     """The byte-level tokenizer with the chat template; `vocab_size` pads its vocabulary with filler tokens
-    (for a real-size model, whose every sampled id must decode)."""
+    (for a real-size model, whose every sampled id must decode). GPT-2's eos is `<|endoftext|>`."""
     from transformers import GPT2Tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -30,7 +30,7 @@ def build_tokenizer(folder: Path, vocab_size: int = 0):
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     tokenizer = GPT2Tokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), bos_token="<|im_start|>",
-                              eos_token="<|im_end|>", unk_token="<|endoftext|>", pad_token="<|im_end|>")
+                              eos_token=eos, unk_token="<|endoftext|>", pad_token=eos)
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -67,4 +67,22 @@ def build_tiny_causal_lm(folder: Path, seed: int = 0, *, silent: bool = False) -
     model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=eos, pad_token_id=eos)
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder), save_jinja_files=False)  # the template in tokenizer_config.json, as SmolLM2's
+    return folder
+
+
+def build_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
+    """A tiny random `GPT2LMHeadModel` + tokenizer without a chat template, laid out as
+    Gustavosta/MagicPrompt-Stable-Diffusion is (a model that continues the words it is given)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = Path(folder)
+    tokenizer = build_tokenizer(folder, eos="<|endoftext|>")
+    tokenizer.chat_template = None
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=16, n_layer=1, n_head=2,
+                        bos_token_id=eos, eos_token_id=eos)
+    GPT2LMHeadModel(config).eval().save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
     return folder

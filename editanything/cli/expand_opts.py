@@ -15,7 +15,8 @@ from ..prompting import EXPANDER_NAMES, TARGETS, Expansion, get_expander
 EXPANDER_HELP = ("auto (default: the local language model when its weights are on disk, else rules; never a paid "
                  "service), rules (rule-based keyword slots, not a language model: no weights, instant), "
                  "smollm2-360m-instruct (a local language model: `editanything models download "
-                 "smollm2-360m-instruct`), openai (the Responses API, key in OPENAI_API_KEY: the words leave the "
+                 "smollm2-360m-instruct`), magicprompt-sd (MagicPrompt, a GPT-2 that continues the words into "
+                 "Stable Diffusion tags; SD targets only), openai (the Responses API, key in OPENAI_API_KEY: the words leave the "
                  "machine)")
 
 

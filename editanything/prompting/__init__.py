@@ -5,7 +5,8 @@ did (the prompt, the negative prompt, their name, their model file's sha256, the
 recipe records so `replay` never needs the expander again:
 
 - `rules` (rules.py): weight-free, deterministic, instant; a documented rule set, not a language model.
-- `smollm2-360m-instruct` (local.py): a small instruct model through transformers, on the CPU.
+- `smollm2-360m-instruct` (local.py): a small instruct model through transformers, on the CPU;
+  `magicprompt-sd`: MagicPrompt, a GPT-2 that continues the words into Stable Diffusion tags.
 - `openai` (openai.py): OpenAI's Responses API; only the words leave the machine.
 - `auto`: the local model when its weights are on disk, else `rules`; never a paid service.
 
@@ -55,7 +56,9 @@ def _openai(**options: Any) -> Expander:
 LOCAL_MODELS = ("smollm2-360m-instruct",)  # "auto" tries them in this order, then the rules; never a paid service
 
 EXPANDERS: Registry[Expander] = Registry(
-    "expander", {"rules": _rules, **{m: _local(m) for m in LOCAL_MODELS}, "openai": _openai},
+    # magicprompt-sd writes tags only, so auto (which serves every target) never picks it
+    "expander", {"rules": _rules, **{m: _local(m) for m in LOCAL_MODELS}, "magicprompt-sd": _local("magicprompt-sd"),
+                 "openai": _openai},
     backends={"causal-lm": _local}, order=LOCAL_MODELS,
     none_found=lambda registry, **options: registry["rules"](**options),
 )

@@ -26,12 +26,15 @@ TEMPERATURE, TOP_P = 0.7, 0.9
 class LocalExpander:
     """Expands with a loaded causal LM and its tokenizer (which must have a chat template)."""
 
+    chat = True  # the words go in a chat turn under the target's instructions (False: the model continues them)
+    forms = ("tags", "sentences", "prose")  # the target forms it can write
+
     def __init__(self, model: Any, tokenizer: Any, *, name: str, sha256: str | None = None,
                  max_new_tokens: int | None = None, device: str | None = None) -> None:
         if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int)
                                            or not 1 <= max_new_tokens <= 1024):
             raise InvalidInputError(f"max_new_tokens must be an int in 1..1024; got {max_new_tokens!r}")
-        if not getattr(tokenizer, "chat_template", None):
+        if self.chat and not getattr(tokenizer, "chat_template", None):
             raise InvalidInputError(f"the tokenizer of {name} has no chat template; an instruct model is needed")
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
@@ -63,6 +66,8 @@ class LocalExpander:
         recipe gets the sha256 of the weights file on disk, as for every model (a damaged file is what it is)."""
         from ..models.transformers_folder import model_folder
 
+        if name in CONTINUATION_MODELS and cls is LocalExpander:
+            cls = ContinuationExpander
         return cls.from_pretrained(model_folder(name, "causal-lm", "a language model for prompts"), name=name,
                                    **settings)
 
@@ -73,9 +78,16 @@ class LocalExpander:
         """The model's raw answer to `words` for `target`, and how many new tokens it took."""
         torch = require("torch", "prompt")
         target = get_target(target)
-        messages = [{"role": "system", "content": instructions(target)}, {"role": "user", "content": words}]
-        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                    return_dict=True).to(self.device)
+        if target.form not in self.forms:
+            raise InvalidInputError(f"{self.name} writes {' or '.join(self.forms)}, not the {target.form} "
+                                    f"{target.label} reads; use --expander rules or smollm2-360m-instruct")
+        if self.chat:
+            messages = [{"role": "system", "content": instructions(target)}, {"role": "user", "content": words}]
+            inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                        return_dict=True)
+        else:
+            inputs = self.tokenizer(words, return_tensors="pt")
+        inputs = inputs.to(self.device)
         stop = self.tokenizer.eos_token_id
         limit = self.max_new_tokens or MAX_NEW_TOKENS[target.form]
         with torch.random.fork_rng(devices=[] if self.device == "cpu" else [self.device]), torch.inference_mode():
@@ -84,7 +96,9 @@ class LocalExpander:
                                       max_new_tokens=limit, pad_token_id=stop if stop is not None else 0,
                                       eos_token_id=stop)
         new = out[0, inputs["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new, skip_special_tokens=True), int(new.numel())
+        answer = self.tokenizer.decode(new, skip_special_tokens=True)
+        # a continuation model's answer goes on from the words: the prompt is both
+        return (answer if self.chat else words + answer), int(new.numel())
 
     def expand(self, words: str, target: str | Target, seed: int) -> Expansion:
         text = check_words(words)
@@ -93,3 +107,14 @@ class LocalExpander:
         prompt, negative, notes = finish(text, answer, target, self.name)
         return Expansion(words=text, prompt=prompt, negative_prompt=negative, expander=self.name, target=target.name,
                          seed=seed, model_sha256=self.sha256, model=self.name, notes=notes)
+
+
+CONTINUATION_MODELS = ("magicprompt-sd",)
+
+
+class ContinuationExpander(LocalExpander):
+    """A prompt model that continues the words instead of answering them: MagicPrompt (GPT-2 fine-tuned on
+    Stable Diffusion prompts, as sd-dynamic-prompts' "Magic Prompt" runs it). It writes tags only."""
+
+    chat = False
+    forms = ("tags",)
