@@ -190,11 +190,14 @@ def test_models_list_says_the_4b_is_apache_and_the_9b_is_not(capsys):
     assert main(["models", "list"]) == 0
     captured = capsys.readouterr()
     out = captured.out
-    row = next(line for line in out.splitlines() if line.startswith("flux2-klein-4b "))
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("flux2-klein-4b "))
+    row = lines[at] + lines[at + 1]  # a model's row and its source line
     assert "Apache-2.0" in row and "hf:black-forest-labs/FLUX.2-klein-4B" in row and "e7b7dc27f91d" in row
     assert " pinned " in row  # every file's sha256 is pinned
     assert "flux2-klein-9b" not in out  # the table on stdout has model rows only
-    nine = next(line for line in captured.err.splitlines() if "flux2-klein-9b" in line)
+    notes = captured.err.replace("\n  ", " ").splitlines()  # notes wrap at 100 columns onto indented lines
+    nine = next(line for line in notes if "flux2-klein-9b" in line)
     assert nine.startswith("note: flux2-klein-9b is not listed: ") and "NOT Apache-2.0" in nine
     assert "Non-Commercial" in nine
 

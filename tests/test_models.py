@@ -304,15 +304,22 @@ def test_a_short_http_body_is_caught_and_resumed(isolated_models, weights_file):
 def test_models_list_shows_source_revision_license_size_and_pins():
     result = _cli("models", "list", "--files", env=os.environ.copy())
     assert result.returncode == 0, result.stderr
-    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line and not line.startswith(" ")}
+    out = result.stdout.splitlines()
+    # two lines per model (the table fits 100 columns): the facts, then the source @ revision
+    lines = {line.split()[0]: line + "\n" + out[i + 1] for i, line in enumerate(out) if line and not line.startswith(" ")}
+    assert max(len(line) for line in out) <= 100
     sd15 = lines["sd15-inpainting"]
     assert "hf:stable-diffusion-v1-5/stable-diffusion-inpainting" in sd15 and "8a4288a76071" in sd15
     assert "CreativeML-OpenRAIL-M" in sd15 and "UNVERIFIED" in sd15
     swinb = lines["groundingdino-swinb"]
     assert "938 MB" in swinb and " pinned " in swinb
     assert "openrail " in lines["controlnet-canny"]
-    assert "    sd15-inpainting/unet/diffusion_pytorch_model.fp16.safetensors: unverified (no pinned sha256)" in result.stdout
-    assert "    groundingdino_swinb_cogcoor.pth: sha256 46270f7a822e6906…, 938,057,991 bytes" in result.stdout
+    assert "      sd15-inpainting/unet/diffusion_pytorch_model.fp16.safetensors: unverified (no pinned sha256)" in result.stdout
+    assert "      groundingdino_swinb_cogcoor.pth: sha256 46270f7a822e6906…, 938,057,991 bytes" in result.stdout
+    # what UNVERIFIED n/m means, once, under the table
+    footer = " ".join(result.stderr.split())
+    assert "`UNVERIFIED n/m` = n of the model's m files have no published sha256" in footer
+    assert max(len(line) for line in result.stderr.splitlines()) <= 100
 
 
 # --- sources that exist -------------------------------------------------------------------------------

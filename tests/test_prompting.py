@@ -308,5 +308,6 @@ def test_models_list_shows_each_expander_with_size_and_licence(capsys, isolated_
     rows = {line.split()[0]: line for line in out.out.splitlines()[1:]}
     assert "724 MB" in rows["smollm2-360m-instruct"] and "Apache-2.0" in rows["smollm2-360m-instruct"]
     assert "1.4 MB" in rows["clip-tokenizer"] and "MIT" in rows["clip-tokenizer"]
-    note = next(line for line in out.err.splitlines() if "prompt expanders" in line)
+    notes = out.err.replace("\n  ", " ").splitlines()  # notes wrap at 100 columns onto indented lines
+    note = next(line for line in notes if "prompt expanders" in line)
     assert "rules (rule-based, no weights" in note and "openai (hosted" in note

@@ -13,6 +13,13 @@ from __future__ import annotations
 LCM_HINT = "LCM-LoRA is present: --sampler LCM --steps 4 --cfg 1.5 takes 4 steps instead of 25"
 
 
+def order(cuda: bool) -> tuple[str, ...]:
+    """The diffusion models `pick` prefers on this kind of device, best first (it takes the first present)."""
+    if cuda:
+        return ("flux2-klein-4b", "sdxl-inpainting", "sd15-inpainting")
+    return ("sd15-inpainting", "sdxl-inpainting", "flux2-klein-4b")
+
+
 def pick(with_options: bool = False) -> tuple[str, str]:
     """(registry name, why). Options such as LoRAs or ControlNets need SD 1.5 (ModelNotFound if missing)."""
     from ..models import find_model, pick_device
