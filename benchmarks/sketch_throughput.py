@@ -6,12 +6,15 @@ baseline (PIL decode → colour dodge → PIL default PNG, one process); and the
 fastest lossless encode alone (same pool, same files, no sketch). Targets: pencil ≥ 5x the
 naive baseline and ≥ 85 % of the bound.
 
-    python benchmarks/sketch_throughput.py [--n 200] [--hed-n 16] [--workers N]
+    python benchmarks/sketch_throughput.py [--n 200] [--hed-n 16] [--workers N] [--smoke]
+
+`--smoke` runs 12 photos and no HED style in a few seconds: that the benchmark works, not a figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -77,7 +80,11 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=200, help="photos for the fast styles")
     ap.add_argument("--hed-n", type=int, default=16, help="photos for the HED styles (about 2 s each per core)")
     ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--smoke", action="store_true", help="12 photos, no HED: check that it runs (no figures)")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.hed_n = 12, 0
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     cv2.setNumThreads(1)  # the pools use one process per core; the parent must not compete
     work = Path(tempfile.mkdtemp(prefix="sketch-bench-"))
     try:
@@ -97,6 +104,8 @@ def main() -> int:
         rates = {}
         for style in STYLES:
             heavy = style.startswith("hed")
+            if heavy and args.hed_n == 0:
+                continue
             if heavy and find_model("hed") is None:
                 print(f"{style:11} skipped: HED weights missing (editanything models download hed)")
                 continue
