@@ -24,28 +24,31 @@ def _thickness(shape: tuple[int, ...]) -> int:
 
 
 def overlay(image: np.ndarray, detections: Detections, opacity: float = 0.45, *,
-            numbers: Sequence[int] | None = None) -> np.ndarray:
-    """The photo with each instance's mask tinted, its box drawn and labelled `i phrase score`.
+            numbers: Sequence[int] | None = None, labels: Sequence[str] | None = None) -> np.ndarray:
+    """The photo with each instance's mask tinted, its box drawn and labelled (default `i phrase score`).
 
     `numbers` are the instance numbers shown and used to pick colours (default 0..N-1), so a
-    subset of detections keeps the colours and numbers it had in the full list.
+    subset of detections keeps the colours and numbers it had in the full list. `labels` replace
+    the default labels, one per detection. A label sits on its box's top-left corner, moved inwards
+    where that would cut it at the image's edge.
     """
     out = image.copy()
+    h, w = image.shape[:2]
     thickness = _thickness(image.shape)
     numbers = range(len(detections)) if numbers is None else numbers
-    for i, n, box, score, phrase in zip(range(len(detections)), numbers, detections.xyxy, detections.scores,
-                                        detections.phrases):
+    labels = labels or [f"{n} {p} {s:.2f}" for n, p, s in zip(numbers, detections.phrases, detections.scores)]
+    for i, n, box, label in zip(range(len(detections)), numbers, detections.xyxy, labels):
         color = PALETTE[n % len(PALETTE)]
         if detections.masks is not None:
             _blend(out, detections.masks[i], color, opacity)
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness)
-        label = f"{n} {phrase} {score:.2f}"
         scale = 0.4 * thickness
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        ty = max(y0, th + 4)
-        cv2.rectangle(out, (x0, ty - th - 4), (x0 + tw + 4, ty), color, -1)
-        cv2.putText(out, label, (x0 + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+        lx = max(0, min(x0, w - tw - 4))
+        ty = min(max(y0, th + 4), h)
+        cv2.rectangle(out, (lx, ty - th - 4), (lx + tw + 4, ty), color, -1)
+        cv2.putText(out, label, (lx + 2, ty - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
                     cv2.LINE_AA)
     return out
 

@@ -117,7 +117,7 @@ def test_segment_points_gives_the_segmenters_mask_of_the_cup(client, coffee):
     assert np.array_equal(mask, expected)  # the UI adds nothing to the segmenter
     assert iou(mask, cup_top(coffee.shape)) > 0.85
     assert json.loads(points) == [list(p) for p in CUP_CLICKS] and json.loads(boxes) == []
-    assert [c[1] for c in instances["choices"]] == [0] and instances["value"] == [0]
+    assert instances["choices"] == [["your selection", 0]] and instances["value"] == [0]
     assert "coffee.jpg" in info and "600×400" in info
     view = read_image(canvas).astype(int)
     assert view.shape == coffee.shape
@@ -142,7 +142,7 @@ def test_a_further_click_refines_the_previous_mask_like_the_segmenter(client, co
 
 def test_remove_changes_pixels_only_inside_the_grown_mask(client, coffee, tmp_path):
     mask = read_image(segment(client, CUP_CLICKS)[1], gray=True) > 127
-    result_file, compare, png, info = client.predict(**edit_args(grow=8, feather=8), api_name="/remove")
+    result_file, compare, png, info, history = client.predict(**edit_args(grow=8, feather=8), api_name="/remove")
     result = read_image(result_file)
     changed = np.any(result != coffee, axis=2)
     assert not (changed & ~masks.grow(mask, 8)).any()
@@ -164,7 +164,8 @@ def test_remove_changes_pixels_only_inside_the_grown_mask(client, coffee, tmp_pa
     assert prepare_replay(tmp_path / "result.png").source == tmp_path / "coffee.jpg"  # found beside the result
     before, after = compare
     assert read_image(before).shape == read_image(after).shape == coffee.shape
-    assert "remove done" in info and "seed 1234" in info
+    assert "remove done" in info and "seed" not in info  # OpenCV's fill draws no random numbers
+    assert history[0]["caption"] == "remove"
 
 
 def test_recolor_and_chosen_instances_and_invert(client, coffee):
@@ -181,6 +182,123 @@ def test_recolor_and_chosen_instances_and_invert(client, coffee):
     result = read_image(client.predict(**args, api_name="/recolor")[0])
     changed = np.any(result != coffee, axis=2)
     assert not changed[mask].any() and changed[~mask].mean() > 0.5
+
+
+def sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_history_chains_edits_per_session_with_two_clients_interleaving(app, coffee):
+    """A: remove the cup, continue from it, recolor the saucer. B, meanwhile: recolor the cup. Each sees its own."""
+    a, b = Client(app[1], verbose=False), Client(app[1], verbose=False)
+    saucer = [(250, 330, 1)]
+    segment(a, CUP_CLICKS)
+    segment(b, CUP_CLICKS)
+    removed = a.predict(**edit_args(), api_name="/remove")
+    recolored_b = b.predict(**edit_args(color="#00ff00", grow=0, feather=0), api_name="/recolor")
+    photo, canvas, *_, info = a.predict(0, False, 8, api_name="/continue_editing")
+    assert photo is None and "editing the result of remove" in info
+    assert read_image(canvas).shape == coffee.shape
+    assert np.abs(read_image(canvas).astype(int) - read_image(removed[0]).astype(int)).mean() < 3  # the result
+    segment(a, saucer, photo=None)
+    chained = a.predict(**edit_args(color="#0000ff", grow=0, feather=0), api_name="/recolor")
+
+    # A's second edit started from its first result: the cup stays removed, the saucer turns blue.
+    first, second = read_image(removed[2]), read_image(chained[2])
+    changed = np.any(second != first, axis=2)
+    assert changed.mean() > 0.02 and (np.argmax(second[changed], axis=1) == 2).mean() > 0.9  # blue
+    cup = GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS)).masks[0]
+    assert np.array_equal(second[masks.shrink(cup, 12)], first[masks.shrink(cup, 12)])
+    # Each PNG keeps its own recipe; the second names the first's file as its parent.
+    one, two = read_recipe(removed[2]), read_recipe(chained[2])
+    assert one.operation == "edit:remove" and two.operation == "edit:recolor"
+    assert "parent_sha256" not in one.inputs and two.inputs["parent_sha256"] == sha256(removed[2])
+    assert two.parameters["color"] == "#0000ff"
+    # The histories are per session, newest first, captioned with the operation (no seed: none was drawn).
+    assert [e["caption"] for e in chained[4]] == ["recolor", "remove"]
+    assert [e["caption"] for e in recolored_b[4]] == ["recolor"]
+    assert "parent_sha256" not in read_recipe(recolored_b[2]).inputs
+    # B never sees A's results, and asking for a result that is not there is a message.
+    with pytest.raises(AppError, match="no result 1 in the history; there are 1"):
+        b.predict(1, False, 8, api_name="/continue_editing")
+    with pytest.raises(AppError, match="no result yet"):
+        Client(app[1], verbose=False).predict(0, False, 8, api_name="/continue_editing")
+
+
+class FixedDetector:
+    """A detector that finds what it is told, where it is told (the cup's box), with a set score."""
+
+    name = "fixed"
+
+    def __init__(self, box, score) -> None:
+        self.box, self.score = box, score
+
+    def detect(self, image, text):
+        from editanything.types import Detections
+
+        return Detections(np.array([self.box], float), np.array([self.score]), [text])
+
+
+def test_instances_are_labelled_by_what_was_found_or_as_your_selection(coffee):
+    h = Handlers.create(Editor(segmenter="grabcut", detector=FixedDetector((170, 15, 415, 215), 0.82),
+                               generator="classical"), max_pixels=MAX_PIXELS).selection
+    session = Session()
+    _, canvas, _, instances, *_ = h.select_text(session, str(COFFEE), "cup", False, 8)
+    assert [c[0] for c in instances.choices] == ["cup 0.82"]
+    found = read_image(canvas)
+    _, canvas, _, instances, *_ = h.segment_points(session, None, json.dumps(CUP_CLICKS), "[]", False, 8)
+    assert [c[0] for c in instances.choices] == ["your selection"]
+    # The canvas labels the box as the list does: the longer label is a longer coloured tag above the box.
+    tag = lambda view: (np.abs(view[:14].astype(int) - [230, 25, 75]).max(axis=2) < 40).sum()  # noqa: E731
+    assert tag(found) < tag(read_image(canvas))
+
+
+def test_overlay_labels_stay_inside_the_image():
+    from editanything.overlay import overlay
+    from editanything.types import Detections
+
+    def text_pixels(box):  # the label's white letters on its coloured tag
+        drawn = overlay(np.zeros((120, 300, 3), np.uint8), Detections(np.array([box], float), np.array([0.82]),
+                                                                      ["person"]))
+        return (drawn > 200).all(axis=2).sum()
+
+    inside = text_pixels((10, 40, 60, 100))
+    assert inside > 50
+    for box in ((250, 40, 299, 100), (280, 0, 299, 20), (0, 110, 299, 119)):  # right edge, corner, bottom
+        assert text_pixels(box) == inside, box  # every letter is drawn (cut off, some would be missing)
+
+
+class Described:
+    """A weight-free backend that describes itself as a deep one (what the banner shows is what describe says)."""
+
+    def __init__(self, base, words: str) -> None:
+        self.base, self.words = base, words
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+    def describe(self) -> str:
+        return self.words
+
+
+def test_the_banner_and_models_tab_say_what_each_task_runs_on_from_describe():
+    editor = Editor(segmenter=Described(GrabCutSegmenter(), "edgetam (EdgeTAM on cpu)"),
+                    detector=Described(FixedDetector((0, 0, 9, 9), 0.9), "grounding-dino-tiny (on cpu)"),
+                    generator="classical", remover=Described(ClassicalGenerator(), "lama (big-lama.onnx on ONNX Runtime)"))
+    h = Handlers.create(editor)
+    banner = h.models.banner()
+    assert "weight-free" not in banner
+    described = editor.describe()
+    assert set(described) == {"segmenter", "detector", "generator", "captioner", "remover"}
+    for stage, words in described.items():
+        assert words in banner, stage
+    assert "- **Remove**: lama (big-lama.onnx on ONNX Runtime)" in banner.splitlines()
+    assert "- **Click to select**: edgetam (EdgeTAM on cpu)" in banner.splitlines()
+    assert "Replace and Background**: classical-telea" in banner and "models download sd15-inpainting" in banner
+    stages, _ = h.models.models()
+    assert "- **remover**: lama (big-lama.onnx on ONNX Runtime)" in stages.splitlines()
 
 
 def test_weight_free_messages_are_the_librarys(client, app, coffee):
@@ -463,6 +581,84 @@ def test_a_long_edit_does_not_hold_up_other_users_and_page_loads_respect_the_mod
         coffee, EditRequest(mode="remove", mask=GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS)).masks[0],
                             grow=8, feather=8, params=GenerationParams(seed=1234)))
     assert np.array_equal(result, expected.images[0])
+
+
+class SteppingGenerator(ClassicalGenerator):
+    """OpenCV's fill after `steps` reported steps, each let through by the test: a diffusion edit in slow motion."""
+
+    def __init__(self, steps: int = 4) -> None:
+        super().__init__()
+        self.steps, self.started, self.gate, self.stepped = steps, threading.Event(), threading.Semaphore(0), []
+
+    def inpaint(self, image, mask, params=None):
+        from editanything.progress import Step, report
+
+        self.started.set()
+        for i in range(self.steps):
+            assert self.gate.acquire(timeout=120), "the test never let the step through"
+            self.stepped.append(i)
+            report(Step(0, 1, i, self.steps))
+        return super().inpaint(image, mask, params)
+
+
+def wait_for(condition, what: str, seconds: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_cancel_stops_the_sessions_running_edit_at_its_next_step_and_no_one_elses(coffee):
+    generator = SteppingGenerator()
+    with running(Editor(segmenter="grabcut", detector=None, generator=generator)) as (demo, url):
+        a, b = Client(url, verbose=False), Client(url, verbose=False)
+        segment(a, CUP_CLICKS)
+        segment(b, CUP_CLICKS)
+        edit_a = a.submit(**edit_args(), api_name="/remove")
+        assert generator.started.wait(60)
+        generator.gate.release()
+        wait_for(lambda: generator.stepped == [0], "A's first step")
+        edit_b = b.submit(**edit_args(), api_name="/remove")  # waits: one edit at a time
+        assert a.predict(api_name="/cancel").startswith("Cancelled")
+        generator.gate.release()  # A's second step: it stops there
+        with pytest.raises(AppError, match="cancelled"):
+            edit_a.result(timeout=60)
+        for _ in range(generator.steps):
+            generator.gate.release()
+        result = read_image(edit_b.result(timeout=60)[0])
+        assert generator.stepped == [0, 1, 0, 1, 2, 3]  # A stopped after its second step, B ran whole
+        assert a.predict(api_name="/cancel") == "Nothing was running."
+        # A's cancelled edit left nothing: its history is empty, so there is nothing to continue from.
+        with pytest.raises(AppError, match="no result yet"):
+            a.predict(0, False, 8, api_name="/continue_editing")
+    mask = GrabCutSegmenter().segment(coffee, Prompt(points=CUP_CLICKS)).masks[0]
+    expected = Editor(segmenter="grabcut", generator="classical").edit(
+        coffee, EditRequest(mode="remove", mask=mask, grow=8, feather=8, params=GenerationParams(seed=1234)))
+    assert np.array_equal(result, expected.images[0])
+
+
+def test_an_edit_whose_browser_has_gone_is_cancelled(monkeypatch):
+    from editanything.ui.jobs import Jobs
+
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.2")  # the server notices a closed page this soon
+    unloaded, cancel = threading.Event(), Jobs.cancel
+    monkeypatch.setattr(Jobs, "cancel", lambda self, key: (n := cancel(self, key), n and unloaded.set())[0])
+    generator = SteppingGenerator()
+    with running(Editor(segmenter="grabcut", detector=None, generator=generator)) as (demo, url):
+        gone = Client(url, verbose=False)
+        segment(gone, CUP_CLICKS)
+        edit = gone.submit(**edit_args(), api_name="/remove")
+        assert generator.started.wait(60)
+        generator.gate.release()
+        wait_for(lambda: generator.stepped == [0], "the first step")
+        gone.close()  # its heartbeat stops, as a closed tab's does: gradio's unload runs
+        assert unloaded.wait(60), "closing the page did not cancel its job"
+        generator.gate.release()
+        with pytest.raises(AppError, match="cancelled"):
+            edit.result(timeout=60)
+        assert generator.stepped == [0, 1]
 
 
 def test_with_low_memory_an_edit_also_holds_the_selection_models():

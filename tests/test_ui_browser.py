@@ -105,7 +105,8 @@ def test_click_to_mask_then_remove_in_a_browser(page, tmp_path):
     src = wait_new_src(page, "#canvas img", None)
     shown = fetch(page, src).astype(int)
     assert shown.shape == photo.shape and np.abs(shown - photo).mean() < 3  # the photo, as a JPEG view
-    page.get_by_text("Running with the weight-free backends").wait_for()
+    page.get_by_text("What runs here").wait_for()
+    page.get_by_text("Remove: classical-telea (no LaMa or MI-GAN weights").wait_for()
     page.screenshot(path=tmp_path / "1-uploaded.png", full_page=True)
 
     # Remove before selecting anything: a readable message, no trace.
@@ -155,10 +156,23 @@ def test_sketch_and_models_tabs(page, tmp_path):
     page.locator("#sketch-files input[type=file]").set_input_files(str(DEMOS / "chelsea.jpg"))
     page.get_by_text("Preview of").wait_for()
     page.screenshot(path=tmp_path / "5-sketch.png", full_page=True)
+    # The pencil style's parameters by name and with their help, not raw names beside a JSON box.
+    page.get_by_text("Dark offset", exact=True).wait_for()
+    page.get_by_text("Added to both sides of the dodge division").wait_for()
+    assert not any(t.is_visible() for t in page.get_by_text("dark_offset").all())
     page.get_by_role("tab", name="Models").click()
     page.locator("#models-stages").get_by_text("SAM weights not found").wait_for()
     page.locator("#models-table").get_by_text("editanything models download sd15-inpainting").wait_for()
+    page.locator("#models-stages").get_by_text("remover").wait_for()
+    page.set_viewport_size({"width": 1000, "height": 900})  # a laptop's window: the commands wrap, whole
+    page.wait_for_timeout(500)
     page.screenshot(path=tmp_path / "6-models.png", full_page=True)
+    table = page.locator("#models-table").bounding_box()
+    commands = page.locator("#models-table").get_by_text("models download").all()
+    assert len(commands) > 10
+    for cell in commands:
+        box = cell.bounding_box()
+        assert box["x"] + box["width"] <= table["x"] + table["width"] + 1, cell.inner_text()
 
 
 def test_box_by_two_clicks(page, tmp_path):
@@ -216,3 +230,23 @@ def test_a_failed_edit_keeps_the_last_good_result(page, tmp_path):
         assert page.locator(shown).get_by_text("Error", exact=True).count() == 0, shown
     assert page.locator("#result img").get_attribute("src") == result_src
     assert page.locator("#result img").is_visible() and page.locator("#download a").first.is_visible()
+
+
+def test_history_continues_editing_from_a_result(page, tmp_path):
+    photo = read_image(COFFEE)
+    page.locator("#photo input[type=file]").set_input_files(str(COFFEE))
+    src = wait_new_src(page, "#canvas img", None)
+    click_pixel(page, "#canvas img", 290, 60)
+    src = wait_new_src(page, "#canvas img", src)
+    page.click("#btn-remove")
+    result_src = wait_new_src(page, "#result img", None)
+    removed = fetch(page, result_src)
+    page.locator("#history").get_by_text("remove").first.wait_for()  # the thumbnail's caption
+    page.locator("#history img").first.click()
+    page.get_by_text("Picked result 0: remove").wait_for()
+    page.click("#btn-continue")
+    page.get_by_text("editing the result of remove").wait_for()
+    src = wait_new_src(page, "#canvas img", src)
+    shown = fetch(page, src).astype(int)
+    assert np.abs(shown - removed.astype(int)).mean() < 3 and np.abs(shown - photo.astype(int)).mean() > 3
+    page.screenshot(path=tmp_path / "continued.png", full_page=True)

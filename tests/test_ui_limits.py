@@ -85,6 +85,34 @@ def test_the_sketch_tab_refuses_a_bomb_in_one_line_and_keeps_nothing(tmp_path):
         h.workspace.cleanup()
 
 
+def test_cancel_stops_a_sketch_run_between_photos_and_keeps_nothing(tmp_path):
+    from types import SimpleNamespace
+
+    from editanything.errors import Cancelled
+    from editanything.pipeline import Editor
+    from editanything.ui.app import Handlers
+
+    h = Handlers.create(Editor(segmenter="grabcut", detector=None, generator="classical"))
+    browser = SimpleNamespace(session_hash="the-browser")
+    shown = []
+
+    def progress(value, desc=None, unit=None):
+        if isinstance(value, tuple):
+            shown.append(value)
+            h.jobs.cancel("someone-else")  # another session's Cancel changes nothing here
+            if value == (2, 4):
+                h.cancel(browser)  # this session's Cancel, pressed while the third photo waits
+    try:
+        photos = [str(DEMOS / name) for name in ("coffee.jpg", "chelsea.jpg", "rocket.jpg", "astronaut.jpg")]
+        with pytest.raises(Cancelled):
+            h.sketching.sketch_all([], photos, "pencil", "", progress=progress, request=browser)
+        assert shown == [(1, 4), (2, 4)]  # stopped after the photo sketched when Cancel came
+        assert files_under(h.workspace.root) == []
+        assert h.cancel(browser) == "Nothing was running."
+    finally:
+        h.workspace.cleanup()
+
+
 def test_member_count_and_photo_count_are_capped_before_extracting(tmp_path):
     archive = tmp_path / "many.zip"
     with zipfile.ZipFile(archive, "w") as z:

@@ -8,6 +8,7 @@ sd-lineart (`GENERATIVE_STYLES`) has Stable Diffusion 1.5 with a line-art Contro
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import types
 from typing import Any, Callable
@@ -65,6 +66,24 @@ def style_params(style: str) -> dict[str, Any]:
 def style_help(style: str) -> str:
     """The style's docstring: what it draws and what each parameter does."""
     return inspect.getdoc(_func(style)) or ""
+
+
+def param_help(style: str) -> dict[str, str]:
+    """What each parameter of `style` does, in its docstring's words (its `name: …` or `a/b: …` passages).
+
+    A parameter the docstring only refers to elsewhere ("as in the pencil style") has no entry.
+    """
+    names = style_params(style)
+    if not names:
+        return {}
+    text = " ".join(style_help(style).split("\n\n", 1)[1:]).replace("\n", " ")  # after the summary
+    name = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    marks = list(re.finditer(rf"(?:^|(?<=\s))((?:{name})(?:/(?:{name}))*): ", text))
+    out: dict[str, str] = {}
+    for mark, end in zip(marks, [m.start() for m in marks[1:]] + [len(text)]):
+        for each in mark.group(1).split("/"):
+            out.setdefault(each, text[mark.end():end].strip())
+    return out
 
 
 def _coerce(style: str, name: str, value: Any, default: Any) -> Any:

@@ -3,16 +3,18 @@
     demo = build_app()                 # Editor() with the best backends on disk, weight-free otherwise
     serve(demo, port=7860)             # 127.0.0.1 unless told; blocks until Ctrl-C or SIGTERM
 
-Tabs: *Edit* (click / box / phrase → mask overlay → Replace, Remove, Background, Recolor),
-*Sketch* (photos or a zip → sketches, live preview, zip download) and *Models* (what is on disk,
-which backend each stage uses). Named API endpoints (`gradio_client`): `load`, `segment_points`,
-`select_text`, `replace`, `remove`, `background`, `recolor`, `sketch`, `sketch_all`, `models`.
-Selection endpoints keep the photo, clicks and masks in the caller's session, so a client calls
-`segment_points` and then `remove` on the same `Client`.
+Tabs: *Edit* (click / box / phrase → mask overlay → Replace, Remove, Background, Recolor; a
+History of the session's results, any of which can be edited further), *Sketch* (photos or a zip →
+sketches, live preview, zip download) and *Models* (what is on disk, which backend each stage uses).
+Named API endpoints (`gradio_client`): `load`, `segment_points`, `select_text`, `replace`, `remove`,
+`background`, `recolor`, `continue_editing`, `cancel`, `sketch`, `sketch_all`, `models`.
+Selection endpoints keep the photo, clicks, masks and results in the caller's session, so a client
+calls `segment_points` and then `remove` on the same `Client`.
 
 Where things are: uploads and limits `uploads.py`; model locks `locks.py`; selection handlers
 `selection.py` (per-user state in `state.py`); edit handlers `editing.py`; sketch handlers
-`sketching.py`; the Models tab `models_tab.py`; work files `workspace.py`.
+`sketching.py`; Cancel and closed pages `jobs.py`; the Models tab `models_tab.py`; work files
+`workspace.py`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ..pipeline import Editor  # noqa: E402
 from ..sketch import STYLES, style_params  # noqa: E402
 from .editing import EDIT_MODES, EditHandlers, edit_event  # noqa: E402
 from .expanding import ExpandHandlers  # noqa: E402
+from .jobs import Jobs  # noqa: E402
 from .locks import GENERATION, SELECTION, ModelLocks  # noqa: E402
 from .models_tab import TABLE_HEADERS, ModelsHandlers  # noqa: E402
 from .remote import GENERATORS as HOSTED, LOCAL, PRIVACY_NOTE  # noqa: E402
@@ -91,15 +94,25 @@ class Handlers:
     sketching: SketchHandlers
     models: ModelsHandlers
     expanding: ExpandHandlers
+    jobs: Jobs
 
     @classmethod
     def create(cls, editor: Editor, *, max_pixels: int = DEFAULT_MAX_PIXELS, display_size: int = DISPLAY_SIZE,
                max_files: int = 500, zip_limits: ZipLimits = ZipLimits()) -> "Handlers":
-        locks, workspace = ModelLocks(editor), Workspace()
+        locks, workspace, jobs = ModelLocks(editor), Workspace(), Jobs()
         selection = SelectionHandlers(locks, workspace, max_pixels, display_size)
-        return cls(locks, workspace, selection, EditHandlers(locks, workspace, selection),
-                   SketchHandlers(workspace, max_pixels, max_files, zip_limits), ModelsHandlers(locks),
-                   ExpandHandlers(locks))
+        return cls(locks, workspace, selection, EditHandlers(locks, workspace, selection, jobs),
+                   SketchHandlers(workspace, max_pixels, max_files, zip_limits, jobs), ModelsHandlers(locks),
+                   ExpandHandlers(locks), jobs)
+
+    def cancel(self, request: gr.Request) -> str:
+        """Cancel: the session's running edit or sketch stops at its next step (one queued is dropped by gradio)."""
+        n = self.jobs.cancel(getattr(request, "session_hash", None))
+        return "Cancelled: the running job stops at its next step." if n else "Nothing was running."
+
+    def closed(self, request: gr.Request) -> None:
+        """The browser has gone (gradio's unload): nobody waits for its jobs any more."""
+        self.jobs.cancel(getattr(request, "session_hash", None))
 
 
 def _default_editor() -> Editor:
@@ -124,7 +137,8 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
         with gr.Tab("Edit"):
             _edit_tab(h)
         with gr.Tab("Sketch"):
-            _sketch_tab(h.sketching)
+            _sketch_tab(h)
+        demo.unload(h.closed)
         with gr.Tab("Models"):
             _models_tab(demo, h.models)
     # One request at a time per concurrency group; the groups are the model locks' (see locks.py).
@@ -139,13 +153,27 @@ def _edit_tab(h: Handlers) -> None:
                 ui.seed, ui.strength, ui.color, ui.generator]  # EditSettings' fields, in order
     ui.generator.input(readable(h.editing.defaults), ui.generator, [ui.sampler, ui.steps, ui.cfg],
                        api_visibility="private", queue=False)
-    for m, button in ui.buttons.items():
-        # Progress and an error's badge go on the message line only: a failed edit leaves the last result shown.
-        button.click(readable(edit_event(h.editing, m)), [ui.session, ui.photo, *settings],
-                     [ui.result, ui.compare, ui.download, ui.edit_info], api_name=m, concurrency_id=GENERATION,
-                     show_progress_on=[ui.edit_info])
+    edits = [button.click(readable(edit_event(h.editing, m)), [ui.session, ui.photo, *settings],
+                          [ui.result, ui.compare, ui.download, ui.edit_info, ui.history], api_name=m,
+                          concurrency_id=GENERATION, show_progress_on=[ui.edit_info])
+             # progress and an error's badge go on the message line only: a failed edit leaves the last result
+             for m, button in ui.buttons.items()]
+    # gradio drops a queued edit and stops waiting for a running one; the job itself stops at its next step
+    ui.cancel.click(h.cancel, None, ui.edit_info, api_name="cancel", cancels=edits, queue=False)
     ui.expand.click(readable(h.expanding.expand), [ui.prompt, ui.negative, ui.generator, ui.seed],
                     [ui.prompt, ui.negative, ui.expand_info], api_name="expand", concurrency_id="expand")
+    _wire_history(h, ui)
+
+
+def _wire_history(h: Handlers, ui: SimpleNamespace) -> None:
+    """Picking a result in the History offers its PNG; *Continue editing from this* makes it the photo."""
+    ui.history.select(readable(h.editing.pick), [ui.session], [ui.picked, ui.download, ui.edit_info],
+                      api_visibility="private", queue=False)
+    ui.continue_from.click(readable(h.selection.continue_from), [ui.session, ui.picked, ui.invert, ui.grow],
+                           [ui.photo, ui.session, ui.canvas, ui.mask_view, ui.instances, ui.points, ui.boxes,
+                            ui.info], api_name="continue_editing", concurrency_id=SELECTION,
+                           show_progress_on=[ui.info]).then(readable(h.selection.warm), [ui.session], None,
+                                                            api_visibility="private", concurrency_id=SELECTION)
 
 
 def _edit_layout(h: Handlers) -> SimpleNamespace:
@@ -200,11 +228,19 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
     with gr.Row():
         ui.buttons = {m: gr.Button(m.capitalize(), variant="primary" if m == "remove" else "secondary",
                                    elem_id=f"btn-{m}") for m in EDIT_MODES}
+        ui.cancel = gr.Button("Cancel", variant="stop", elem_id="btn-cancel")
     ui.edit_info = gr.Markdown(elem_id="edit-info")
     with gr.Row():
         ui.result = gr.Image(label="Result (lossless PNG)", format="png", interactive=False, elem_id="result")
         ui.compare = gr.ImageSlider(label="Before / after", format="jpeg", interactive=False, elem_id="compare")
     ui.download = gr.File(label="Download PNG with recipe", interactive=False, elem_id="download", height=90)
+    with gr.Row():
+        ui.history = gr.Gallery(label="History (this session's results, newest first; pick one)", columns=8,
+                                height=170, object_fit="contain", allow_preview=False, elem_id="history", scale=4)
+        with gr.Column(scale=1, min_width=200):
+            ui.picked = gr.Number(value=0, precision=0, minimum=0, label="Picked result (0 = newest)",
+                                  elem_id="picked")
+            ui.continue_from = gr.Button("Continue editing from this", elem_id="btn-continue")
     return ui
 
 
@@ -233,7 +269,8 @@ def _wire_selection(s: SelectionHandlers, ui: SimpleNamespace) -> None:
           api_visibility="undocumented", show_progress="hidden", show_progress_on=[ui.info], concurrency_id=SELECTION)
 
 
-def _sketch_tab(h: SketchHandlers) -> None:
+def _sketch_tab(handlers: Handlers) -> None:
+    h = handlers.sketching
     runs = gr.State([], time_to_live=SESSION_TTL, delete_callback=remove_runs)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -243,8 +280,11 @@ def _sketch_tab(h: SketchHandlers) -> None:
                                 info="hed styles need `" + download_command("hed") + "`")
             controls = [param_control(name, default, name in style_params("pencil"))
                         for name, default in all_params().items()]
-            params = gr.Textbox(label="Parameters (JSON)", value=json.dumps(style_params("pencil")))
-            run_all = gr.Button("Sketch all and zip", variant="primary")
+            with gr.Accordion("Parameters as JSON (as the sketch API endpoints take them)", open=False):
+                params = gr.Textbox(show_label=False, value=json.dumps(style_params("pencil")), elem_id="sketch-json")
+            with gr.Row():
+                run_all = gr.Button("Sketch all and zip", variant="primary", scale=3)
+                cancel = gr.Button("Cancel", variant="stop", elem_id="sketch-cancel", scale=1)
         with gr.Column(scale=2):
             sketch_view = gr.Image(label="Live preview (first photo)", format="png", interactive=False, height=480)
             sketch_info = gr.Markdown()
@@ -260,13 +300,16 @@ def _sketch_tab(h: SketchHandlers) -> None:
           [params, sketch_view, sketch_info], api_visibility="private", trigger_mode="always_last", **sketch_io)
     params.submit(readable(h.preview), [files, style, params], [sketch_view, sketch_info], api_name="sketch",
                   **sketch_io)
-    run_all.click(readable(h.sketch_all), [runs, files, style, params], [runs, gallery, archive, sketch_info],
-                  api_name="sketch_all", **sketch_io)
+    run = run_all.click(readable(h.sketch_all), [runs, files, style, params], [runs, gallery, archive, sketch_info],
+                        api_name="sketch_all", **sketch_io)
+    cancel.click(handlers.cancel, None, sketch_info, api_visibility="private", cancels=[run], queue=False)
 
 
 def _models_tab(demo: gr.Blocks, h: ModelsHandlers) -> None:
     stages = gr.Markdown(elem_id="models-stages")
-    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, elem_id="models-table")
+    # the status column takes the room left, so its download command wraps instead of running off the edge
+    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, elem_id="models-table",
+                         column_widths=["19%", "13%", "7%", "13%", "48%"], max_height=2000)
     refresh = gr.Button("Refresh")
     # Each stage is described under its model lock (models_tab.py); a long edit never holds up a page load.
     refresh.click(readable(h.models), None, [stages, table], api_name="models", concurrency_id="models")

@@ -23,14 +23,19 @@ import numpy as np
 
 from ..errors import EditAnythingError, NothingFound
 from ..generate import WEBUI_DEFAULTS, GenerationParams, model_defaults
-from ..pipeline import EditRequest
+from ..imageio import limit_size, write_image
+from ..models.store import sha256_file
+from ..pipeline import EditRequest, EditResult
+from ..progress import Step
+from .jobs import Jobs
 from .locks import ModelLocks
 from .remote import GENERATORS as HOSTED, LOCAL, hosted_editor
 from .selection import SelectionHandlers
-from .state import Session
+from .state import HistoryEntry, Session
 from .workspace import Workspace
 
 EDIT_MODES = ("replace", "remove", "background", "recolor")
+THUMBNAIL_SIZE = 256  # long side of a History thumbnail
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,11 @@ class EditSettings:
 
 
 class EditHandlers:
-    def __init__(self, locks: ModelLocks, workspace: Workspace, selection: SelectionHandlers) -> None:
+    def __init__(self, locks: ModelLocks, workspace: Workspace, selection: SelectionHandlers, jobs: Jobs) -> None:
         self.locks = locks
         self.workspace = workspace
         self.selection = selection
+        self.jobs = jobs
         self.local_defaults = _generator_defaults(locks.editor)
         """The sampler, steps and CFG scale this machine's generator recommends (fixed for the app's life)."""
 
@@ -74,8 +80,11 @@ class EditHandlers:
         return d["sampler"], d["steps"], d["cfg_scale"]
 
     def edit(self, mode: str, session: Session, photo: str | None, settings: EditSettings,
-             progress: Any = None) -> tuple:
-        """(result, (before, after), PNG file with the recipe, message) for the session's selection."""
+             progress: Any = None, key: str | None = None) -> tuple:
+        """(result, (before, after), PNG file with the recipe, message, history) for the session's selection.
+
+        `key` names the browser session, whose Cancel (or closing) stops the edit at its next step.
+        """
         session = self.selection.photo(session, photo)
         mask = session.mask(settings.chosen, settings.invert)
         if mask is None or not mask.any():
@@ -86,22 +95,53 @@ class EditHandlers:
         request = settings.request(mode, session, mask)
         start = time.perf_counter()
         hosted = hosted_editor(settings.generator)  # holds no model: needs no lock
-        with nullcontext(hosted) if hosted else self.locks.generating() as editor:
+        def step(done: Step) -> None:
+            report((done.step + 1, done.steps), desc=f"{mode}: step", unit="steps")
+
+        with self.jobs.running(key, step) as job, nullcontext(hosted) if hosted else self.locks.generating() as editor:
             result = editor.edit(session.image, request, name=Path(session.source).name)
+            job.check()  # pressed after the last step: nothing is kept
         seconds = time.perf_counter() - start
         report(1.0, desc="saving")
-        if session.result:
-            Path(session.result).unlink(missing_ok=True)
-        out = self.workspace.folder(session) / f"{Path(session.source).stem}-{mode}-{result.recipe.seed}.png"
-        session.result = str(result.save(out))
+        entry = self._keep(session, mode, result)
         after = result.images[0]
         generator = result.recipe.models.get("generator", {}).get("name", "?")
+        seed = "" if entry.seed is None else f", seed {entry.seed}"
         kept = {"background": "the selection itself is unchanged",
                 "recolor": "pixels outside the selection are unchanged"}.get(
             mode, f"pixels farther than {settings.grow:g} px outside the selection are unchanged")
-        info = (f"{mode} done in {seconds:.1f} s with {generator} (seed {result.recipe.seed}); {kept}. "
+        info = (f"{mode} done in {seconds:.1f} s with {generator}{seed}; {kept}. "
                 "The PNG below carries the recipe (`editanything replay` re-runs it).")
-        return after, (session.image, after), session.result, info
+        return after, (session.image, after), entry.png, info, history_gallery(session)
+
+    def pick(self, session: Session, evt: gr.SelectData) -> tuple:
+        """A History thumbnail was picked: (its index, its PNG to download, what made it)."""
+        entry = session.entry(evt.index)
+        return evt.index, entry.png, f"Picked result {evt.index}: {entry.caption}."
+
+    def _keep(self, session: Session, mode: str, result: EditResult) -> HistoryEntry:
+        """Save the result with its recipe (naming the result it was made from) into the session's history."""
+        recipe = result.recipe
+        if session.parent is not None:
+            recipe.inputs["parent_sha256"] = session.parent.sha256
+        session.made += 1
+        folder = self.workspace.folder(session)
+        name = f"{Path(session.title or 'photo').stem}-{session.made}-{mode}"
+        png = result.save(folder / f"{name}.png")
+        thumbnail = write_image(folder / f"{name}.thumb.jpg", limit_size(result.images[0], THUMBNAIL_SIZE),
+                                quality=85)
+        # Only a sampler uses the seed: OpenCV's fill, LaMa and a recolor don't claim one.
+        seed = recipe.seed if recipe.parameters.get("sampled") else None
+        entry = HistoryEntry(str(png), str(thumbnail), mode, seed, sha256_file(png))
+        for old in session.add_result(entry):
+            Path(old.png).unlink(missing_ok=True)
+            Path(old.thumbnail).unlink(missing_ok=True)
+        return entry
+
+
+def history_gallery(session: Session) -> list[tuple[str, str]]:
+    """The History gallery's value: (thumbnail, caption) per result, newest first."""
+    return [(e.thumbnail, e.caption) for e in session.history]
 
 
 def _generator_defaults(editor: Any) -> dict[str, Any]:
@@ -120,13 +160,17 @@ def edit_event(handlers: EditHandlers, mode: str) -> Callable:
     """
 
     def event(session: Session, photo: str | None, *values: Any) -> tuple:
-        *fields, progress = values  # gradio passes the Progress last, where the signature declares it
-        return handlers.edit(mode, session, photo, EditSettings(*fields), progress)
+        # gradio passes the Progress and the request last, where the signature declares them
+        *fields, progress, request = values
+        return handlers.edit(mode, session, photo, EditSettings(*fields), progress,
+                             getattr(request, "session_hash", None))
 
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     names = ["session", "photo", *(f.name for f in dataclasses.fields(EditSettings))]
     event.__signature__ = inspect.Signature(
         [inspect.Parameter(name, positional) for name in names]
-        + [inspect.Parameter("progress", positional, default=gr.Progress(track_tqdm=True))])
+        + [inspect.Parameter("progress", positional, default=gr.Progress()),
+           inspect.Parameter("request", positional, default=None, annotation=gr.Request)])
+    event.__annotations__ = {"request": gr.Request}  # gradio finds the request parameter by its type hint
     event.__name__ = mode
     return event

@@ -1,9 +1,10 @@
 """The Models tab (which backend each stage uses; what is on disk) and the Edit tab's banner.
 
-`summary` gives the tab's Markdown as a list of lines and `model_rows` its table: a new line
-or column is one more entry there. Describing a stage may build its backend, so it holds that
-stage's model lock (`locks.py`), on page load too; a stage whose lock is busy (a long edit) is
-shown as last described rather than making the page wait.
+Both say what runs from `Editor.describe()` (the words `editanything ui` prints at start), so
+they cannot drift from what an edit uses. `summary` gives the tab's Markdown as a list of lines
+and `model_rows` its table: a new line or column is one more entry there. Describing a stage may
+build its backend, so it holds that stage's model lock (`locks.py`), on page load too; a stage
+whose lock is busy (a long edit) is shown as last described rather than making the page wait.
 """
 
 from __future__ import annotations
@@ -13,46 +14,43 @@ from ..models import download_command, find_model, list_models
 from ..segment import auto_candidates
 from .locks import ModelLocks
 
-STAGES = ("segmenter", "detector", "generator", "captioner")
+STAGES = ("segmenter", "detector", "generator", "captioner")  # what `Editor.describe` takes
 TABLE_HEADERS = ["model", "kind", "size", "license", "status"]
+# What each stage does for the user, in the banner's words; Recolor needs no model.
+TASKS = {"segmenter": "Click to select", "detector": "Select by text", "remover": "Remove",
+         "generator": "Replace and Background", "captioner": "Prompt from the photo (caption)"}
 
 
 class ModelsHandlers:
     def __init__(self, locks: ModelLocks) -> None:
         self.locks = locks
-        self._described: dict[str, str] = {}  # each stage's last description
+        self._described: dict[str, dict[str, str]] = {}  # each stage's last description
 
     def describe(self) -> dict[str, str]:
-        """Which backend each stage uses, in words; each stage described under its own lock."""
+        """`Editor.describe()`, each stage under its own lock: the generator's entry brings the remover's."""
         for stage in STAGES:
             lock = self.locks.of_stage[stage]
             # Waiting only when there is nothing to show yet; a busy stage is shown as last described.
             if lock.acquire(blocking=stage not in self._described):
                 try:
-                    self._described[stage] = self.locks.editor.describe((stage,))[stage]
+                    self._described[stage] = self.locks.editor.describe((stage,))
                 finally:
                     lock.release()
-        return {stage: self._described[stage] for stage in STAGES}
+        return {k: v for stage in STAGES for k, v in self._described[stage].items()}
 
     def models(self) -> tuple[str, list[list[str]]]:
         """The tab's outputs: the stages' Markdown and the table of known models."""
         return "\n".join(summary(self.describe())), model_rows()
 
     def banner(self) -> str:
-        """What runs without weights, and how to get the deep models."""
-        d = self.describe()
-        notes = []
-        if "GrabCut" in d.get("segmenter", ""):
-            notes.append(f"selection uses **{d['segmenter']}**")
-        if d.get("generator", "").startswith("classical"):
-            notes.append("Remove fills the selection from its surroundings with OpenCV inpainting and Recolor needs "
-                         "no model; Replace and Background need Stable Diffusion: "
-                         f"`{download_command('sd15-inpainting')}`")
-        if d.get("detector", "").startswith("unavailable"):
-            notes.append(f"text selection needs Grounding DINO: `{download_command(DETECTOR_MODELS[0])}`")
-        if not notes:
-            return "Models: " + " · ".join(f"{k}: {v}" for k, v in d.items() if v != "none")
-        return "**Running with the weight-free backends.** " + "; ".join(notes) + "."
+        """What each task runs on now, and why (the Models tab's words, from `Editor.describe`)."""
+        lines = ["**What runs here** (the Models tab lists every model and its download command):"]
+        for stage, text in self.describe().items():
+            if stage == "generator" and text.startswith("classical"):
+                text += f"; they need Stable Diffusion: `{download_command('sd15-inpainting')}`"
+            lines.append(f"- **{TASKS[stage]}**: {text}")
+        lines.append("- **Recolor**: no model (the chosen colour, with the selection's own lightness and texture)")
+        return "\n".join(lines)
 
 
 def summary(described: dict[str, str]) -> list[str]:

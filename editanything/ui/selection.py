@@ -9,7 +9,6 @@ masks. Each handler touching a model holds the selection lock (`locks.py`).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import gradio as gr
@@ -49,10 +48,22 @@ class SelectionHandlers:
     # ---- events ----
 
     def load(self, session: Session, photo: str | None, invert: bool, grow: float) -> tuple:
-        if not photo:
-            return self._outputs(Session(), invert, grow)
+        if not photo:  # the upload was cleared: no photo, but the session's results stay
+            session.image = session.display = session.source = session.parent = None
+            session.clear()
+            return self._outputs(session, invert, grow)
         session.set_image(photo, read_photo(photo, self.max_pixels), self.display_size)
         return self._outputs(session, invert, grow)
+
+    def continue_from(self, session: Session, index: float, invert: bool, grow: float) -> tuple:
+        """Result `index` of the history (0 = newest) becomes the photo to edit; the upload box is emptied.
+
+        The next edit's recipe names this result's sha256 as its parent, so a chain of edits can be
+        followed back from any of its PNGs.
+        """
+        entry = session.entry(int(index or 0))
+        session.set_image(entry.png, read_photo(entry.png, self.max_pixels), self.display_size, parent=entry)
+        return (None, *self._outputs(session, invert, grow))
 
     def warm(self, session: Session) -> None:
         """Right after an upload: the segmenter's per-image work (SAM's embedding) while the user looks."""
@@ -120,7 +131,7 @@ class SelectionHandlers:
     def _outputs(self, session: Session, invert: bool, grow: float, with_mask: bool = True) -> tuple:
         det = session.detections
         if det is not None and len(det):
-            choices = [(f"{i} {p} {s:.2f}", i) for i, (p, s) in enumerate(zip(det.phrases, det.scores))]
+            choices = [(label, i) for i, label in enumerate(instance_labels(session))]
             instances = gr.CheckboxGroup(choices=choices, value=list(range(len(det))))
         else:
             instances = gr.CheckboxGroup(choices=[], value=[])
@@ -153,11 +164,24 @@ class SelectionHandlers:
         return str(write_image(self.workspace.folder(session) / "mask.png", mask.astype(np.uint8) * 255))
 
 
+def instance_labels(session: Session) -> list[str]:
+    """Each selected instance in words: what the detector found and how sure it is, or the user's own selection.
+
+    A segmenter's score for clicks or a box is no measure a user can act on, so it is not shown.
+    """
+    det = session.detections
+    if session.text:
+        return [f"{phrase} {score:.2f}" for phrase, score in zip(det.phrases, det.scores)]
+    return ["your selection"] if len(det) == 1 else [f"your selection {i + 1}" for i in range(len(det))]
+
+
 def _info(session: Session) -> str:
     if session.image is None:
         return "Upload a photo to start."
     h, w = session.image.shape[:2]
-    parts = [f"**{Path(session.source).name}** {w}×{h}"]
+    parts = [f"**{session.title}** {w}×{h}"]
+    if session.parent is not None:
+        parts.append(f"editing the result of {session.parent.caption}")
     if session.text:
         parts.append(f"text “{session.text}”")
     if session.points:
@@ -182,7 +206,10 @@ def _draw(session: Session, chosen: list[int] | None, invert: bool, grow: float,
         if invert:
             canvas = tint(canvas, _shrink_mask(mask, canvas.shape))
         else:
-            canvas = overlay(canvas, _scaled(det, canvas.shape, s), numbers=chosen)
+            everything = instance_labels(session)
+            shown = range(len(everything)) if chosen is None else chosen
+            canvas = overlay(canvas, _scaled(det, canvas.shape, s), numbers=chosen,
+                             labels=[everything[i] for i in shown])
         if grow > 0 and mask.any():
             canvas = outline(canvas, _grown(_shrink_mask(mask, canvas.shape), grow * s))
     return clicks(canvas, [(x * s, y * s, lab) for x, y, lab in session.points],

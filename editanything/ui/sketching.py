@@ -21,7 +21,9 @@ import gradio as gr
 from ..batch import sketch_folder
 from ..errors import InvalidInputError
 from ..imageio import IMAGE_SUFFIXES, limit_size
-from ..sketch import STYLES, needs_color, sketch, style_params
+from ..progress import Step
+from ..sketch import STYLES, needs_color, param_help, sketch, style_params
+from .jobs import Jobs
 from .uploads import ZipLimits, read_photo, unzip_images
 from .workspace import Workspace
 
@@ -33,8 +35,9 @@ _UNIT_PARAMS = {"shade", "pencil", "low", "high"}
 
 class SketchHandlers:
     def __init__(self, workspace: Workspace, max_pixels: int, max_files: int,
-                 zip_limits: ZipLimits = ZipLimits()) -> None:
+                 zip_limits: ZipLimits = ZipLimits(), jobs: Jobs | None = None) -> None:
         self.workspace = workspace
+        self.jobs = jobs or Jobs()
         self.max_pixels = max_pixels
         self.max_files = max_files
         self.zip_limits = zip_limits
@@ -77,12 +80,18 @@ class SketchHandlers:
         return [json.dumps(defaults), *updates]
 
     def sketch_all(self, runs: list[str], files: list[str] | None, style: str, params: str,
-                   progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
+                   progress: gr.Progress = gr.Progress(), request: gr.Request = None) -> tuple:
+        """Sketch every upload into a zip; the session's Cancel (or its closing) stops it between photos."""
         for old in runs:
             shutil.rmtree(old, ignore_errors=True)
         run = self.workspace.new_run("sketch")
+
+        def sketched(done: Step) -> None:
+            progress((done.image + 1, done.images), desc="sketching", unit="photos")
+
         try:
-            return self._run(run, files, style, params, progress)
+            with self.jobs.running(getattr(request, "session_hash", None), sketched):
+                return self._run(run, files, style, params, progress)
         except BaseException:
             shutil.rmtree(run, ignore_errors=True)
             raise
@@ -138,12 +147,25 @@ def all_params() -> dict[str, Any]:
     return out
 
 
+@functools.cache
+def all_help() -> dict[str, str]:
+    """What each parameter does, from the first style whose docstring says so (as `all_params` takes defaults)."""
+    out: dict[str, str] = {}
+    for style in STYLES:
+        for name, text in param_help(style).items():
+            out.setdefault(name, text[:1].upper() + text[1:])
+    return out
+
+
 def param_control(name: str, default: Any, visible: bool):
+    """The control of one sketch parameter: a readable label, the style's own words as help."""
+    label = name.replace("_", " ").capitalize()
+    info = all_help().get(name)
     if isinstance(default, bool):
-        return gr.Checkbox(value=default, label=name, visible=visible)
+        return gr.Checkbox(value=default, label=label, info=info, visible=visible)
     top = 1.0 if name in _UNIT_PARAMS else max(1.0, 4.0 * float(default))
     step = 1 if isinstance(default, int) else round(top / 100, 4)
-    return gr.Slider(0, top, value=default, step=step, label=name, visible=visible)
+    return gr.Slider(0, top, value=default, step=step, label=label, info=info, visible=visible)
 
 
 def _params_json(style: str, values: tuple) -> str:

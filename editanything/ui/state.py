@@ -1,4 +1,4 @@
-"""What one browser session has selected: its photo, clicks, boxes, detections, refine seed and last result.
+"""What one browser session has selected: its photo, clicks, boxes, detections, refine seed, and its results.
 
 Plain data plus the small rules of the click-to-mask loop; no gradio and no model here, so the
 rules are testable on their own and the app's handlers stay thin.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -18,13 +19,30 @@ from ..imageio import limit_size
 from ..types import Detections, Prompt, RefineSeed
 
 CLICK_MODES = ("add (+)", "exclude (−)", "box (2 clicks)")
+HISTORY_SIZE = 20  # results a session keeps (the oldest file goes when one more is made)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One result of the session: its PNG (with the recipe), a thumbnail, and what made it."""
+
+    png: str
+    thumbnail: str
+    operation: str  # "remove", "recolor", …
+    seed: int | None  # None when no sampler ran (OpenCV's fill, LaMa, a recolor)
+    sha256: str  # of the PNG file: an edit continued from it records this as its parent
+
+    @property
+    def caption(self) -> str:
+        return self.operation if self.seed is None else f"{self.operation} · seed {self.seed}"
 
 
 @dataclass
 class Session:
     """One session's selection on one photo (coordinates in the photo's pixels)."""
 
-    source: str | None = None  # the upload's path, inside gradio's upload folder
+    source: str | None = None  # the photo's file: an upload (inside gradio's upload folder) or a result
+    title: str | None = None  # the uploaded file's name (results made from it go on being named after it)
     image: np.ndarray | None = None
     display: np.ndarray | None = None  # the photo shrunk for the canvas
     points: list[tuple[float, float, int]] = field(default_factory=list)
@@ -34,7 +52,9 @@ class Session:
     detections: Detections | None = None
     segmented: Prompt | None = None  # the prompt `detections` came from, to know when a click refines it
     seed: RefineSeed | None = None  # what `detections` leaves the segmenter for a refining click
-    result: str | None = None  # the last saved edit, deleted when the next one is made
+    history: list[HistoryEntry] = field(default_factory=list)  # newest first
+    parent: HistoryEntry | None = None  # the result the photo is, when editing goes on from one
+    made: int = 0  # results made so far (numbers their files)
     key: str | None = None  # names the session's folder of shown files; set on first use
 
     @property
@@ -44,11 +64,28 @@ class Session:
             return 1.0
         return self.display.shape[1] / self.image.shape[1]
 
-    def set_image(self, source: str, image: np.ndarray, display_size: int) -> None:
-        """A new photo: forget the previous selection."""
+    def set_image(self, source: str, image: np.ndarray, display_size: int,
+                  parent: HistoryEntry | None = None) -> None:
+        """A new photo (an upload, or the result `parent`): forget the previous selection, keep the history."""
         self.display = limit_size(image, display_size)
-        self.source, self.image = source, image
+        self.source, self.image, self.parent = source, image, parent
+        if parent is None:
+            self.title = Path(source).name
         self.clear()
+
+    def add_result(self, entry: HistoryEntry) -> list[HistoryEntry]:
+        """Put `entry` first in the history; returns the entries that fell off its end (their files can go)."""
+        self.history.insert(0, entry)
+        dropped, self.history = self.history[HISTORY_SIZE:], self.history[:HISTORY_SIZE]
+        return dropped
+
+    def entry(self, index: int) -> HistoryEntry:
+        """History entry `index` (0 = the newest), or InvalidInputError."""
+        if not self.history:
+            raise InvalidInputError("no result yet: make an edit first")
+        if not 0 <= index < len(self.history):
+            raise InvalidInputError(f"no result {index} in the history; there are {len(self.history)} (0 = newest)")
+        return self.history[index]
 
     @contextmanager
     def change(self):
