@@ -620,6 +620,8 @@ def test_cancel_stops_the_sessions_running_edit_at_its_next_step_and_no_one_else
         assert generator.started.wait(60)
         generator.gate.release()
         wait_for(lambda: generator.stepped == [0], "A's first step")
+        wait_for(lambda: any((u.index, u.length, u.unit) == (1, 4, "steps")
+                             for u in edit_a.status().progress_data or []), "A's step shown as its progress")
         edit_b = b.submit(**edit_args(), api_name="/remove")  # waits: one edit at a time
         assert a.predict(api_name="/cancel").startswith("Cancelled")
         generator.gate.release()  # A's second step: it stops there

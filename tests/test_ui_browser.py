@@ -250,3 +250,14 @@ def test_history_continues_editing_from_a_result(page, tmp_path):
     shown = fetch(page, src).astype(int)
     assert np.abs(shown - removed.astype(int)).mean() < 3 and np.abs(shown - photo.astype(int)).mean() > 3
     page.screenshot(path=tmp_path / "continued.png", full_page=True)
+    # The next edit starts from the result: recolor the saucer of the photo whose cup is gone.
+    click_pixel(page, "#canvas img", 250, 330)
+    wait_new_src(page, "#canvas img", src)
+    page.get_by_text("editing the result of remove").wait_for()  # still the result, not the upload
+    page.click("#btn-recolor")
+    recolored = fetch(page, wait_new_src(page, "#result img", result_src)).astype(int)
+    changed = np.abs(recolored - removed.astype(int)).max(axis=2) > 0
+    assert changed[300:, :].mean() > 0.05 and changed.mean() < 0.5  # the saucer, not the whole photo
+    page.locator("#history").get_by_text("recolor").first.wait_for()
+    assert page.locator("#history img").count() == 2
+    page.screenshot(path=tmp_path / "chained.png", full_page=True)
