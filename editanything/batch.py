@@ -21,7 +21,6 @@ from typing import Any, Callable, Iterable, Sequence
 from .engines import Engine, get_engine
 from .errors import NOT_ANSWERING, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
-from .progress import Step, report as report_step
 from .storage import RemotePath, check_uris, is_uri, list_images, location, present, stale_partials
 
 OUTPUT_FORMATS = ("png", "jpg")
@@ -349,8 +348,6 @@ def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | N
                 now = time.perf_counter()
                 progress(number, len(todo), job.source, error, now - last)
                 last = now
-            # each finished job is one step of the run: a listener shows it, and may cancel the rest here
-            report_step(Step(number - 1, len(todo), 0, 1))
     finally:
         if bar is not None:
             bar.close()

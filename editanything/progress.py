@@ -1,9 +1,8 @@
 """Progress and cancellation of long work (diffusion steps, sketch batches), without threading callbacks through APIs.
 
-Generation loops call `report(Step(...))` after each step; `batch.run_batch` reports each finished job as
-step 0 of 1 of image i of n (so a batch of sketches can be followed and cancelled between photos). Whoever
-runs a job (the CLI's step bar, the UI's progress and Cancel button) wraps it in `listening(callback)`; the
-callback sees each step and may raise `Cancelled` to stop the job there. The listener lives in a context variable, so concurrent jobs on other
+Generation loops call `report(Step(...))` after each step. Whoever runs a job (the CLI's step bar, the UI's
+progress and Cancel button) wraps it in `listening(callback)`; the callback sees each step and may raise
+`Cancelled` to stop the job there. The listener lives in a context variable, so concurrent jobs on other
 threads (two UI sessions) each see only their own steps.
 """
 

@@ -21,7 +21,7 @@ import gradio as gr
 from ..batch import sketch_folder
 from ..errors import InvalidInputError
 from ..imageio import IMAGE_SUFFIXES, limit_size
-from ..progress import Step
+from ..progress import CancelToken
 from ..sketch import STYLES, needs_color, param_help, sketch, style_params
 from .jobs import Jobs
 from .uploads import ZipLimits, read_photo, unzip_images
@@ -85,25 +85,26 @@ class SketchHandlers:
         for old in runs:
             shutil.rmtree(old, ignore_errors=True)
         run = self.workspace.new_run("sketch")
-
-        def sketched(done: Step) -> None:
-            progress((done.image + 1, done.images), desc="sketching", unit="photos")
-
         try:
-            with self.jobs.running(getattr(request, "session_hash", None), sketched):
-                return self._run(run, files, style, params, progress)
+            with self.jobs.running(getattr(request, "session_hash", None)) as job:
+                return self._run(run, files, style, params, progress, job)
         except BaseException:
             shutil.rmtree(run, ignore_errors=True)
             raise
         finally:
             shutil.rmtree(run / "in", ignore_errors=True)
 
-    def _run(self, run: Path, files: list[str] | None, style: str, params: str, progress) -> tuple:
+    def _run(self, run: Path, files: list[str] | None, style: str, params: str, progress, job: CancelToken) -> tuple:
         inputs, photos = self._expand(files, run / "in")
         outdir = run / style
         progress(0.0, desc=f"sketching {len(photos)} photo(s)")
+
+        def sketched(number: int, total: int, *_: Any) -> None:  # the batch's call after each photo
+            job.check()  # Cancel, or the page closed: no further photo
+            progress((number, total), desc="sketching", unit="photos")
+
         report = sketch_folder([str(p) for p in inputs], outdir, style=style, params=_parse_params(params),
-                               workers=1, progress=True)
+                               workers=1, progress=sketched)
         made = sorted(outdir.rglob("*.png")) if outdir.is_dir() else []
         failures = [_named(reason, Path(src)) for src, reason in report.failed]
         if not made:
