@@ -103,6 +103,8 @@ def test_background_expand_with_rules_and_a_style_after_it(deep, tmp_path, capsy
     (["--prompt", "x" * 2001, "--expand"], "at most 2000"),
     (["--prompt", "a fox", "--expander", "rules"], "go with --expand"),
     (["--prompt", "a fox", "--expand", "--expander", "openai", "--llm-model", "gpt 5"], "OpenAI model ID"),
+    (["--prompt", "a fox", "--expand", "--expander", "openai", "--generator", "openai", "--dry-run"],
+     "--dry-run sends nothing"),
 ])
 def test_expand_bad_input_is_one_line(isolated_models, tmp_path, capsys, monkeypatch, argv, says):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")

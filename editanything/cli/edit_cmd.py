@@ -174,6 +174,9 @@ def expand_request(args: argparse.Namespace, request: EditRequest, editor: dict)
         what = "--prompt-for" if request.prompt_for else f"--{request.mode}"
         raise InvalidInputError(f"--expand writes the prompt of a replace (--prompt) or --background edit; "
                                 f"{what} does not take one")
+    if getattr(args, "dry_run", False) and args.expander == "openai":
+        raise InvalidInputError("--dry-run sends nothing, but --expander openai would send the words to OpenAI: "
+                                "dry-run with --expander rules (or auto) instead")
     params = request.params.with_seed()  # the expansion's seed is the edit's, and the recipe holds both
     expansion = expand_from_args(args, args.background or args.prompt, seed=params.seed, negative=args.negative,
                                  target=target_for(Editor(**editor).generator))
