@@ -46,12 +46,12 @@ def job_needs(job: str, *, device: str = "cpu", select: bool = False, clicks: bo
     cuda = str(device).startswith("cuda")
     if job == "sketch":
         return _sketch_needs(style or "pencil")
-    needs = _selection(select, clicks or job == "ui", device, detector_optional=job == "ui")
+    ui = job == "ui"  # every tool of the app: each stage has a way to run without its models
+    needs = _selection(select or ui, clicks or ui, device, detector_optional=ui)
     if job == "segment":
         return needs
-    if job == "ui":
-        return needs + [_generator(cuda, "replace and background cannot run"), _remover(),
-                        Need("captioner", ("blip2-opt-2.7b",), "a prompt must be typed for replace")]
+    if ui:
+        return needs + [_generator(cuda, "replace and background cannot run"), _remover()]
     if recolor:
         return needs
     if remove:

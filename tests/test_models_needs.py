@@ -45,6 +45,9 @@ def test_a_gpu_prefers_other_models(isolated_models):
     needs = {n.stage: n for n in job_needs("edit", device="cuda", clicks=True)}
     assert needs["segmenter"].pick == "sam2.1-hiera-large" and needs["generator"].pick == "flux2-klein-4b"
     assert [n.stage for n in job_needs("edit", device="cuda", clicks=True, recolor=True)] == ["segmenter"]
+    ui = job_needs("ui", device="cpu")  # every tool, each with a way to run without its models
+    assert [n.stage for n in ui] == ["detector", "segmenter", "generator", "remover"]
+    assert all(n.without for n in ui)
 
 
 def test_sketch_styles_and_a_long_download_command(isolated_models, capsys):
