@@ -6,7 +6,9 @@ Ray >= 0.8x the pool), Ray's start-up seconds, and images/s on a simulated two-n
 (`ray.cluster_utils.Cluster`, 1 CPU per node) on this machine. The outputs of every run are
 checked byte for byte against the pool's. The load average is printed: others may share the CPUs.
 
-    python benchmarks/batch_engines.py [--n 500] [--workers N]
+    python benchmarks/batch_engines.py [--n 500] [--workers N] [--smoke]
+
+`--smoke` runs 4 photos of 256x192 on 2 workers: it checks the script (Ray included), it measures nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--smoke", action="store_true", help="a few photos: checks the script, measures nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.workers = 4, 2
     import ray
     from ray.cluster_utils import Cluster
 
@@ -53,10 +58,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="engines-bench-"))
     try:
         (work / "in").mkdir()
-        photos = make_photos(work / "in", args.n)
+        size = (256, 192) if args.smoke else (1024, 768)
+        photos = make_photos(work / "in", args.n, size)
         load = os.getloadavg()[0]
-        print(f"{args.n} photos 1024x768 JPEG -> pencil PNG, {args.workers} workers on {default_workers()} cores "
-              f"(load average {load:.1f} at start)")
+        print(f"{args.n} photos {size[0]}x{size[1]} JPEG -> pencil PNG, {args.workers} workers on {default_workers()} cores "
+              f"(load average {load:.1f} at start){' [smoke]' if args.smoke else ''}")
 
         pool_s = timed_sketch(photos, work / "pool", workers=args.workers)
         expected = tree(work / "pool")

@@ -16,7 +16,10 @@ Image: a demo photo resized to 1600x1068 (`--size`). Printed per model:
 - peak RSS of the process.
 Targets: the fast segmenter's first click <= 2 s and >= 6x faster than vit_b's, later clicks < 60 ms.
 
-    python benchmarks/first_click.py [--models sam-vit-b,sam2.1-hiera-tiny,edgetam] [--clicks 10] [--size 1600]
+    python benchmarks/first_click.py [--models sam-vit-b,sam2.1-hiera-tiny,edgetam] [--clicks 10] [--size 1600] [--smoke]
+
+`--smoke` runs the tests' toy-size models on a 320 px photo for 3 clicks: it checks the script, it
+measures nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from editanything.imageio import read_image  # noqa: E402
 from editanything.segment import FAST_SEGMENTER as FAST  # noqa: E402  (the one auto takes first on a CPU)
@@ -58,10 +61,12 @@ def clicks(shape: tuple[int, ...], n: int, seed: int = 0) -> list[Prompt]:
                            for j in range(1 + i % 3)]) for i in range(n)]
 
 
-def build(name: str):
+def build(name: str, smoke: bool = False):
     import torch
 
     torch.manual_seed(0)
+    if smoke:
+        return _toy(name)
     if name == "sam-vit-b":
         from segment_anything import sam_model_registry
 
@@ -85,17 +90,40 @@ def build(name: str):
     raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
 
 
+def _toy(name: str):
+    """The tests' toy-size model of the same class, loaded from the folder they save it to."""
+    import tempfile
+
+    import tiny_hf_models
+    from tiny_models import build_tiny_sam
+    from transformers import EdgeTamModel, Sam2Model, Sam2Processor
+
+    from editanything.segment import SamSegmenter
+    from editanything.segment.sam2_hf import Sam2Segmenter
+
+    if name == "sam-vit-b":
+        return SamSegmenter(build_tiny_sam(), name=name)
+    builders = {"sam2.1-hiera-tiny": (tiny_hf_models.build_tiny_sam2, Sam2Model),
+                "edgetam": (tiny_hf_models.build_tiny_edgetam, EdgeTamModel)}
+    if name not in builders:
+        raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    save, model_class = builders[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save(Path(tmp) / name)
+        return Sam2Segmenter(model_class.from_pretrained(folder), Sam2Processor.from_pretrained(folder), name=name)
+
+
 def timed(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
 
 
-def measure(name: str, size: int, n: int) -> dict:
+def measure(name: str, size: int, n: int, smoke: bool = False) -> dict:
     """One model in this process: cold and warm first clicks, later clicks, peak RSS."""
     import torch
 
-    seg = build(name)
+    seg = build(name, smoke)
     first_photo, second_photo = photo(ROOT / "demos" / "rocket.jpg", size), photo(ROOT / "demos" / "coffee.jpg", size)
     prompts = clicks(first_photo.shape, n)
     cold = timed(lambda: seg.segment(first_photo, prompts[0]))
@@ -112,21 +140,25 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--size", type=int, default=1600, help="width of the test photo, px (height = width * 1068 / 1600)")
+    ap.add_argument("--smoke", action="store_true", help="toy-size models: checks the script, measures nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model and print JSON
     args = ap.parse_args()
+    if args.smoke:
+        args.clicks, args.size = 3, 320
     if args.one:
-        print(json.dumps(measure(args.one, args.size, args.clicks)))
+        print(json.dumps(measure(args.one, args.size, args.clicks, args.smoke)))
         return
 
     results = {}
     for name in args.models.split(","):
         run = subprocess.run([sys.executable, __file__, "--one", name, "--clicks", str(args.clicks),
-                              "--size", str(args.size)], capture_output=True, text=True, cwd=ROOT)
+                              "--size", str(args.size), *(["--smoke"] if args.smoke else [])],
+                             capture_output=True, text=True, cwd=ROOT)
         if run.returncode:
             raise SystemExit(f"{name} failed:\n{run.stderr[-2000:]}")
         results[name] = json.loads(run.stdout.strip().splitlines()[-1])
     some = next(iter(results.values()))
-    print(f"CPU, fp32, torch threads {some['threads']}, photo {some['size'][1]}x{some['size'][0]}, "
+    print(f"{'toy-size models [smoke], ' if args.smoke else ''}CPU, fp32, torch threads {some['threads']}, photo {some['size'][1]}x{some['size'][0]}, "
           f"{args.clicks - 1} later clicks; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
           f"on {os.cpu_count()} cores")
     print(f"{'model':20s} {'params':>8s} {'1st click cold':>15s} {'1st click warm':>15s} {'later click':>12s} {'peak RSS':>9s}")

@@ -4,13 +4,14 @@ Issue 4's target: a full CPU pipeline with real-size models (SAM vit_b, Groundin
 with its BERT, SD 1.5 inpainting) stays under 12 GB of resident memory with lazy load and release.
 
 1. Builds real-size random-weight models (random weights cost the same memory and time as trained
-   ones) and saves them in a folder used as $EDITANYTHING_CHECKPOINTS, under the official names and
-   formats, so the models layer finds and loads them as it loads downloaded files:
-   `sam_vit_b_01ec64.pth` (a bare state dict), `groundingdino_swint_ogc.pth` (`{"model": state_dict}`,
-   packaged Swin-T OGC config at full size), `bert-base-uncased/` (BertConfig() model + a 30522-token
-   vocab.txt) and `sd15-inpainting/` (diffusers folder: 9-channel UNet, SD VAE, CLIP ViT-L/14 text
-   encoder, a 49408-token byte-level CLIP tokenizer, PNDM scheduler). Each model is built, saved and
-   freed before the next. Building writes 5.8 GB (5.4 GiB) and takes a minute or two: `--cache DIR` keeps the
+   ones) and saves them in a folder of their own, in the official formats but under names of their
+   own (`bench_models.py`: a manifest names them, so the models layer finds, checks and loads them as
+   it loads downloaded files): `random-sam-vit-b.pth` (a bare state dict),
+   `random-groundingdino-swint-ogc.pth` (`{"model": state_dict}`, packaged Swin-T OGC config at full
+   size), `random-bert-base-uncased/` (BertConfig() model + a 30522-token vocab.txt, registered as
+   `bert-base-uncased`, which Grounding DINO requires by name) and `random-sd15-inpainting/`
+   (diffusers folder: 9-channel UNet, SD VAE, CLIP ViT-L/14 text encoder, a 49408-token byte-level
+   CLIP tokenizer, PNDM scheduler). Each model is built, saved and freed before the next. Building writes 5.8 GB (5.4 GiB) and takes a minute or two: `--cache DIR` keeps the
    folder between runs.
 2. For each mode, in a fresh subprocess (so the peak is the pipeline's, not the builder's), runs
    `Editor().edit(coffee.jpg, "cup" → "a mug", 1 step, seed 0, resolution 512)` with the detector's
@@ -24,7 +25,10 @@ with its BERT, SD 1.5 inpainting) stays under 12 GB of resident memory with lazy
 Times on a shared machine are indicative; the memory figures are the point. GB here is 10^9 bytes.
 On a GPU (`--device cuda`) the backends pick fp16 and the table adds `torch.cuda.max_memory_allocated`.
 
-    python benchmarks/pipeline_memory.py [--cache DIR] [--device cpu|cuda] [--modes default,low-memory]
+    python benchmarks/pipeline_memory.py [--cache DIR] [--device cpu|cuda] [--modes default,low-memory] [--smoke]
+
+`--smoke` builds the tests' toy-size models instead (seconds) and edits at 64 px: it checks the
+script and the whole path, it measures nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from typing import Any, Callable
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 TARGET_GB = 12.0
 GB = 1e9
@@ -58,6 +62,10 @@ DETECTOR_OPTIONS = {"box_threshold": 0.0, "text_threshold": 0.0, "top_k": 3}
 SAMPLE_EVERY_S = 0.05
 BERT_VOCAB_SIZE = 30522
 CLIP_VOCAB_SIZE = 49408  # ids 49406 / 49407 are <|startoftext|> / <|endoftext|>, as in openai/clip-vit-large-patch14
+SAM, BERT, GDINO, SD = ("random-sam-vit-b.pth", "random-bert-base-uncased", "random-groundingdino-swint-ogc.pth",
+                       "random-sd15-inpainting")
+GDINO_CONFIG = "GroundingDINO_SwinT_OGC.py"  # packaged with groundingdino
+TOY_GDINO_CONFIG = "toy-groundingdino-config.py"
 STAGES = ("detect:load", "detect", "segment:load", "segment", "release", "generate:load", "generate", "other")
 
 
@@ -80,7 +88,7 @@ def build_sam(root: Path) -> None:
 
     torch.manual_seed(0)
     model = sam_model_registry["vit_b"](checkpoint=None)
-    with _atomic_path(root / "sam_vit_b_01ec64.pth") as path:
+    with _atomic_path(root / SAM) as path:
         torch.save(model.state_dict(), path)
 
 
@@ -89,7 +97,7 @@ def build_bert(root: Path) -> None:
     from tiny_detect_models import BERT_SPECIALS, BERT_WORDS
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    with _atomic_path(root / "bert-base-uncased") as folder:
+    with _atomic_path(root / BERT) as folder:
         folder.mkdir()
         words = BERT_SPECIALS + BERT_WORDS + ["mug"]
         vocab = words + [f"[unused{i}]" for i in range(BERT_VOCAB_SIZE - len(words))]
@@ -108,13 +116,13 @@ def build_grounding_dino(root: Path) -> None:
     from editanything.detect.bert_compat import patched_bert_warper
     from editanything.detect.grounding_dino import packaged_config
 
-    args = SLConfig.fromfile(str(packaged_config("GroundingDINO_SwinT_OGC.py")))
+    args = SLConfig.fromfile(str(packaged_config(GDINO_CONFIG)))
     args.device = "cpu"
-    args.text_encoder_type = str(root / "bert-base-uncased")
+    args.text_encoder_type = str(root / BERT)
     torch.manual_seed(0)
     with patched_bert_warper(), contextlib.redirect_stdout(io.StringIO()):
         model = build_model(args)
-    with _atomic_path(root / "groundingdino_swint_ogc.pth") as path:
+    with _atomic_path(root / GDINO) as path:
         torch.save({"model": model.state_dict()}, path)
 
 
@@ -138,7 +146,7 @@ def build_sd15_inpainting(root: Path, work: Path) -> None:
     from tiny_sd import BOS, EOS
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    with _atomic_path(root / "sd15-inpainting") as folder:
+    with _atomic_path(root / SD) as folder:
         folder.mkdir()
         torch.manual_seed(0)
         # UNet2DConditionModel's defaults are SD 1.x's blocks and widths; the inpainting UNet reads 9 channels.
@@ -178,14 +186,43 @@ def build_sd15_inpainting(root: Path, work: Path) -> None:
         (folder / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
 
 
+def build_toy_models(root: Path) -> None:
+    """The tests' toy-size models (same classes and formats), under this benchmark's names."""
+    import tiny_sd
+    from tiny_detect_models import build_tiny_grounding_dino
+    from tiny_models import save_tiny_sam_checkpoint
+
+    root.mkdir(parents=True, exist_ok=True)
+    save_tiny_sam_checkpoint(root / SAM)
+    toy = build_tiny_grounding_dino(root / ".work")
+    os.replace(toy.bert_dir, root / BERT)
+    os.replace(toy.checkpoint, root / GDINO)
+    os.replace(toy.config, root / TOY_GDINO_CONFIG)
+    tiny_sd.save_diffusers(root / SD)
+    shutil.rmtree(root / ".work", ignore_errors=True)
+
+
+def write_manifest(root: Path, smoke: bool) -> None:
+    from bench_models import write_manifest as write
+    from tiny_models import TINY_SAM
+
+    write(root, {
+        "bench-sam-vit-b": {"paths": [SAM], "loader": {"backend": "sam", "sam_type": TINY_SAM if smoke else "vit_b"}},
+        "bert-base-uncased": {"paths": [BERT], "loader": {"backend": "text-encoder"}},  # Grounding DINO's, by name
+        "bench-groundingdino-swint-ogc": {"paths": [GDINO], "requires": ["bert-base-uncased"], "loader": {
+            "backend": "groundingdino", "config": f"./{TOY_GDINO_CONFIG}" if smoke else GDINO_CONFIG}},
+        "bench-sd15-inpainting": {"paths": [SD], "loader": {"backend": "diffusion"}},
+    })
+
+
 def build_checkpoints(root: Path) -> None:
     """Every model the edit needs, under `root`; what a previous run left there (`--cache`) is reused."""
     root.mkdir(parents=True, exist_ok=True)
     steps: list[tuple[str, Path, Callable[[], None]]] = [
-        ("SAM vit_b", root / "sam_vit_b_01ec64.pth", lambda: build_sam(root)),
-        ("BERT base uncased", root / "bert-base-uncased", lambda: build_bert(root)),
-        ("Grounding DINO Swin-T OGC", root / "groundingdino_swint_ogc.pth", lambda: build_grounding_dino(root)),
-        ("SD 1.5 inpainting", root / "sd15-inpainting", lambda: build_sd15_inpainting(root, root / ".work")),
+        ("SAM vit_b", root / SAM, lambda: build_sam(root)),
+        ("BERT base uncased", root / BERT, lambda: build_bert(root)),
+        ("Grounding DINO Swin-T OGC", root / GDINO, lambda: build_grounding_dino(root)),
+        ("SD 1.5 inpainting", root / SD, lambda: build_sd15_inpainting(root, root / ".work")),
     ]
     for label, target, build in steps:
         if target.exists():
@@ -277,8 +314,12 @@ class StageMeter:
         setattr(owner, method, classmethod(timed) if is_classmethod else timed)
 
 
-def worker(mode: str) -> dict[str, Any]:
+def worker(mode: str, smoke: bool = False) -> dict[str, Any]:
     """One edit in this (fresh) process; the measurements as a dict."""
+    if smoke:
+        from tiny_models import register_tiny_sam
+
+        register_tiny_sam()
     meter = StageMeter()
     meter.start()
     from editanything import Prompt, read_image
@@ -299,16 +340,17 @@ def worker(mode: str) -> dict[str, Any]:
     device = pick_device()
     photo = read_image(PHOTO)
     # Named backends, not "auto": only the models built here are used, whatever else is on disk.
-    editor = Editor(detector="groundingdino-swint-ogc", segmenter="sam-vit-b", generator="sd15-inpainting",
-                    detector_options=DETECTOR_OPTIONS, low_memory=MODES[mode])
+    editor = Editor(detector="bench-groundingdino-swint-ogc", segmenter="bench-sam-vit-b",
+                    generator="bench-sd15-inpainting", detector_options=DETECTOR_OPTIONS, low_memory=MODES[mode])
+    resolution = 64 if smoke else 512
     request = EditRequest(selection=Prompt(text="cup"),
-                          params=GenerationParams(prompt="a mug", steps=1, seed=0, resolution=512))
+                          params=GenerationParams(prompt="a mug", steps=1, seed=0, resolution=resolution))
     start = time.perf_counter()
     result = editor.edit(photo, request)
     total = time.perf_counter() - start
     meter.stop()
     out = {
-        "mode": mode, "device": device, "total_s": total, "seconds": meter.seconds, "peak_sampled": meter.peak,
+        "mode": mode, "device": device, "resolution": resolution, "total_s": total, "seconds": meter.seconds, "peak_sampled": meter.peak,
         "peak_anon": meter.peak_anon,
         "rss_after": meter.rss_after, "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "boxes": len(result.detections), "mask_fraction": float(result.mask.mean()),
@@ -321,14 +363,16 @@ def worker(mode: str) -> dict[str, Any]:
     return out
 
 
-def run_worker(mode: str, checkpoints: Path, device: str | None, timeout: float) -> dict[str, Any]:
+def run_worker(mode: str, checkpoints: Path, device: str | None, timeout: float, smoke: bool) -> dict[str, Any]:
+    from bench_models import own_models_env
+
     with tempfile.TemporaryDirectory(prefix="pipeline-memory-") as scratch:
-        env = dict(os.environ, EDITANYTHING_CHECKPOINTS=str(checkpoints), HF_HUB_OFFLINE="1",
+        env = dict(os.environ, **own_models_env(checkpoints),
                    EDITANYTHING_HOME=str(Path(scratch) / "home"), HF_HOME=str(Path(scratch) / "hf"))
         if device:
             env["EDITANYTHING_DEVICE"] = device
-        proc = subprocess.run([sys.executable, __file__, "--worker", mode], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, __file__, "--worker", mode, *(["--smoke"] if smoke else [])],
+                              env=env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{mode} run failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -338,7 +382,7 @@ def run_worker(mode: str, checkpoints: Path, device: str | None, timeout: float)
 # ---- report ---------------------------------------------------------------------------------------------
 
 def report(results: list[dict[str, Any]]) -> bool:
-    print(f"\nfull text edit on {PHOTO.name} ({results[0]['device']}): 'cup' → 'a mug', 1 step at 512 px")
+    print(f"\nfull text edit on {PHOTO.name} ({results[0]['device']}): 'cup' → 'a mug', 1 step at {results[0]['resolution']} px")
     print(f"peak = ru_maxrss of the worker process; target < {TARGET_GB:g} GB (GB = 10^9 bytes)\n")
     head = (f"{'mode':<11} {'peak GB':>7} {'/target':>7} {'anon GB':>7} {'peak stage':>13} {'detect s':>9} {'segment s':>9} "
             f"{'generate s':>10} {'loads s':>7} {'total s':>7}")
@@ -384,11 +428,14 @@ def main() -> int:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (sets EDITANYTHING_DEVICE for the measured runs)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, among: {', '.join(MODES)}")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each measured run")
+    parser.add_argument("--smoke", action="store_true", help="toy-size models: checks the script, measures nothing")
     parser.add_argument("--worker", choices=list(MODES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print("RESULT " + json.dumps(worker(args.worker)), flush=True)
+        print("RESULT " + json.dumps(worker(args.worker, args.smoke)), flush=True)
         return 0
+    if args.smoke and args.cache:
+        parser.error("--smoke builds toy models in a temporary folder; drop --cache")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
@@ -396,12 +443,14 @@ def main() -> int:
 
     with contextlib.ExitStack() as stack:
         root = args.cache or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-memory-ckpt-")))
-        print(f"real-size random-weight models in {root}", flush=True)
-        build_checkpoints(root)
+        print(f"{'toy-size [smoke]' if args.smoke else 'real-size'} random-weight models in {root}; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        build_toy_models(root) if args.smoke else build_checkpoints(root)
+        write_manifest(root, args.smoke)
         results = []
         for mode in modes:
             print(f"measuring {mode} …", flush=True)
-            results.append(run_worker(mode, root, args.device, args.timeout))
+            results.append(run_worker(mode, root, args.device, args.timeout, args.smoke))
         ok = report(results)
     return 0 if ok else 1
 

@@ -1,8 +1,9 @@
 """Click-to-overlay latency of the web UI, measured through gradio_client like any API user.
 
 Model: a real-size SAM vit_b with random weights (`sam_model_registry["vit_b"](checkpoint=None)`, no
-download; random weights cost the same time as trained ones), saved as `sam_vit_b_01ec64.pth` in a
-temporary $EDITANYTHING_CHECKPOINTS so the app finds and loads it through the normal "auto" path.
+download; random weights cost the same time as trained ones), saved in a temporary models folder of
+its own and named by a manifest (`bench_models.py`), so the app finds, checks and loads it through
+the models layer as it does a downloaded one.
 Image: a demo photo scaled to `--size` px on its long side. The app runs in this process on
 127.0.0.1; the client sends the photo with the first click only (later clicks name no photo:
 the session's photo is used, as in the browser).
@@ -20,7 +21,9 @@ Printed (each request timed from `predict()` to the overlay file on disk):
   connection per request: time that no server can give back), and the click net of that floor.
 Target: later clicks < 150 ms on 2 cores: the browser path, and gradio_client net of its floor.
 
-    python benchmarks/ui_click.py [--clicks 10] [--image demos/rocket.jpg] [--size 1600]
+    python benchmarks/ui_click.py [--clicks 10] [--image demos/rocket.jpg] [--size 1600] [--smoke]
+
+`--smoke` runs the tests' toy-size SAM on a 320 px photo for 2 clicks: it checks the script, it measures nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 
 def free_port() -> int:
@@ -53,21 +56,31 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=10, help="later clicks to time")
     ap.add_argument("--image", type=Path, default=ROOT / "demos" / "rocket.jpg")
     ap.add_argument("--size", type=int, default=1600, help="long side of the test photo, px")
+    ap.add_argument("--smoke", action="store_true", help="a toy SAM, a small photo: checks the script, measures nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.clicks, args.size = 2, 320
 
     import cv2
     import numpy as np
     import torch
     from segment_anything import sam_model_registry
 
+    from bench_models import use_own_models, write_manifest
+    from tiny_models import build_tiny_sam, register_tiny_sam
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        os.environ["EDITANYTHING_CHECKPOINTS"] = str(tmp / "checkpoints")
         os.environ["EDITANYTHING_HOME"] = str(tmp / "home")
-        (tmp / "checkpoints").mkdir()
+        models = tmp / "models"
+        models.mkdir()
         torch.manual_seed(0)
-        checkpoint = tmp / "checkpoints" / "sam_vit_b_01ec64.pth"  # the official file name: found by "auto"
-        torch.save(sam_model_registry["vit_b"](checkpoint=None).state_dict(), checkpoint)
+        model = build_tiny_sam() if args.smoke else sam_model_registry["vit_b"](checkpoint=None)
+        torch.save(model.state_dict(), models / "random-sam.pth")
+        del model
+        write_manifest(models, {"bench-sam": {"paths": ["random-sam.pth"], "loader": {
+            "backend": "sam", "sam_type": register_tiny_sam() if args.smoke else "vit_b"}}})
+        use_own_models(models)
 
         import httpx
         from gradio_client import Client, handle_file
@@ -83,11 +96,12 @@ def main() -> None:
         path = write_image(tmp / f"photo-{args.size}.jpg", photo, quality=92)
         h, w = photo.shape[:2]
 
-        editor = Editor(segmenter="auto", detector=None, generator="classical")
+        editor = Editor(segmenter="bench-sam", detector=None, generator="classical")
         start = time.perf_counter()
         demo = build_app(editor)
-        print(f"segmenter: {editor.segmenter.describe()}; app built in {time.perf_counter() - start:.1f} s "
-              f"(SAM weights loaded); torch threads {torch.get_num_threads()}; photo {w}x{h}")
+        print(f"segmenter: {editor.segmenter.describe()}{' (toy size) [smoke]' if args.smoke else ''}; app built in "
+              f"{time.perf_counter() - start:.1f} s (SAM weights loaded); torch threads {torch.get_num_threads()}; "
+              f"photo {w}x{h}")
         import gradio as gr
 
         with gr.Blocks(analytics_enabled=False) as noop_app:

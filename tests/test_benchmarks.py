@@ -1,0 +1,51 @@
+"""Every benchmark runs in smoke mode (tiny sizes, seconds) and prints its ratio line, so none rots.
+
+A smoke run measures nothing: it checks that the script still runs through the real code path and
+prints its table. The full runs are for an idle machine (see benchmarks/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+HELPERS = {"bench_models.py"}  # imported by benchmarks, not run
+# The line each benchmark ends on: the ratio its target is about.
+RATIO_LINES = {
+    "batch_engines.py": r"^ray / pool = [\d.]+x",
+    "click_latency.py": r"^cached / bare decoder = [\d.]+x",
+    "edit_scaling.py": r"^\d+x\d+ / 512² = [\d.]+x",
+    "first_click.py": r"first click \(cold\) [\d.]+ s: .* [\d.]+x faster than vit_b",
+    "gpu_generate.py": r"^SD 1\.5: LCM \d+ steps / its default sampler \d+ steps = [\d.]+x",
+    "pipeline_memory.py": r"^low-memory / default peak RSS: [\d.]+x",
+    "remove_quality.py": r"^best / Telea: \S+, [+-][\d.]+ dB",
+    "sketch_throughput.py": r"^pencil / naive = [\d.]+x",
+    "ui_click.py": r"^first / later click .*: [\d.]+x",
+}
+NEEDS = {"batch_engines.py": "ray", "gpu_generate.py": "diffusers", "pipeline_memory.py": "groundingdino",
+         "click_latency.py": "segment_anything", "first_click.py": "transformers", "ui_click.py": "gradio_client",
+         "edit_scaling.py": "diffusers"}
+
+
+def test_every_benchmark_has_a_smoke_check():
+    assert sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name not in HELPERS) == sorted(RATIO_LINES)
+
+
+@pytest.mark.parametrize("name", sorted(RATIO_LINES))
+def test_benchmark_smoke_run_prints_its_ratio(name, tmp_path):
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "EDITANYTHING_HOME": str(tmp_path / "home"),
+           "EDITANYTHING_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}
+    run = subprocess.run([sys.executable, str(BENCHMARKS / name), "--smoke"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert re.search(RATIO_LINES[name], run.stdout, re.MULTILINE), run.stdout[-3000:]
+    assert "[smoke]" in run.stdout or "(smoke)" in run.stdout  # it says its figures measure nothing
