@@ -341,7 +341,9 @@ def worker(mode: str, smoke: bool = False) -> dict[str, Any]:
     photo = read_image(PHOTO)
     # Named backends, not "auto": only the models built here are used, whatever else is on disk.
     editor = Editor(detector="bench-groundingdino-swint-ogc", segmenter="bench-sam-vit-b",
-                    generator="bench-sd15-inpainting", detector_options=DETECTOR_OPTIONS, low_memory=MODES[mode])
+                    generator="bench-sd15-inpainting", low_memory=MODES[mode],
+                    # smoke: the toy detector keeps Swin-T's full backbone, so it sees a small image
+                    detector_options={**DETECTOR_OPTIONS, **({"image_size": 256, "max_size": 384} if smoke else {})})
     resolution = 64 if smoke else 512
     request = EditRequest(selection=Prompt(text="cup"),
                           params=GenerationParams(prompt="a mug", steps=1, seed=0, resolution=resolution))
