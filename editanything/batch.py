@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 from .engines import Engine, get_engine
 from .errors import NOT_ANSWERING, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
-from .storage import RemotePath, check_uris, is_uri, list_images, location, present, stale_partials
+from .storage import Location, RemotePath, check_uris, is_uri, list_images, location, present, stale_partials
 
 OUTPUT_FORMATS = ("png", "jpg")
 
@@ -34,16 +34,16 @@ class Job:
     """One input and what it writes: `output`, and for `count` > 1 also `name-1.png` … `name-{count-1}.png`.
     Paths are RemotePaths where the user gave URIs (`editanything.storage`)."""
 
-    source: Path | RemotePath
-    output: Path | RemotePath
+    source: Location
+    output: Location
     count: int = 1
 
     @property
-    def outputs(self) -> tuple[Path | RemotePath, ...]:
+    def outputs(self) -> tuple[Location, ...]:
         return (self.output, *(numbered_output(self.output, i) for i in range(1, self.count)))
 
 
-def numbered_output(output: Path | RemotePath, index: int) -> Path | RemotePath:
+def numbered_output(output: Location, index: int) -> Location:
     """Where image `index` of a job goes: the output itself for 0, else `name-INDEX.ext` beside it."""
     return output if index == 0 else output.with_name(f"{output.stem}-{index}{output.suffix}")
 

@@ -14,7 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, runtime_checkable
 
 from .errors import ImageError, InvalidInputError, MissingDependency
 
@@ -33,6 +33,24 @@ URI_HELP = "use a local path or a URI such as s3://BUCKET/FOLDER, gs://BUCKET/FO
 def is_uri(item: Any) -> bool:
     """Whether `item` is a URI string (`scheme://…`) rather than a local path."""
     return isinstance(item, str) and _SCHEME.match(item) is not None
+
+
+@runtime_checkable
+class Location(Protocol):
+    """What the batch code asks of a place: a `pathlib.Path` and a `RemotePath` both are one."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def stem(self) -> str: ...
+    @property
+    def suffix(self) -> str: ...
+    @property
+    def parent(self) -> Location: ...
+    def __truediv__(self, relative: str | os.PathLike) -> Location: ...
+    def with_name(self, name: str) -> Location: ...
+    def resolve(self) -> Location: ...
+    def exists(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def test_every_mix_of_paths_and_uris_in_and_out_runs_resumes_and_overwrites(sour
 
 
 def test_same_file_compares_paths_file_uris_links_and_s3_in_any_mix(s3_bucket, tmp_path):
-    from editanything.storage import location, same_file
+    from editanything.storage import Location, location, same_file
 
     fs, bucket = s3_bucket
     photo = tmp_path / "a.jpg"
@@ -196,3 +196,5 @@ def test_same_file_compares_paths_file_uris_links_and_s3_in_any_mix(s3_bucket, t
         assert not same_file(photo.as_uri(), other) and not same_file(other, photo)
     assert same_file(f"s3://{bucket}/a.jpg", location(f"s3://{bucket}/a.jpg"))
     assert not same_file(f"s3://{bucket}/a.jpg", f"s3://{bucket}/b.jpg")
+    for place in (photo, location(photo.as_uri()), location(f"s3://{bucket}/a.jpg")):  # one interface for the batch code
+        assert isinstance(place, Location) and place.exists() == (place != location(f"s3://{bucket}/a.jpg"))
