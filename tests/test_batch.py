@@ -283,3 +283,17 @@ def test_an_edit_batch_checks_each_output_against_its_own_input_only(tmp_path, m
         assert len(report.done) == n and not report.failed
         assert len(list((tmp_path / f"out{n}").glob("*.png"))) == 4 * n
         assert sorted(checks) == sorted(photos / f"p{i}.png" for i in range(n) for _ in range(4))
+
+
+def test_when_every_file_kills_its_worker_the_pool_stops_restarting(tmp_path):
+    from crashing_work import always_die
+
+    from editanything.batch import Job, run_batch
+    from editanything.engines.local import GIVE_UP
+
+    jobs = [Job(tmp_path / f"p{i:02d}.txt", tmp_path / "out" / f"p{i:02d}.txt") for i in range(20)]
+    report = run_batch(jobs, always_die, workers=2, progress=False)
+    reasons = [why for _, why in report.failed]
+    assert len(reasons) == 20 and not report.done
+    assert sum("died on this file twice" in r for r in reasons) == GIVE_UP
+    assert sum(r.startswith("not run: worker processes died") for r in reasons) == 20 - GIVE_UP

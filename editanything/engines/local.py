@@ -3,7 +3,9 @@
 A job that kills its worker (a segfault, the kernel's OOM killer) breaks the whole pool, and the pool
 cannot say which job did it. So only a few chunks are in flight at a time; when the pool breaks, those
 jobs (the suspects) run again one at a time in a fresh pool, where a crash can only be theirs: that
-file alone fails, the others are done, and the rest of the batch goes on in parallel.
+file alone fails, the others are done, and the rest of the batch goes on in parallel. When files keep
+killing their workers even alone, the fault is not theirs, and the batch stops instead of restarting
+the pool for every file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any, Callable, Iterator, Sequence
 from .base import attempt, limit_threads
 
 CRASHED = "its worker process died on this file twice (a crash, or out of memory?); the other files went on"
+GIVE_UP = 3
+STOPPED = (f"not run: worker processes died on {GIVE_UP} files in a row, each alone, so the batch stopped "
+           "(out of memory, or a broken install?); try fewer --workers, or --workers 1 to see the error")
 
 
 def attempt_all(work: Callable[..., Any], jobs: Sequence[Any]) -> list[str | None]:
@@ -39,6 +44,7 @@ class LocalEngine:
         chunk = max(1, min(16, len(jobs) // (self.workers * 8)))
         chunks = [list(jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
         chunks.reverse()  # popped from the end: first jobs first
+        streak = 0  # files in a row whose worker died even alone
         while chunks:
             pool = self._pool()
             try:
@@ -46,9 +52,13 @@ class LocalEngine:
                 if suspects:
                     pool.shutdown(wait=True, cancel_futures=True)
                     pool = self._pool()
-                    for job in suspects:
-                        pool, error = self._alone(pool, job, work)
-                        yield job, error
+                for i, job in enumerate(suspects):
+                    pool, error = self._alone(pool, job, work)
+                    streak = streak + 1 if error == CRASHED else 0
+                    yield job, error
+                    if streak == GIVE_UP:  # not these files: every worker dies (a broken install, no memory)
+                        yield from ((j, STOPPED) for j in suspects[i + 1:] + [j for c in reversed(chunks) for j in c])
+                        return
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 
