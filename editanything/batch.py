@@ -365,15 +365,15 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any], max_side: int | None,
-                expansion: dict[str, Any] | None = None) -> None:
-    """Read one photo, draw it, write the sketch atomically (PNG carries the style and parameters, and how
-    the prompt was expanded, if it was)."""
+                expansion: dict[str, Any] | None = None, max_pixels: int | None = None) -> None:
+    """Read one photo (under `max_pixels`; None: the default limit), draw it, write the sketch atomically
+    (PNG carries the style and parameters, and how the prompt was expanded, if it was)."""
     import json
 
     from .imageio import read_image, write_image
     from .sketch import is_generative, needs_color, sketch
 
-    photo = read_image(source, gray=not needs_color(style))
+    photo = read_image(source, gray=not needs_color(style), max_pixels=max_pixels)
     image = limit_size(photo, max_side)
     if is_generative(style):  # seeded: the recipe records the seed and threads it ran with, for replay
         from .sketch.generative import resolve_params
@@ -395,10 +395,11 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
                   max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
                   progress: bool | Progress = True, engine: str | Engine = "local", ray_address: str | None = None,
                   gpus_per_worker: float | None = None, cpus_per_worker: int | None = None,
-                  expansion: dict[str, Any] | None = None) -> BatchReport:
+                  expansion: dict[str, Any] | None = None, max_pixels: int | None = None) -> BatchReport:
     """Sketch every photo in `inputs` (files, folders, globs, URIs) into `outdir` (a folder or URI),
     keeping folder structure. `expansion` (a generative style's `prompting.Expansion.to_dict()`) goes into
-    each recipe: how `params["prompt"]` was written.
+    each recipe: how `params["prompt"]` was written. `max_pixels`: a tighter pixel limit (the web UI's
+    for uploads) than the default.
 
     Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
     `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`);
@@ -433,7 +434,8 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
 
             cpus_per_worker = HEAVY_CPUS  # likewise on Ray: one copy per few CPUs, not per CPU
     options = _engine_options(engine, ray_address, gpus_per_worker, cpus_per_worker)
-    work = partial(sketch_file, style=style, params=params, max_side=max_side, expansion=expansion)
+    work = partial(sketch_file, style=style, params=params, max_side=max_side, expansion=expansion,
+                   max_pixels=max_pixels)
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}",
                        engine=engine, engine_options=options)
     report.failed = problems + report.failed

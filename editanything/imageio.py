@@ -7,6 +7,7 @@ naming the file. `write_image` writes atomically (temp file + rename) and never 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -73,20 +74,81 @@ def read_mask(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.n
     return read_image(path, gray=True, max_pixels=max_pixels) > 127
 
 
-def _open(path: Path, limit: int) -> tuple[Image.Image, bytes]:
-    """The file's bytes and its lazily opened image, once its header passed the checks (size limit included)."""
+def _open(path: Path | RemotePath, limit: int) -> tuple[Image.Image, bytes]:
+    """The file's bytes and its lazily opened image, once its header passed the checks (size limit included).
+
+    The header and the file's size are checked on the open file (ranged reads on an object store)
+    before its bytes are read: a huge or disguised file costs no memory.
+    """
     try:
-        data = path.read_bytes()
+        with _open_input(path) as (stream, whole):
+            size = stream.size() if isinstance(path, RemotePath) else os.fstat(stream.fileno()).st_size
+            if not size:
+                raise ImageError(f"{path}: empty file (0 bytes); replace it with a valid image")
+            w, h = _checked_header(whole, path, limit).size
+            if size > max_file_bytes(w, h):
+                raise ImageError(f"{path}: {size:,} bytes, far more than a {w}x{h} image needs; not read (a "
+                                 "damaged file, or another file behind an image header)")
+            stream.seek(0)
+            data = stream.read()
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image file") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    if not data:
-        raise ImageError(f"{path}: empty file (0 bytes); replace it with a valid image")
+    return _checked_header(io.BytesIO(data), path, limit), data
+
+
+@contextlib.contextmanager
+def _open_input(path: Path | RemotePath):
+    """The open file, and a Python file object over it for Pillow (which reads headers line by line)."""
+    if isinstance(path, RemotePath):
+        if path.info().type.name == "Directory":
+            raise IsADirectoryError(str(path))
+        with path.open_input() as native:
+            yield native, io.BufferedReader(_Ranged(native), 1 << 16)  # 64 KiB ranged reads for the header
+    else:
+        with path.open("rb") as local:
+            yield local, local
+
+
+class _Ranged(io.RawIOBase):
+    """A pyarrow input file as a raw Python stream (reads past the end are empty, as for a local file)."""
+
+    def __init__(self, native) -> None:
+        self.native, self.size, self.pos = native, native.size(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.native.read_at(max(0, min(len(buffer), self.size - self.pos)), self.pos) if self.pos < self.size \
+            else b""
+        buffer[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = max(0, offset + (0, self.pos, self.size)[whence])
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def max_file_bytes(width: int, height: int) -> int:
+    """The most bytes an image file of width x height may take: 16-bit RGBA uncompressed, plus room for
+    metadata and a trailer (a phone's motion photo keeps its video after the JPEG)."""
+    return width * height * 8 + 128 * 1024 * 1024
+
+
+def _checked_header(stream, path: Path | RemotePath, limit: int) -> Image.Image:
     over = (f"{path}: over the limit of {limit:,} pixels "
             "(raise it with $EDITANYTHING_MAX_PIXELS if the file is trusted)")
     try:
-        img = _open_guarded(data, limit)
+        img = _open_guarded(stream, limit)
     except Image.DecompressionBombError:
         raise ImageError(over) from None
     except UnidentifiedImageError:
@@ -96,13 +158,13 @@ def _open(path: Path, limit: int) -> tuple[Image.Image, bytes]:
     w, h = img.size
     if w * h > limit:
         raise ImageError(over.replace(": over", f": {w}x{h} is {w * h:,} pixels, over", 1))
-    return img, data
+    return img
 
 
 _PILLOW_LIMIT = threading.Lock()
 
 
-def _open_guarded(data: bytes, limit: int) -> Image.Image:
+def _open_guarded(stream, limit: int) -> Image.Image:
     """Image.open under Pillow's own pixel guard, which stays on for the whole process.
 
     Pillow refuses files over twice its MAX_IMAGE_PIXELS; only when our limit (raised on purpose
@@ -111,15 +173,16 @@ def _open_guarded(data: bytes, limit: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning among them: our own limit decides
         try:
-            return Image.open(io.BytesIO(data))
+            return Image.open(stream)
         except Image.DecompressionBombError:
             guard = Image.MAX_IMAGE_PIXELS
             if guard is None or limit <= 2 * guard:
                 raise
         with _PILLOW_LIMIT:
             Image.MAX_IMAGE_PIXELS = limit
+            stream.seek(0)
             try:
-                return Image.open(io.BytesIO(data))
+                return Image.open(stream)
             finally:
                 Image.MAX_IMAGE_PIXELS = guard
 
@@ -233,11 +296,12 @@ def _png_with_text(png: bytes, text: Mapping[str, str]) -> bytes:
 
 def read_png_text(path: str | os.PathLike) -> dict[str, str]:
     """The text chunks of a PNG (empty for other formats)."""
+    img, _ = _open(location(path), max_pixels_default())  # sizes checked before the bytes are read
     try:
-        with _open_guarded(location(path).read_bytes(), max_pixels_default()) as img:
+        with img:
             img.load()
             return dict(getattr(img, "text", {}) or {})
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:  # ValueError: Pillow's text-size limits
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # ValueError: Pillow's text-size limits
         raise ImageError(f"{path}: cannot read image metadata ({exc})") from None
 
 

@@ -115,6 +115,13 @@ class RemotePath:
         except OSError as exc:
             raise InvalidInputError(failure(self, "cannot read", exc)) from None
 
+    def open_input(self):
+        """The file, open for random-access reads (ranged GETs on an object store); OSError in one line."""
+        try:
+            return self.fs.open_input_file(self.path)
+        except OSError as exc:
+            raise OSError(_first_line(exc)) from None
+
     def read_bytes(self) -> bytes:
         """The file's bytes; OSError with a one-line reason."""
         try:

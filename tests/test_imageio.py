@@ -215,3 +215,22 @@ def test_a_mask_with_transparency_selects_its_opaque_pixels(tmp_path):
     assert np.array_equal(read_mask(tmp_path / "plain.png"), expected)
     Image.fromarray(np.dstack([grey] * 3 + [np.full_like(grey, 255)])).save(tmp_path / "opaque.png")
     assert np.array_equal(read_mask(tmp_path / "opaque.png"), expected)
+
+
+def test_a_huge_file_behind_a_small_header_is_refused_before_its_bytes_are_read(tmp_path):
+    """A 1 GiB file (sparse: no disk used) that starts as a 64x64 PNG is refused from its header and size."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(path)
+    with open(path, "r+b") as f:
+        f.truncate(1 << 30)
+    with pytest.raises(ImageError, match=r"huge.png: 1,073,741,824 bytes, far more than a 64x64 image needs"):
+        read_image(path)
+    # VmHWM, the process's peak RSS (ru_maxrss would carry the forking pytest's over the exec)
+    code = ("import re, sys\nfrom editanything import read_image\ntry:\n    read_image(sys.argv[1])\n"
+            "except Exception as e:\n    print(e)\n"
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert "far more than a 64x64 image needs" in out and int(out.split()[-1]) < 400 * 1024, out  # KiB, not 1 GiB

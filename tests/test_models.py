@@ -437,3 +437,41 @@ def test_local_folders_say_which_variant_they_hold(tmp_path):
     assert folder_variant(tmp_path / "sd") is None
     touch("sd/text_encoder_2/model.fp16.safetensors")  # SDXL's second text encoder counts too
     assert folder_variant(tmp_path / "sd") == "fp16"
+
+
+@pytest.mark.parametrize("announce", [True, False])
+def test_a_mirror_that_sends_more_than_the_manifest_pins_writes_no_more_than_that(isolated_models, tmp_path, announce):
+    """An endless stream (with or without a Content-Length) is cut at the pinned size, and nothing is kept."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Endless(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            if announce:
+                self.send_header("Content-Length", str(1 << 40))
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"\0" * 65536)
+            except OSError:
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/w.bin"
+        _spec("t-endless", [ModelFile("e/w.bin", (UrlSource(url),), "0" * 64, 1000)])
+        expected = "announces 1,099,511,627,776 bytes, more than the manifest's 1,000" if announce else \
+            "sent more than the manifest's 1,000 bytes"
+        with pytest.raises(DownloadError, match=expected):
+            download_model("t-endless", log=lambda _: None)
+        assert not any((isolated_models / "e").glob("*"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        del MODELS["t-endless"]

@@ -198,3 +198,54 @@ def test_same_file_compares_paths_file_uris_links_and_s3_in_any_mix(s3_bucket, t
     assert not same_file(f"s3://{bucket}/a.jpg", f"s3://{bucket}/b.jpg")
     for place in (photo, location(photo.as_uri()), location(f"s3://{bucket}/a.jpg")):  # one interface for the batch code
         assert isinstance(place, Location) and place.exists() == (place != location(f"s3://{bucket}/a.jpg"))
+
+
+
+def test_an_s3_object_is_checked_by_ranged_reads_before_it_is_read_whole(s3_bucket, monkeypatch, tmp_path):
+    """A 20 MB object whose header claims 400 MP is refused after a few KiB, not downloaded."""
+    import struct
+    import zlib
+
+    from editanything.errors import ImageError
+    from editanything.imageio import read_image
+    from editanything.storage import RemotePath
+
+    fs, bucket = s3_bucket
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    with fs.open_output_stream(f"{bucket}/bomb.png") as f:
+        f.write(header + chunk(b"IDAT", bytes(20 << 20)))
+    fetched = []
+    real_open, real_read = RemotePath.open_input, RemotePath.read_bytes
+
+    class Counting:
+        def __init__(self, native):
+            self.native = native
+
+        def __getattr__(self, name):
+            return getattr(self.native, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.native.close()
+
+        def read(self, *n):
+            data = self.native.read(*n)
+            fetched.append(len(data))
+            return data
+
+        def read_at(self, n, offset):
+            data = self.native.read_at(n, offset)
+            fetched.append(len(data))
+            return data
+
+    monkeypatch.setattr(RemotePath, "open_input", lambda self: Counting(real_open(self)))
+    monkeypatch.setattr(RemotePath, "read_bytes", lambda self: fetched.append(-1) or real_read(self))
+    with pytest.raises(ImageError, match=r"bomb.png: over the limit of 150,000,000 pixels"):
+        read_image(f"s3://{bucket}/bomb.png")
+    assert -1 not in fetched and 0 < sum(fetched) < 1 << 20

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("gradio")
 
-from editanything.errors import InvalidInputError  # noqa: E402
+from editanything.errors import ImageError, InvalidInputError  # noqa: E402
 from editanything.ui.uploads import ZipLimits, unzip_images  # noqa: E402
 from conftest import DEMOS, ROOT  # noqa: E402
 
@@ -189,3 +189,22 @@ def test_the_ui_takes_only_batch_sketching_from_the_batch_runner():
             if isinstance(node, ast.ImportFrom) and node.module == "batch" and node.level == 2:
                 taken[module.name] = sorted(alias.name for alias in node.names)
     assert taken == {"sketching.py": ["sketch_folder"]}
+
+
+def test_sketch_all_applies_the_upload_pixel_limit_like_every_other_path(tmp_path):
+    from editanything.pipeline import Editor
+    from editanything.ui.app import Handlers
+
+    import cv2
+    import numpy as np
+
+    big = tmp_path / "flat.png"
+    cv2.imwrite(str(big), np.zeros((3000, 2000), np.uint8))  # 6 MP of one grey compresses to a few KB
+    h = Handlers.create(Editor(segmenter="grabcut", detector=None, generator="classical"), max_pixels=5_000_000)
+    try:
+        with pytest.raises(ImageError, match="flat.png: 2000x3000 is 6,000,000 pixels, over the limit of 5,000"):
+            h.sketching.preview([str(big)], "pencil", "")
+        with pytest.raises(InvalidInputError, match="no sketch was made: flat.png: 2000x3000 is 6,000,000 pixels"):
+            h.sketching.sketch_all([], [str(big)], "pencil", "", progress=lambda *a, **k: None)
+    finally:
+        h.workspace.cleanup()

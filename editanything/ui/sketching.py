@@ -104,7 +104,7 @@ class SketchHandlers:
             progress((number, total), desc="sketching", unit="photos")
 
         report = sketch_folder([str(p) for p in inputs], outdir, style=style, params=_parse_params(params),
-                               workers=1, progress=sketched)
+                               workers=1, progress=sketched, max_pixels=self.max_pixels)  # the upload limit
         made = sorted(outdir.rglob("*.png")) if outdir.is_dir() else []
         failures = [_named(reason, Path(src)) for src, reason in report.failed]
         if not made:
