@@ -243,7 +243,7 @@ def test_ui_controls_start_at_the_models_defaults_and_an_untouched_edit_uses_the
         client.predict(handle_file(str(DEMOS / "chelsea.jpg")), "[]", "[[100, 40, 330, 260]]", False, 8,
                        api_name="/segment_points")
         # sampler, steps and cfg left out: the endpoint's defaults are the controls' starting values
-        _, _, png, _ = client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8, prompt="a fox",
+        _, _, png, _, _ = client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8, prompt="a fox",
                                       negative="", seed=3, strength=1, color="#ff0000", api_name="/replace")
     finally:
         demo.close()

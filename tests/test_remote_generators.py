@@ -368,7 +368,7 @@ def test_ui_generates_at_the_chosen_service_and_says_the_crop_leaves(server, cof
         client = gradio_client.Client(url, verbose=False)
         client.predict(gradio_client.handle_file(str(DEMOS / "coffee.jpg")), "[]", json.dumps([list(BOX)]), False, 8,
                        api_name="/segment_points")
-        result, _, png, info = client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8,
+        result, _, png, info, _ = client.predict(photo=None, chosen=[0], invert=False, grow=8, feather=8,
                                               prompt="a corgi", negative="", sampler=WEBUI_DEFAULTS["sampler"],
                                               steps=25, cfg=7, seed=42, strength=1, color="#ff0000",
                                               generator="Stability AI (hosted)", api_name="/replace")
