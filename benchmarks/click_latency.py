@@ -41,7 +41,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from editanything.imageio import read_image  # noqa: E402
 from editanything.models import pick_device  # noqa: E402
 from editanything.segment import SamSegmenter  # noqa: E402
-from editanything.segment.base import image_key  # noqa: E402
+from editanything.types import image_key  # noqa: E402
 from editanything.types import Prompt  # noqa: E402
 
 

@@ -18,8 +18,7 @@ import numpy as np
 
 from . import masks
 from .errors import InvalidInputError, NothingFound
-from .generate.params import GenerationParams
-from .types import check_mask, check_rgb
+from .types import GenerationParams, check_mask, check_rgb
 
 MODES = ("crop", "full")
 MIN_SIDE = 64

@@ -23,13 +23,12 @@ import numpy as np
 from . import compose, masks
 from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
 from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults
-from .generate.params import wrap_seed
 from .generate.recolor import RecolorGenerator
 from .imageio import write_image
 from .models import download_command
 from .recipe import array_sha256, backend_info, encode_mask, library_versions, png_text
 from .storage import is_uri, location
-from .types import Detections, Prompt, Recipe
+from .types import Detections, Prompt, Recipe, wrap_seed
 
 MODES = ("replace", "remove", "background", "recolor")
 # A prompt that asks the inpainting model for "more of the surroundings", as the WebUI's users do.

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .generate.params import wrap_seed
 from .imageio import read_png_text
-from .types import Recipe
+from .models import model_files
+from .types import Recipe, wrap_seed
 
 RECIPE_KEY = "editanything"
 PARAMETERS_KEY = "parameters"
@@ -141,27 +141,6 @@ def backend_info(backend: Any) -> dict[str, Any]:
     if files:
         info["files"] = files
     return info
-
-
-def model_files(name: str) -> list[dict[str, str]]:
-    """The files of a registered model found on disk, each with the sha256 of the file itself (hashed once,
-    then cached by size and mtime), not the manifest's pin: a damaged file is recorded as what it is.
-    Empty for a name that is no model."""
-    from .models import MODELS, find_model
-    from .models.store import cached_sha256
-
-    if name not in MODELS:
-        return []
-    found = find_model(name)
-    if found is None:
-        return []
-    out = []
-    for spec_file in found.spec.files:
-        path = found.files.get(spec_file.path)
-        if path is None:
-            continue
-        out.append({"path": str(path), "sha256": cached_sha256(path)})
-    return out
 
 
 def library_versions() -> dict[str, str]:

@@ -19,12 +19,11 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .generate import GENERATORS, GenerationParams, get_generator
-from .generate.params import MAX_SEED
 from .imageio import read_image
 from .pipeline import MODES, EditRequest
 from .prompting.types import Expansion
 from .recipe import array_sha256, decode_mask
-from .types import Recipe
+from .types import MAX_SEED, Recipe
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_THREADS = 4096

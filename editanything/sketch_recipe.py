@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .generate.params import MAX_SEED
 from .imageio import limit_size, read_image, read_png_text, write_image
 from .prompting.types import Expansion
 from .recipe import PARAMETERS_KEY, RECIPE_KEY, array_sha256, library_versions, webui_parameters
 from .sketch import GENERATIVE_STYLES, check_params, needs_color, sketch
 from .sketch.generative import generation_params, generation_size, model_info
-from .types import Recipe
+from .types import MAX_SEED, Recipe
 
 __all__ = ["SketchReplay", "generative_text", "prepare_sketch_replay", "read_sketch_recipe"]
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from model_pins import pin_to_files  # noqa: E402
 
 from editanything.models.store import verify_model  # noqa: E402
-from editanything.recipe import model_files  # noqa: E402
+from editanything.models import model_files  # noqa: E402
 
 
 def _damage(path: Path) -> str:

@@ -25,7 +25,7 @@ from editanything.cli import main  # noqa: E402
 from editanything.errors import InvalidInputError  # noqa: E402
 from editanything.generate import GenerationParams, sampler_names  # noqa: E402
 from editanything.generate.diffusion import DiffusionGenerator, Embedding, Lora  # noqa: E402
-from editanything.generate.params import MAX_SEED  # noqa: E402
+from editanything.types import MAX_SEED  # noqa: E402
 from editanything.imageio import read_png_text, write_image  # noqa: E402
 from editanything.models import MODELS  # noqa: E402
 from editanything.pipeline import Editor, EditRequest  # noqa: E402

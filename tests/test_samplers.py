@@ -38,7 +38,11 @@ EXPECTED = {
 
 
 def test_every_webui_name_of_the_issue_is_offered():
+    from editanything.generate.samplers import SAMPLERS
+    from editanything.types import SAMPLER_NAMES
+
     assert set(sampler_names()) == set(EXPECTED)
+    assert tuple(SAMPLERS) == SAMPLER_NAMES  # GenerationParams (types) accepts exactly the names mapped here
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

@@ -8,7 +8,7 @@ import sys
 
 from ..errors import InvalidInputError
 from ..generate import load_styles, pick_styles
-from ..generate.params import GenerationParams, wrap_seed
+from ..types import GenerationParams, wrap_seed
 from ..generate.prompts import apply_styles
 from ..prompting import TARGETS, Expansion, check_words
 from .expand_opts import add_expander_options, build_expander

@@ -8,10 +8,10 @@ import time
 
 from ..batch import OUTPUT_FORMATS, BatchReport, default_workers, sketch_folder
 from ..errors import InvalidInputError
-from ..generate.params import GenerationParams
 from ..prompting import Expansion
 from ..sketch import ALL_STYLES, GENERATIVE_STYLES, style_params
 from ..sketch.generative import PRESETS
+from ..types import GenerationParams
 from . import progress_bar
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, NothingFound, require
+from ..errors import NothingFound, require
 from ..models import pick_device, pick_dtype
 from ..models.transformers_folder import load_pretrained, model_folder
-from ..segment.base import image_key
-from ..types import Detections, check_rgb
+from ..types import Detections, check_rgb, image_key
 from .grounding_dino import check_score, check_top_k, normalize_caption
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..registry import Registry, for_model
 from .classical import ClassicalGenerator
-from .params import WEBUI_DEFAULTS, GenerationParams, model_defaults
+from ..types import GenerationParams
+from .params import WEBUI_DEFAULTS, model_defaults
 from .prompts import Style, apply_styles, load_styles, parse_prompt_attention, pick_styles
 from .samplers import canonical_name, make_scheduler, sampler_names
 

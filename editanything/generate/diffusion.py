@@ -26,7 +26,8 @@ from ..errors import BadOutput, InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
-from .params import WEBUI_DEFAULTS, GenerationParams
+from ..types import GenerationParams
+from .params import WEBUI_DEFAULTS
 from .prompts import encode_prompts
 from .samplers import make_scheduler
 

@@ -34,7 +34,8 @@ from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
 from .diffusion import HeldPipeline, _intra_op_threads, _to_uint8, loading, place
-from .params import GenerationParams, describe_defaults
+from ..types import GenerationParams
+from .params import describe_defaults
 from .prompts import has_weights
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
-from .params import GenerationParams
+from ..types import GenerationParams
 
 NAMED_COLORS = {
     "red": (200, 30, 30), "orange": (240, 130, 20), "yellow": (240, 210, 30), "green": (40, 160, 60),

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..registry import Registry
 from ..types import check_mask, check_rgb
-from .params import GenerationParams
+from ..types import GenerationParams
 
 
 class OnnxRemover:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..errors import InvalidInputError
+from ..types import canonical_sampler as canonical_name
 
-# name -> (diffusers class, options passed over the model's own scheduler config)
+# name (one of types.SAMPLER_NAMES, in their order) -> (diffusers class, options passed over the model's own
+# scheduler config)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
     "Euler": ("EulerDiscreteScheduler", {}),
@@ -35,16 +36,6 @@ _SIGMA_OPTIONS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigma
 
 def sampler_names() -> list[str]:
     return list(SAMPLERS)
-
-
-def canonical_name(name: str) -> str:
-    """The WebUI spelling of a sampler name (matching ignores case and extra spaces)."""
-    if isinstance(name, str):
-        key = " ".join(name.split()).lower()
-        for known in SAMPLERS:
-            if known.lower() == key:
-                return known
-    raise InvalidInputError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
 
 
 def scheduler_options(name: str) -> tuple[str, dict[str, Any]]:

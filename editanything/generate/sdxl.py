@@ -21,7 +21,8 @@ from ..models.store import cached_sha256
 from ..models.variants import folder_variant
 from ..types import check_mask, check_rgb
 from .diffusion import HeldPipeline, Lora, load_loras, loading, parse_lora, place, unet_weights, use_sampler
-from .params import WEBUI_DEFAULTS, GenerationParams
+from ..types import GenerationParams
+from .params import WEBUI_DEFAULTS
 from .prompts import has_weights
 
 MODEL = "sdxl-inpainting"

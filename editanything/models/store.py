@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ChecksumMismatch, ModelNotFound
-from .manifest import HfSource, ModelFile, ModelSpec, get_spec
+from .manifest import MODELS, HfSource, ModelFile, ModelSpec, get_spec
 
 
 def checkpoints_dir() -> Path:
@@ -230,3 +230,21 @@ def verified(name: str) -> ResolvedModel:
             raise ChecksumMismatch(f"{check.path}: {why}; the file is damaged: delete it and run "
                                    f"`{download_command(name)}`")
     return found
+
+
+def model_files(name: str) -> list[dict[str, str]]:
+    """The files of a registered model found on disk, each with the sha256 of the file itself (hashed once,
+    then cached by size and mtime), not the manifest's pin: a damaged file is recorded as what it is.
+    Empty for a name that is no model."""
+    if name not in MODELS:
+        return []
+    found = find_model(name)
+    if found is None:
+        return []
+    out = []
+    for spec_file in found.spec.files:
+        path = found.files.get(spec_file.path)
+        if path is None:
+            continue
+        out.append({"path": str(path), "sha256": cached_sha256(path)})
+    return out

@@ -18,7 +18,6 @@ would get alone.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -62,18 +61,6 @@ def check_prompt(prompt: Prompt, image_shape: tuple[int, ...]) -> None:
             f"clicks can refine one box, not {len(prompt.boxes)}: segment the boxes first, then click on one"
         )
     prompt.check_inside(image_shape)
-
-
-def image_key(image: np.ndarray) -> bytes:
-    """A content hash of the whole image (any changed pixel gives a new key).
-
-    sha256 over every byte: about 0.6 ms per megapixel here (SHA extensions), a few
-    percent of one SAM decoder call, and no stale embedding after a small edit, which
-    hashing a subsampled view would risk.
-    """
-    h = hashlib.sha256(np.ascontiguousarray(image).data)
-    h.update(repr((image.shape, image.dtype.str)).encode())
-    return h.digest()
 
 
 def instance_phrases(prompt: Prompt) -> list[str]:

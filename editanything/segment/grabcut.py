@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import masks as M
 from ..errors import InvalidInputError
-from ..types import Detections, Prompt, RefineSeed, check_rgb
-from .base import check_prompt, image_key, instance_phrases, seed_data
+from ..types import Detections, Prompt, RefineSeed, check_rgb, image_key
+from .base import check_prompt, instance_phrases, seed_data
 
 Rect = tuple[int, int, int, int]
 

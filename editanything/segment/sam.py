@@ -19,9 +19,9 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..types import Detections, Prompt, RefineSeed, check_rgb
+from ..types import Detections, Prompt, RefineSeed, check_rgb, image_key
 from . import sam_onnx
-from .base import candidate_detections, check_prompt, image_key, instance_phrases, seed_data
+from .base import candidate_detections, check_prompt, instance_phrases, seed_data
 
 DECODERS = ("auto", "onnx", "torch")
 

@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
 from ..models.transformers_folder import load_pretrained
-from ..types import Detections, Prompt, RefineSeed, check_rgb
-from .base import candidate_detections, check_prompt, image_key, instance_phrases, seed_data
+from ..types import Detections, Prompt, RefineSeed, check_rgb, image_key
+from .base import candidate_detections, check_prompt, instance_phrases, seed_data
 
 BACKEND = "sam2-hf"  # the manifest's loader["backend"] for every model this module loads
 

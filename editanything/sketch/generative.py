@@ -21,9 +21,8 @@ import numpy as np
 from ..errors import BadOutput, InvalidInputError, ModelNotFound
 from ..generate.diffusion import DiffusionGenerator, _intra_op_threads, _to_uint8, use_sampler
 from ..generate.lcm import LORA_MODELS, SAMPLER as LCM_SAMPLER
-from ..generate.params import GenerationParams
 from ..generate.prompts import encode_prompts
-from ..types import check_rgb
+from ..types import GenerationParams, check_rgb
 
 STYLE = "sd-lineart"
 BASE_MODEL = "sd15"
@@ -200,6 +199,6 @@ def release() -> None:
 
 def model_info() -> dict[str, Any]:
     """What the recipe records of the models: the generator (with its ControlNet) and the edge detector's files."""
-    from ..recipe import model_files
+    from ..models import model_files
 
     return {"generator": get_sketcher().model_info(), "edges": {"name": EDGE_MODEL, "files": model_files(EDGE_MODEL)}}

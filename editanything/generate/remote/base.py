@@ -24,7 +24,8 @@ from PIL import Image
 from ...errors import EditAnythingError, InvalidInputError, RemoteServiceError
 from ...imageio import max_pixels_default
 from ...types import check_mask, check_rgb
-from ..params import WEBUI_DEFAULTS, GenerationParams
+from ...types import GenerationParams
+from ..params import WEBUI_DEFAULTS
 from .http import Breaker, Client, RetryPolicy, Upload, api_key, check_base_url, is_loopback
 
 # WebUI settings a hosted edit endpoint has no field for, with the option that sets each.

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidInputError, RemoteServiceError
-from ..params import GenerationParams
+from ...types import GenerationParams
 from .base import Planned, RemoteGenerator, b64decode, decode_image, encode_png
 from .http import ContentRefused, QuotaExceeded, Response, Upload, answer_cap
 from .sizing import Fitted, fit_limits
