@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 import threading
 
-from ..generate.params import GenerationParams
 from ..prompting import TARGETS, get_expander, target_for
+from ..types import GenerationParams
 from .locks import ModelLocks
 from .remote import GENERATORS as HOSTED
 
