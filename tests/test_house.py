@@ -79,7 +79,7 @@ LAYERS = (
     ("detect", "segment", "caption", "generate", "compose", "overlay"),
     ("prompting", "sketch"),
     ("recipe",),
-    ("pipeline", "sketch_recipe"),
+    ("pipeline", "sketch_recipe", "needs"),
     ("batch", "replay", "engines"),
     ("cli", "ui", "server", "__main__", "__init__"),
 )
