@@ -153,13 +153,16 @@ def _edit_tab(h: Handlers) -> None:
                 ui.seed, ui.strength, ui.color, ui.generator]  # EditSettings' fields, in order
     ui.generator.input(readable(h.editing.defaults), ui.generator, [ui.sampler, ui.steps, ui.cfg],
                        api_visibility="private", queue=False)
+    # Progress and an error's badge go on the status line only: a failed edit leaves the last result, and
+    # the line saying how it was made, on screen.
     edits = [button.click(readable(edit_event(h.editing, m)), [ui.session, ui.photo, *settings],
                           [ui.result, ui.compare, ui.download, ui.edit_info, ui.history], api_name=m,
-                          concurrency_id=GENERATION, show_progress_on=[ui.edit_info])
-             # progress and an error's badge go on the message line only: a failed edit leaves the last result
+                          concurrency_id=GENERATION, show_progress_on=[ui.status])
              for m, button in ui.buttons.items()]
+    for edit in edits:
+        edit.success(lambda: "", None, ui.status, api_visibility="private", queue=False)
     # gradio drops a queued edit and stops waiting for a running one; the job itself stops at its next step
-    ui.cancel.click(h.cancel, None, ui.edit_info, api_name="cancel", cancels=edits, queue=False)
+    ui.cancel.click(h.cancel, None, ui.status, api_name="cancel", cancels=edits, queue=False)
     ui.expand.click(readable(h.expanding.expand), [ui.prompt, ui.negative, ui.generator, ui.seed],
                     [ui.prompt, ui.negative, ui.expand_info], api_name="expand", concurrency_id="expand")
     _wire_history(h, ui)
@@ -229,6 +232,7 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
         ui.buttons = {m: gr.Button(m.capitalize(), variant="primary" if m == "remove" else "secondary",
                                    elem_id=f"btn-{m}") for m in EDIT_MODES}
         ui.cancel = gr.Button("Cancel", variant="stop", elem_id="btn-cancel")
+    ui.status = gr.Markdown(elem_id="edit-status", min_height=36)  # a running edit's progress, an error's badge
     ui.edit_info = gr.Markdown(elem_id="edit-info")
     with gr.Row():
         ui.result = gr.Image(label="Result (lossless PNG)", format="png", interactive=False, elem_id="result")
@@ -236,7 +240,8 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
     ui.download = gr.File(label="Download PNG with recipe", interactive=False, elem_id="download", height=90)
     with gr.Row():
         ui.history = gr.Gallery(label="History (this session's results, newest first; pick one)", columns=8,
-                                height=170, object_fit="contain", allow_preview=False, elem_id="history", scale=4)
+                                fit_columns=False, height=280, object_fit="contain", allow_preview=False,
+                                elem_id="history", scale=4)
         with gr.Column(scale=1, min_width=200):
             ui.picked = gr.Number(value=0, precision=0, minimum=0, label="Picked result (0 = newest)",
                                   elem_id="picked")
