@@ -19,6 +19,8 @@ EXTRAS = {
     # prompt expansion with a local language model (prompting/local.py); the rules need none of it
     "prompt": TORCH + TRANSFORMERS + ["safetensors>=0.4"],
     "ui": ["gradio==6.31.0"],
+    # `editanything serve`: the WebUI's HTTP API alone (gradio brings both for `ui --api`)
+    "api": ["fastapi>=0.115", "uvicorn>=0.30"],
     # the second batch engine (`--engine ray`): Ray Data actors on a cluster; every node needs it.
     # It brings pyarrow, whose filesystems read and write s3:// gs:// file:// URIs (storage.py).
     "ray": ["ray[data]==2.60.0"],
@@ -27,7 +29,8 @@ EXTRAS = {
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 EXTRAS["test"] = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "sd-parsers==0.6", "gradio-client", "playwright",
-                   "moto[server,s3]==5.2.5"]  # a fake S3 server on 127.0.0.1 for the s3:// tests
+                   "moto[server,s3]==5.2.5",  # a fake S3 server on 127.0.0.1 for the s3:// tests
+                   "webuiapi==0.9.17", "httpx"]  # a real WebUI API client, and raw HTTP, against `serve`
 
 setup(
     name="editanything",

@@ -65,13 +65,49 @@ def read_mask(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.n
     transparency, its opaque pixels (a transparent background is not selected)."""
     path = location(path)
     img, _ = _open(path, max_pixels_default() if max_pixels is None else max_pixels)
-    if img.mode in _ALPHA_MODES or "transparency" in img.info:
-        img = _load(path, img)
-        alpha = np.asarray(img.convert("RGBA"))[..., 3]
-        if alpha.min() < 255:
-            return alpha > 127
-        return cv2.cvtColor(_to_rgb(img), cv2.COLOR_RGB2GRAY) > 127
-    return read_image(path, gray=True, max_pixels=max_pixels) > 127
+    return _mask_of(path, img) if _has_alpha(img) else read_image(path, gray=True, max_pixels=max_pixels) > 127
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in _ALPHA_MODES or "transparency" in img.info
+
+
+def _mask_of(path: Path | RemotePath | str, img: Image.Image) -> np.ndarray:
+    """The opaque pixels of an image with transparency, or its bright pixels when it is all opaque."""
+    img = _load(path, img)
+    alpha = np.asarray(img.convert("RGBA"))[..., 3]
+    if alpha.min() < 255:
+        return alpha > 127
+    return cv2.cvtColor(_to_rgb(img), cv2.COLOR_RGB2GRAY) > 127
+
+
+def decode_image(data: bytes, name: str, *, gray: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """`read_image` for bytes already in memory (an upload); errors name the upload as `name`."""
+    img = _open_bytes(data, name, max_pixels_default() if max_pixels is None else max_pixels)
+    if img.format == "JPEG" and img.mode in ("L", "RGB") and b"\xff\xd9" in data[-64:]:
+        return _read_jpeg_fast(name, data, gray)
+    return _read_with_pillow(name, img, gray)
+
+
+def decode_mask(data: bytes, name: str, *, max_pixels: int | None = None) -> np.ndarray:
+    """`read_mask` for bytes already in memory (an upload)."""
+    img = _open_bytes(data, name, max_pixels_default() if max_pixels is None else max_pixels)
+    return _mask_of(name, img) if _has_alpha(img) else decode_image(data, name, gray=True, max_pixels=max_pixels) > 127
+
+
+def decode_png_text(data: bytes, name: str) -> dict[str, str]:
+    """`read_png_text` for bytes already in memory (an upload)."""
+    return _text_chunks(_open_bytes(data, name, max_pixels_default()), name)
+
+
+def _open_bytes(data: bytes, name: str, limit: int) -> Image.Image:
+    if not data:
+        raise ImageError(f"{name}: empty image (0 bytes)")
+    img = _checked_header(io.BytesIO(data), name, limit)
+    w, h = img.size
+    if len(data) > max_file_bytes(w, h):
+        raise ImageError(f"{name}: {len(data):,} bytes, far more than a {w}x{h} image needs; not read")
+    return img
 
 
 def _open(path: Path | RemotePath, limit: int) -> tuple[Image.Image, bytes]:
@@ -297,6 +333,10 @@ def _png_with_text(png: bytes, text: Mapping[str, str]) -> bytes:
 def read_png_text(path: str | os.PathLike) -> dict[str, str]:
     """The text chunks of a PNG (empty for other formats)."""
     img, _ = _open(location(path), max_pixels_default())  # sizes checked before the bytes are read
+    return _text_chunks(img, path)
+
+
+def _text_chunks(img: Image.Image, path: str | os.PathLike) -> dict[str, str]:
     try:
         with img:
             img.load()

@@ -192,6 +192,18 @@ class Editor:
             return remover.describe()
         return f"the generator: {generator}"
 
+    def use_generator(self, generator: Any, **options: Any) -> None:
+        """Generate with `generator` (a name or an instance) from the next edit on; the old one is freed.
+
+        A generator chosen by name also does *remove*, as when it is given to the constructor."""
+        for kind in ("generator", "remover"):
+            old = self._built.pop(kind, None)
+            if hasattr(old, "release"):
+                old.release()
+        self._specs["generator"], self._options["generator"] = generator, options
+        if not (_is_auto(generator) and not options):
+            self._specs["remover"] = None
+
     def release(self) -> None:
         """Free the deep models; they load again on next use."""
         for backend in self._built.values():

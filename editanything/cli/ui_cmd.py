@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from . import fail
+from .api_opts import LOOPBACK, add_api_options, api_config, editor_from, host_of
+
+__all__ = ["LOOPBACK", "register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,23 +31,37 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest photo in pixels (default 40,000,000)")
     p.add_argument("--queue-size", type=int, default=16, metavar="N",
                    help="requests that may wait; more are turned away with a message (default 16)")
+    p.add_argument("--listen", action="store_true", help="listen on 0.0.0.0 (the whole network), as the WebUI's "
+                                                         "--listen")
+    p.add_argument("--api", action="store_true", help="also serve the WebUI's HTTP API (/sdapi/v1, /sam, docs at "
+                                                      "/docs) on the same port, as the WebUI's --api")
+    add_api_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from ..models import find_model
-    from ..pipeline import Editor
     from ..ui.app import DEFAULT_MAX_PIXELS, build_app, serve
+    from ..ui.locks import ModelLocks
 
-    if args.host not in LOOPBACK:
-        print(f"warning: listening on {args.host}: other machines can reach this app", file=sys.stderr)
+    api_options = [o for o in ("api_auth", "api_max_images") if getattr(args, o) is not None]
+    if api_options and not args.api:
+        return fail(f"--{api_options[0].replace('_', '-')} is an option of the API: add --api")
+    config = api_config(args) if args.api else None
+    host = host_of(args, "app")
     if args.share:
         print("warning: --share makes a public link; anyone who has it can use this app", file=sys.stderr)
-    editor = Editor(detector=args.detector, segmenter=args.segmenter, generator=args.model,
-                    captioner="auto" if find_model("blip2-opt-2.7b") is not None else None)
-    demo = build_app(editor, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, queue_size=args.queue_size)
+    editor = editor_from(args)
+    locks = ModelLocks(editor)
+    demo = build_app(editor, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, queue_size=args.queue_size,
+                     locks=locks)
     for stage, text in editor.describe().items():
         print(f"{stage}: {text}", file=sys.stderr)
-    serve(demo, host=args.host, port=args.port, share=args.share, max_file_size=args.max_file_size)
+    routes = None
+    if config is not None:
+        from ..server import add_api
+
+        routes = functools.partial(add_api, editor=editor, config=config, locks=locks)
+        print(f"API on /sdapi/v1 and /sam (docs at /docs) on port {args.port}", file=sys.stderr)
+    serve(demo, host=host, port=args.port, share=args.share, max_file_size=args.max_file_size, add_routes=routes)
     return 0

@@ -98,8 +98,9 @@ class Handlers:
 
     @classmethod
     def create(cls, editor: Editor, *, max_pixels: int = DEFAULT_MAX_PIXELS, display_size: int = DISPLAY_SIZE,
-               max_files: int = 500, zip_limits: ZipLimits = ZipLimits()) -> "Handlers":
-        locks, workspace, jobs = ModelLocks(editor), Workspace(), Jobs()
+               max_files: int = 500, zip_limits: ZipLimits = ZipLimits(),
+               locks: ModelLocks | None = None) -> "Handlers":
+        locks, workspace, jobs = locks or ModelLocks(editor), Workspace(), Jobs()
         selection = SelectionHandlers(locks, workspace, max_pixels, display_size)
         return cls(locks, workspace, selection, EditHandlers(locks, workspace, selection, jobs),
                    SketchHandlers(workspace, max_pixels, max_files, zip_limits, jobs), ModelsHandlers(locks),
@@ -122,16 +123,17 @@ def _default_editor() -> Editor:
 
 def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS,
               display_size: int = DISPLAY_SIZE, max_files: int = 500, zip_limits: ZipLimits = ZipLimits(),
-              queue_size: int = DEFAULT_QUEUE_SIZE) -> gr.Blocks:
+              queue_size: int = DEFAULT_QUEUE_SIZE, locks: ModelLocks | None = None) -> gr.Blocks:
     """The gradio app over `editor` (default: `Editor()`, best backends on disk, weight-free otherwise).
 
     max_pixels: uploads with more pixels are refused with a message (gradio's `max_file_size`,
         set in `serve`, limits the bytes). display_size: long side of the click canvas.
     max_files: photos per sketch run; zip_limits: what one uploaded zip may hold.
     queue_size: requests waiting at most; more are turned away.
+    locks: the model locks of `editor` when something else uses it too (`ui --api`), so they take turns.
     """
     h = Handlers.create(editor or _default_editor(), max_pixels=max_pixels, display_size=display_size,
-                        max_files=max_files, zip_limits=zip_limits)
+                        max_files=max_files, zip_limits=zip_limits, locks=locks)
     with gr.Blocks(title="editanything", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown("## editanything — click to select, then replace, remove or restyle")
         with gr.Tab("Edit"):
@@ -322,21 +324,27 @@ def _models_tab(demo: gr.Blocks, h: ModelsHandlers) -> None:
 
 
 def serve(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
-          max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True, quiet: bool = False) -> str:
+          max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True, quiet: bool = False,
+          add_routes: Callable | None = None) -> str:
     """Start the server on host:port (loopback unless told); returns the local URL.
 
     `share=True` opens a public gradio.live tunnel: anyone with the link can use the app.
     With `block=False` the server runs in a thread until `demo.close()`. Blocking, SIGTERM stops it
     as Ctrl-C does, so the process exits normally and its work folder is removed.
+    `add_routes(app)` adds routes to gradio's FastAPI app once it exists (`ui --api`: the WebUI API).
     """
     if block and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     # `_frontend=False` only skips launch()'s reachability probe: one HEAD request with a 3 s timeout
     # that, on a busy machine, fails a server that is up (then launch() raises, asking for share=True).
-    _, url, _ = demo.launch(server_name=host, server_port=port, share=share, max_file_size=max_file_size,
-                            prevent_thread_lock=not block, show_error=False, quiet=quiet, inbrowser=False,
-                            ssr_mode=False, pwa=False, mcp_server=False, state_session_capacity=200,
-                            footer_links=["api"], _frontend=False)
+    app, url, _ = demo.launch(server_name=host, server_port=port, share=share, max_file_size=max_file_size,
+                              prevent_thread_lock=not block or add_routes is not None, show_error=False, quiet=quiet,
+                              inbrowser=False, ssr_mode=False, pwa=False, mcp_server=False,
+                              state_session_capacity=200, footer_links=["api"], _frontend=False)
+    if add_routes is not None:
+        add_routes(app)
+        if block:
+            demo.block_thread()
     return url
 
 

@@ -1,0 +1,59 @@
+"""The options of the WebUI HTTP API that `serve` and `ui --api` share, and the Editor both build."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def add_api_options(p: argparse.ArgumentParser) -> None:
+    """The options `serve` and `ui --api` share."""
+    p.add_argument("--api-auth", metavar="USER:PASS[,USER2:PASS2]",
+                   help="require HTTP basic auth for the API (as the WebUI's --api-auth); without it anyone "
+                        "who can reach the port can use the API")
+    p.add_argument("--api-max-images", type=int, default=None, metavar="N",
+                   help="most images one request may ask for (batch_size × n_iter; default 16)")
+    p.add_argument("--box-threshold", type=float, default=None, metavar="T",
+                   help="the text detector's box threshold (default: the detector's own, 0.35; the lowest a "
+                        "/sam request may ask for)")
+
+
+def api_config(args: argparse.Namespace, max_body: int | None = None):
+    from ..server import ServerConfig, parse_auth
+    from ..server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_PIXELS
+
+    return ServerConfig(auth=parse_auth(args.api_auth), max_body=max_body or _bytes(args.max_file_size),
+                        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+                        max_images=args.api_max_images or DEFAULT_MAX_IMAGES, queue_size=args.queue_size)
+
+
+def editor_from(args: argparse.Namespace):
+    from ..models import find_model
+    from ..pipeline import Editor
+
+    options = {"box_threshold": args.box_threshold} if args.box_threshold is not None else None
+    return Editor(detector=args.detector, segmenter=args.segmenter, generator=args.model, detector_options=options,
+                  captioner="auto" if find_model("blip2-opt-2.7b") is not None else None)
+
+
+def host_of(args: argparse.Namespace, what: str = "server") -> str:
+    """--listen's 0.0.0.0, else --host; warns when other machines can reach it."""
+    host = "0.0.0.0" if args.listen else args.host
+    if host not in LOOPBACK:
+        print(f"warning: listening on {host}: other machines can reach this {what}", file=sys.stderr)
+    return host
+
+
+def _bytes(text: str) -> int:
+    from ..errors import InvalidInputError
+
+    units = {"kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "b": 1}
+    value = text.strip().lower()
+    for unit, factor in units.items():
+        if value.endswith(unit) and value[:-len(unit)].strip().isdigit():
+            return int(value[:-len(unit)]) * factor
+    if value.isdigit():
+        return int(value)
+    raise InvalidInputError(f"--max-file-size expects a size such as 50mb; got {text!r}")
