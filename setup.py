@@ -26,6 +26,8 @@ EXTRAS = {
     "ray": ["ray[data]==2.60.0"],
     # LaMa and MI-GAN removal run their published ONNX exports (generate/removal.py)
     "remove": ["onnxruntime==1.31.1"],
+    # soft edges (`--matte`): closed-form matting and foreground estimation, no weights (matte/)
+    "matte": ["pymatting==1.1.16"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 EXTRAS["test"] = ["pytest>=8", "pytest-timeout", "hypothesis>=6", "sd-parsers==0.6", "gradio-client", "playwright",

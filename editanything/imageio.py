@@ -289,16 +289,20 @@ def _to_rgb(img: Image.Image, white: float | None = None) -> np.ndarray:
 
 def encode_image(image: np.ndarray, fmt: str = "png", *, text: Mapping[str, str] | None = None,
                  quality: int = 95, fast: bool = True) -> bytes:
-    """Encode an RGB or grey uint8 array as PNG or JPEG bytes.
+    """Encode an RGB, RGBA (PNG, WebP) or grey uint8 array as PNG or JPEG bytes.
 
     PNG `text` entries become tEXt chunks (iTXt when not Latin-1), where Stable Diffusion
     tools look for `parameters`. `fast` trades ~30 % larger PNGs for ~5x faster encoding.
     """
     image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise ImageError(f"cannot encode an array of {image.dtype} {image.shape}; expected uint8 (H, W) or (H, W, 3)")
-    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    rgba = image.ndim == 3 and image.shape[2] == 4
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+        raise ImageError(f"cannot encode an array of {image.dtype} {image.shape}; expected uint8 (H, W), "
+                         "(H, W, 3) or (H, W, 4)")
     fmt = fmt.lower().lstrip(".")
+    if rgba and fmt not in ("png", "webp"):
+        raise ImageError(f"{fmt} has no alpha channel; write RGBA images as png")
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if rgba else cv2.COLOR_RGB2BGR)
     if fmt in ("jpg", "jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
         ext = ".jpg"

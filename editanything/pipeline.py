@@ -25,12 +25,14 @@ from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFou
 from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults
 from .generate.recolor import RecolorGenerator
 from .imageio import write_image
+from .matte import Matte, check_band, compute_matte, get_matter
 from .models import download_command
 from .recipe import array_sha256, backend_info, encode_mask, library_versions, png_text
 from .storage import is_uri, location
 from .types import Detections, Prompt, Recipe, wrap_seed
 
 MODES = ("replace", "remove", "background", "recolor")
+MATTE_MODES = ("background", "recolor")
 # A prompt that asks the inpainting model for "more of the surroundings", as the WebUI's users do.
 REMOVE_PROMPT = "empty background, seamless continuation of the surroundings"
 REMOVE_NEGATIVE = "person, animal, object, text, watermark, logo, blurry, artifacts"
@@ -52,6 +54,8 @@ class EditRequest:
     the recipe keeps it, and replay reuses the prompt, never the expander.
     `params` whose sampler, steps or cfg_scale are None take the generator's defaults (see
     `Generator.default_params`); the recipe records the values used.
+    `matte` (background, recolor): soft edges from an alpha matte of the selection (see `matte`) instead of
+    grow and feather at the subject's edge; `matte_band` is the unknown band's width (None: by object size).
     """
 
     mode: str = "replace"
@@ -69,6 +73,8 @@ class EditRequest:
     control_files: dict[str, str] = field(default_factory=dict)
     steps: list[tuple[np.ndarray, str]] = field(default_factory=list)
     expansion: dict[str, Any] | None = None
+    matte: bool = False
+    matte_band: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -83,6 +89,12 @@ class EditRequest:
         if self.mask is None and self.selection.text and (self.selection.points or self.selection.boxes):
             raise InvalidInputError("select by text or by clicks/boxes, not both in one edit "
                                     "(segment by text first, then refine with clicks in the UI)")
+        if self.matte and self.mode not in MATTE_MODES:
+            raise InvalidInputError(f"--matte softens the edge of a kept subject against what replaces its "
+                                    f"surroundings; use it with --background or --recolor, not {self.mode}")
+        if self.matte_band is not None and not self.matte:
+            raise InvalidInputError("--matte-band sets the width of --matte's band; add --matte")
+        self.matte_band = check_band(self.matte_band)
         if not (math.isfinite(self.grow) and math.isfinite(self.feather)) or self.grow < 0 or self.feather < 0:
             raise InvalidInputError(f"grow and feather must be finite numbers >= 0 pixels; "
                                     f"got {self.grow}, {self.feather}")
@@ -90,12 +102,14 @@ class EditRequest:
 
 @dataclass
 class EditResult:
-    """The edited images, the area handed to the generator (`mask`), the selection and the recipe."""
+    """The edited images, the area handed to the generator (`mask`), the selection, the recipe and, with
+    `EditRequest.matte`, the selection's alpha matte."""
 
     images: list[np.ndarray]
     mask: np.ndarray
     detections: Detections
     recipe: Recipe
+    matte: Matte | None = None
 
     def png_text(self, index: int = 0) -> dict[str, str]:
         return png_text(self.recipe, index)
@@ -122,16 +136,17 @@ class Editor:
 
     def __init__(self, *, detector: Any = "auto", segmenter: Any = "auto", generator: Any = "auto",
                  captioner: Any = None, detector_options: dict | None = None, segmenter_options: dict | None = None,
-                 generator_options: dict | None = None, low_memory: bool = False, remover: Any = "auto") -> None:
+                 generator_options: dict | None = None, low_memory: bool = False, remover: Any = "auto",
+                 matter: Any = "auto") -> None:
         self.low_memory = low_memory
         if detector == "auto" and segmenter == "sam3":
             detector = "sam3"  # SAM 3 answers a phrase itself: every instance's mask in one model
         if _is_auto(remover) and not (_is_auto(generator) and not generator_options):
             remover = None  # the generator the caller chose
         self._specs = {"detector": detector, "segmenter": segmenter, "generator": generator, "captioner": captioner,
-                       "remover": remover}
+                       "remover": remover, "matter": matter}
         self._options = {"detector": detector_options or {}, "segmenter": segmenter_options or {},
-                         "generator": generator_options or {}, "captioner": {}, "remover": {}}
+                         "generator": generator_options or {}, "captioner": {}, "remover": {}, "matter": {}}
         self._built: dict[str, Any] = {}
 
     def _backend(self, kind: str) -> Any:
@@ -160,6 +175,11 @@ class Editor:
     @property
     def captioner(self):
         return self._backend("captioner")
+
+    @property
+    def matter(self):
+        """The alpha matting backend of `EditRequest.matte` (weight-free pymatting by default)."""
+        return self._backend("matter")
 
     @property
     def remover(self):
@@ -273,22 +293,26 @@ class Editor:
             generator = generator.for_edit(request)
         # a model without a negative prompt (step-distilled FLUX.2 klein) is not handed remove's default one
         params = self._prepare_params(image, mask, request, generator)
-        target, grow = _edit_area(mask, request)
+        matte = compute_matte(image, mask, self.matter, band=request.matte_band) if request.matte else None
+        target, grow = _edit_area(mask, request, matte)
+        feather = 0.0 if matte is not None else request.feather  # the matte's alpha is the blend at the edge
         mode = "full" if request.full_image else "crop"
         steps = self._instance_steps(detections, target, request, params)
         images = [image]
         for step_mask, step_params in steps:
             images = [out for i, img in enumerate(images)
                       for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
-                                                     grow_px=grow, feather_px=request.feather, mode=mode,
+                                                     grow_px=grow, feather_px=feather, mode=mode,
                                                      control=request.control or None)]
+        if matte is not None:
+            images = [_apply_matte(matte, request.mode, image, out) for out in images]
         if any(np.array_equal(out, image) for out in images):
             raise BadOutput(f"the edit changed no pixel: {_why_unchanged(target, request)}")
         plan = compose.plan(image.shape, steps[0][0], params, grow_px=grow, mode=mode,
                             any_size=getattr(generator, "works_at_any_size", False))
         recipe = self._recipe(image, mask, detections, request, params, generator, _origin(source, name), selection_models,
-                              steps if request.prompt_for or request.steps else [], plan.size)
-        return EditResult(images, target, detections, recipe)
+                              steps if request.prompt_for or request.steps else [], plan.size, matte)
+        return EditResult(images, target, detections, recipe, matte)
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest,
                         generator: Any) -> GenerationParams:
@@ -335,7 +359,7 @@ class Editor:
         return steps
 
     def _recipe(self, image, mask, detections, request, params, generator, origin, selection_models,
-                steps, size) -> Recipe:
+                steps, size, matte=None) -> Recipe:
         selection = request.selection
         # Only a sampler uses steps, CFG and a seed: the parameters chunk of OpenCV's fill, a recolor
         # or a service that takes no seed does not claim them.
@@ -355,6 +379,7 @@ class Editor:
                 "control": control, "sampled": sampled,
                 **({"steps": [{"prompt": p.prompt, "mask": encode_mask(m)} for m, p in steps]} if steps else {}),
                 **({"prompt_expansion": request.expansion} if request.expansion else {}),
+                **({"matte": matte.record()} if matte is not None else {}),
             },
             models={"generator": generator.model_info(), **selection_models},
             seed=params.seed,
@@ -395,19 +420,29 @@ def _origin(source: str | None, name: str | None) -> dict[str, str | None]:
     return {"image": (source if is_uri(source) else str(Path(source).resolve())) if source else None}
 
 
-def _edit_area(selection: np.ndarray, request: EditRequest) -> tuple[np.ndarray, float]:
+def _edit_area(selection: np.ndarray, request: EditRequest, matte: Matte | None = None) -> tuple[np.ndarray, float]:
     """The area handed to compose and how far compose may grow it, so that each mode only touches what it should.
 
     replace/remove: the selection, grown (halos the segmenter missed go too).
     background: everything but the grown selection, grown back up to the selection's edge: the
-    subject itself is never repainted.
-    recolor: the selection itself, not grown: a tint must not spill onto the surroundings.
+    subject itself is never repainted. With a matte: everything but its sure foreground, band included
+    (the new background shows through where the subject is partly transparent).
+    recolor: the selection itself, not grown: a tint must not spill onto the surroundings. With a matte:
+    the selection and its band, the tint weighed by the alpha there.
     """
+    if matte is not None:
+        keep = matte.sure_foreground(selection.shape) if request.mode == "background" else ~matte.reach(selection.shape)
+        return ~keep, 0.0
     if request.mode == "background":
         return ~masks.grow(selection, request.grow), request.grow
     if request.mode == "recolor":
         return selection, 0.0
     return selection, request.grow
+
+
+def _apply_matte(matte: Matte, mode: str, image: np.ndarray, edited: np.ndarray) -> np.ndarray:
+    """background: the subject's own colours over the new background; recolor: the tint by the alpha."""
+    return matte.over(image, edited) if mode == "background" else matte.composite(edited, image)
 
 
 def _nth(params: GenerationParams, index: int, count: int) -> GenerationParams:
@@ -456,4 +491,4 @@ def _is_auto(spec: Any) -> bool:
 
 
 _BUILDERS = {"detector": _build_detector, "segmenter": _build_segmenter, "generator": get_generator,
-             "captioner": _build_captioner, "remover": _build_remover}
+             "captioner": _build_captioner, "remover": _build_remover, "matter": get_matter}

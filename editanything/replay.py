@@ -20,6 +20,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .generate import GENERATORS, GenerationParams, get_generator
 from .imageio import read_image
+from .matte import MATTERS
 from .pipeline import MODES, EditRequest
 from .prompting.types import Expansion
 from .recipe import array_sha256, decode_mask
@@ -31,12 +32,14 @@ MAX_THREADS = 4096
 
 @dataclass
 class Replay:
-    """What `replay` runs: the input image, the request and the generator (None: recolor builds its own)."""
+    """What `replay` runs: the input image, the request, the generator (None: recolor builds its own) and
+    the matting backend a --matte edit used."""
 
     image: np.ndarray
     source: Path
     request: EditRequest
     generator: Any
+    matter: str = "auto"
 
 
 def _bad(field: str, expected: str, value: Any) -> InvalidInputError:
@@ -120,6 +123,11 @@ def check_recipe(recipe: Recipe) -> None:
             step = _dict(step, f"parameters.steps[{i}]")
             _str(step.get("prompt"), f"parameters.steps[{i}].prompt")
             _check_mask(step.get("mask"), f"parameters.steps[{i}].mask", (h, w))
+    if p.get("matte") is not None:
+        matte = _dict(p["matte"], "parameters.matte")
+        if _str(matte.get("backend"), "parameters.matte.backend") not in MATTERS:
+            raise _bad("parameters.matte.backend", f"one of {', '.join(MATTERS)}", matte.get("backend"))
+        _number(matte.get("band"), "parameters.matte.band", 1, 512)
     if p.get("prompt_expansion") is not None:
         Expansion.from_dict(p["prompt_expansion"])  # replay reuses the prompt; the record must still be sane
     control = _dict(p.get("control", {}), "parameters.control")
@@ -254,7 +262,8 @@ def request_from_recipe(recipe: Recipe, image_shape: tuple[int, ...],
         feather=p["feather"], full_image=p.get("full_image", False), color=p.get("color"),
         control={k: array for k, (_, array) in (control or {}).items()},
         control_files={k: str(path) for k, (path, _) in (control or {}).items()}, steps=steps,
-        expansion=p.get("prompt_expansion"),
+        expansion=p.get("prompt_expansion"), matte=p.get("matte") is not None,
+        matte_band=p["matte"]["band"] if p.get("matte") else None,
     )
 
 
@@ -290,4 +299,5 @@ def prepare_replay(result: str | Path, *, image: str | Path | None = None,
     source, pixels = find_input(recipe, result, image)
     controls = find_controls(recipe, result, pixels.shape, control)
     request = request_from_recipe(recipe, pixels.shape, controls)
-    return Replay(pixels, source, request, generator_from_recipe(recipe))
+    matter = (recipe.parameters.get("matte") or {}).get("backend", "auto")
+    return Replay(pixels, source, request, generator_from_recipe(recipe), matter)

@@ -24,6 +24,7 @@ RATIO_LINES = {
     "edit_scaling.py": r"^\d+x\d+ / 512² = [\d.]+x",
     "first_click.py": r"first click \(cold\) [\d.]+ s: .* [\d.]+x faster than vit_b",
     "gpu_generate.py": r"^SD 1\.5: LCM \d+ steps / its default sampler \d+ steps = [\d.]+x",
+    "matting.py": r"^pymatting / feathered SAD = [\d.]+ ",
     "pipeline_memory.py": r"^low-memory / default peak RSS: [\d.]+x",
     "prompt_expand.py": r"^local / rules = \d+x",
     "remove_quality.py": r"^best / Telea: \S+, [+-][\d.]+ dB",
@@ -32,7 +33,7 @@ RATIO_LINES = {
 }
 NEEDS = {"batch_engines.py": "ray", "gpu_generate.py": "diffusers", "pipeline_memory.py": "groundingdino",
          "click_latency.py": "segment_anything", "first_click.py": "transformers", "ui_click.py": "gradio_client",
-         "edit_scaling.py": "diffusers", "prompt_expand.py": "transformers"}
+         "edit_scaling.py": "diffusers", "prompt_expand.py": "transformers", "matting.py": "pymatting"}
 
 
 def test_every_benchmark_has_a_smoke_check():

@@ -76,7 +76,7 @@ LAYERS = (
     ("models",),
     ("registry",),
     ("edges",),
-    ("detect", "segment", "caption", "generate", "compose", "overlay"),
+    ("detect", "segment", "caption", "generate", "compose", "overlay", "matte"),
     ("prompting", "sketch"),
     ("recipe",),
     ("pipeline", "sketch_recipe", "needs"),

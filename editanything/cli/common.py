@@ -80,3 +80,13 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     if not mask.any():
         raise InvalidInputError(f"{path}: the mask is empty (no white pixels)")
     return mask
+
+
+def add_matte_options(group, when: str = "") -> None:
+    """--matte and --matte-band, shared by edit and segment."""
+    group.add_argument("--matte", action="store_true",
+                       help=f"{when}soft edges: an alpha matte of the selection's edge (hair, fur, glass) with "
+                            "the subject's own colours there, no halo of the old background (pymatting)")
+    group.add_argument("--matte-band", type=float, metavar="PX",
+                       help="width of the matte's unknown band on each side of the edge (default: 3.5%% of the "
+                            "object's size, 3..64 px)")

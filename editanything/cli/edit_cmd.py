@@ -20,7 +20,7 @@ from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
 from ..storage import check_uris
 from . import progress_bar, remote_opts
-from .common import add_selection_options, detector_options, read_mask, selection_prompt
+from .common import add_matte_options, add_selection_options, detector_options, read_mask, selection_prompt
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args
 from .sketch_cmd import print_report
@@ -82,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--grow", type=float, default=8.0, metavar="PX", help="grow the selection (default 8)")
     out.add_argument("--feather", type=float, default=8.0, metavar="PX", help="blend width inside the edge of the edited (grown) area (default 8)")
     out.add_argument("--full-image", action="store_true", help="generate over the whole image, not a crop around the mask")
+    add_matte_options(out, "with --background or --recolor: ")
     out.add_argument("--workers", type=int, default=None,
                      help="parallel photos (default 1: deep models take all cores; with Ray: one per CPU or GPU share)")
     out.add_argument("--low-memory", action="store_true",
@@ -157,7 +158,7 @@ def build_request(args: argparse.Namespace):
         mode=mode, selection=selection_prompt(args), mask=mask, params=params, keep=args.keep,
         keep_phrases=args.keep_phrase, prompt_for=_prompt_for(args.prompt_for), grow=args.grow,
         feather=args.feather, full_image=args.full_image, color=args.recolor, control=control,
-        control_files=files,
+        control_files=files, matte=args.matte, matte_band=args.matte_band,
     )
 
 
@@ -283,7 +284,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if sketch_recipe is not None:
         return _replay_sketch(args, sketch_recipe)
     job = prepare_replay(args.result, image=args.image, control=_control_files(args.control_image, None))
-    editor = Editor(generator=job.generator if job.generator is not None else "classical")
+    editor = Editor(generator=job.generator if job.generator is not None else "classical", matter=job.matter)
     with progress_bar.step_bar(not args.quiet and progress_bar.on_terminal()):
         result = editor.edit(job.image, job.request, source=str(job.source))
     output = Path(args.output) if args.output else Path(args.result).with_name(Path(args.result).stem + "-replay.png")

@@ -10,21 +10,24 @@ from pathlib import Path
 import numpy as np
 
 from .. import masks as mask_ops
+from ..errors import InvalidInputError
 from ..imageio import encode_image, read_image, write_files_atomic
 from ..overlay import overlay
 from ..types import Detections
-from .common import add_selection_options, detector_options, read_mask, selection_prompt
+from .common import add_matte_options, add_selection_options, detector_options, read_mask, selection_prompt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="select things by text, clicks or boxes and write their masks",
                        description="Writes one PNG mask per instance (mask_00.png, …), their union (mask.png), "
-                                   "an overlay preview (overlay.png) and detections.json.")
+                                   "an overlay preview (overlay.png) and detections.json; with --matte also the "
+                                   "union's alpha matte (alpha.png) and the cut-out subject (cutout.png, RGBA).")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     add_selection_options(p, mask=False)
     p.add_argument("--grow", type=float, default=0.0, metavar="PX", help="grow (or with a negative value shrink) masks")
     p.add_argument("--feather", type=float, default=0.0, metavar="PX", help="write soft masks feathered over PX")
+    add_matte_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no library warnings or progress bars")
     p.set_defaults(run=run_segment)
 
@@ -51,6 +54,11 @@ def _select(args: argparse.Namespace, image: np.ndarray) -> Detections:
 
 
 def run_segment(args: argparse.Namespace) -> int:
+    from ..matte import check_band, compute_matte
+
+    if args.matte_band is not None and not args.matte:
+        raise InvalidInputError("--matte-band sets the width of --matte's band; add --matte")
+    band = check_band(args.matte_band)
     image = read_image(args.image)
     detections = _select(args, image)
     out = Path(args.output)
@@ -61,13 +69,18 @@ def run_segment(args: argparse.Namespace) -> int:
              for i, mask in enumerate(detections.masks)}
     files["mask.png"] = encode_image(_mask_png(detections.union_mask(), args.feather))
     files["overlay.png"] = encode_image(overlay(image, detections))
+    if args.matte:
+        matte = compute_matte(image, detections.union_mask(), band=band)
+        files["alpha.png"] = encode_image(matte.alpha_image(image.shape))
+        files["cutout.png"] = encode_image(matte.cutout(image))
     files["detections.json"] = json.dumps(
         {"image": str(args.image), "size": [image.shape[1], image.shape[0]], "instances": detections.to_json()},
         indent=2).encode()
     write_files_atomic(out, files, inputs=(args.image,))  # all or nothing: a full disk leaves no half set
     for d in detections.to_json():
         print(f"{d['index']:2d}  {d['phrase']:24} score {d['score']:.2f}  box {d['box']}")
-    print(f"{len(detections)} instance(s); masks, overlay.png and detections.json in {out}")
+    matted = ", alpha.png, cutout.png" if args.matte else ""
+    print(f"{len(detections)} instance(s); masks, overlay.png{matted} and detections.json in {out}")
     return 0
 
 
