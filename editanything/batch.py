@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, Sequence
 from .engines import Engine, get_engine
 from .errors import NOT_ANSWERING, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
-from .storage import Location, RemotePath, check_uris, is_uri, list_images, location, present, stale_partials
+from .storage import (Location, RemotePath, check_uris, is_uri, list_images, location, present, stale_partials,
+                      unreadable_key)
 
 OUTPUT_FORMATS = ("png", "jpg")
 
@@ -128,7 +129,12 @@ def _collect_uri(root: RemotePath, exclude: Any, found: list, problems: list) ->
 
     kind = root.info().type
     if kind == FileType.Directory:
-        found += [(p, PurePosixPath(p.path).relative_to(root.path)) for p in list_images(root, IMAGE_SUFFIXES, exclude)]
+        for p in list_images(root, IMAGE_SUFFIXES, exclude):
+            if unreadable_key(p.path):  # listed, but pyarrow would read another key (it normalises the path)
+                problems.append((p, "an object key with an empty, '.' or '..' part (//, /./, /../) cannot be read "
+                                    "by its exact name; rename the object"))
+            else:
+                found.append((p, PurePosixPath(p.path).relative_to(root.path)))
     elif kind == FileType.File:
         found.append((root, Path(root.name)))
     elif glob.has_magic(root.path):

@@ -223,6 +223,11 @@ def _first_line(exc: BaseException) -> str:
     return re.sub(r"\s*\(Request ID: [^)]*\)", "", text[0]) if text else type(exc).__name__
 
 
+def unreadable_key(path: str) -> bool:
+    """Whether an object key has an empty, "." or ".." part: listed as it is, but read as another key."""
+    return any(part in ("", ".", "..") for part in path.split("/")[1:])
+
+
 def list_images(root: RemotePath, suffixes: Iterable[str], skip: Any = None) -> list[RemotePath]:
     """The image files below the folder `root` (recursive, hidden files left out), sorted; files inside
     `skip` (the output folder) are left out unless it is `root` itself."""
@@ -235,9 +240,10 @@ def list_images(root: RemotePath, suffixes: Iterable[str], skip: Any = None) -> 
     suffixes = tuple(suffixes)
     below = (skip.path.rstrip("/") + "/") if isinstance(skip, RemotePath) and skip != root and \
         skip.prefix == root.prefix else None
-    files = [PurePosixPath(i.path) for i in infos if i.type == FileType.File and not i.base_name.startswith(".")
+    # The keys exactly as listed (PurePosixPath would turn "a//b" into "a/b", another key): see unreadable_key
+    files = [i.path for i in infos if i.type == FileType.File and not i.base_name.startswith(".")
              and i.extension and f".{i.extension.lower()}" in suffixes and not (below and i.path.startswith(below))]
-    return [replace(root, path=str(p)) for p in sorted(files)]
+    return [replace(root, path=p) for p in sorted(files)]
 
 
 def present(outputs: Iterable[RemotePath]) -> set[RemotePath]:

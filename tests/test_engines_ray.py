@@ -244,3 +244,106 @@ def test_an_edit_with_a_local_diffusion_model_gives_each_ray_actor_several_cpus(
                  "--steps", "2", "--seed", "7", "--resolution", "64", "-q"]) == 0
     # 4 CPUs asked, capped at the local Ray's one node of 2: the actor generated with 2 threads, not 1
     assert read_recipe(tmp_path / "out" / "p000.png").models["generator"]["threads"] == 2
+
+
+def _listener(answer: bytes | None):
+    """A TCP port that accepts connections and then says `answer` (None: nothing at all)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if answer is not None:
+                conn.recv(1024)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, f"127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("answer, why", [(None, "no answer in 5 s"),
+                                         (b"HTTP/1.1 400 Bad Request\r\n\r\n", "not as a Ray cluster does")])
+def test_an_address_that_accepts_but_is_not_ray_fails_within_the_check(answer, why):
+    from editanything.engines.ray import REACH_TIMEOUT_S, check_reachable
+
+    server, address = _listener(answer)
+    try:
+        for given in (address, f"ray://{address}"):
+            start = time.monotonic()
+            with pytest.raises(InvalidInputError, match=f"cannot reach the Ray cluster at {given} \\(.*{why}"):
+                check_reachable(given)
+            assert time.monotonic() - start < REACH_TIMEOUT_S + 2
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8265", "https://head:8265", "s3://x", "head:port", "a:1/x"])
+def test_an_address_ray_cannot_take_is_one_line(tmp_path, capsys, monkeypatch, address):
+    photos = _copies(tmp_path / "photos", 1)
+    assert main(["sketch", str(photos), "-o", str(tmp_path / "out"), "--engine", "ray", "--ray-address", address]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"--ray-address {address!r}: expected HOST:PORT" in err
+    assert "unexpected" not in err
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    assert main(["sketch", str(photos), "-o", str(tmp_path / "out"), "--engine", "ray"]) == 2
+    assert f"RAY_ADDRESS {address!r}: expected" in capsys.readouterr().err
+
+
+def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_one_running(tmp_path):
+    """Another user's Ray runs on the machine (its address file where Ray looks first), on another Ray
+    version: a run with no --ray-address and no RAY_ADDRESS starts a private one; an explicit address
+    joins that cluster, and refuses it in one line naming both versions."""
+    import socket
+    import tempfile
+
+    import ray
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths live under it
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_TMPDIR"] = str(temp)  # the other cluster and its address file stay out of other tests' way
+    env["RAY_AUTH_MODE"] = "disabled"  # else whether an explicit address may join hangs on ~/.ray/auth_token
+    start = ("import sys, ray\nray.__version__ = '2.0.1'\nfrom ray.scripts.scripts import main\n"
+             "sys.argv[0] = 'ray'\nmain()")
+    other = subprocess.Popen([sys.executable, "-c", start, "start", "--head", f"--port={port}", "--num-cpus=1",
+                              "--include-dashboard=false", "--disable-usage-stats", "--block"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    code = ("import sys, ray\nfrom editanything.engines.ray import RayEngine\n"
+            "RayEngine(address=sys.argv[1] or None)._connect(ray)\n"
+            "print(ray.get_runtime_context().gcs_address)\nray.shutdown()")
+    try:
+        address_file = temp / "ray" / "ray_current_cluster"
+        deadline = time.monotonic() + 120
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert address_file.exists(), "the other Ray did not start"
+        private = subprocess.run([sys.executable, "-c", code, ""], env=env, capture_output=True, text=True,
+                                 timeout=240)
+        assert private.returncode == 0, private.stderr
+        assert not private.stdout.split()[-1].endswith(f":{port}")
+        joined = subprocess.run([sys.executable, "-c", "import sys; from editanything.cli import main; "
+                                 "sys.exit(main(sys.argv[1:]))", "sketch", str(DEMOS / "coffee.jpg"),
+                                 "-o", str(tmp_path / "out"), "--engine", "ray", "--ray-address",
+                                 f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=240)
+        assert joined.returncode == 2, joined.stderr
+        here = ".".join(map(str, sys.version_info[:3]))
+        assert joined.stderr.splitlines() == [
+            f"error: the Ray cluster at 127.0.0.1:{port} runs Ray 2.0.1 on Python {here}, this machine Ray "
+            f"{ray.__version__} on Python {here}; the driver needs the cluster's versions (install them here, "
+            "or start a cluster with these)"]
+    finally:
+        os.killpg(other.pid, signal.SIGTERM)  # the group this test started: `ray start --block` and its children
+        other.wait(60)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -249,3 +249,22 @@ def test_an_s3_object_is_checked_by_ranged_reads_before_it_is_read_whole(s3_buck
     with pytest.raises(ImageError, match=r"bomb.png: over the limit of 150,000,000 pixels"):
         read_image(f"s3://{bucket}/bomb.png")
     assert -1 not in fetched and 0 < sum(fetched) < 1 << 20
+
+
+def test_keys_pyarrow_would_read_as_another_key_are_refused_at_planning_by_name(s3_bucket, fake_s3, tmp_path,
+                                                                                capsys):
+    boto3 = pytest.importorskip("boto3")
+    fs, bucket = s3_bucket
+    client = boto3.client("s3", endpoint_url=fake_s3)
+    photo = (DEMOS / "coffee.jpg").read_bytes()
+    odd = ["photos//double.jpg", "photos/./dot.jpg", "photos/a/../up.jpg"]
+    for key in ["photos/good.jpg", *odd]:
+        client.put_object(Bucket=bucket, Key=key, Body=photo)
+    assert main(["sketch", f"s3://{bucket}/photos", "-o", str(tmp_path / "out"), "-q"]) == 1
+    captured = capsys.readouterr()
+    failed = [line for line in captured.err.splitlines() if line.startswith("failed:")]
+    assert sorted(failed) == sorted(f"failed: s3://{bucket}/{key}: an object key with an empty, '.' or '..' part "
+                                    "(//, /./, /../) cannot be read by its exact name; rename the object"
+                                    for key in odd), captured.err
+    assert "1 done" in captured.out and [p.name for p in (tmp_path / "out").rglob("*.png")] == ["good.png"]
+    assert "unexpected" not in captured.err

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import socket
+import time
 import warnings
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Sequence
@@ -33,10 +35,10 @@ _CONTEXT = ("enable_progress_bars", "max_errored_blocks", "wait_for_min_actors_s
 
 class RayEngine:
     """Jobs on a Ray cluster: `address` ("auto", "ray://…", host:port; None = RAY_ADDRESS if set, else a
-    local Ray for the run); `workers` actors (default: as many as fit the cluster); `gpus_per_worker` > 0
-    asks each actor for that share of a GPU; else each asks for `cpus_per_worker` CPUs (default 1, at
-    most what the largest node has) and runs that many threads, so a job that loads a diffusion model
-    keeps one copy per few CPUs instead of one per CPU."""
+    private local Ray started for the run, never one already running on the machine); `workers` actors
+    (default: as many as fit the cluster); `gpus_per_worker` > 0 asks each actor for that share of a GPU;
+    else each asks for `cpus_per_worker` CPUs (default 1, at most what the largest node has) and runs that
+    many threads, so a job that loads a diffusion model keeps one copy per few CPUs instead of one per CPU."""
 
     name = "ray"
 
@@ -65,8 +67,11 @@ class RayEngine:
                 ray.shutdown()
 
     def _connect(self, ray) -> bool:
-        """Join the cluster (or start a local Ray); True when this call started it, so it stops it too."""
-        address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
+        """Join the cluster named, or start a private local Ray; True when this call connected, so it
+        disconnects (and a private Ray stops) at the end."""
+        # Ray's own default (None) joins whatever cluster it finds on the machine, another user's too:
+        # joining one takes an explicit address, else "local" starts a new one for this run.
+        address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else "local")
         check_reachable(address)
         if ray.is_initialized():
             return False
@@ -76,6 +81,15 @@ class RayEngine:
         except ConnectionError as exc:
             raise InvalidInputError(f"cannot reach the Ray cluster at {address}: {exc}; start it with "
                                     "`ray start --head` or pass --ray-address") from None
+        except RuntimeError as exc:
+            versions = re.findall(r"Ray: (\S+)\s+Python: (\S+)", str(exc))
+            if not str(exc).startswith("Version mismatch") or len(versions) != 2:
+                raise
+            ray.shutdown()  # the failed connect leaves this process half attached
+            (ray_there, py_there), (ray_here, py_here) = versions
+            raise InvalidInputError(f"the Ray cluster at {address} runs Ray {ray_there} on Python {py_there}, this "
+                                    f"machine Ray {ray_here} on Python {py_here}; the driver needs the cluster's "
+                                    "versions (install them here, or start a cluster with these)") from None
         return True
 
     def _cpus(self, ray) -> int:
@@ -188,20 +202,55 @@ class _Worker:
 
 def check_reachable(address: str | None) -> None:
     """Fail in seconds, with what to do, when the cluster at `address` (or at RAY_ADDRESS for "auto")
-    does not answer; None (a local Ray for the run) and Ray's own lookups need no check."""
-    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address or ""
-    hostport = target.removeprefix("ray://")
-    if not target or target == "auto" or "://" in hostport:
+    does not answer as Ray does; None or "local" (a private Ray for the run) needs no check.
+
+    A port that accepts connections is not enough: Ray's head (GCS, HOST:PORT) and its client server
+    (ray://HOST:PORT) speak gRPC, so an HTTP/2 SETTINGS frame must come back within REACH_TIMEOUT_S;
+    else ray.init would wait on that port for minutes.
+    """
+    given = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address or ""
+    target = given.strip()
+    if not target or target in ("auto", "local"):
         return
+    hostport = target.removeprefix("ray://")
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise InvalidInputError(f"--ray-address {target!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    if "://" in hostport or not host or not port.isdigit() or "/" in hostport:
+        where = "RAY_ADDRESS" if address == "auto" else "--ray-address"
+        raise InvalidInputError(f"{where} {target!r}: expected HOST:PORT (the head's port, 6379 by default), "
+                                "ray://HOST:PORT (Ray Client, 10001) or auto; an http:// address is the "
+                                "dashboard's, not the cluster's")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+        _grpc_handshake(host.strip("[]"), int(port), REACH_TIMEOUT_S)
     except OSError as exc:
-        why = f"no answer in {REACH_TIMEOUT_S} s" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        why = (f"no answer in {REACH_TIMEOUT_S} s" if isinstance(exc, TimeoutError)
+               else exc.strerror or str(exc))
         raise InvalidInputError(f"cannot reach the Ray cluster at {target} ({why}); start "
                                 "one with `ray start --head`, or check --ray-address and RAY_ADDRESS") from None
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
+
+
+def _grpc_handshake(host: str, port: int, timeout: float) -> None:
+    """Connect and exchange HTTP/2 prefaces, all within `timeout` s; OSError when the other side is not
+    a gRPC server (what every Ray endpoint is). Skipped past the TCP connect when Ray uses TLS."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        sock.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+            data = sock.recv(9 - len(head))
+            if not data:
+                raise OSError(0, "the port closed the connection: not a Ray cluster")
+            head += data
+        if head[3] != 4:  # a gRPC server's first frame is its SETTINGS
+            raise OSError(0, "the port answered, but not as a Ray cluster does (no gRPC)")
 
 
 def _import_ray():
