@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import logging
 import os
 import stat
 import sys
@@ -25,6 +26,7 @@ from .storage import (Location, RemotePath, check_uris, is_uri, list_images, loc
                       unreadable_key)
 
 OUTPUT_FORMATS = ("png", "jpg")
+log = logging.getLogger(__name__)
 
 
 NAME_MAX = 255  # bytes in one file name on every common file system
@@ -314,6 +316,14 @@ def default_workers() -> int:
 Progress = Callable[[int, int, Any, "str | None", float], None]
 
 
+def pending(jobs: Sequence[Job]) -> list[Job]:
+    """The jobs whose output is not there yet (a job writes its main output last, so it marks the job done)."""
+    remote_outputs = [j.output for j in jobs if isinstance(j.output, RemotePath)]
+    remote = present(remote_outputs) if remote_outputs else set()
+    return [job for job in jobs
+            if not (job.output in remote if isinstance(job.output, RemotePath) else job.output.exists())]
+
+
 def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | None = None,
               overwrite: bool = False, progress: bool | Progress = True, desc: str = "batch",
               engine: str | Engine = "local", engine_options: dict[str, Any] | None = None) -> BatchReport:
@@ -326,13 +336,9 @@ def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | N
     """
     report = BatchReport()
     remove_partials(j.output for j in jobs)
-    remote = present(j.output for j in jobs if isinstance(j.output, RemotePath)) if not overwrite else set()
-    todo = []
-    for job in jobs:
-        if not overwrite and (job.output in remote if isinstance(job.output, RemotePath) else job.output.exists()):
-            report.skipped.append(job.source)
-        else:
-            todo.append(job)
+    todo = list(jobs) if overwrite else pending(jobs)
+    waiting = {id(job) for job in todo}
+    report.skipped = [job.source for job in jobs if id(job) not in waiting]
     if workers is not None and workers < 1:
         raise InvalidInputError(f"--workers must be at least 1; got {workers}")
     if engine == "local":
@@ -411,13 +417,14 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
     `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`);
     CPU actors ask for `cpus_per_worker` CPUs each (default 1; 4 for a generative style).
     """
-    from .sketch import GENERATIVE_STYLES, style_params
+    from .sketch import GENERATIVE_STYLES, check_values, style_params
 
     params = dict(params or {})
     known = style_params(style)  # raises InvalidInputError for an unknown style
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise InvalidInputError(f"style {style!r} has no parameter {unknown[0]!r}; it takes: {', '.join(known) or 'none'}")
+    check_values(style, params)  # a value out of range stops here, not once per photo
     if max_side is not None and max_side < 16:
         raise InvalidInputError(f"--max-side must be at least 16 pixels; got {max_side}")
     if isinstance(inputs, (str, os.PathLike)):
@@ -480,16 +487,31 @@ def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: An
 
     image = read_image(source)
     result = _editor(editor).edit(image, request, source=str(source))
+    for note in result.notes:
+        log.warning("%s: %s", source, note)
     for i in range(len(result.images) - 1, -1, -1):
         result.save(numbered_output(output, i), i, inputs=(source,))
+
+
+def edit_jobs(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any,
+              editor: dict[str, Any] | None = None, tag: str | None = None) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """`plan_jobs` for an edit: outputs named by the input's stem and what was asked (see `edit_folder`)."""
+    from .naming import output_tag
+
+    tag = tag or output_tag(request, editor)
+    return plan_jobs(inputs, outdir, "png", suffix=f".{tag}", count=request.params.n_images)
 
 
 def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any, *,
                 editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
                 progress: bool | Progress = True, prebuilt: Any = None, engine: str | Engine = "local",
                 ray_address: str | None = None, gpus_per_worker: float | None = None,
-                cpus_per_worker: int | None = None) -> BatchReport:
+                cpus_per_worker: int | None = None, tag: str | None = None) -> BatchReport:
     """Run one EditRequest on every photo of `inputs` into `outdir` (paths or URIs; resumable, failures collected).
+
+    Outputs are named `STEM.TAG.png` (`STEM.TAG-1.png`, … for more images per photo), `tag` being
+    `naming.output_tag(request, editor)` by default: the same request again skips what is done, another
+    one writes beside it.
 
     `editor` holds the Editor's keyword arguments (`prebuilt`: an Editor made from them, reused when
     the jobs run in this process). Deep models take all cores (and the GPU) in one process, so
@@ -502,7 +524,7 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
         workers = 1
     check_uris(inputs)
     check_writable_folder(outdir)
-    jobs, problems = plan_jobs(inputs, outdir, "png", count=request.params.n_images)
+    jobs, problems = edit_jobs(inputs, outdir, request, editor, tag)
     if prebuilt is not None:
         _editor(dict(editor or {}), prebuilt)
     work = partial(edit_file, editor=dict(editor or {}), request=request)

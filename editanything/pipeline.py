@@ -23,7 +23,7 @@ import numpy as np
 from . import compose, masks
 from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
 from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults
-from .generate.recolor import RecolorGenerator
+from .generate.recolor import RecolorGenerator, parse_color
 from .imageio import write_image
 from .matte import Matte, check_band, compute_matte, get_matter
 from .models import download_command
@@ -81,8 +81,13 @@ class EditRequest:
             raise InvalidInputError(f"unknown edit mode {self.mode!r}; choose one of: {', '.join(MODES)}")
         if self.mode == "recolor" and not self.color:
             raise InvalidInputError("recolor needs a colour (a name such as red, or #rrggbb)")
+        if self.mode == "recolor":
+            parse_color(self.color)  # a bad colour fails here, before anything loads
         if self.mask is None and self.selection.is_empty():
             raise InvalidInputError("say what to edit: a text selection, clicks, boxes or a mask")
+        if any(not str(k).strip() or not str(v).strip() for k, v in self.prompt_for.items()):
+            raise InvalidInputError(f"--prompt-for needs a phrase and a prompt for each entry, e.g. "
+                                    f"{{'dog': 'a corgi'}}; got {self.prompt_for!r}")
         if self.prompt_for and self.mode != "replace":
             raise InvalidInputError(f"--prompt-for gives each selected instance its own replacement; it does not "
                                     f"combine with {self.mode}")
@@ -102,14 +107,16 @@ class EditRequest:
 
 @dataclass
 class EditResult:
-    """The edited images, the area handed to the generator (`mask`), the selection, the recipe and, with
-    `EditRequest.matte`, the selection's alpha matte."""
+    """The edited images, the area handed to the generator (`mask`), the selection, the recipe, with
+    `EditRequest.matte` the selection's alpha matte, and `notes`: what the edit left out, in one line each
+    (a --prompt-for phrase this photo lacks)."""
 
     images: list[np.ndarray]
     mask: np.ndarray
     detections: Detections
     recipe: Recipe
     matte: Matte | None = None
+    notes: list[str] = field(default_factory=list)
 
     def png_text(self, index: int = 0) -> dict[str, str]:
         return png_text(self.recipe, index)
@@ -312,7 +319,7 @@ class Editor:
                             any_size=getattr(generator, "works_at_any_size", False))
         recipe = self._recipe(image, mask, detections, request, params, generator, _origin(source, name), selection_models,
                               steps if request.prompt_for or request.steps else [], plan.size, matte)
-        return EditResult(images, target, detections, recipe, matte)
+        return EditResult(images, target, detections, recipe, matte, _skipped_phrases(request, detections))
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest,
                         generator: Any) -> GenerationParams:
@@ -342,10 +349,12 @@ class Editor:
         rest = np.zeros_like(target)
         for phrase, prompt in request.prompt_for.items():
             group = detections[np.array([_same_phrase(p, phrase) for p in detections.phrases], bool)]
-            if not len(group):
-                raise NothingFound(f"--prompt-for {phrase!r}: no selected instance has that phrase "
-                                   f"(found: {', '.join(sorted(set(detections.phrases)))})")
-            steps.append((group.union_mask(), dataclasses.replace(params, prompt=prompt)))
+            if len(group):  # a phrase this photo lacks is skipped (the caller says so); the others still apply
+                steps.append((group.union_mask(), dataclasses.replace(params, prompt=prompt)))
+        if not steps:
+            raise NothingFound(f"--prompt-for: no selected instance has any of the phrases "
+                               f"{', '.join(map(repr, request.prompt_for))} "
+                               f"(found: {', '.join(sorted(set(detections.phrases))) or 'nothing'})")
         unmatched = [phrase for phrase in detections.phrases
                      if not any(_same_phrase(p, phrase) for p in request.prompt_for)]
         for i, phrase in enumerate(detections.phrases):
@@ -404,6 +413,13 @@ def _why_unchanged(target: np.ndarray, request: EditRequest) -> str:
         return (f"--feather {request.feather:g} is wider than the edited area is deep ({depth:.0f} px from its "
                 "edge at most), so the blend never shows the result; lower --feather")
     return "the generator returned the input's pixels; try another prompt, seed or backend"
+
+
+def _skipped_phrases(request: EditRequest, detections: Detections) -> list[str]:
+    if request.steps or not request.prompt_for:
+        return []
+    return [f"--prompt-for {phrase!r}: no such instance in this photo; skipped (the others were edited)"
+            for phrase in request.prompt_for if not any(_same_phrase(p, phrase) for p in detections.phrases)]
 
 
 def _same_phrase(a: str, b: str) -> bool:

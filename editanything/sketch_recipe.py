@@ -120,12 +120,13 @@ class SketchReplay:
     max_side: int | None
     expansion: dict[str, Any] | None = None
 
-    def run(self, output: str | Path, result: str | Path) -> np.ndarray:
-        """Draw again, write `output` (with the recipe, never over the photo or `result`); the drawing."""
+    def run(self, output: str | Path | None, result: str | Path) -> np.ndarray:
+        """Draw again, write `output` if given (with the recipe, never over the photo or `result`); the drawing."""
         drawing = sketch(limit_size(self.photo, self.max_side), self.style, **self.params)
-        text = generative_text(self.style, self.params, source=self.source, photo=self.photo, drawing=drawing,
-                               max_side=self.max_side, expansion=self.expansion)
-        write_image(output, drawing, text=text, inputs=(self.source, Path(result)))
+        if output is not None:
+            text = generative_text(self.style, self.params, source=self.source, photo=self.photo, drawing=drawing,
+                                   max_side=self.max_side, expansion=self.expansion)
+            write_image(output, drawing, text=text, inputs=(self.source, Path(result)))
         return drawing
 
 

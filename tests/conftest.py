@@ -81,3 +81,14 @@ def deep(tiny_checkpoints, monkeypatch, tmp_path):
     monkeypatch.setitem(MODELS, "sam-vit-b", dataclasses.replace(spec, loader={**spec.loader,
                                                                                "sam_type": register_tiny_sam()}))
     return root
+
+
+def edit_output(folder, stem: str, index: int = 0) -> Path:
+    """The one output of an edit of photo `stem` in `folder`: `STEM.MODE-HASH.png` (`-INDEX` for image INDEX)."""
+    import re
+
+    tail = f"-{index}" if index else ""
+    pattern = re.compile(rf"{re.escape(stem)}\.[a-z]+-[0-9a-f]{{6}}{tail}\.png")
+    hits = [p for p in Path(folder).iterdir() if pattern.fullmatch(p.name)]
+    assert len(hits) == 1, f"expected one edit output of {stem} in {folder}; found {sorted(p.name for p in hits)}"
+    return hits[0]

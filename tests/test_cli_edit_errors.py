@@ -1,6 +1,6 @@
 """`editanything edit`: bad input and bad outputs stop in one line, before any model loads."""
 
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 
 from editanything.cli import main
 
@@ -58,6 +58,6 @@ def test_quiet_means_no_library_warnings_or_progress_bars(deep, tmp_path, capfd)
     assert seen == [] and "%|" not in err
     # one line: the generator, and why "auto" took it
     assert len(err.splitlines()) == 1 and err.startswith("generator: sd15-inpainting (")
-    assert main(["replay", str(tmp_path / "1" / "coffee.png"), "-q"]) == 0
+    assert main(["replay", str(edit_output(tmp_path / "1", "coffee")), "-q"]) == 0
     seen_err = capfd.readouterr().err
     assert "%|" not in seen_err and "Warning" not in seen_err

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from editanything.errors import BadOutput, InvalidInputError
+from editanything.errors import BadOutput, InvalidInputError, NothingFound
 from editanything.generate import GenerationParams
 from editanything.pipeline import Editor, EditRequest
 from editanything.types import Detections, Prompt
@@ -22,6 +22,60 @@ def test_prompt_for_matches_whole_phrases():
     steps = Editor()._instance_steps(found, dog | hot_dog, request, params)
     assert [p.prompt for _, p in steps] == ["a corgi", "a bun"]
     assert np.array_equal(steps[0][0], dog) and np.array_equal(steps[1][0], hot_dog)
+
+
+def test_prompt_for_skips_a_phrase_the_photo_lacks_and_fails_only_when_none_matches():
+    shape = (40, 60)
+    dog = np.zeros(shape, bool)
+    dog[5:15, 5:15] = True
+    only_dog = Detections.from_masks(dog[None], [0.9], ["dog"])
+    params = GenerationParams()
+    request = EditRequest(mask=dog, prompt_for={"dog": "a corgi", "cat": "a fox"}, params=params)
+    steps = Editor()._instance_steps(only_dog, dog, request, params)
+    assert [p.prompt for _, p in steps] == ["a corgi"] and np.array_equal(steps[0][0], dog)
+    from editanything.pipeline import _skipped_phrases
+
+    assert _skipped_phrases(request, only_dog) == ["--prompt-for 'cat': no such instance in this photo; skipped "
+                                                   "(the others were edited)"]
+    with pytest.raises(NothingFound, match="no selected instance has any of the phrases 'cat'.*found: dog"):
+        Editor()._instance_steps(only_dog, dog, EditRequest(mask=dog, prompt_for={"cat": "a fox"}), params)
+    for empty in ({" ": "a fox"}, {"cat": ""}):
+        with pytest.raises(InvalidInputError, match="--prompt-for needs a phrase and a prompt"):
+            EditRequest(mask=dog, prompt_for=empty)
+
+
+def test_a_batch_edits_each_photo_with_the_phrases_it_has(isolated_models, tmp_path, caplog):
+    from test_compose import NoiseGenerator
+
+    from editanything.batch import edit_folder
+
+    class PhraseDetector:
+        """Finds a dog in every photo, and a cat only in photos whose name says so."""
+
+        name = "phrases"
+
+        def detect(self, image, text):
+            h, w = image.shape[:2]
+            masks = np.zeros((2, h, w), bool)
+            masks[0, 10:60, 10:60] = masks[1, 100:160, 100:160] = True
+            found = Detections.from_masks(masks, [0.9, 0.8], ["dog", "cat"])
+            return found if image[0, 0, 0] == 255 else found[[0]]
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from editanything.imageio import write_image
+
+    for name, corner in (("dog-and-cat", 255), ("only-dog", 0)):
+        image = np.full((200, 200, 3), 128, np.uint8)
+        image[0, 0] = corner
+        write_image(photos / f"{name}.png", image)
+    request = EditRequest(selection=Prompt(text="dog . cat"), prompt_for={"dog": "a corgi", "cat": "a fox"})
+    editor = {"detector": PhraseDetector(), "generator": NoiseGenerator(), "segmenter": "grabcut"}
+    report = edit_folder([photos], tmp_path / "out", request, editor=editor, progress=False)
+    assert report.ok and len(report.done) == 2
+    lines = [r.getMessage() for r in caplog.records if "--prompt-for" in r.getMessage()]
+    assert lines == [f"{photos / 'only-dog.png'}: --prompt-for 'cat': no such instance in this photo; skipped "
+                     "(the others were edited)"]
 
 
 def _coffee():

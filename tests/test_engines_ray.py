@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import bad_images as bad
-from conftest import DEMOS, ROOT
+from conftest import DEMOS, ROOT, edit_output
 from editanything import imageio
 from editanything.batch import edit_folder, sketch_folder
 from editanything.cli import main
@@ -243,7 +243,7 @@ def test_an_edit_with_a_local_diffusion_model_gives_each_ray_actor_several_cpus(
                  "--segmenter", "grabcut", "--model", str(root / "sd15-inpainting"), "--prompt", "a blue mug",
                  "--steps", "2", "--seed", "7", "--resolution", "64", "-q"]) == 0
     # 4 CPUs asked, capped at the local Ray's one node of 2: the actor generated with 2 threads, not 1
-    assert read_recipe(tmp_path / "out" / "p000.png").models["generator"]["threads"] == 2
+    assert read_recipe(edit_output(tmp_path / "out", "p000")).models["generator"]["threads"] == 2
 
 
 def _listener(answer: bytes | None):

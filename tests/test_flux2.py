@@ -17,7 +17,7 @@ import tiny_sd  # noqa: E402
 from model_pins import pin_to_files  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from conftest import DEMOS  # noqa: E402
+from conftest import DEMOS, edit_output  # noqa: E402
 from editanything import compose  # noqa: E402
 from editanything.cli import main  # noqa: E402
 from editanything.errors import InvalidInputError, ModelNotFound  # noqa: E402
@@ -151,24 +151,26 @@ def test_cli_edit_takes_the_models_defaults_refuses_a_wrong_sampler_and_replays_
     args = ["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox",
             "--segmenter", "grabcut", "--seed", "3", "--resolution", str(SIZE), "-o", str(out), "-q"]
     assert main([*args, "--sampler", "DPM++ 2M Karras"]) != 0  # asked for explicitly: refused, in one line
-    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the segmenter's line: one error line
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # one error line
     assert last.startswith("error: ") and "sampler must be Euler; got 'DPM++ 2M Karras'" in last
-    assert not (out / "chelsea.png").exists()
+    assert not list(out.glob("chelsea*.png"))
     assert main(args) == 0  # no --sampler, --steps or --cfg: the model's own
     err = capsys.readouterr().err
     assert "generator: flux2-klein-4b" in err
     assert "settings: sampler Euler, 4 steps, CFG 1 (the model's defaults)" in err
-    recipe = read_recipe(out / "chelsea.png")
+    recipe = read_recipe(edit_output(out, "chelsea"))
     generation = recipe.parameters["generation"]
     assert recipe.models["generator"]["family"] == "flux2-klein" and recipe.seed == 3
     assert (generation["sampler"], generation["steps"], generation["cfg_scale"]) == ("Euler", 4, 1.0)
-    assert "Steps: 4, Sampler: Euler, CFG scale: 1, Seed: 3" in read_png_text(out / "chelsea.png")["parameters"]
-    assert main(["replay", str(out / "chelsea.png")]) == 0
+    assert "Steps: 4, Sampler: Euler, CFG scale: 1, Seed: 3" in read_png_text(edit_output(out, "chelsea"))["parameters"]
+    assert main(["replay", str(edit_output(out, "chelsea"))]) == 0
     assert "identical to the original" in capsys.readouterr().out
     # what the user gives is kept, the rest comes from the model, resolved once for every worker process
-    assert main([*args, "--steps", "2", "--overwrite", "--workers", "2"]) == 0
+    first = edit_output(out, "chelsea")
+    assert main([*args, "--steps", "2", "--workers", "2"]) == 0
     assert "settings: sampler Euler, CFG 1 (the model's defaults)" in capsys.readouterr().err
-    generation = read_recipe(out / "chelsea.png").parameters["generation"]
+    (second,) = [p for p in out.glob("chelsea.*.png") if p != first]  # another request: beside the first
+    generation = read_recipe(second).parameters["generation"]
     assert (generation["sampler"], generation["steps"], generation["cfg_scale"]) == ("Euler", 2, 1.0)
 
 

@@ -14,7 +14,7 @@ import pytest
 from sd_parsers import ParserManager
 from PIL import Image
 
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 from editanything import Prompt, read_image
 from editanything.cli import main
 from editanything.errors import InvalidInputError, ModelNotFound, NothingFound
@@ -43,7 +43,7 @@ def test_cli_text_edit_on_tiny_models_writes_image_and_recipe(deep, tmp_path):
                    "--text-threshold", "0.05", "--prompt", "a (blue:1.2) mug", "--negative", "blurry",
                    "--steps", "2", "--seed", "42", "--sampler", "Euler a", "--resolution", "64", "-o", str(out), "-q"])
     assert status == 0
-    result = out / "coffee.png"
+    result = edit_output(out, "coffee")
     recipe = read_recipe(result)
     assert recipe.operation == "edit:replace" and recipe.seed == 42
     assert recipe.models["generator"]["name"] == "sd15-inpainting"
@@ -60,7 +60,7 @@ def test_recipe_is_readable_by_sd_parsers_and_replay_is_bit_exact(deep, tmp_path
     assert main(["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox",
                  "--negative", "lowres, bad anatomy", "--steps", "3", "--cfg", "5.5", "--seed", "1234",
                  "--sampler", "DPM++ 2M Karras", "--resolution", "64", "-o", str(out), "-q"]) == 0
-    info = ParserManager().parse(Image.open(out / "chelsea.png"))
+    info = ParserManager().parse(Image.open(edit_output(out, "chelsea")))
     sampler = info.samplers[0]
     assert sampler.name == "DPM++ 2M Karras"
     assert sampler.parameters == {"cfg_scale": "5.5", "seed": "1234", "steps": "3"}
@@ -69,24 +69,24 @@ def test_recipe_is_readable_by_sd_parsers_and_replay_is_bit_exact(deep, tmp_path
     assert sampler.model.name == "sd15-inpainting"
 
     capsys.readouterr()
-    assert main(["replay", str(out / "chelsea.png"), "-o", str(tmp_path / "again.png")]) == 0
+    assert main(["replay", str(edit_output(out, "chelsea")), "-o", str(tmp_path / "again.png")]) == 0
     assert "identical to the original" in capsys.readouterr().out
-    assert np.array_equal(read_image(out / "chelsea.png"), read_image(tmp_path / "again.png"))
+    assert np.array_equal(read_image(edit_output(out, "chelsea")), read_image(tmp_path / "again.png"))
 
 
 def test_batch_count_gives_one_file_per_image_with_its_seed(deep, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--prompt", "a plant",
                  "--steps", "2", "--seed", "7", "--batch-count", "2", "--resolution", "64", "-o", str(out), "-q"]) == 0
-    first, second = read_recipe(out / "coffee.png"), read_recipe(out / "coffee-1.png")
+    first, second = read_recipe(edit_output(out, "coffee")), read_recipe(edit_output(out, "coffee", 1))
     assert (first.seed, second.seed) == (7, 8)
     # no --sampler or --cfg: Stable Diffusion keeps the WebUI's defaults, as before, and says nothing about them
     assert (first.parameters["generation"]["sampler"], first.parameters["generation"]["cfg_scale"]) == (
         "DPM++ 2M Karras", 7.0)
     assert "settings:" not in capsys.readouterr().err
-    assert not np.array_equal(read_image(out / "coffee.png"), read_image(out / "coffee-1.png"))
-    assert main(["replay", str(out / "coffee-1.png"), "-o", str(tmp_path / "again.png")]) == 0
-    assert np.array_equal(read_image(out / "coffee-1.png"), read_image(tmp_path / "again.png"))
+    assert not np.array_equal(read_image(edit_output(out, "coffee")), read_image(edit_output(out, "coffee", 1)))
+    assert main(["replay", str(edit_output(out, "coffee", 1)), "-o", str(tmp_path / "again.png")]) == 0
+    assert np.array_equal(read_image(edit_output(out, "coffee", 1)), read_image(tmp_path / "again.png"))
 
 
 def test_remove_with_weight_free_backends_fills_plausibly(coffee, isolated_models):

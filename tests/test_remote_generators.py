@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 from fake_image_apis import colour_for, decode, start
 from editanything import masks, read_image
 from editanything.batch import edit_folder
@@ -195,7 +195,7 @@ def test_500s_then_a_failure_named_in_the_batch_report(server, coffee, tmp_path,
                    "--generator", "stability", "-o", str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert status == 1
-    assert (tmp_path / "out" / "b.png").exists() and not (tmp_path / "out" / "a.png").exists()
+    assert [p.name.split(".")[0] for p in (tmp_path / "out").glob("*.png")] == ["b"]
     assert "a.png" in err and "HTTP 500 internal_error" in err and "gave up after 4 attempts" in err
     assert len(server.log) == 5 and len(server.waits) == 3
 
@@ -298,7 +298,7 @@ def test_replay_resends_and_compares_only_where_the_seed_is_honoured(server, cof
         assert main(["edit", str(DEMOS / "coffee.jpg"), "--mask", str(tmp_path / "mask.png"), "--prompt", "a corgi",
                      "--seed", "5", "--generator", generator, "-o", str(out), "-q"]) == 0
         sent = len(server.log)
-        assert main(["replay", str(out / "coffee.png")]) == 0
+        assert main(["replay", str(edit_output(out, "coffee"))]) == 0
         assert len(server.log) == sent + 1  # re-sent
         assert verdict in capsys.readouterr().out
 
@@ -310,13 +310,14 @@ def test_search_and_replace_end_to_end_and_the_key_is_written_nowhere(deep, serv
             "0.05", "--prompt", "a corgi", "--seed", "3", "--generator", "stability", "-o", str(out)]
     assert main(args) == 0
     assert server.log[-1]["path"].endswith("/inpaint")
-    assert main(args[:-2] + ["--search-and-replace", "--overwrite", "-o", str(out)]) == 0
+    out = tmp_path / "search"
+    assert main(args[:-2] + ["--search-and-replace", "-o", str(out)]) == 0
     request = server.log[-1]
     assert request["path"].endswith("/search-and-replace") and request["fields"]["search_prompt"] == "cup"
     assert "mask" not in request["files"]
-    recipe = read_recipe(out / "coffee.png")
+    recipe = read_recipe(edit_output(out, "coffee"))
     assert recipe.models["generator"]["endpoint"] == "search-and-replace"
-    before, after = read_image(DEMOS / "coffee.jpg"), read_image(out / "coffee.png")
+    before, after = read_image(DEMOS / "coffee.jpg"), read_image(edit_output(out, "coffee"))
     assert outside_identical(before, after, decode_mask(recipe.parameters["mask"]), recipe.parameters["grow"])
     # failures that involve the key: a wrong OpenAI key (the service echoes part of it) and a refusal
     main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--segmenter", "grabcut", "--prompt",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 from editanything import Prompt, masks, read_image
 from editanything.cli import main
 from editanything.errors import ModelNotFound
@@ -155,7 +155,7 @@ def test_cli_remove_picks_migan_says_so_and_replays_bit_exactly(isolated_models,
     assert main(["edit", str(DEMOS / "coffee.jpg"), "--box", "318,62,428,330", "--remove",
                  "--segmenter", "grabcut", "-o", str(out), "-q"]) == 0
     assert "remover: migan (migan_pipeline_v2.onnx on ONNX Runtime)" in capsys.readouterr().err
-    result = out / "coffee.png"
+    result = edit_output(out, "coffee")
     recipe = read_recipe(result)
     assert recipe.models["generator"]["name"] == "migan" and recipe.models["generator"]["format"] == "onnx"
     before, after = read_image(DEMOS / "coffee.jpg"), read_image(result)

@@ -19,7 +19,7 @@ pytest.importorskip("diffusers")
 
 import tiny_sd  # noqa: E402
 
-from conftest import DEMOS  # noqa: E402
+from conftest import DEMOS, edit_output  # noqa: E402
 from editanything import Prompt, read_image  # noqa: E402
 from editanything.cli import main  # noqa: E402
 from editanything.errors import InvalidInputError  # noqa: E402
@@ -128,18 +128,18 @@ def _replays_exactly(result, tmp_path, capsys, *extra):
 def test_image_i_of_a_batch_size_run_replays_bit_exactly_even_past_the_top_seed(deep, tmp_path, capsys):
     out = tmp_path / "out"
     _edit(out, "--batch-size", "2", "--seed", str(MAX_SEED), "--sampler", "Euler a")
-    assert [read_recipe(out / name).seed for name in ("coffee.png", "coffee-1.png")] == [MAX_SEED, 0]
-    assert "Seed: 0," in read_png_text(out / "coffee-1.png")["parameters"]
-    _replays_exactly(out / "coffee-1.png", tmp_path, capsys)
+    assert [read_recipe(edit_output(out, "coffee", i)).seed for i in (0, 1)] == [MAX_SEED, 0]
+    assert "Seed: 0," in read_png_text(edit_output(out, "coffee", 1))["parameters"]
+    _replays_exactly(edit_output(out, "coffee", 1), tmp_path, capsys)
 
 
 def test_an_edit_made_with_one_thread_replays_in_a_process_with_two(deep, tmp_path, capsys, threads):
     out = tmp_path / "out"
     torch.set_num_threads(1)  # as in an `edit --workers 2` worker on two cores
     _edit(out, "--seed", "11", "--sampler", "Euler a")
-    assert read_recipe(out / "coffee.png").models["generator"]["threads"] == 1
+    assert read_recipe(edit_output(out, "coffee")).models["generator"]["threads"] == 1
     torch.set_num_threads(2)
-    _replays_exactly(out / "coffee.png", tmp_path, capsys)
+    _replays_exactly(edit_output(out, "coffee"), tmp_path, capsys)
 
 
 class _FixedDetector:
@@ -220,7 +220,7 @@ def test_recipe_records_input_path_selection_models_and_generation_size(deep, tm
     out = tmp_path / "out"
     assert main(["edit", "in/coffee.jpg", "--select", "cup", "--box-threshold", "0.05", "--text-threshold", "0.06",
                  "--prompt", "a mug", "--steps", "2", "--seed", "3", "--resolution", "64", "-o", str(out), "-q"]) == 0
-    recipe = read_recipe(out / "coffee.png")
+    recipe = read_recipe(edit_output(out, "coffee"))
     assert recipe.inputs["image"] == str(photo.resolve())
     detector, segmenter = recipe.models["detector"], recipe.models["segmenter"]
     assert (detector["box_threshold"], detector["text_threshold"]) == (0.05, 0.06)
@@ -230,14 +230,14 @@ def test_recipe_records_input_path_selection_models_and_generation_size(deep, tm
     assert segmenter["files"] == [{"path": str(deep / "sam_vit_b_01ec64.pth"),
                                    "sha256": MODELS["sam-vit-b"].files[0].sha256}]
     w, h = recipe.parameters["generation_size"]
-    assert max(w, h) == 64 and f"Size: {w}x{h}," in read_png_text(out / "coffee.png")["parameters"]
+    assert max(w, h) == 64 and f"Size: {w}x{h}," in read_png_text(edit_output(out, "coffee"))["parameters"]
 
     # the input moved next to the output: replay finds it there
     shutil.move(photo, out / "coffee.jpg")
-    _replays_exactly(out / "coffee.png", tmp_path, capsys)
+    _replays_exactly(edit_output(out, "coffee"), tmp_path, capsys)
     (out / "coffee.jpg").unlink()
     capsys.readouterr()
-    assert main(["replay", str(out / "coffee.png"), "-o", str(tmp_path / "x.png")]) == 2
+    assert main(["replay", str(edit_output(out, "coffee")), "-o", str(tmp_path / "x.png")]) == 2
     assert "pass it with --image" in capsys.readouterr().err
 
 

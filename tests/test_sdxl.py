@@ -17,7 +17,7 @@ import tiny_sdxl  # noqa: E402
 from model_pins import pin_to_files  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from conftest import DEMOS  # noqa: E402
+from conftest import DEMOS, edit_output  # noqa: E402
 from editanything.cli import main  # noqa: E402
 from editanything.errors import InvalidInputError  # noqa: E402
 from editanything.generate import GenerationParams, get_generator  # noqa: E402
@@ -67,9 +67,9 @@ def test_cli_edit_with_sdxl_replays_bit_exactly(folder, tmp_path, capsys):
     assert main(["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox",
                  "--model", str(folder), "--segmenter", "grabcut", "--steps", "2", "--seed", "3",
                  "--resolution", str(SIZE), "-o", str(out), "-q"]) == 0
-    recipe = read_recipe(out / "chelsea.png")
+    recipe = read_recipe(edit_output(out, "chelsea"))
     assert recipe.models["generator"]["family"] == "sdxl" and recipe.seed == 3
-    assert main(["replay", str(out / "chelsea.png")]) == 0
+    assert main(["replay", str(edit_output(out, "chelsea"))]) == 0
     assert "identical to the original" in capsys.readouterr().out
 
 

@@ -155,9 +155,9 @@ def test_cli_batch_draws_grey_sketches_of_each_size_and_replays_them_exactly(mod
         assert f"Seed: {seed}," in text["parameters"] and "ControlNet 0: " in text["parameters"]
 
         capsys.readouterr()
-        assert main(["replay", str(result), "-q"]) == 0
+        assert main(["replay", str(result), "-q", "--beside"]) == 0
         assert "identical to the original" in capsys.readouterr().out
-        np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}-replay.png")), drawing)
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}.replay.png")), drawing)
     assert len(seeds) == 2  # a random seed per photo
 
     # resumable as every batch: a re-run skips both

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import bad_images as bad
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 from editanything import imageio
 from editanything.batch import sketch_folder
 from editanything.cli import main
@@ -110,10 +110,11 @@ def test_an_edit_on_s3_records_the_uri_and_makes_the_local_pixels(s3_bucket, tmp
     args = ["--box", "100,40,330,260", "--segmenter", "grabcut", "--recolor", "#2050ff"]
     assert main(["edit", str(photos), "-o", str(tmp_path / "local"), *args]) == 0
     assert main(["edit", f"s3://{bucket}/photos", "-o", f"s3://{bucket}/edits", *args]) == 0
-    out = f"s3://{bucket}/edits/chelsea.png"
+    local = edit_output(tmp_path / "local", "chelsea")
+    out = f"s3://{bucket}/edits/{local.name}"  # the same request: the same name
     assert read_recipe(out).inputs["image"] == f"s3://{bucket}/photos/chelsea.jpg"
-    assert read_recipe(tmp_path / "local" / "chelsea.png").inputs["image"] == str(photos / "chelsea.jpg")
-    assert (imageio.read_image(out) == imageio.read_image(tmp_path / "local" / "chelsea.png")).all()
+    assert read_recipe(local).inputs["image"] == str(photos / "chelsea.jpg")
+    assert (imageio.read_image(out) == imageio.read_image(local)).all()
 
 
 def test_bad_uris_and_missing_credentials_stop_before_any_work(s3_bucket, fake_s3, tmp_path, capsys,  # noqa: F811

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 from model_pins import pin_to_files
 from tiny_hf_models import build_tiny_edgetam, build_tiny_grounding_dino_hf, build_tiny_sam2
 
@@ -314,10 +314,10 @@ def test_cli_edit_select_remove_with_transformers_detector_and_sam2(hf_checkpoin
 
     out = tmp_path / "out"
     assert main(["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--keep", "0", "--remove", "-o", str(out), "-q"]) == 0
-    recipe = read_recipe(out / "coffee.png")
+    recipe = read_recipe(edit_output(out, "coffee"))
     assert recipe.models["detector"]["name"] == "grounding-dino-tiny"
     assert recipe.models["segmenter"]["name"] == "sam2.1-hiera-tiny"
-    before, after = read_image(DEMOS / "coffee.jpg"), read_image(out / "coffee.png")
+    before, after = read_image(DEMOS / "coffee.jpg"), read_image(edit_output(out, "coffee"))
     mask = decode_mask(recipe.parameters["mask"])
     assert 0 < mask.mean() < 1, mask.mean()
     assert not np.array_equal(before[mask], after[mask])

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ..imageio import read_mask as load_mask
+from ..storage import is_uri
 from ..types import Prompt
 
 
@@ -90,3 +93,17 @@ def add_matte_options(group, when: str = "") -> None:
     group.add_argument("--matte-band", type=float, metavar="PX",
                        help="width of the matte's unknown band on each side of the edge (default: 3.5%% of the "
                             "object's size, 3..64 px)")
+
+
+def check_inputs_exist(items: list[str]) -> None:
+    """A named file or folder that isn't there, or a pattern matching nothing, is a usage error up front
+    (a URI is looked at when its folder is listed)."""
+    for item in items:
+        text = str(item)
+        if is_uri(text) or os.path.lexists(text):
+            continue
+        if glob.has_magic(text):
+            if not glob.glob(text, recursive=True):
+                raise InvalidInputError(f"{text}: no file matches this pattern")
+        else:
+            raise InvalidInputError(f"{text}: no such file or folder")

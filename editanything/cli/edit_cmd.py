@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,16 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..batch import edit_folder
+from ..batch import edit_folder, edit_jobs, pending
 from ..errors import InvalidInputError
 from ..generate import GenerationParams, load_styles, model_defaults, pick_styles, sampler_names
 from ..generate.diffusion import NEEDS_CONTROL_IMAGE, HeldPipeline
 from ..generate.params import describe_defaults
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
+from ..naming import output_tag
 from ..storage import check_uris
 from . import progress_bar, remote_opts
-from .common import add_matte_options, add_selection_options, detector_options, read_mask, selection_prompt
+from .common import (add_matte_options, add_selection_options, check_inputs_exist, detector_options, read_mask,
+                     selection_prompt)
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args
 from .sketch_cmd import print_report
@@ -96,7 +99,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Re-run an edit, or an sd-lineart sketch, from the recipe in its PNG. With the "
                                    "same models and device the image is reproduced exactly.")
     r.add_argument("result", metavar="OUT.png")
-    r.add_argument("-o", "--output", metavar="NEW.png", help="default: OUT-replay.png beside it")
+    saved = r.add_mutually_exclusive_group()
+    saved.add_argument("-o", "--output", metavar="NEW.png|FOLDER",
+                       help="save the replayed image as NEW.png, or in FOLDER as OUT.replay.png (default: compare "
+                            "only, write nothing)")
+    saved.add_argument("--beside", action="store_true", help="save it beside OUT.png, as OUT.replay.png")
     r.add_argument("--image", help="the input photo, if it moved since the edit (default: its recorded path, "
                                    "then a file of that name beside OUT.png)")
     r.add_argument("--control-image", action="append", default=[], metavar="KIND=PNG",
@@ -206,6 +213,8 @@ def _captioner_if_present() -> str | None:
 def run_edit(args: argparse.Namespace) -> int:
     from ..pipeline import Editor
 
+    start = time.perf_counter()
+    # Everything that can be checked without a model is checked here, in this order, before any loads.
     request = build_request(args)
     editor = {
         "detector": args.detector, "segmenter": args.segmenter, "generator": args.model,
@@ -219,16 +228,25 @@ def run_edit(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None or args.engine != "local" else 1
     engine_from_args(args, workers)  # its options are checked before anything else
     check_uris(args.images)
-    check_writable_folder(args.output)  # before any model loads
+    check_inputs_exist(args.images)
+    check_writable_folder(args.output)
+    # named by the request as asked (before the model's defaults fill it in), so a re-run finds its outputs
+    tag = output_tag(request, editor)
+    if not args.overwrite:
+        jobs, problems = edit_jobs(args.images, args.output, request, editor, tag)
+        if jobs and not pending(jobs) and not problems:
+            print(f"nothing to do: the outputs of this request ({', '.join(j.output.name for j in jobs[:3])}"
+                  f"{', …' if len(jobs) > 3 else ''}) are in {args.output} already; --overwrite redoes them")
+            return 0
     probe = Editor(**editor)
     # else each worker (process or Ray actor) loads its own models: the parent must not load them too
     in_process = workers == 1 and args.engine == "local"
-    if in_process and request.mask is None and not request.selection.text:
-        print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     generator = None
     if request.mode != "recolor":
         generator = probe.remover if request.mode == "remove" else probe.generator  # building it loads nothing yet
         probe.check_generator(request.mode, generator)  # once, up front, not once per photo
+        if hasattr(generator, "for_edit"):  # a hosted service checks the request against its endpoint
+            generator.for_edit(request)
     # resolved here, once, so every worker or Ray actor runs (and every recipe records) the same values
     request, taken = _with_model_defaults(request, generator)
     if generator is not None:
@@ -238,6 +256,8 @@ def run_edit(args: argparse.Namespace) -> int:
         print(f"{role}: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
         if taken:
             print(f"settings: {taken} (the model's defaults)", file=sys.stderr)
+    if in_process and request.mask is None and not request.selection.text:
+        print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     if request.selection.text and request.mask is None:
         # a missing detector stops here, once, with the download command
         if in_process:
@@ -246,11 +266,10 @@ def run_edit(args: argparse.Namespace) -> int:
             _check_detector_files(args.detector)
     # A local diffusion model on Ray: one copy per few CPUs, not one per CPU
     engine = engine_from_args(args, workers, heavy=isinstance(generator, HeldPipeline))
-    start = time.perf_counter()
     with progress_bar.step_bar(in_process and not args.quiet and progress_bar.on_terminal()):
         report = edit_folder(args.images, args.output, request, editor=editor, workers=workers, engine=engine,
                              overwrite=args.overwrite, progress=progress_bar.batch_progress(args.quiet, "edit"),
-                             prebuilt=probe if in_process else None)
+                             prebuilt=probe if in_process else None, tag=tag)
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
@@ -285,27 +304,50 @@ def run_replay(args: argparse.Namespace) -> int:
         return _replay_sketch(args, sketch_recipe)
     job = prepare_replay(args.result, image=args.image, control=_control_files(args.control_image, None))
     editor = Editor(generator=job.generator if job.generator is not None else "classical", matter=job.matter)
+    output = _replay_output(args)
     with progress_bar.step_bar(not args.quiet and progress_bar.on_terminal()):
         result = editor.edit(job.image, job.request, source=str(job.source))
-    output = Path(args.output) if args.output else Path(args.result).with_name(Path(args.result).stem + "-replay.png")
-    result.save(output, inputs=(job.source, args.result))
+    if output is not None:
+        result.save(output, inputs=(job.source, args.result))
     before = read_image(args.result)
     diff = int(np.abs(before.astype(np.int16) - result.images[0]).max()) if before.shape == result.images[0].shape else -1
     verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
     verdict = remote_opts.replay_verdict(result.recipe.models.get("generator", {}), diff) or verdict
     print(f"replayed {result.recipe.operation} with {result.recipe.models.get('generator', {}).get('name')}: "
-          f"{output} ({verdict})")
+          f"{_saved(output)} ({verdict})")
     return 0
+
+
+def _replay_output(args: argparse.Namespace) -> Path | None:
+    """Where a replay is saved: -o NEW.png, -o FOLDER (OUT.replay.png in it), --beside, or nowhere."""
+    result = Path(args.result)
+    name = f"{result.stem}.replay.png"
+    if args.beside:
+        return result.with_name(name)
+    if not args.output:
+        return None
+    output = Path(args.output)
+    if output.is_dir() or args.output.endswith(("/", os.sep)):
+        output = output / name
+    if output.suffix.lower() != ".png":
+        raise InvalidInputError(f"{output}: a replay is saved as .png; give NEW.png or a folder")
+    if output.resolve() == result.resolve():
+        raise InvalidInputError(f"{output}: that is the image being replayed; save the replay elsewhere")
+    return output
+
+
+def _saved(output: Path | None) -> str:
+    return str(output) if output is not None else "not saved (-o NEW.png or --beside saves it)"
 
 
 def _replay_sketch(args: argparse.Namespace, recipe: dict) -> int:
     from ..sketch_recipe import prepare_sketch_replay
 
+    output = _replay_output(args)
     job = prepare_sketch_replay(args.result, recipe, args.image)
-    output = Path(args.output) if args.output else Path(args.result).with_name(Path(args.result).stem + "-replay.png")
     drawing = job.run(output, args.result)
     before = read_image(args.result, gray=True)
     diff = int(np.abs(before.astype(np.int16) - drawing).max()) if before.shape == drawing.shape else -1
     verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
-    print(f"replayed sketch:{job.style} (seed {job.params['seed']}): {output} ({verdict})")
+    print(f"replayed sketch:{job.style} (seed {job.params['seed']}): {_saved(output)} ({verdict})")
     return 0

@@ -127,6 +127,17 @@ def check_params(style: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: _coerce(style, k, v, defaults[k]) for k, v in params.items()}
 
 
+def check_values(style: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`check_params`, and the values' ranges too, without loading a model: a classical style draws a
+    16 x 16 blank page, the HED styles check their settings; sd-lineart's are `generative.check_ready`'s."""
+    kwargs = check_params(style, params)
+    if style in ("hed", "hed-pencil"):
+        learned.check_settings(**kwargs)
+    elif style in STYLES:
+        _func(style)(np.full((16, 16), 255, np.uint8), **kwargs)
+    return kwargs
+
+
 def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
     """Draw `image` (RGB uint8 (H, W, 3) or grey (H, W)) in `style`: grey uint8 (H, W) on white.
 
@@ -156,6 +167,6 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "is_generative", "needs_color", "sketch", "style_help",
+__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "check_values", "is_generative", "needs_color", "sketch", "style_help",
            "style_params"]
 
