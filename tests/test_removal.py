@@ -173,6 +173,26 @@ def test_get_generator_takes_an_onnx_file_as_lama(tiny_files, coffee):
     assert not np.array_equal(remover.inpaint(coffee, mask)[0][mask], coffee[mask])
 
 
+def test_an_onnx_file_is_told_lama_or_migan_by_its_inputs(tiny_files, coffee, tmp_path):
+    mask = _hole(coffee.shape[:2], (300, 100, 400, 300))
+    for path, cls, name in ((tiny_files[0], LamaRemover, "lama"), (tiny_files[1], MiganRemover, "migan")):
+        # a user's file, named as they like: only its graph says what it is
+        mine = tmp_path / f"my-remover-{name}.onnx"
+        mine.symlink_to(path)
+        remover = get_generator(str(mine))
+        assert type(remover) is cls and remover.name == name and remover.model_info()["file"] == str(mine)
+        np.testing.assert_array_equal(remover.inpaint(coffee, mask)[0], cls(path).inpaint(coffee, mask)[0])
+    onnx = pytest.importorskip("onnx")
+    other = tmp_path / "doubler.onnx"
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Add", ["x", "x"], ["y"])], "doubler", [x], [y])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)], ir_version=8), other)
+    with pytest.raises(ModelNotFound, match=r"doubler.onnx is not a remover export .* takes x \(tensor\(float\)\); "
+                                            r"expected lama: image"):
+        get_generator(str(other))
+
+
 @pytest.mark.parametrize("cls, index", [(LamaRemover, 0), (MiganRemover, 1)], ids=["lama", "migan"])
 def test_remover_contract(cls, index, tiny_files, coffee):
     from editanything.errors import InvalidInputError

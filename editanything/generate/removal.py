@@ -40,6 +40,7 @@ class OnnxRemover:
     """
 
     works_at_any_size = True
+    takes_prompt = False
     kind = ""  # the manifest name, also the contract the file must follow
     inputs: dict[str, str] = {}  # input name -> ONNX element type
     output = ""
@@ -62,17 +63,7 @@ class OnnxRemover:
         """The ONNX Runtime session (built on first use); ModelNotFound when the file is not this model's export."""
         if self._session is not None:
             return self._session
-        ort = require("onnxruntime", "remove")
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        available = ort.get_available_providers()
-        providers = self.providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        try:
-            session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
-            raise ModelNotFound(f"{self.path}: not a loadable ONNX model ({first_line(exc)}); "
-                                f"fetch it again with: editanything models download {self.kind}") from exc
+        session = _open_session(self.path, self.kind, self.providers, self.threads)
         got = {i.name: i.type for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
         if got != self.inputs or self.output not in outputs:
@@ -174,6 +165,38 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
+def _open_session(path: Path, kind: str, providers: list[str] | None = None, threads: int | None = None,
+                  optimize: bool = True):
+    """An ONNX Runtime session of `path` (CUDA first when the runtime has it); ModelNotFound for an unreadable file."""
+    ort = require("onnxruntime", "remove")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    available = ort.get_available_providers()
+    providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
+        fix = f"fetch it again with: editanything models download {kind}" if kind else "check the file"
+        raise ModelNotFound(f"{path}: not a loadable ONNX model ({first_line(exc)}); {fix}") from exc
+
+
+def onnx_kind(path: str | os.PathLike) -> str:
+    """Which remover an `.onnx` file is ("lama" or "migan"), told by its graph's inputs: LaMa's export
+    takes float32 image and mask, MI-GAN's pipeline uint8 ones."""
+    path, _ = _resolve(path, "remover")
+    # only the inputs are read: an unoptimised session is the cheapest way ONNX Runtime builds one
+    got = {i.name: i.type for i in _open_session(path, "", ["CPUExecutionProvider"], optimize=False).get_inputs()}
+    for kind, cls in CLASSES.items():
+        if got == cls.inputs:
+            return kind
+    known = "; ".join(f"{kind}: {', '.join(f'{k} ({v})' for k, v in cls.inputs.items())}" for kind, cls in CLASSES.items())
+    raise ModelNotFound(f"{path.name} is not a remover export this tool knows: it takes "
+                        f"{', '.join(f'{k} ({v})' for k, v in got.items())}; expected {known}")
+
+
 def _resolve(model: str | os.PathLike, kind: str) -> tuple[Path, str]:
     """The .onnx file and the name the recipe records."""
     from ..models import MODELS, resolve
@@ -190,12 +213,13 @@ def _resolve(model: str | os.PathLike, kind: str) -> tuple[Path, str]:
 
 
 def _onnx_file(name: str | os.PathLike) -> Callable[..., OnnxRemover] | None:
-    """An `.onnx` file, taken as LaMa's contract unless `kind="migan"`."""
+    """An `.onnx` file: LaMa or MI-GAN as its graph's inputs say, unless `kind=` says."""
     path = Path(name).expanduser()
     if not (path.is_file() and path.suffix.lower() == ".onnx"):
         return None
 
-    def build(kind: str = "lama", **kwargs: Any) -> OnnxRemover:
+    def build(kind: str | None = None, **kwargs: Any) -> OnnxRemover:
+        kind = kind or onnx_kind(path)
         if kind not in CLASSES:
             raise InvalidInputError(f"unknown remover kind {kind!r}; choose one of: {', '.join(CLASSES)}")
         return CLASSES[kind](str(path), **kwargs)
@@ -214,5 +238,5 @@ def best_remover() -> str | None:
 
 
 def get_remover(name: str | os.PathLike, **kwargs: Any) -> OnnxRemover:
-    """A remover by manifest name, or a `.onnx` file taken as LaMa's contract unless `kind="migan"`."""
+    """A remover by manifest name, or an `.onnx` file: LaMa or MI-GAN as its inputs say (or as `kind=` says)."""
     return REMOVERS.get(name, **kwargs)
