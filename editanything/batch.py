@@ -63,8 +63,11 @@ class BatchReport:
     def ok(self) -> bool:
         return not self.failed
 
-    def summary(self) -> str:
-        return f"{len(self.done)} done, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
+    def summary(self, images_per_job: int = 1) -> str:
+        """The totals; with `images_per_job` > 1 (an edit's --batch-size/--batch-count) the images too."""
+        images = f" ({len(self.done) * images_per_job} images)" if images_per_job > 1 and self.done else ""
+        return (f"{len(self.done)} done{images}, {len(self.skipped)} skipped (already done), "
+                f"{len(self.failed)} failed")
 
     def failure_lines(self) -> list[str]:
         """One `FILE: reason` line per failure, naming the file once (errors name their file already);

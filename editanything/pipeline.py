@@ -325,6 +325,8 @@ class Editor:
                         generator: Any) -> GenerationParams:
         """The request's params with the seed, the generator's defaults for unset sampler/steps/CFG, and a prompt."""
         params = request.params.with_defaults(model_defaults(generator)).with_seed()
+        if not getattr(generator, "takes_prompt", True):  # it fills from the surroundings: the recipe claims no prompt
+            return dataclasses.replace(params, prompt="", negative_prompt="")
         negative = getattr(generator, "takes_negative_prompt", True)
         if request.mode == "remove" and not params.prompt:
             params = dataclasses.replace(params, prompt=REMOVE_PROMPT,

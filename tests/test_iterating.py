@@ -54,11 +54,29 @@ def test_the_same_request_again_is_done_at_once_and_overwrite_redoes_it(isolated
     assert capsys.readouterr().out.startswith("nothing to do:")
 
 
-def test_a_batch_of_images_is_numbered_after_the_first(isolated_models, tmp_path):
+def test_a_batch_of_images_is_numbered_after_the_first_and_counted_as_images(isolated_models, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["edit", COFFEE, *CUP, "--remove", "--batch-count", "3", "-o", str(out), "-q"]) == 0
     first = edit_output(out, "coffee")
     assert _names(out) == sorted([first.name, first.stem + "-1.png", first.stem + "-2.png"])
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"1 done \(3 images\), 0 skipped \(already done\), 0 failed in [\d.]+ s "
+                        r"\(models loaded in [\d.]+ s, then [\d.]+ img/s\); outputs in .*", summary), summary
+    total, loading = (float(x) for x in re.findall(r"in ([\d.]+) s", summary))
+    assert loading <= total
+
+
+def test_a_removal_records_no_prompt_it_did_not_use(isolated_models, tmp_path):
+    from editanything.recipe import read_png_text
+
+    out = tmp_path / "out"
+    assert main(["edit", COFFEE, *CUP, "--remove", "--prompt", "a lake", "--negative", "boats", "-o", str(out),
+                 "-q"]) == 0
+    result = edit_output(out, "coffee")
+    generation = read_recipe(result).parameters["generation"]
+    assert (generation["prompt"], generation["negative_prompt"]) == ("", "")
+    parameters = read_png_text(result)["parameters"]
+    assert "lake" not in parameters and "Negative prompt" not in parameters and "background" not in parameters
 
 
 def test_replay_writes_only_where_asked(isolated_models, tmp_path, capsys):

@@ -18,10 +18,20 @@ from . import progress_bar
 _COMMANDS = ("edit_cmd", "segment_cmd", "sketch_cmd", "models_cmd", "ui_cmd", "serve_cmd", "prompt_cmd")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that prints what was wrong first (one `error:` line), then where to look, not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n(see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog="editanything", description="Edit photos by segment and regenerate.")
+    from .. import __version__
+
+    parser = _Parser(prog="editanything", description="Edit photos by segment and regenerate.")
+    parser.add_argument("--version", action="version", version=f"editanything {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)

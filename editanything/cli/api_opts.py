@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
+
+from ..errors import InvalidInputError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -46,9 +50,25 @@ def host_of(args: argparse.Namespace, what: str = "server") -> str:
     return host
 
 
-def _bytes(text: str) -> int:
-    from ..errors import InvalidInputError
+def check_port(host: str, port: int) -> None:
+    """InvalidInputError when the server could not listen on host:port (taken, or not this machine's address)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise InvalidInputError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: a port left in TIME_WAIT by the last run counts as free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InvalidInputError(f"port {port} is in use; pass --port N") from None
+            raise InvalidInputError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --host or "
+                                    "--port") from None
 
+
+def _bytes(text: str) -> int:
     units = {"kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "b": 1}
     value = text.strip().lower()
     for unit, factor in units.items():

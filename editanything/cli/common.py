@@ -15,6 +15,18 @@ from ..storage import is_uri
 from ..types import Prompt
 
 
+def _model_help() -> str:
+    from ..generate import list_generators
+
+    local = [n for n in list_generators() if n not in ("auto", "stability", "openai")]
+    return (f"{', '.join(local)}, a diffusers folder, a .safetensors file or a LaMa or MI-GAN .onnx file; auto = the "
+            "best present for the device (FLUX.2 klein, then SDXL, on CUDA; SD 1.5 on a CPU), else classical")
+
+
+MODEL_HELP = _model_help()
+"""What --model takes: today's registered local generators (from the registry, so the list cannot go stale)."""
+
+
 def _numbers(text: str, what: str, count: tuple[int, ...]) -> list[float]:
     try:
         values = [float(v) for v in text.replace(" ", "").split(",")]

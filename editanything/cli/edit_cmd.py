@@ -22,8 +22,8 @@ from ..imageio import check_writable_folder, read_image
 from ..naming import output_tag
 from ..storage import check_uris
 from . import progress_bar, remote_opts
-from .common import (add_matte_options, add_selection_options, check_inputs_exist, detector_options, read_mask,
-                     selection_prompt)
+from .common import (MODEL_HELP, add_matte_options, add_selection_options, check_inputs_exist, detector_options,
+                     read_mask, selection_prompt)
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args
 from .sketch_cmd import print_report
@@ -64,16 +64,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                "7 for Stable Diffusion)")
     gen.add_argument("--strength", type=float, default=1.0, help="denoising strength (default 1)")
     gen.add_argument("--seed", type=int, default=-1, help="-1 = random; the real seed is saved in the PNG")
-    gen.add_argument("--batch-size", type=int, default=1)
-    gen.add_argument("--batch-count", type=int, default=1)
+    gen.add_argument("--batch-size", type=int, default=1, metavar="N",
+                     help="images per batch, each from its own seed (seed, seed+1, …); default 1")
+    gen.add_argument("--batch-count", type=int, default=1, metavar="N",
+                     help="batches in a row; a photo gets batch-size x batch-count images, saved as NAME.png, "
+                          "NAME-1.png, … (default 1)")
     gen.add_argument("--resolution", type=int, default=512, help="long side of the crop at generation (default 512)")
-    gen.add_argument("--model", default="auto", help="sd15-inpainting, sd2-inpainting, sdxl-inpainting, flux2-klein-4b "
-                                                     "(Euler, 4 steps, CFG 1 by default), classical, lama, "
-                                                     "migan, a diffusers folder, a .safetensors or a LaMa .onnx file; "
-                                                     "auto = the best present for the device (FLUX.2 klein, then SDXL, "
-                                                     "on CUDA; SD 1.5 on a CPU), else classical; --remove: LaMa or "
-                                                     "MI-GAN first")
-    gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE")
+    gen.add_argument("--model", default="auto", help=f"{MODEL_HELP}; --remove: LaMa or MI-GAN first")
+    gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE",
+                     help="a LoRA file (.safetensors) and its weight, e.g. style.safetensors:0.8; repeatable")
     gen.add_argument("--embedding", action="append", default=[], metavar="PATH:TOKEN", help="textual inversion")
     gen.add_argument("--controlnet", action="append", default=[], choices=["inpaint", "canny", "lines", "seg"],
                      help="add a ControlNet; inpaint, canny and lines derive their control image from the photo")
@@ -98,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("replay", help="re-run the recipe stored in an output PNG",
                        description="Re-run an edit, or an sd-lineart sketch, from the recipe in its PNG. With the "
                                    "same models and device the image is reproduced exactly.")
-    r.add_argument("result", metavar="OUT.png")
+    r.add_argument("result", metavar="OUT.png", help="an image written by edit (or an sd-lineart sketch)")
     saved = r.add_mutually_exclusive_group()
     saved.add_argument("-o", "--output", metavar="NEW.png|FOLDER",
                        help="save the replayed image as NEW.png, or in FOLDER as OUT.replay.png (default: compare "
@@ -256,6 +255,9 @@ def run_edit(args: argparse.Namespace) -> int:
         print(f"{role}: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
         if taken:
             print(f"settings: {taken} (the model's defaults)", file=sys.stderr)
+    # In this process the models load now, so the summary can show that time apart from the photos'
+    # (with --low-memory the generator still waits until the selection is done).
+    loading_start = time.perf_counter()
     if in_process and request.mask is None and not request.selection.text:
         print(f"segmenter: {probe.segmenter.describe()}", file=sys.stderr)
     if request.selection.text and request.mask is None:
@@ -264,6 +266,9 @@ def run_edit(args: argparse.Namespace) -> int:
             probe.detector
         else:
             _check_detector_files(args.detector)
+    if in_process and hasattr(generator, "load") and not args.low_memory:
+        generator.load()
+    loading = time.perf_counter() - loading_start if in_process else None
     # A local diffusion model on Ray: one copy per few CPUs, not one per CPU
     engine = engine_from_args(args, workers, heavy=isinstance(generator, HeldPipeline))
     with progress_bar.step_bar(in_process and not args.quiet and progress_bar.on_terminal()):
@@ -271,7 +276,8 @@ def run_edit(args: argparse.Namespace) -> int:
                              overwrite=args.overwrite, progress=progress_bar.batch_progress(args.quiet, "edit"),
                              prebuilt=probe if in_process else None, tag=tag)
     print_engine(engine)
-    print_report(report, args.output, time.perf_counter() - start)
+    print_report(report, args.output, time.perf_counter() - start, loading=loading,
+                 images_per_job=request.params.n_images)
     return 0 if report.ok else 1
 
 

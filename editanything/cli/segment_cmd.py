@@ -22,8 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Writes one PNG mask per instance (mask_00.png, …), their union (mask.png), "
                                    "an overlay preview (overlay.png) and detections.json; with --matte also the "
                                    "union's alpha matte (alpha.png) and the cut-out subject (cutout.png, RGBA).")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("image", metavar="IMAGE", help="the photo")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder for mask.png, mask_NN.png per instance, overlay.png and detections.json "
+                        "(with --matte: alpha.png, cutout.png)")
     add_selection_options(p, mask=False)
     p.add_argument("--grow", type=float, default=0.0, metavar="PX", help="grow (or with a negative value shrink) masks")
     p.add_argument("--feather", type=float, default=0.0, metavar="PX", help="write soft masks feathered over PX")
@@ -32,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_segment)
 
     c = sub.add_parser("caption", help="describe a photo, or what a selection or mask covers (BLIP-2)")
-    c.add_argument("image", metavar="IMAGE")
+    c.add_argument("image", metavar="IMAGE", help="the photo")
     add_selection_options(c)
     c.add_argument("--question", help='ask instead of describing, e.g. "what colour is the car?"')
     c.add_argument("-q", "--quiet", action="store_true", help="no library warnings or progress bars")

@@ -121,9 +121,14 @@ def _expansion(args: argparse.Namespace, params: dict[str, object]) -> Expansion
     return expansion
 
 
-def print_report(report: BatchReport, outdir: str, seconds: float) -> None:
-    """The end of a batch: one line per failed file, then the totals."""
+def print_report(report: BatchReport, outdir: str, seconds: float, *, loading: float | None = None,
+                 images_per_job: int = 1) -> None:
+    """The end of a batch: one line per failed file, then the totals. `seconds` is the whole run;
+    `loading`, the part of it spent loading models before the first photo, when it was measured."""
     for line in report.failure_lines():
         print(f"failed: {line}", file=sys.stderr)
-    rate = len(report.done) / seconds if seconds > 0 and report.done else 0.0
-    print(f"{report.summary()} in {seconds:.1f} s ({rate:.1f} img/s); outputs in {outdir}")
+    images = len(report.done) * images_per_job
+    working = seconds - (loading or 0.0)
+    rate = images / working if working > 0 and images else 0.0
+    loaded = f"models loaded in {loading:.1f} s, then " if loading is not None else ""
+    print(f"{report.summary(images_per_job)} in {seconds:.1f} s ({loaded}{rate:.1f} img/s); outputs in {outdir}")

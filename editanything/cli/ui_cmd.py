@@ -8,7 +8,8 @@ import os
 import sys
 
 from . import fail
-from .api_opts import LOOPBACK, add_api_options, api_config, editor_from, host_of
+from .api_opts import LOOPBACK, add_api_options, api_config, check_port, editor_from, host_of
+from .common import MODEL_HELP
 
 __all__ = ["LOOPBACK", "register", "run"]
 
@@ -24,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                         "the app and this machine's models)")
     p.add_argument("--segmenter", default="auto", help="edgetam, sam2.1-hiera-tiny/-small/-base-plus/-large, sam-vit-b/-l/-h, sam3, grabcut, or auto (on a CPU the fastest on disk, on a GPU the best)")
     p.add_argument("--detector", default="auto", help="grounding-dino-tiny/-base, groundingdino-swint-ogc/-swinb, sam3, or auto (the first of these on disk)")
-    p.add_argument("--model", default="auto", help="generator: sd15-inpainting, sd2-inpainting, classical, a diffusers "
-                                                   "folder or a .safetensors file; auto = SD 1.5 if present")
+    p.add_argument("--model", default="auto", help=f"generator: {MODEL_HELP}")
     p.add_argument("--max-file-size", default="50mb", metavar="SIZE", help="largest upload, e.g. 50mb (default)")
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="largest photo in pixels (default 40,000,000)")
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--{api_options[0].replace('_', '-')} is an option of the API: add --api")
     config = api_config(args) if args.api else None
     host = host_of(args, "app")
+    check_port(host, args.port)  # before any model loads
     if args.share:
         print("warning: --share makes a public link; anyone who has it can use this app", file=sys.stderr)
     editor = editor_from(args)
@@ -65,3 +66,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"API on /sdapi/v1 and /sam (docs at /docs) on port {args.port}", file=sys.stderr)
     serve(demo, host=host, port=args.port, share=args.share, max_file_size=args.max_file_size, add_routes=routes)
     return 0
+

@@ -34,7 +34,8 @@ class Generator(Protocol):
     Optional: `default_params() -> dict` with the "sampler", "steps" and "cfg_scale" the model
     recommends, used where the caller left them None (FLUX.2 klein: Euler, 4 steps, CFG 1). Without
     it a generator gets the WebUI's defaults (`WEBUI_DEFAULTS`, what Stable Diffusion uses); see
-    `model_defaults`.
+    `model_defaults`. `takes_prompt = False` (removers, OpenCV's fill, recolor): it never reads the
+    prompts, so the Editor hands it none and the recipe records none.
     """
 
     name: str

@@ -21,6 +21,7 @@ class ClassicalGenerator:
     """
 
     works_at_any_size = True
+    takes_prompt = False
     note = ""  # why "auto" chose it, shown by describe()
 
     def __init__(self, method: str = "telea", radius: float = 5.0):

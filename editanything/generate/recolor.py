@@ -38,6 +38,7 @@ class RecolorGenerator:
     folds, shadows and texture survive; `lightness` (0..1) also pulls L* toward the target's."""
 
     works_at_any_size = True
+    takes_prompt = False
 
     def __init__(self, color: str, lightness: float = 0.3):
         self.color = color

@@ -105,6 +105,10 @@ class StabilityGenerator(RemoteGenerator):
             raise InvalidInputError("Stability AI's erase endpoint takes no prompt: leave out --prompt with --remove")
         self.reject_webui_only(request.params, also)
 
+    @property
+    def takes_prompt(self) -> bool:
+        return self.route() != "erase"
+
     def options(self) -> dict[str, Any]:
         return {"search_and_replace": self.search_and_replace, "search_prompt": self.search_prompt,
                 "grow_mask": self.grow_mask}
