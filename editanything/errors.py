@@ -29,6 +29,10 @@ class BadOutput(EditAnythingError):
     """An edit's result is unusable (no pixel changed, or the model produced non-finite numbers): never "done"."""
 
 
+class WorkerStartupError(EditAnythingError):
+    """No worker process of a batch got as far as its first file (so no file is to blame)."""
+
+
 class ChecksumMismatch(EditAnythingError):
     """A downloaded or stored model file does not have the expected sha256."""
 
