@@ -79,7 +79,7 @@ LAYERS = (
     ("detect", "segment", "caption", "generate", "compose", "overlay", "matte"),
     ("prompting", "sketch"),
     ("recipe",),
-    ("pipeline", "sketch_recipe", "needs"),
+    ("pipeline", "sketch_recipe", "needs", "naming"),
     ("batch", "replay", "engines"),
     ("cli", "ui", "server", "__main__", "__init__"),
 )

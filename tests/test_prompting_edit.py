@@ -15,7 +15,7 @@ pytest.importorskip("diffusers")
 from PIL import Image  # noqa: E402
 from sd_parsers import ParserManager  # noqa: E402
 
-from conftest import DEMOS  # noqa: E402
+from conftest import DEMOS, edit_output  # noqa: E402
 from editanything import prompting  # noqa: E402
 from editanything.cli import main  # noqa: E402
 from editanything.imageio import read_image, read_png_text  # noqa: E402
@@ -57,7 +57,7 @@ def test_edit_expand_records_the_expansion_and_replays_without_the_lm(local_lm, 
     assert main(["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox, snow",
                  "--expand", "--steps", "2", "--seed", "77", "--resolution", "64", "-o", str(out), "-q"]) == 0
     err = capsys.readouterr().err
-    recipe = read_recipe(out / "chelsea.png")
+    recipe = read_recipe(edit_output(out, "chelsea"))
     expansion = recipe.parameters["prompt_expansion"]
     generation = recipe.parameters["generation"]
     assert expansion["words"] == "a fox, snow" and expansion["expander"] == LM and expansion["seed"] == 77
@@ -66,18 +66,18 @@ def test_edit_expand_records_the_expansion_and_replays_without_the_lm(local_lm, 
     assert generation["negative_prompt"] == expansion["negative_prompt"] != ""
     assert f"expanded prompt ({LM}, for Stable Diffusion 1.5, seed 77): {expansion['prompt']}" in err
     # sd-parsers still reads the parameters chunk: the prompt there is the one that generated
-    sampler = ParserManager().parse(Image.open(out / "chelsea.png")).samplers[0]
+    sampler = ParserManager().parse(Image.open(edit_output(out, "chelsea"))).samplers[0]
     assert [p.value for p in sampler.prompts] == [expansion["prompt"]]
     assert [p.value for p in sampler.negative_prompts] == [expansion["negative_prompt"]]
     assert sampler.parameters["seed"] == "77"
-    text = read_png_text(out / "chelsea.png")["parameters"]
+    text = read_png_text(edit_output(out, "chelsea"))["parameters"]
     assert f'Prompt expander: {LM} [{expansion["model_sha256"][:10]}]' in text and 'Prompt words: "a fox, snow"' in text
 
     shutil.rmtree(local_lm)  # replay needs no language model
     _forbid_expanders(monkeypatch)
-    assert main(["replay", str(out / "chelsea.png"), "-o", str(tmp_path / "again.png")]) == 0
+    assert main(["replay", str(edit_output(out, "chelsea")), "-o", str(tmp_path / "again.png")]) == 0
     assert "identical to the original" in capsys.readouterr().out
-    assert np.array_equal(read_image(out / "chelsea.png"), read_image(tmp_path / "again.png"))
+    assert np.array_equal(read_image(edit_output(out, "chelsea")), read_image(tmp_path / "again.png"))
     assert read_recipe(tmp_path / "again.png").parameters["prompt_expansion"] == expansion
 
 
@@ -89,7 +89,7 @@ def test_background_expand_with_rules_and_a_style_after_it(deep, tmp_path, capsy
                  "--expand", "--expander", "rules", "--style", "winter", "--styles-file", str(styles),
                  "--negative", "people", "--steps", "2", "--seed", "3", "--resolution", "64", "-o", str(out),
                  "-q"]) == 0
-    recipe = read_recipe(out / "coffee.png")
+    recipe = read_recipe(edit_output(out, "coffee"))
     expansion = recipe.parameters["prompt_expansion"]
     assert expansion["expander"] == "rules" and expansion["model_sha256"] is None
     assert recipe.parameters["generation"]["prompt"] == expansion["prompt"] + ", winter"
@@ -119,9 +119,9 @@ def test_a_tampered_expansion_is_one_line(local_lm, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["edit", str(DEMOS / "coffee.jpg"), "--box", "180,20,410,270", "--prompt", "a plant", "--expand",
                  "--expander", "rules", "--steps", "2", "--resolution", "64", "-o", str(out), "-q"]) == 0
-    text = read_png_text(out / "coffee.png")
+    text = read_png_text(edit_output(out, "coffee"))
     text["editanything"] = text["editanything"].replace('"expander": "rules"', '"expander": 5')
-    write_image(tmp_path / "bad.png", read_image(out / "coffee.png"), text=text)
+    write_image(tmp_path / "bad.png", read_image(edit_output(out, "coffee")), text=text)
     capsys.readouterr()
     assert main(["replay", str(tmp_path / "bad.png"), "-o", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
