@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import edit_output
 from editanything import masks
 from editanything.cli import main
 from editanything.errors import InvalidInputError
@@ -150,9 +151,9 @@ def test_a_matted_edit_replays_exactly(isolated_models, photo_and_mask, tmp_path
     out = tmp_path / "out"
     assert main(["edit", str(photo), "--mask", str(mask), "--recolor", "#3050ff", "--matte", "--matte-band", "5",
                  "-q", "-o", str(out)]) == 0
-    result = out / "subject.png"
+    result = edit_output(out, "subject")
     assert read_recipe(result).parameters["matte"]["band"] == 5
     capsys.readouterr()
-    assert main(["replay", str(result), "-q"]) == 0
+    assert main(["replay", str(result), "--beside", "-q"]) == 0
     assert "identical to the original" in capsys.readouterr().out
-    assert np.array_equal(read_image(out / "subject-replay.png"), read_image(result))
+    assert np.array_equal(read_image(result.with_name(result.stem + ".replay.png")), read_image(result))

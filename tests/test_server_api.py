@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 from editanything import read_image
 from editanything.cli import main
 from editanything.pipeline import Editor
@@ -170,7 +170,7 @@ def test_img2img_with_a_mask_matches_the_cli_pixel_for_pixel(deep, tmp_path, cof
     assert main(["edit", str(DEMOS / "coffee.jpg"), "--mask", str(tmp_path / "mask.png"), "--prompt", "a blue mug",
                  "--seed", "7", "--steps", "2", "--sampler", "Euler a", "--strength", "0.75", "--cfg", "7",
                  "--resolution", "64", "--grow", "0", "--feather", "4", "-o", str(tmp_path / "cli"), "-q"]) == 0
-    cli = read_image(tmp_path / "cli" / "coffee.png")
+    cli = read_image(edit_output(tmp_path / "cli", "coffee"))
     with live(Editor()) as port:
         api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
         out = api.img2img(images=[Image.open(DEMOS / "coffee.jpg")], mask_image=Image.fromarray(mask),
