@@ -24,8 +24,9 @@ _EDITOR_KEYS = ("detector", "segmenter", "generator", "remover", "matter", "dete
                 "segmenter_options", "generator_options")
 
 
-def output_tag(request: Any, editor: dict[str, Any] | None = None) -> str:
-    """`MODE-HASH` for an EditRequest run by an Editor built from `editor` (its keyword arguments)."""
+def output_tag(request: Any, editor: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> str:
+    """`MODE-HASH` for an EditRequest run by an Editor built from `editor` (its keyword arguments);
+    `extra`: anything else the caller asked that changes the pixels (how a prompt is to be expanded)."""
     asked = {
         "mode": request.mode, "color": request.color,
         "selection": {"text": request.selection.text, "points": request.selection.points,
@@ -37,6 +38,7 @@ def output_tag(request: Any, editor: dict[str, Any] | None = None) -> str:
         "control": {kind: array_sha256(np.asarray(a)) for kind, a in sorted(request.control.items())},
         "steps": [[array_sha256(np.asarray(m, bool)), p] for m, p in request.steps],
         "editor": {k: (editor or {}).get(k) for k in _EDITOR_KEYS if (editor or {}).get(k) is not None},
+        **({"extra": extra} if extra else {}),
     }
     text = json.dumps(asked, sort_keys=True, default=_spec)
     return f"{request.mode}-{hashlib.sha256(text.encode()).hexdigest()[:TAG_HEX]}"

@@ -132,3 +132,21 @@ def test_libraries_imported_after_the_switch_draw_no_loading_bars():
     plain = code.replace("with library_bars_off():", "if True:")
     done = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert "Loading pipeline components" in done.stderr
+
+
+def test_worker_processes_draw_no_loading_bars_even_on_a_terminal(tmp_path, monkeypatch):
+    """Two workers' diffusers and transformers bars would interleave on one terminal: in a worker they are off."""
+    from editanything.batch import plan_jobs, run_batch
+    from worker_env import bar_switches
+
+    for var in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(var, raising=False)  # as on a terminal: the parent keeps its bars
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        (photos / f"p{i}.jpg").write_bytes((DEMOS / "coffee.jpg").read_bytes())
+    jobs, _ = plan_jobs([photos], tmp_path / "out", "png")
+    report = run_batch(jobs, bar_switches, workers=2, progress=False)
+    assert len(report.done) == 4
+    assert {p.read_text() for p in (tmp_path / "out").glob("*.png")} == {"1 1"}
+    assert os.environ.get("TQDM_DISABLE") is None  # and the parent's own switches are untouched

@@ -54,8 +54,9 @@ def _forbid_expanders(monkeypatch):
 
 def test_edit_expand_records_the_expansion_and_replays_without_the_lm(local_lm, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
-    assert main(["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox, snow",
-                 "--expand", "--steps", "2", "--seed", "77", "--resolution", "64", "-o", str(out), "-q"]) == 0
+    argv = ["edit", str(DEMOS / "chelsea.jpg"), "--box", "100,40,330,260", "--prompt", "a fox, snow",
+            "--expand", "--steps", "2", "--seed", "77", "--resolution", "64", "-o", str(out), "-q"]
+    assert main(argv) == 0
     err = capsys.readouterr().err
     recipe = read_recipe(edit_output(out, "chelsea"))
     expansion = recipe.parameters["prompt_expansion"]
@@ -66,19 +67,34 @@ def test_edit_expand_records_the_expansion_and_replays_without_the_lm(local_lm, 
     assert generation["negative_prompt"] == expansion["negative_prompt"] != ""
     assert f"expanded prompt ({LM}, for Stable Diffusion 1.5, seed 77): {expansion['prompt']}" in err
     # sd-parsers still reads the parameters chunk: the prompt there is the one that generated
-    sampler = ParserManager().parse(Image.open(edit_output(out, "chelsea"))).samplers[0]
+    result = edit_output(out, "chelsea")
+    sampler = ParserManager().parse(Image.open(result)).samplers[0]
     assert [p.value for p in sampler.prompts] == [expansion["prompt"]]
     assert [p.value for p in sampler.negative_prompts] == [expansion["negative_prompt"]]
     assert sampler.parameters["seed"] == "77"
-    text = read_png_text(edit_output(out, "chelsea"))["parameters"]
+    text = read_png_text(result)["parameters"]
     assert f'Prompt expander: {LM} [{expansion["model_sha256"][:10]}]' in text and 'Prompt words: "a fox, snow"' in text
 
+    # How the words are expanded is part of the request: another expander is another edit, beside the first.
+    assert main([*argv, "--expander", "rules"]) == 0
+    assert len(list(out.glob("chelsea.replace-*.png"))) == 2
     shutil.rmtree(local_lm)  # replay needs no language model
     _forbid_expanders(monkeypatch)
-    assert main(["replay", str(edit_output(out, "chelsea")), "-o", str(tmp_path / "again.png")]) == 0
+    assert main(["replay", str(result), "-o", str(tmp_path / "again.png")]) == 0
     assert "identical to the original" in capsys.readouterr().out
-    assert np.array_equal(read_image(edit_output(out, "chelsea")), read_image(tmp_path / "again.png"))
+    assert np.array_equal(read_image(result), read_image(tmp_path / "again.png"))
     assert read_recipe(tmp_path / "again.png").parameters["prompt_expansion"] == expansion
+    # The same request again is done at once: its name comes from the words, not from the expansion.
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("nothing to do:")
+
+
+def test_cheap_mistakes_are_found_before_the_language_model_loads(local_lm, tmp_path, capsys, monkeypatch):
+    _forbid_expanders(monkeypatch)
+    status = main(["edit", str(DEMOS / "no-such-photo.jpg"), "--box", "100,40,330,260", "--prompt", "a fox",
+                   "--expand", "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert status == 2 and err == f"error: {DEMOS / 'no-such-photo.jpg'}: no such file or folder\n"
 
 
 def test_background_expand_with_rules_and_a_style_after_it(deep, tmp_path, capsys):

@@ -192,6 +192,13 @@ def expand_request(args: argparse.Namespace, request: EditRequest, editor: dict)
     return dataclasses.replace(request, params=params, expansion=expansion.to_dict())
 
 
+def _expand_asked(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What --expand adds to a request's name: how the words are to be expanded."""
+    if not args.expand:
+        return None
+    return {"expand": True, "expander": args.expander, "llm_model": args.llm_model}
+
+
 def _control_files(items: list[str], kinds: list[str] | None) -> dict[str, str]:
     """`KIND=PNG` options as {kind: path}; with `kinds`, each KIND must be one of them."""
     files = {}
@@ -221,22 +228,23 @@ def run_edit(args: argparse.Namespace) -> int:
         "generator_options": _generator_options(args), "low_memory": args.low_memory,
     }
     remote_opts.apply(args, editor)
-    request = expand_request(args, request, editor)
     if args.dry_run:  # sends and writes nothing: no output folder either
-        return remote_opts.dry_run(args, request, Editor(**editor))
+        return remote_opts.dry_run(args, expand_request(args, request, editor), Editor(**editor))
     workers = args.workers if args.workers is not None or args.engine != "local" else 1
     engine_from_args(args, workers)  # its options are checked before anything else
     check_uris(args.images)
     check_inputs_exist(args.images)
     check_writable_folder(args.output)
-    # named by the request as asked (before the model's defaults fill it in), so a re-run finds its outputs
-    tag = output_tag(request, editor)
+    # Named by the request as asked: before the model's defaults fill it in, and before --expand writes
+    # the prompt (the words and how to expand them name it), so a re-run finds its outputs with no model.
+    tag = output_tag(request, editor, _expand_asked(args))
     if not args.overwrite:
         jobs, problems = edit_jobs(args.images, args.output, request, editor, tag)
         if jobs and not pending(jobs) and not problems:
             print(f"nothing to do: the outputs of this request ({', '.join(j.output.name for j in jobs[:3])}"
                   f"{', …' if len(jobs) > 3 else ''}) are in {args.output} already; --overwrite redoes them")
             return 0
+    request = expand_request(args, request, editor)  # a local language model may load here
     probe = Editor(**editor)
     # else each worker (process or Ray actor) loads its own models: the parent must not load them too
     in_process = workers == 1 and args.engine == "local"
