@@ -19,6 +19,7 @@ BENCHMARKS = ROOT / "benchmarks"
 HELPERS = {"bench_models.py"}  # imported by benchmarks, not run
 # The line each benchmark ends on: the ratio its target is about.
 RATIO_LINES = {
+    "api_overhead.py": r"^API / Python = [\d.]+x",
     "batch_engines.py": r"^ray / pool = [\d.]+x",
     "click_latency.py": r"^cached / bare decoder = [\d.]+x",
     "edit_scaling.py": r"^\d+x\d+ / 512² = [\d.]+x",
@@ -31,7 +32,8 @@ RATIO_LINES = {
     "sketch_throughput.py": r"^pencil / naive = [\d.]+x",
     "ui_click.py": r"^first / later click .*: [\d.]+x",
 }
-NEEDS = {"batch_engines.py": "ray", "gpu_generate.py": "diffusers", "pipeline_memory.py": "groundingdino",
+NEEDS = {"api_overhead.py": "uvicorn", "batch_engines.py": "ray", "gpu_generate.py": "diffusers",
+         "pipeline_memory.py": "groundingdino",
          "click_latency.py": "segment_anything", "first_click.py": "transformers", "ui_click.py": "gradio_client",
          "edit_scaling.py": "diffusers", "prompt_expand.py": "transformers", "matting.py": "pymatting"}
 
