@@ -2,6 +2,7 @@
 against a live server on 127.0.0.1: weight-free backends (GrabCut, OpenCV) and the tiny deep models."""
 
 import base64
+import json
 import io
 import threading
 import time
@@ -80,12 +81,13 @@ def test_sam_heartbeat_models_and_points_through_webuiapi(light, coffee):
     assert not np.array_equal(blended[mask], coffee[mask]) and np.array_equal(blended[~mask], coffee[~mask])
 
 
-def test_a_sam_model_not_served_is_refused_by_name(light, coffee):
+def test_any_sam_model_name_is_answered_by_the_servers_segmenter_which_the_answer_names(light, coffee):
     r = httpx.post(f"http://127.0.0.1:{light}/sam/sam-predict",
                    json={"input_image": b64png(coffee), "sam_model_name": "sam_vit_h_4b8939.pth",
                          "sam_positive_points": [[380, 200]]})
-    assert r.status_code == 422
-    assert "sam_model_name 'sam_vit_h_4b8939.pth' is not served here" in r.json()["detail"]
+    assert r.status_code == 200
+    assert r.json()["msg"] == ("Mask prediction successful: 1 candidates by grabcut (asked for sam_model_name "
+                               "'sam_vit_h_4b8939.pth': this server has grabcut)")
 
 
 def test_dilate_mask_grows_and_answers_blended_image(light, coffee):
@@ -237,3 +239,282 @@ def test_two_clients_at_once_get_their_own_results(deep_server, coffee):
     assert a["images"][0] != b["images"][0]
     assert pixels(Image.open(io.BytesIO(base64.b64decode(b["images"][0])))).tobytes() == \
         pixels(Image.open(io.BytesIO(base64.b64decode(alone["images"][0])))).tobytes()
+
+
+def test_inpaint_full_res_false_generates_over_the_whole_photo(deep, coffee):
+    """inpaint_full_res is our crop mode; without it the edit is Editor.edit(full_image=True)."""
+    from editanything.pipeline import EditRequest
+    from editanything.types import GenerationParams
+
+    mask = np.zeros(coffee.shape[:2], np.uint8)
+    mask[120:260, 300:430] = 255
+    editor = Editor()
+    params = GenerationParams(prompt="a mug", sampler="Euler a", steps=2, cfg_scale=7.0, strength=1.0, seed=3,
+                              resolution=64)
+    expected = {full: editor.edit(coffee, EditRequest(mode="replace", mask=mask > 0, params=params, grow=0.0,
+                                                      feather=4.0, full_image=full)).images[0]
+                for full in (False, True)}
+    with live(editor) as port:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        for full in (False, True):
+            out = api.img2img(images=[Image.fromarray(coffee)], mask_image=Image.fromarray(mask), prompt="a mug",
+                              seed=3, steps=2, sampler_name="Euler a", cfg_scale=7, denoising_strength=1.0,
+                              mask_blur=4, width=64, height=64, inpaint_full_res=not full)
+            assert np.array_equal(pixels(out.image), expected[full])
+            assert np.array_equal(pixels(out.image)[mask == 0], coffee[mask == 0])
+    assert not np.array_equal(expected[False], expected[True])
+
+
+def test_options_switch_the_model_and_sd_models_lists_those_on_disk(deep, coffee):
+    mask = np.zeros(coffee.shape[:2], np.uint8)
+    mask[120:260, 300:430] = 255
+    with live(Editor(segmenter="grabcut", generator="classical")) as port:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        models = api.get_sd_models()
+        assert [m["title"] for m in models] == ["sd15-inpainting"]
+        assert models[0]["sha256"] and models[0]["hash"] == models[0]["sha256"][:10]
+        assert api.util_get_current_model() == "classical-telea"
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/options", json={"sd_model_checkpoint": "sdxl-inpainting"})
+        assert r.status_code == 422 and "'sdxl-inpainting' is not on disk here" in r.json()["detail"]
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/options", json={"CLIP_stop_at_last_layers": 2})
+        assert r.status_code == 422 and "option 'CLIP_stop_at_last_layers' is not supported" in r.json()["detail"]
+        api.util_set_model("sd15-inpainting")
+        assert api.util_get_current_model() == "sd15-inpainting"
+        out = api.img2img(images=[Image.fromarray(coffee)], mask_image=Image.fromarray(mask), prompt="a mug", seed=1,
+                          steps=2, denoising_strength=1.0, width=64, height=64)
+        assert out.info["sd_model_name"] == "sd15-inpainting" and out.info["sampler_name"]
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img",
+                       json={"init_images": [b64png(coffee)], "mask": b64png(mask), "prompt": "x", "width": 64,
+                             "height": 64, "denoising_strength": 1.0,
+                             "override_settings": {"sd_model_checkpoint": "classical"}})
+        assert r.status_code == 422 and "switch models with POST /sdapi/v1/options" in r.json()["detail"]
+
+
+def test_loras_and_embeddings_list_what_the_generator_loaded(deep, tmp_path):
+    import tiny_sd
+
+    from editanything.generate.diffusion import DiffusionGenerator
+
+    unet = DiffusionGenerator(deep / "sd15-inpainting").load().unet
+    lora = tiny_sd.save_kohya_lora(tmp_path / "tiny-lora.safetensors", unet)
+    embedding = tiny_sd.save_embedding(tmp_path / "tiny-style.safetensors")
+    editor = Editor(segmenter="grabcut", generator="sd15-inpainting",
+                    generator_options={"loras": [f"{lora}:0.7"], "embeddings": [(str(embedding), "<tiny>")]})
+    with live(editor) as port:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        loras = api.get_loras()
+        assert [(x["name"], x["path"], x["metadata"]["scale"]) for x in loras] == [("tiny-lora", str(lora), 0.7)]
+        assert loras[0]["metadata"]["sha256"]
+        assert api.get_embeddings()["loaded"]["<tiny>"]["path"] == str(embedding)
+
+
+def test_interrogate_answers_with_the_servers_captioner(coffee, tmp_path):
+    pytest.importorskip("transformers")
+    from tiny_detect_models import build_tiny_blip2
+
+    from editanything.caption import Blip2Captioner
+
+    captioner = Blip2Captioner.from_pretrained(build_tiny_blip2(tmp_path / "blip2-opt-2.7b"), device="cpu",
+                                               max_new_tokens=6)
+    expected = captioner.caption(coffee)
+    with live(Editor(segmenter="grabcut", generator="classical", captioner=captioner)) as port:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        assert api.interrogate(Image.fromarray(coffee)).info == expected
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/interrogate",
+                       json={"image": b64png(coffee), "model": "deepdanbooru"})
+        assert r.status_code == 422 and "interrogate model 'deepdanbooru' is not served here" in r.json()["detail"]
+
+
+class GatedGenerator:
+    """OpenCV's fill after `steps` steps reported through editanything.progress, each one let through by the test."""
+
+    def __init__(self, steps: int = 4) -> None:
+        from editanything.generate import ClassicalGenerator
+
+        self.fill, self.steps, self.gate = ClassicalGenerator(), steps, threading.Semaphore(0)
+        self.name = "gated"
+
+    def __getattr__(self, name):
+        return getattr(self.fill, name)
+
+    def inpaint(self, image, mask, params=None):
+        from editanything.progress import Step, report
+
+        for i in range(self.steps):
+            assert self.gate.acquire(timeout=120), "the test never let the step through"
+            report(Step(0, 1, i, self.steps))
+        return self.fill.inpaint(image, mask, params)
+
+
+def test_progress_interrupt_and_a_full_queue(coffee):
+    """A running edit shows its steps in /progress; one more finds the queue full; /interrupt stops it."""
+    mask = np.zeros(coffee.shape[:2], np.uint8)
+    mask[120:260, 300:430] = 255
+    body = {"init_images": [b64png(coffee)], "mask": b64png(mask), "prompt": "a mug", "seed": 1,
+            "denoising_strength": 1.0}
+    generator = GatedGenerator()
+    with live(Editor(segmenter="grabcut", generator=generator), ServerConfig(queue_size=1)) as port:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        assert api.get_progress()["progress"] == 0 and api.get_progress()["state"]["job"] == ""
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(httpx.post, f"http://127.0.0.1:{port}/sdapi/v1/img2img", json=body, timeout=300)
+            generator.gate.release(2)
+            deadline = time.time() + 120
+            while (progress := api.get_progress())["state"]["sampling_step"] < 2:
+                assert time.time() < deadline and not running.done(), running.result().text if running.done() else ""
+                time.sleep(0.05)
+            assert progress["progress"] == 0.5 and progress["state"]["job"] == "img2img"
+            assert progress["state"]["sampling_steps"] == 4 and progress["eta_relative"] > 0
+            full = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json=body, timeout=60)
+            assert full.status_code == 429 and "queue is full (1 requests)" in full.json()["detail"]
+            api.interrupt()
+            generator.gate.release(2)
+            stopped = running.result()
+        assert stopped.status_code == 409 and stopped.json()["error"] == "Cancelled"
+        assert api.get_progress()["progress"] == 0
+        generator.gate.release(4)  # the next edit runs to the end
+        done = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json=body, timeout=120)
+        assert done.status_code == 200 and len(done.json()["images"]) == 1
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def command(args, tmp_path, ready_path):
+    """`python -m editanything ARGS` on a free port (weight-free backends), until `ready_path` answers."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EDITANYTHING_CHECKPOINTS": str(tmp_path / "ckpt"),
+           "EDITANYTHING_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")}
+    server = subprocess.Popen([sys.executable, "-m", "editanything", *args, "--port", str(port), "--segmenter",
+                               "grabcut", "--detector", "none", "--model", "classical"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code in (200, 401):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+        yield port
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_serve_is_the_api_alone_with_auth(tmp_path, coffee):
+    with command(["serve", "--api-auth", "me:pw,you:pw2"], tmp_path, "/sam/heartbeat") as port:
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/sam/heartbeat").status_code == 401
+        assert httpx.get(f"{base}/sam/heartbeat", auth=("you", "pw2")).json() == {"msg": "Success!"}
+        assert httpx.get(f"{base}/", auth=("me", "pw")).status_code == 404  # no page
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port, username="me", password="pw")
+        result = webuiapi.SegmentAnythingInterface(api).sam_predict(Image.fromarray(coffee),
+                                                                    sam_positive_points=[[380, 200]])
+        assert (np.asarray(result.masks[0]) > 127)[200, 380]
+
+
+def test_ui_api_serves_the_api_beside_the_page(tmp_path, coffee):
+    pytest.importorskip("gradio")
+    with command(["ui", "--api", "--api-auth", "me:pw"], tmp_path, "/") as port:
+        base = f"http://127.0.0.1:{port}"
+        assert "gradio" in httpx.get(f"{base}/").text.lower()  # the page, without the API's auth
+        assert httpx.get(f"{base}/sdapi/v1/samplers").status_code == 401
+        assert "sam-predict" in httpx.get(f"{base}/docs/openapi.json", auth=("me", "pw")).text
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port, username="me", password="pw")
+        mask = np.zeros(coffee.shape[:2], np.uint8)
+        mask[100:150, 200:260] = 255
+        out = webuiapi.SegmentAnythingInterface(api).dilate_mask(Image.fromarray(coffee), Image.fromarray(mask), 5)
+        assert (np.asarray(out.mask) > 127)[97, 230]
+
+
+def test_api_options_without_api_are_refused(capsys):
+    assert main(["ui", "--api-auth", "me:pw"]) != 0
+    assert "--api-auth is an option of the API: add --api" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def hf_models(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from tiny_hf_models import build_tiny_edgetam, build_tiny_grounding_dino_hf, build_tiny_sam2
+
+    root = tmp_path_factory.mktemp("hf-models")
+    return {"grounding-dino-tiny": build_tiny_grounding_dino_hf(root / "grounding-dino-tiny"),
+            "sam2.1-hiera-tiny": build_tiny_sam2(root / "sam2.1-hiera-tiny"),
+            "edgetam": build_tiny_edgetam(root / "edgetam")}
+
+
+@pytest.mark.parametrize("segmenter", ["sam2.1-hiera-tiny", "edgetam"])
+def test_sam_routes_answer_with_sam2_edgetam_and_grounding_dino_on_transformers(isolated_models, hf_models, coffee,
+                                                                                  segmenter):
+    """webuiapi's defaults name SAM vit_h and GroundingDINO_SwinT_OGC; our backends answer, as the editor would."""
+    from editanything.types import Prompt
+
+    if segmenter == "edgetam":
+        pytest.importorskip("timm")
+    for name in ("grounding-dino-tiny", segmenter):
+        (isolated_models / name).symlink_to(hf_models[name], target_is_directory=True)
+    editor = Editor(segmenter=segmenter, detector="grounding-dino-tiny", detector_options={"box_threshold": 0.0})
+    click = editor.segmenter.segment(coffee, Prompt(points=[(380, 200, 1)]), multimask=True)
+    boxes = editor.detector.detect(coffee, "cup")
+    boxes = boxes[boxes.scores > 0.01]
+    by_box = editor.segmenter.segment(coffee, Prompt(boxes=[tuple(b) for b in boxes.xyxy.tolist()]), multimask=True)
+    with live(editor) as port:
+        sam = webuiapi.SegmentAnythingInterface(webuiapi.WebUIApi(host="127.0.0.1", port=port))
+        assert sam.get_sam_models() == [segmenter]
+        points = sam.sam_predict(Image.fromarray(coffee), sam_positive_points=[[380, 200]])
+        assert f"by {segmenter} (asked for sam_model_name 'sam_vit_h_4b8939.pth'" in points.message
+        assert len(points.masks) == 3
+        for got, expected in zip(points.masks, click.masks):
+            assert np.array_equal(np.asarray(got) > 127, expected)
+        dino = sam.sam_predict(Image.fromarray(coffee), dino_enabled=True, dino_text_prompt="cup",
+                               dino_box_threshold=0.01)
+        assert "on the boxes of grounding-dino-tiny" in dino.message
+        for rank, got in enumerate(dino.masks):
+            union = np.any([m for m, p in zip(by_box.masks, by_box.phrases) if p.endswith(f"#{rank}")], axis=0)
+            assert np.array_equal(np.asarray(got) > 127, union)
+        assert "boxes found by grounding-dino-tiny" in sam.dino_predict(Image.fromarray(coffee), "cup", box_threshold=0.01).message
+
+
+def test_styles_name_the_servers_saved_styles(tmp_path, coffee):
+    from editanything.generate import load_styles
+
+    (tmp_path / "styles.csv").write_text('name,prompt,negative_prompt\nVivid,"{prompt}, vivid colours",dull\n'
+                                         'Film,grain,\n', encoding="utf-8")
+    mask = np.zeros(coffee.shape[:2], np.uint8)
+    mask[120:260, 300:430] = 255
+    body = {"init_images": [b64png(coffee)], "mask": b64png(mask), "prompt": "a mug", "negative_prompt": "blur",
+            "denoising_strength": 1.0}
+    config = ServerConfig(styles=load_styles(tmp_path / "styles.csv"))
+    with live(Editor(segmenter="grabcut", generator=GatedGenerator(steps=0)), config) as port:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        assert [s["name"] for s in api.get_prompt_styles()] == ["Vivid", "Film"]
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json={**body, "styles": ["Vivid", "Film"]})
+        assert r.status_code == 200, r.text
+        info = json.loads(r.json()["info"])
+        assert info["prompt"] == "a mug, vivid colours, grain" and info["negative_prompt"] == "blur, dull"
+        assert info["styles"] == ["Vivid", "Film"]
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json={**body, "styles": ["Noir"]})
+        assert r.status_code == 422 and r.json()["detail"] == "unknown style 'Noir'; known styles: Film, Vivid"
+    with live(Editor(segmenter="grabcut", generator=GatedGenerator(steps=0))) as port:
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json={**body, "styles": ["Vivid"]})
+        assert r.status_code == 422 and "this server has no saved styles (start it with --styles-file" in r.text

@@ -19,6 +19,12 @@ def add_api_options(p: argparse.ArgumentParser) -> None:
                         "who can reach the port can use the API")
     p.add_argument("--api-max-images", type=int, default=None, metavar="N",
                    help="most images one request may ask for (batch_size × n_iter; default 16)")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE",
+                   help="load a LoRA into the generator, as for `edit` (GET /sdapi/v1/loras lists it)")
+    p.add_argument("--embedding", action="append", default=[], metavar="PATH:TOKEN",
+                   help="a textual inversion, as for `edit` (GET /sdapi/v1/embeddings lists it)")
+    p.add_argument("--styles-file", metavar="CSV|JSON",
+                   help="saved styles that a request's `styles` may name (the WebUI's styles.csv, as for `edit`)")
     p.add_argument("--box-threshold", type=float, default=None, metavar="T",
                    help="the text detector's box threshold (default: the detector's own, 0.35; the lowest a "
                         "/sam request may ask for)")
@@ -28,7 +34,10 @@ def api_config(args: argparse.Namespace, max_body: int | None = None):
     from ..server import ServerConfig, parse_auth
     from ..server.config import DEFAULT_MAX_IMAGES, DEFAULT_MAX_PIXELS
 
-    return ServerConfig(auth=parse_auth(args.api_auth), max_body=max_body or _bytes(args.max_file_size),
+    from ..generate.prompts import load_styles
+
+    styles = load_styles(args.styles_file) if args.styles_file else {}
+    return ServerConfig(auth=parse_auth(args.api_auth), styles=styles, max_body=max_body or _bytes(args.max_file_size),
                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                         max_images=args.api_max_images or DEFAULT_MAX_IMAGES, queue_size=args.queue_size)
 
@@ -37,8 +46,11 @@ def editor_from(args: argparse.Namespace):
     from ..models import find_model
     from ..pipeline import Editor
 
+    from .edit_cmd import generator_options
+
     options = {"box_threshold": args.box_threshold} if args.box_threshold is not None else None
     return Editor(detector=args.detector, segmenter=args.segmenter, generator=args.model, detector_options=options,
+                  generator_options=generator_options(args) or None,
                   captioner="auto" if find_model("blip2-opt-2.7b") is not None else None)
 
 

@@ -121,14 +121,14 @@ def _prompt_for(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _generator_options(args: argparse.Namespace) -> dict:
+def generator_options(args: argparse.Namespace) -> dict:
     embeddings = []
     for item in args.embedding:
         path, sep, token = item.rpartition(":")
         if not sep:
             raise InvalidInputError(f"--embedding expects PATH:TOKEN; got {item!r}")
         embeddings.append((path, token))
-    options = {"loras": list(args.lora), "embeddings": embeddings, "controlnets": list(args.controlnet)}
+    options = {"loras": list(args.lora), "embeddings": embeddings, "controlnets": list(getattr(args, "controlnet", []))}
     return {k: v for k, v in options.items() if v}
 
 
@@ -225,7 +225,7 @@ def run_edit(args: argparse.Namespace) -> int:
     editor = {
         "detector": args.detector, "segmenter": args.segmenter, "generator": args.model,
         "captioner": _captioner_if_present(), "detector_options": detector_options(args),
-        "generator_options": _generator_options(args), "low_memory": args.low_memory,
+        "generator_options": generator_options(args), "low_memory": args.low_memory,
     }
     remote_opts.apply(args, editor)
     if args.dry_run:  # sends and writes nothing: no output folder either

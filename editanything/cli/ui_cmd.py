@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ui.app import DEFAULT_MAX_PIXELS, build_app, serve
     from ..ui.locks import ModelLocks
 
-    api_options = [o for o in ("api_auth", "api_max_images") if getattr(args, o) is not None]
+    api_options = [o for o in ("api_auth", "api_max_images", "styles_file") if getattr(args, o) is not None]
     if api_options and not args.api:
         return fail(f"--{api_options[0].replace('_', '-')} is an option of the API: add --api")
     config = api_config(args) if args.api else None

@@ -1,8 +1,9 @@
-"""The server's limits and credentials: plain data, checked once at start."""
+"""The server's limits, credentials and saved styles: plain data, checked once at start."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import InvalidInputError
 
@@ -14,9 +15,11 @@ DEFAULT_QUEUE_SIZE = 16  # requests of one model kind waiting or running
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """`auth`: user → password for HTTP basic auth (empty: no auth). Limits: see the module constants."""
+    """`auth`: user → password for HTTP basic auth (empty: no auth). `styles`: the saved styles a request's
+    `styles` names (`generate.load_styles`; empty: none). Limits: see the module constants."""
 
     auth: dict[str, str] = field(default_factory=dict)
+    styles: dict[str, Any] = field(default_factory=dict)
     max_body: int = DEFAULT_MAX_BODY
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_images: int = DEFAULT_MAX_IMAGES

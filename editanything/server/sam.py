@@ -1,7 +1,9 @@
 """`/sam/*` as sd-webui-segment-anything defines it, answered by the Editor's segmenter and detector.
 
 Unlike that extension, `input_image` is only ever image data (base64 or a data URI), never a
-server-side path, and `dilate-mask` answers `blended_image`, the key clients read.
+server-side path, and `dilate-mask` answers `blended_image`, the key clients read. Whatever
+`sam_model_name` or `dino_model_name` a client sends (webuiapi sends `sam_vit_h_4b8939.pth` unless
+told), the server's own segmenter and detector answer, and the answer's `msg` names them.
 """
 
 from __future__ import annotations
@@ -18,11 +20,6 @@ from ..errors import InvalidInputError, NothingFound
 from ..overlay import PALETTE, overlay, tint
 from ..types import Detections, Prompt
 from .images import png_b64, read_b64_image, read_b64_mask, rgba_png_b64
-
-# The extension's names for Grounding DINO, as clients send them (its dino.py)
-DINO_NAMES = {"groundingdino-swint-ogc": "GroundingDINO_SwinT_OGC (694MB)",
-              "groundingdino-swinb": "GroundingDINO_SwinB (938MB)"}
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -54,19 +51,19 @@ class DilateMaskRequest(_Strict):
     dilate_amount: int = 10
 
 
-def model_names(backend: Any, aliases: dict[str, str] | None = None) -> list[str]:
-    """What a backend answers to: its name, its model files' names, and the extension's name for it."""
+def model_name(backend: Any) -> str:
+    """What a backend is called: its checkpoint's file name when it is one file (as the extension lists SAM's
+    .pth files), else its own name (a transformers folder, a weight-free backend)."""
     from ..models import model_files
 
     name = getattr(backend, "name", type(backend).__name__)
     files = [Path(f["path"]).name for f in model_files(name) if "path" in f]
-    return list(dict.fromkeys([*files, name, *([aliases[name]] if aliases and name in aliases else [])]))
+    return files[0] if len(files) == 1 else name
 
 
-def _check_name(field: str, value: str | None, names: list[str]) -> None:
-    if value not in (None, "") and value not in names:
-        raise InvalidInputError(f"{field} {value!r} is not served here; this server uses {names[0]} "
-                                f"(names it answers to: {', '.join(names)})")
+def _answered_by(field: str, asked: str | None, backend: Any) -> str:
+    ours = model_name(backend)
+    return ours if asked in (None, "", ours) else f"{ours} (asked for {field} {asked!r}: this server has {ours})"
 
 
 def router(api) -> APIRouter:
@@ -79,7 +76,7 @@ def router(api) -> APIRouter:
     @r.get("/sam-model")
     def sam_model() -> list[str]:
         with api.slots.run("selection"):
-            return model_names(api.editor.segmenter)[:1]
+            return [model_name(api.editor.segmenter)]
 
     @r.post("/sam-predict")
     def sam_predict(req: SamPredictRequest) -> dict:
@@ -90,10 +87,11 @@ def router(api) -> APIRouter:
                   + [(x, y, 0) for x, y in _pairs(req.sam_negative_points, "sam_negative_points")])
         with api.slots.run("selection"):
             segmenter = api.editor.segmenter
-            _check_name("sam_model_name", req.sam_model_name, model_names(segmenter))
+            answered = _answered_by("sam_model_name", req.sam_model_name, segmenter)
             boxes: list[tuple[float, ...]] = []
             if req.dino_enabled:
-                found = _detect(api, image, req.dino_text_prompt, req.dino_box_threshold, req.dino_model_name)
+                found = _detect(api, image, req.dino_text_prompt, req.dino_box_threshold)
+                answered += f" on the boxes of {_answered_by('dino_model_name', req.dino_model_name, api.editor.detector)}"
                 if req.dino_preview_checkbox and req.dino_preview_boxes_selection is not None:
                     found = found.keep(indices=req.dino_preview_boxes_selection)
                 boxes = [tuple(b) for b in found.xyxy.tolist()]
@@ -101,7 +99,7 @@ def router(api) -> APIRouter:
                 raise InvalidInputError("sam-predict needs sam_positive_points, or dino_enabled with a "
                                         "dino_text_prompt")
             candidates = _candidates(segmenter, image, points, boxes)
-        return {"msg": f"Mask prediction successful ({segmenter.name}, {len(candidates)} candidates)",
+        return {"msg": f"Mask prediction successful: {len(candidates)} candidates by {answered}",
                 "blended_images": [png_b64(tint(image, m, PALETTE[2])) for m in candidates],
                 "masks": [png_b64(np.where(m, 255, 0).astype(np.uint8)) for m in candidates],
                 "masked_images": [rgba_png_b64(image, m) for m in candidates]}
@@ -111,8 +109,10 @@ def router(api) -> APIRouter:
         """Grounding DINO's boxes for `text_prompt`, drawn over the photo (a preview: pick boxes by index)."""
         image = read_b64_image(req.input_image, "input_image", api.config.max_pixels)
         with api.slots.run("selection"):
-            found = _detect(api, image, req.text_prompt, req.box_threshold, req.dino_model_name)
-        return {"msg": f"{len(found)} boxes found", "image_with_box": png_b64(overlay(image, found, opacity=0.0))}
+            found = _detect(api, image, req.text_prompt, req.box_threshold)
+            answered = _answered_by("dino_model_name", req.dino_model_name, api.editor.detector)
+        return {"msg": f"{len(found)} boxes found by {answered}",
+                "image_with_box": png_b64(overlay(image, found, opacity=0.0))}
 
     @r.post("/dilate-mask")
     def dilate_mask(req: DilateMaskRequest) -> dict:
@@ -139,14 +139,13 @@ def _pairs(points: list[list[float]], field: str) -> list[tuple[float, float]]:
     return [(p[0], p[1]) for p in points]
 
 
-def _detect(api, image: np.ndarray, text: str | None, threshold: float, model: str | None) -> Detections:
+def _detect(api, image: np.ndarray, text: str | None, threshold: float) -> Detections:
     """The detector's boxes for `text` scoring above `threshold`, which may not be below the detector's own."""
     if not text or not text.strip():
         raise InvalidInputError("dino_text_prompt (text_prompt) is empty: say what to find, e.g. 'dog . cat'")
     if not 0 <= threshold <= 1:
         raise InvalidInputError(f"box_threshold must be in [0, 1]; got {threshold}")
     detector = api.editor.detector
-    _check_name("dino_model_name", model, model_names(detector, DINO_NAMES))
     own = getattr(detector, "box_threshold", None)
     if own is not None and threshold < own:
         raise InvalidInputError(f"box_threshold {threshold:g} is below this server's detector threshold {own:g}; "

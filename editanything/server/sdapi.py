@@ -52,7 +52,7 @@ def router(api) -> APIRouter:
             raise InvalidInputError(f"init_images must hold one image; got {len(req.init_images or [])}")
         if req.mask is None:
             raise ApiError(501, NO_GENERATE.format(what="img2img without a mask"))
-        params = generation_params(req, api.config.max_images)
+        params = generation_params(req, api.config.max_images, api.config.styles)
         check_fill(req, params.strength)
         image = read_b64_image(req.init_images[0], "init_images[0]", api.config.max_pixels)
         mask = edit_mask(read_b64_mask(req.mask, "mask", api.config.max_pixels), image, req.inpainting_mask_invert)
@@ -82,7 +82,7 @@ def router(api) -> APIRouter:
         if "sd_model_checkpoint" in options:
             name = options["sd_model_checkpoint"]
             titles = [m["title"] for m in sd_models()]
-            if name not in titles:
+            if name not in titles and name != api.model_name():  # restating the model in use is no switch
                 raise InvalidInputError(f"sd_model_checkpoint {name!r} is not on disk here; choose one of: "
                                         f"{', '.join(titles) or 'none (download one: ' + download_command('sd15-inpainting') + ')'}")
             with api.slots.run("generation"):
@@ -126,6 +126,12 @@ def router(api) -> APIRouter:
         loaded = {e["token"]: {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None, "shape": None,
                                "vectors": None, "path": e["path"]} for e in info.get("embeddings") or []}
         return {"loaded": loaded, "skipped": {}}
+
+    @r.get("/prompt-styles")
+    def prompt_styles() -> list[dict]:
+        """The saved styles (`--styles-file`) that a request's `styles` may name."""
+        return [{"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative_prompt}
+                for s in api.config.styles.values()]
 
     @r.get("/scripts")
     def scripts() -> dict:
@@ -186,7 +192,7 @@ def _answer(req: Img2ImgRequest, result) -> dict:
         "batch_size": gen["batch_size"], "restore_faces": False, "face_restoration_model": None,
         "sd_model_name": model.get("name"), "sd_model_hash": model.get("hash"), "seed_resize_from_w": -1,
         "seed_resize_from_h": -1, "denoising_strength": gen["strength"], "extra_generation_params": {},
-        "index_of_first_image": 0, "infotexts": [t[PARAMETERS_KEY] for t in texts], "styles": [],
+        "index_of_first_image": 0, "infotexts": [t[PARAMETERS_KEY] for t in texts], "styles": req.styles or [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"), "clip_skip": 1,
         "is_using_inpainting_conditioning": True, "version": recipe.versions.get("editanything", ""),
     }

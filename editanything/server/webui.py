@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import InvalidInputError
 from ..types import GenerationParams
+from ..generate.prompts import Style, apply_styles, pick_styles
 from ..generate.samplers import canonical_name, sampler_names
 
 SCHEDULERS = {"automatic": "Automatic", "karras": "Karras"}
@@ -111,9 +112,8 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "image_cfg_scale": (None, 1.5), "latent_mask": (None, ""), "include_init_images": (False,),
     "mask_round": (None, True), "resize_mode": (0,), "inpaint_full_res_padding": (0, 32), "enable_hr": (False,),
 }
-_EMPTY = ("styles", "script_args", "alwayson_scripts", "comments")
+_EMPTY = ("script_args", "alwayson_scripts", "comments")
 _WHY = {
-    "styles": "the server has no saved styles; put the words in the prompt",
     "alwayson_scripts": "no WebUI scripts or extensions run here",
     "script_name": "no WebUI scripts run here",
     "save_images": "the server keeps no outputs; the images come back in the answer",
@@ -177,7 +177,17 @@ def check_model_override(req: _Common, current: str) -> None:
                                     f"({current}); switch models with POST /sdapi/v1/options first")
 
 
-def generation_params(req: _Common, max_images: int) -> GenerationParams:
+def styled(req: _Common, styles: dict[str, Style]) -> tuple[str, str]:
+    """The prompt and negative prompt with the request's saved `styles` merged in, as `edit --style` does."""
+    if not req.styles:
+        return req.prompt, req.negative_prompt
+    if not styles:
+        raise InvalidInputError(f"styles={req.styles!r} is not supported: this server has no saved styles (start it "
+                                "with --styles-file styles.csv); put the words in the prompt")
+    return apply_styles(req.prompt, req.negative_prompt, pick_styles(styles, req.styles))
+
+
+def generation_params(req: _Common, max_images: int, styles: dict[str, Style]) -> GenerationParams:
     """The WebUI fields as our GenerationParams (`width` × `height` sets the long side of the generation)."""
     images = req.batch_size * req.n_iter
     if images > max_images:
@@ -188,7 +198,8 @@ def generation_params(req: _Common, max_images: int) -> GenerationParams:
         if value < 8 or value > 8192 or value % 8:
             raise InvalidInputError(f"{name} must be a multiple of 8 in 8..8192; got {value}")
     strength = 0.75 if req.denoising_strength is None else req.denoising_strength
-    return GenerationParams(prompt=req.prompt, negative_prompt=req.negative_prompt, sampler=sampler_of(req),
+    prompt, negative = styled(req, styles)
+    return GenerationParams(prompt=prompt, negative_prompt=negative, sampler=sampler_of(req),
                             steps=req.steps, cfg_scale=req.cfg_scale, strength=strength, seed=req.seed,
                             batch_size=req.batch_size, batch_count=req.n_iter, resolution=max(req.width, req.height))
 
