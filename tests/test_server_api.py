@@ -332,7 +332,7 @@ class GatedGenerator:
         from editanything.generate import ClassicalGenerator
 
         self.fill, self.steps, self.gate = ClassicalGenerator(), steps, threading.Semaphore(0)
-        self.name = "gated"
+        self.name, self.takes_prompt = "gated", True  # a stand-in for a diffusion model, which reads prompts
 
     def __getattr__(self, name):
         return getattr(self.fill, name)
