@@ -46,11 +46,11 @@ def editor_from(args: argparse.Namespace):
     from ..models import find_model
     from ..pipeline import Editor
 
-    from .edit_cmd import generator_options
+    from .edit_cmd import _generator_options
 
     options = {"box_threshold": args.box_threshold} if args.box_threshold is not None else None
     return Editor(detector=args.detector, segmenter=args.segmenter, generator=args.model, detector_options=options,
-                  generator_options=generator_options(args) or None,
+                  generator_options=_generator_options(args) or None,
                   captioner="auto" if find_model("blip2-opt-2.7b") is not None else None)
 
 

@@ -121,7 +121,7 @@ def _prompt_for(items: list[str]) -> dict[str, str]:
     return out
 
 
-def generator_options(args: argparse.Namespace) -> dict:
+def _generator_options(args: argparse.Namespace) -> dict:
     embeddings = []
     for item in args.embedding:
         path, sep, token = item.rpartition(":")
@@ -225,7 +225,7 @@ def run_edit(args: argparse.Namespace) -> int:
     editor = {
         "detector": args.detector, "segmenter": args.segmenter, "generator": args.model,
         "captioner": _captioner_if_present(), "detector_options": detector_options(args),
-        "generator_options": generator_options(args), "low_memory": args.low_memory,
+        "generator_options": _generator_options(args), "low_memory": args.low_memory,
     }
     remote_opts.apply(args, editor)
     if args.dry_run:  # sends and writes nothing: no output folder either
