@@ -23,7 +23,8 @@ EXTRAS = {
     "api": ["fastapi>=0.115", "uvicorn>=0.30"],
     # the second batch engine (`--engine ray`): Ray Data actors on a cluster; every node needs it.
     # It brings pyarrow, whose filesystems read and write s3:// gs:// file:// URIs (storage.py).
-    "ray": ["ray[data]==2.60.0"],
+    # boto3: the multipart uploads a killed writer left on S3 are found and aborted (multipart.py)
+    "ray": ["ray[data]==2.60.0", "boto3>=1.28"],
     # LaMa and MI-GAN removal run their published ONNX exports (generate/removal.py)
     "remove": ["onnxruntime==1.31.1"],
     # soft edges (`--matte`): closed-form matting and foreground estimation, no weights (matte/)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 from .engines import Engine, get_engine
 from .errors import NOT_ANSWERING, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
+from .multipart import remove_left_behind
 from .storage import (Location, RemotePath, check_uris, is_uri, list_images, location, present, stale_partials,
                       unreadable_key)
 
@@ -277,11 +278,13 @@ def plan_jobs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, fm
 def remove_partials(outputs: Iterable[Path]) -> int:
     """Delete the temp files of writers that died (killed runs) in the output folders.
 
-    Temp names carry the writer's pid (`.name.PID.xxxx.partial`); live writers' files are kept.
+    Temp names carry the writer's pid (`.name.PID.xxxx.partial`); live writers' files are kept. On S3
+    also the multipart uploads dead writers left (see multipart.py).
     """
     removed = 0
     for folder in {p.parent for p in outputs}:
         if isinstance(folder, RemotePath):
+            removed += remove_left_behind(folder, PARTIAL_SUFFIX, _writer_alive)
             for stale in stale_partials(folder, PARTIAL_SUFFIX):
                 if not _writer_alive(stale.name):
                     stale.fs.delete_file(stale.path)

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Protocol, runtime_checkable
 
 from .errors import ImageError, InvalidInputError, MissingDependency
+from .multipart import MULTIPART_BYTES, temp_name
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # pyarrow's names of filesystems without an atomic rename: there one put of the whole file is atomic
@@ -285,6 +286,9 @@ def write_atomic(target: RemotePath, data: bytes, temp_prefix: str, temp_suffix:
     URI on failure."""
     fs = target.fs
     try:
+        if target.kind == "s3" and len(data) >= MULTIPART_BYTES:
+            _put_marked(target, data, temp_name(temp_prefix, temp_suffix))
+            return
         if target.kind in OBJECT_STORES:
             stream = fs.open_output_stream(target.path)
             stream.write(data)
@@ -304,6 +308,22 @@ def write_atomic(target: RemotePath, data: bytes, temp_prefix: str, temp_suffix:
             raise
     except OSError as exc:
         raise ImageError(failure(target, "cannot write", exc)) from None
+
+
+def _put_marked(target: RemotePath, data: bytes, temp: str) -> None:
+    """A multipart upload under a temp key marked as ours (see multipart.py), then one server-side copy
+    into place: a killed writer leaves an upload a later run can tell from another writer's."""
+    fs = target.fs
+    temp_path = target.with_name(temp).path
+    try:
+        with fs.open_output_stream(temp_path) as stream:
+            stream.write(data)
+        fs.copy_file(temp_path, target.path)
+    finally:
+        try:
+            fs.delete_file(temp_path)
+        except OSError:
+            pass
 
 
 def check_writable(folder: RemotePath) -> RemotePath:

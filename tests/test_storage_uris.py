@@ -269,3 +269,77 @@ def test_keys_pyarrow_would_read_as_another_key_are_refused_at_planning_by_name(
                                     for key in odd), captured.err
     assert "1 done" in captured.out and [p.name for p in (tmp_path / "out").rglob("*.png")] == ["good.png"]
     assert "unexpected" not in captured.err
+
+
+class _Recording:
+    """A pyarrow filesystem that notes the paths it opens for writing."""
+
+    def __init__(self, fs):
+        self._fs, self.written = fs, []
+
+    def open_output_stream(self, path, *args, **kwargs):
+        self.written.append(path)
+        return self._fs.open_output_stream(path, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._fs, name)
+
+
+def test_a_large_s3_write_goes_through_a_marked_key_and_a_killed_ones_upload_is_aborted_next_run(
+        s3_bucket, fake_s3, tmp_path, capsys):
+    """An output of 10 MiB or more is a multipart upload: killed mid-way it stays "in progress" for ever.
+    It is written under a key marked as ours, so the next run aborts the one a dead writer left, and
+    only that one: not another program's, not a live writer's, not another host's recent one."""
+    boto3 = pytest.importorskip("boto3")
+    from dataclasses import replace
+
+    from editanything.multipart import HOST_TAG, MULTIPART_BYTES, STALE_S
+    from editanything.storage import location, write_atomic
+
+    fs, bucket = s3_bucket
+    client = boto3.client("s3", endpoint_url=fake_s3)
+    big = os.urandom(MULTIPART_BYTES + 1024)
+    # a whole write: through a marked temp key, then nothing left but the target
+    target = location(f"s3://{bucket}/out/big.png")
+    recording = _Recording(target.fs)
+    write_atomic(replace(target, fs=recording), big, imageio._temp_prefix("big.png"), imageio.PARTIAL_SUFFIX)
+    assert fs.open_input_file(f"{bucket}/out/big.png").read() == big
+    [temp] = recording.written
+    assert temp.startswith(f"{bucket}/out/.big.png.{os.getpid()}.{HOST_TAG}-") and temp.endswith(".partial")
+    assert sorted(tree(fs, f"{bucket}/out")) == ["big.png"] and not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+    # a writer killed mid-upload (the same write, SIGKILL once its first part is sent)
+    code = ("import os, signal, sys\nfrom dataclasses import replace\nfrom editanything import imageio\n"
+            "from editanything.storage import location, write_atomic\n"
+            "target = location(sys.argv[1])\nfs = target.fs\n"
+            "class Dying:\n"
+            "    def open_output_stream(self, path):\n"
+            "        stream = fs.open_output_stream(path)\n"
+            "        stream.write(os.urandom(int(sys.argv[2])))\n"
+            "        stream.flush()\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    def __getattr__(self, name):\n"
+            "        return getattr(fs, name)\n"
+            "write_atomic(replace(target, fs=Dying()), b'x' * int(sys.argv[2]), "
+            "imageio._temp_prefix(target.name), imageio.PARTIAL_SUFFIX)\n")
+    killed = subprocess.run([sys.executable, "-c", code, f"s3://{bucket}/out/coffee.png", str(MULTIPART_BYTES + 1024)],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [dead] = client.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert dead["Key"].startswith("out/.coffee.png.")
+    now = f"{int(time.time()):x}"
+    others = {"out/coffee.png",  # another program's upload of that very key
+              f"out/.coffee.png.{os.getpid()}.{HOST_TAG}-{now}-0123ab.partial",  # a live writer here
+              f"out/.coffee.png.1.0badc0de-{now}-0123ab.partial"}  # another host's writer, started just now
+    old = f"out/.coffee.png.1.0badc0de-{int(time.time()) - 2 * STALE_S:x}-0123ab.partial"  # long gone
+    client.create_multipart_upload(Bucket=bucket, Key=old)
+    for key in others:
+        client.create_multipart_upload(Bucket=bucket, Key=key)
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", src / "coffee.jpg")
+    assert main(["sketch", str(src), "-o", f"s3://{bucket}/out", "-q"]) == 0
+    assert "unexpected" not in capsys.readouterr().err
+    assert {u["Key"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]} == others
+    assert sorted(tree(fs, f"{bucket}/out")) == ["big.png", "coffee.png"]
