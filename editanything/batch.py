@@ -23,8 +23,8 @@ from .engines import Engine, get_engine
 from .errors import NOT_ANSWERING, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
 from .multipart import remove_left_behind
-from .storage import (Location, RemotePath, check_uris, is_uri, list_images, location, present, stale_partials,
-                      unreadable_key)
+from .storage import (Location, RemotePath, check_uris, is_uri, list_images, location, present, same_file,
+                      stale_partials, unreadable_key)
 
 OUTPUT_FORMATS = ("png", "jpg")
 log = logging.getLogger(__name__)
@@ -241,6 +241,11 @@ def plan_jobs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, fm
     if fmt not in OUTPUT_FORMATS:
         raise InvalidInputError(f"unsupported output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
     outdir = location(outdir)
+    inputs = list(inputs)
+    folder = next((item for item in inputs if same_file(item, outdir)), None)
+    if folder is not None:  # else every output lands among the photos, and a re-run reads them as inputs
+        raise InvalidInputError(f"the output folder {outdir} is also an input folder ({folder}): outputs would "
+                                "mix with the photos; choose another output folder (a subfolder of it works)")
     pairs, problems = collect_inputs(inputs, exclude=outdir)
     sources = {s.resolve() for s, _ in pairs}
     candidates: list[Job] = []

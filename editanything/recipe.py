@@ -120,7 +120,10 @@ def read_recipe(path: str | Path) -> Recipe:
     text = read_png_text(path)
     if RECIPE_KEY not in text:
         raise InvalidInputError(f"{path}: no editanything recipe in this image (was it made by editanything, as PNG?)")
-    return Recipe.from_json(text[RECIPE_KEY])
+    try:
+        return Recipe.from_json(text[RECIPE_KEY])
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}: {exc}; it was not written by editanything, or was edited since") from None
 
 
 # Settings of detectors and segmenters that change which pixels get selected.

@@ -64,7 +64,7 @@ def read_sketch_recipe(path: str | Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON: read_recipe says how, naming the file
         return None
     if not isinstance(data, dict) or data.get("operation") != "sketch":
         return None

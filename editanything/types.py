@@ -246,8 +246,8 @@ class Recipe:
     def from_json(cls, text: str) -> "Recipe":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"not a recipe: invalid JSON ({exc})") from exc
+        except (ValueError, RecursionError) as exc:  # bad JSON, an integer of 100,000 digits, nesting too deep
+            raise InvalidInputError(f"not a recipe: invalid JSON ({str(exc)[:120] or type(exc).__name__})") from None
         known = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(data, dict) or "operation" not in data:
             raise InvalidInputError("not a recipe: a JSON object with an 'operation' key is expected")

@@ -13,6 +13,7 @@ import bad_images as bad
 from conftest import DEMOS
 from editanything import imageio
 from editanything.batch import collect_inputs, plan_jobs, sketch_folder
+from editanything.cli import main
 from editanything.errors import InvalidInputError
 
 
@@ -137,9 +138,24 @@ def test_an_output_never_lands_on_another_input(tmp_path):
     shutil.copy(DEMOS / "coffee.jpg", photos / "cat.jpg")
     Image.open(DEMOS / "chelsea.jpg").save(photos / "cat.png")
     before = (photos / "cat.png").read_bytes()
-    report = sketch_folder([photos], photos, overwrite=True, workers=1, progress=False)
+    report = sketch_folder([photos / "cat.jpg", photos / "cat.png"], photos, overwrite=True, workers=1,
+                           progress=False)
     assert (photos / "cat.png").read_bytes() == before
     assert len(report.failed) == 2 and all("overwrite an input" in why for _, why in report.failed)
+
+
+def test_an_output_folder_that_is_an_input_folder_is_refused_once_up_front(tmp_path, capsys):
+    """Else the first run writes its outputs among the photos, and every re-run fails each file."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", photos / "cat.jpg")
+    for given in (photos, photos.as_uri(), tmp_path / "photos" / ".." / "photos"):
+        assert main(["sketch", str(given), "-o", str(photos), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.splitlines() == [f"error: the output folder {photos} is also an input folder ({given}): outputs "
+                                    "would mix with the photos; choose another output folder (a subfolder of it works)"]
+    assert sorted(p.name for p in photos.iterdir()) == ["cat.jpg"]
+    assert main(["sketch", str(photos), "-o", str(photos / "sketches"), "-q"]) == 0  # a subfolder works
 
 
 def test_a_dead_writers_temp_file_is_removed_a_live_ones_kept(tmp_path):

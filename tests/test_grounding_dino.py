@@ -286,7 +286,7 @@ def test_tensors_of_another_shape_are_one_line_naming_the_file(tiny, checkpoint,
 def test_unreadable_checkpoint_is_rejected(tiny, tmp_path):
     path = tmp_path / "groundingdino_swint_ogc.pth"
     path.write_bytes(b"<html>not a checkpoint</html>")
-    with pytest.raises(InvalidInputError, match="not a readable Grounding DINO checkpoint"):
+    with pytest.raises(InvalidInputError, match="is not a Grounding DINO checkpoint: not a file torch.save wrote"):
         GroundingDinoDetector.from_files(tiny.config, path, tiny.bert_dir, device="cpu")
 
 

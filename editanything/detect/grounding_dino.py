@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import numbers
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, NothingFound, first_line, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..models.checkpoint import load_torch_state
 from ..types import Detections, check_rgb
 
 # ImageNet statistics and the 800 px short side / 1333 px long side Grounding DINO was trained with.
@@ -67,7 +67,7 @@ def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, be
     The checkpoint is read with `weights_only=True` (no code runs from the file). Its keys must
     cover the whole model: a missing key means the file belongs to another config.
     """
-    torch = require("torch", "detect")
+    require("torch", "detect")
     require("groundingdino", "detect")
     from groundingdino.models import build_model
     from groundingdino.util.misc import clean_state_dict
@@ -80,6 +80,10 @@ def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, be
         raise ModelNotFound(f"Grounding DINO checkpoint {checkpoint_path} does not exist")
     if not (bert_dir / "config.json").is_file() or not (bert_dir / "vocab.txt").is_file():
         raise ModelNotFound(f"{bert_dir} is not a BERT model folder (config.json and vocab.txt expected)")
+    checkpoint = load_torch_state(checkpoint_path, "Grounding DINO checkpoint")  # checked before a model is built
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise InvalidInputError(f"{checkpoint_path} holds no state dict (expected {{'model': state_dict}})")
     device = pick_device(device)
     args = SLConfig.fromfile(str(config_path))
     args.device = device
@@ -90,15 +94,6 @@ def load_grounding_dino(config_path: str | Path, checkpoint_path: str | Path, be
     # groundingdino prints the text encoder's name while building; library code stays quiet.
     with patched_bert_warper(), contextlib.redirect_stdout(io.StringIO()):
         model = build_model(args)
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise InvalidInputError(
-            f"{checkpoint_path} is not a readable Grounding DINO checkpoint ({first_line(exc)}); download it again"
-        ) from exc
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise InvalidInputError(f"{checkpoint_path} holds no state dict (expected {{'model': state_dict}})")
     # Official checkpoints carry a few keys the model no longer has (label_enc, BERT's position_ids buffer).
     try:
         result = model.load_state_dict(clean_state_dict(state), strict=False)

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import BadOutput, InvalidInputError, ModelNotFound, require
+from ..models.checkpoint import load_torch_state
 from ..models.store import cached_sha256
 from ..types import check_mask, check_rgb
 from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
@@ -193,14 +194,12 @@ class HeldPipeline:
 
 def _checkpoint_in_channels(path: Path) -> int | None:
     """The UNet's input channels of an original-layout checkpoint (9 for inpainting models, 4 otherwise)."""
-    import torch
-
     if path.suffix.lower() == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as f:
             return f.get_slice(_UNET_CONV_IN).get_shape()[1] if _UNET_CONV_IN in f.keys() else None
-    sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    sd = load_torch_state(path, "Stable Diffusion checkpoint", mmap=True)
     sd = sd.get("state_dict", sd)
     return sd[_UNET_CONV_IN].shape[1] if _UNET_CONV_IN in sd else None
 

@@ -241,7 +241,7 @@ def load_styles(path: str | Path) -> dict[str, Style]:
         else:
             rows = list(csv.DictReader(text.splitlines()))
         styles = [Style(str(r["name"]), str(r.get("prompt") or ""), str(r.get("negative_prompt") or "")) for r in rows]
-    except (ValueError, KeyError, TypeError, AttributeError, csv.Error) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, csv.Error) as exc:
         raise InvalidInputError(
             f"{path}: not a styles file (CSV with name,prompt,negative_prompt columns or JSON); "
             f"{type(exc).__name__}: {exc}"

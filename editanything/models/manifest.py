@@ -63,6 +63,9 @@ BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector"
                                  "sam2-hf": "segmenter", "sam3-hf": "detector", "causal-lm": "expander",
                                  "clip-tokenizer": "tokenizer"}
 """Backend name → the pipeline stage (`kind`) its models serve."""
+_HF_CLASSES = ("model_class", "processor_class", "image_processor_class")
+# The options a backend cannot load without, each a string (the transformers ones: a class name)
+_REQUIRED: dict[str, tuple[str, ...]] = {"sam": ("sam_type",), "groundingdino": ("config",), "sam2-hf": _HF_CLASSES}
 
 
 def check_relative(path: str, what: str) -> str:
@@ -297,10 +300,33 @@ def _loader_from_json(entry: dict, base: Path) -> dict:
     if backend is not None and backend not in BACKEND_KINDS:
         raise InvalidInputError(f"model {entry.get('name')!r}: unknown backend {backend!r}; "
                                 f"known: {', '.join(sorted(BACKEND_KINDS))}")
+    _check_options(loader, backend, entry.get("name"))
+    if backend == "sam3-hf" and "tracker" in loader:
+        if not isinstance(loader["tracker"], dict):
+            raise InvalidInputError(f"model {entry.get('name')!r}: loader option 'tracker' must be an object with "
+                                    f"{', '.join(_HF_CLASSES)}; got {loader['tracker']!r}")
+        _check_options(loader["tracker"], "sam2-hf", entry.get("name"), "tracker.")
     config = loader.get("config")
     if isinstance(config, str) and ("/" in config or config.startswith(".")) and not Path(config).is_absolute():
         loader = {**loader, "config": str(base / config)}  # a config path is relative to the manifest file
     return loader
+
+
+def _check_options(loader: dict, backend: str | None, name: str | None, where: str = "") -> None:
+    """Each option `backend` needs is there and a non-empty string (a class name an identifier)."""
+    for option in _REQUIRED.get(backend, ()):
+        value = loader.get(option)
+        if not isinstance(value, str) or not value.strip() or \
+                (option.endswith("_class") and not value.isidentifier()):
+            got = "it is missing" if option not in loader else f"got {value!r}"
+            raise InvalidInputError(f"model {name!r}: backend {backend!r} needs the loader option "
+                                    f"'{where}{option}' ({_OPTION_HELP[option]}); {got}")
+
+
+_OPTION_HELP = {"sam_type": "vit_h, vit_l or vit_b", "config": "a Grounding DINO config file",
+                "model_class": "a transformers model class name, e.g. Sam2Model",
+                "processor_class": "a transformers processor class name, e.g. Sam2Processor",
+                "image_processor_class": "a transformers image processor class name, e.g. Sam2ImageProcessor"}
 
 
 def _spec_from_json(entry: dict, base: Path, trusted: bool) -> ModelSpec:
@@ -356,7 +382,7 @@ def load_manifest_file(path: str | os.PathLike, *, trusted: bool = False) -> lis
         specs = [_spec_from_json(e, base, trusted) for e in entries]
     except InvalidInputError as exc:
         raise InvalidInputError(f"{path}: {exc}") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise InvalidInputError(f"{path}: not a valid model manifest ({type(exc).__name__}: {exc})") from None
     NOT_IN_MANIFEST.update(not_offered)
     return [register_model(s) for s in specs]

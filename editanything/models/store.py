@@ -171,7 +171,7 @@ def cached_sha256(path: Path) -> str:
     try:
         known = json.loads(store.read_text())
         known = known if isinstance(known, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         known = {}
     digest = known.get(key)
     if not isinstance(digest, str):

@@ -50,6 +50,11 @@ def load_pretrained(folder: str | Path, model_class: str, *, extra: str, device:
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise ModelNotFound(f"{folder} is not a transformers model folder (config.json expected)")
+    for option, value in (("model_class", model_class), ("processor_class", processor_class),
+                          ("image_processor_class", image_processor_class)):
+        if value is not None and not hasattr(transformers, value):  # a manifest's word, not a given
+            raise InvalidInputError(f"{folder}: the manifest's {option} {value!r} names no class of transformers "
+                                    f"{transformers.__version__}; check its spelling")
     has_processor = any((folder / f).is_file() for f in ("preprocessor_config.json", "processor_config.json"))
     try:
         with _quiet(transformers):

@@ -9,7 +9,6 @@ On a CPU the decoder's transformer runs on ONNX Runtime when it is installed (`s
 from __future__ import annotations
 
 import contextlib
-import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
+from ..models.checkpoint import load_torch_state
 from ..types import Detections, Prompt, RefineSeed, check_rgb, image_key
 from . import sam_onnx
 from .base import candidate_detections, check_prompt, instance_phrases, seed_data
@@ -113,22 +113,17 @@ class SamSegmenter:
     def from_checkpoint(cls, path: str | Path, variant: str, *, device: str | None = None, dtype: Any = None,
                         cache_size: int = 8, name: str | None = None, decoder: str = "auto") -> "SamSegmenter":
         """Load an official-format SAM state dict (`.pth`) into the `variant` architecture."""
-        torch = require("torch", "sam")
+        require("torch", "sam")
         path = Path(path)
         if variant not in SAM_VARIANTS:
             raise InvalidInputError(f"unknown SAM variant {variant!r}; known: {', '.join(SAM_VARIANTS)}")
         if not path.is_file():
             raise ModelNotFound(f"SAM checkpoint {path} does not exist")
         device = pick_device(device)
-        model = SAM_VARIANTS[variant]().to(device)
-        try:
-            state = torch.load(path, map_location=device, weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-            raise InvalidInputError(
-                f"{path} is not a readable SAM checkpoint ({first_line(exc)}); download it again"
-            ) from exc
+        state = load_torch_state(path, "SAM checkpoint", map_location=device)  # checked before a model is built
         if not isinstance(state, dict):
             raise InvalidInputError(f"{path} holds a {type(state).__name__}, not a SAM state dict")
+        model = SAM_VARIANTS[variant]().to(device)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:

@@ -27,7 +27,7 @@ def parse_parameters(text: str) -> dict[str, str]:
         if value.startswith('"') and value.endswith('"'):
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 pass
         size = _SIZE.match(value)
         if size:

@@ -180,7 +180,7 @@ def _parse_params(text: str) -> dict[str, Any]:
         return {}
     try:
         values = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         values = None
     if not isinstance(values, dict):
         raise InvalidInputError(f'sketch parameters must be a JSON object like {{"blur": 6}}; got {text[:80]!r}')

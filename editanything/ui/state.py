@@ -173,7 +173,7 @@ def _json_list(text: str, what: str, example: str) -> list:
         return []
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, list) or not all(
             isinstance(v, list) and all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in v)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -94,8 +95,14 @@ def unzip_images(archive: Path, dest: Path, limit: int, limits: ZipLimits = ZipL
         for info, parts in photos:
             target = dest.joinpath(*parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                with z.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            # the central directory lied (offsets, sizes, CRCs), the data is damaged, or it is encrypted
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+                target.unlink(missing_ok=True)
+                raise InvalidInputError(f"{archive.name}: {info.filename} cannot be unpacked ({exc}); the zip is "
+                                        "damaged or encrypted: zip the photos again") from None
             out.append(target)
     return out
 

@@ -86,7 +86,7 @@ class Response:
     def json(self) -> Any:
         try:
             return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return None
 
 
@@ -338,6 +338,8 @@ class Client:
                     raise RemoteServiceError(self._too_big(method, url, "over", max_bytes))
             if expired.is_set():  # an answer without a length ends where the deadline cut it
                 raise TimeoutError
+            if declared and declared.isdigit() and size < int(declared):  # read(n) returns short, never raises
+                raise http.client.IncompleteRead(b"".join(chunks), int(declared) - size)
             return Response(answer.status, _lower(answer.headers), b"".join(chunks))
         except (TimeoutError, socket.timeout):
             raise _Down(late) from None
