@@ -518,3 +518,15 @@ def test_styles_name_the_servers_saved_styles(tmp_path, coffee):
     with live(Editor(segmenter="grabcut", generator=GatedGenerator(steps=0))) as port:
         r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json={**body, "styles": ["Vivid"]})
         assert r.status_code == 422 and "this server has no saved styles (start it with --styles-file" in r.text
+
+
+def test_serve_listens_on_loopback_unless_told(capsys):
+    from editanything.cli import build_parser
+    from editanything.cli.api_opts import host_of
+
+    parser = build_parser()
+    assert host_of(parser.parse_args(["serve"])) == "127.0.0.1" and capsys.readouterr().err == ""
+    assert host_of(parser.parse_args(["serve", "--listen"])) == "0.0.0.0"
+    assert "warning: listening on 0.0.0.0: other machines can reach this server" in capsys.readouterr().err
+    assert host_of(parser.parse_args(["ui", "--host", "10.1.2.3"]), "app") == "10.1.2.3"
+    assert "other machines can reach this app" in capsys.readouterr().err
