@@ -29,8 +29,13 @@ DETECT = {"box_threshold": 0.05, "text_threshold": 0.05, "top_k": 2, "image_size
 
 @contextmanager
 def live(editor, config=ServerConfig()):
-    server = uvicorn.Server(uvicorn.Config(create_app(editor, config), host="127.0.0.1", port=0,
-                                           log_level="warning"))
+    with live_app(create_app(editor, config)) as port:
+        yield port
+
+
+@contextmanager
+def live_app(app):
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
@@ -530,3 +535,20 @@ def test_serve_listens_on_loopback_unless_told(capsys):
     assert "warning: listening on 0.0.0.0: other machines can reach this server" in capsys.readouterr().err
     assert host_of(parser.parse_args(["ui", "--host", "10.1.2.3"]), "app") == "10.1.2.3"
     assert "other machines can reach this app" in capsys.readouterr().err
+
+
+def test_serve_honours_the_dino_thresholds_clients_send(deep, monkeypatch, coffee):
+    """`serve` keeps boxes from 0.05 up, so a request's own threshold (webuiapi's 0.3 by default) is honoured;
+    the detector's 0.35, which `ui` keeps for its text selection, would refuse it."""
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    assert main(["serve", "--port", str(free_port()), "--segmenter", "sam-vit-b",
+                 "--detector", "groundingdino-swint-ogc"]) == 0
+    with live_app(apps[0]) as port:
+        sam = webuiapi.SegmentAnythingInterface(webuiapi.WebUIApi(host="127.0.0.1", port=port))
+        found = sam.sam_predict(Image.fromarray(coffee), dino_enabled=True, dino_text_prompt="cup",
+                                dino_box_threshold=0.06)
+        assert len(found.masks) == 3 and "on the boxes of groundingdino_swint_ogc.pth" in found.message
+        r = httpx.post(f"http://127.0.0.1:{port}/sam/dino-predict",
+                       json={"input_image": b64png(coffee), "text_prompt": "cup", "box_threshold": 0.01})
+        assert r.status_code == 422 and "below this server's detector threshold 0.05" in r.json()["detail"]

@@ -10,6 +10,7 @@ import sys
 from ..errors import InvalidInputError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SERVE_BOX_THRESHOLD = 0.05  # serve's detector keeps boxes from here; each /sam request filters at its own
 
 
 def add_api_options(p: argparse.ArgumentParser) -> None:
@@ -26,8 +27,9 @@ def add_api_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--styles-file", metavar="CSV|JSON",
                    help="saved styles that a request's `styles` may name (the WebUI's styles.csv, as for `edit`)")
     p.add_argument("--box-threshold", type=float, default=None, metavar="T",
-                   help="the text detector's box threshold (default: the detector's own, 0.35; the lowest a "
-                        "/sam request may ask for)")
+                   help="the text detector's box threshold, the lowest a /sam request's may be (default: for "
+                        f"`serve`, {SERVE_BOX_THRESHOLD}, so that clients' own thresholds (webuiapi's 0.3) are "
+                        "honoured; for `ui`, the detector's own, 0.35, which its text selection uses)")
 
 
 def api_config(args: argparse.Namespace, max_body: int | None = None):

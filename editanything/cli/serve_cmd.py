@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .api_opts import add_api_options, api_config, check_port, editor_from, host_of
+from .api_opts import SERVE_BOX_THRESHOLD, add_api_options, api_config, check_port, editor_from, host_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     config = api_config(args)  # bad options fail here, before any model is named
     host = host_of(args)
     check_port(host, args.port)  # before any model loads
+    if args.box_threshold is None:  # no page selects by text here: the requests' thresholds decide
+        args.box_threshold = SERVE_BOX_THRESHOLD
     editor = editor_from(args)
     for stage, text in editor.describe().items():
         print(f"{stage}: {text}", file=sys.stderr)
