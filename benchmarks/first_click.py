@@ -18,8 +18,19 @@ Targets: the fast segmenter's first click <= 2 s and >= 6x faster than vit_b's, 
 
     python benchmarks/first_click.py [--models sam-vit-b,sam2.1-hiera-tiny,edgetam] [--clicks 10] [--size 1600] [--smoke]
 
-`--smoke` runs the tests' toy-size models on a 320 px photo for 3 clicks: it checks the script, it
-measures nothing.
+`--contention` measures the fast segmenter's first click while a pencil batch keeps every core busy
+(`editanything sketch` at its default workers, in another process, as on a shared machine), in fresh
+processes alternating the thread policies, `--rounds` times each, then once each with the batch
+stopped (a quiet machine):
+- today: torch's default, one thread per core;
+- policy: `editanything.threads` (the selection's share of the cores the load leaves free), as the UI
+  runs a click.
+Target: the policy's first click under contention >= 2x faster than today's, and no slower when quiet.
+
+    python benchmarks/first_click.py --contention [--rounds 2] [--size 1600]
+
+`--smoke` runs the tests' toy-size models on a 320 px photo for 3 clicks (with `--contention`: a small
+batch, one round): it checks the script, it measures nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,20 +131,101 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure(name: str, size: int, n: int, smoke: bool = False) -> dict:
-    """One model in this process: cold and warm first clicks, later clicks, peak RSS."""
+def measure(name: str, size: int, n: int, smoke: bool = False, policy: str = "today") -> dict:
+    """One model in this process: cold and warm first clicks, later clicks, peak RSS. `policy`: how many
+    torch threads the first click runs with ("today": torch's default; "policy": the UI's selection share)."""
+    import contextlib
+
     import torch
+
+    from editanything import threads
 
     seg = build(name, smoke)
     first_photo, second_photo = photo(ROOT / "demos" / "rocket.jpg", size), photo(ROOT / "demos" / "coffee.jpg", size)
     prompts = clicks(first_photo.shape, n)
-    cold = timed(lambda: seg.segment(first_photo, prompts[0]))
+    if policy == "policy":
+        threads.share_cores("selection", "generation", interactive=("selection",))
+    with threads.using("selection") if policy == "policy" else contextlib.nullcontext():
+        click_threads = torch.get_num_threads()
+        cold = timed(lambda: seg.segment(first_photo, prompts[0]))
     later = [timed(lambda p=p: seg.segment(first_photo, p)) for p in prompts[1:]]
     warm = timed(lambda: seg.segment(second_photo, prompts[0]))
     params = sum(p.numel() for p in seg.model.parameters()) / 1e6
     return {"model": name, "params_m": params, "cold": cold, "warm": warm, "later": statistics.median(later),
             "later_max": max(later), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": torch.get_num_threads(), "size": list(first_photo.shape[:2])}
+            "threads": torch.get_num_threads(), "click_threads": click_threads, "size": list(first_photo.shape[:2])}
+
+
+def pencil_load(folder: Path, smoke: bool) -> None:
+    """Sketch the photos in `folder` in pencil again and again, with the default workers, until killed."""
+    from editanything.batch import sketch_folder
+
+    while True:
+        sketch_folder([str(folder / "in")], folder / "out", style="pencil", overwrite=True, progress=False)
+        if smoke:
+            time.sleep(0.2)
+
+
+def child_env() -> dict:
+    """The environment a user's process has: no thread settings (the caller's OMP_NUM_THREADS would hide today's default)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "EDITANYTHING_THREADS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def one(name: str, size: int, n: int, smoke: bool, policy: str = "today") -> dict:
+    run = subprocess.run([sys.executable, __file__, "--one", name, "--clicks", str(n), "--size", str(size),
+                          "--policy", policy, *(["--smoke"] if smoke else [])],
+                         capture_output=True, text=True, cwd=ROOT, env=child_env())
+    if run.returncode:
+        raise SystemExit(f"{name} ({policy}) failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def contention(size: int, rounds: int, smoke: bool) -> None:
+    """The fast segmenter's cold first click beside a pencil batch, today's threads against the policy's."""
+    from editanything.threads import usable_cores
+
+    n, side = (6, 320) if smoke else (48, 1600)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "in").mkdir()
+        source = photo(ROOT / "demos" / "chelsea.jpg", side)
+        for i in range(n):
+            cv2.imwrite(str(folder / "in" / f"p{i:03d}.jpg"), np.roll(source, 7 * i, axis=1)[:, :, ::-1])
+        batch = subprocess.Popen([sys.executable, __file__, "--pencil-load", tmp, *(["--smoke"] if smoke else [])],
+                                 cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(2 if smoke else 8)  # the pool's workers started and busy
+            if batch.poll() is not None:
+                raise SystemExit(f"the pencil batch failed:\n{batch.stderr.read().decode()[-2000:]}")
+            busy = {"today": [], "policy": []}
+            for _ in range(rounds):
+                for policy in busy:
+                    busy[policy].append(one(FAST, size, 2, smoke, policy))
+            busy_load = load()
+        finally:
+            batch.kill()
+            batch.wait()
+    time.sleep(0 if smoke else 5)
+    quiet = {policy: one(FAST, size, 2, smoke, policy) for policy in ("today", "policy")}
+    med = {p: statistics.median(r["cold"] for r in rs) for p, rs in busy.items()}
+    print(f"{'toy-size model [smoke], ' if smoke else ''}{FAST} cold first click on a {size}px photo, "
+          f"{usable_cores()} usable cores; beside a pencil batch of {n} photos looping "
+          f"(load average then {busy_load}); median of {rounds}")
+    print(f"{'policy':8s} {'threads':>8s} {'under contention':>17s} {'quiet':>8s}")
+    for p in ("today", "policy"):
+        print(f"{p:8s} {busy[p][-1]['click_threads']:>4d}/{quiet[p]['click_threads']:<3d} {med[p]:16.2f}s "
+              f"{quiet[p]['cold']:7.2f}s")
+    speedup, quiet_ratio = med["today"] / med["policy"], quiet["policy"]["cold"] / quiet["today"]["cold"]
+    print(f"under contention the policy's first click is {speedup:.2f}x today's (target >= 2x "
+          f"{'met' if speedup >= 2 else 'MISSED'}); quiet: {quiet_ratio:.2f}x today's time (target <= 1.0x, "
+          f"noise aside: {'met' if quiet_ratio <= 1.1 else 'MISSED'}); load average now {load()}")
 
 
 def main() -> None:
@@ -141,22 +234,26 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--size", type=int, default=1600, help="width of the test photo, px (height = width * 1068 / 1600)")
     ap.add_argument("--smoke", action="store_true", help="toy-size models: checks the script, measures nothing")
+    ap.add_argument("--contention", action="store_true",
+                    help="the fast segmenter's first click beside a pencil batch: today's threads against the policy's")
+    ap.add_argument("--rounds", type=int, default=2, help="--contention: runs of each policy under contention")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model and print JSON
+    ap.add_argument("--policy", default="today", choices=("today", "policy"), help=argparse.SUPPRESS)
+    ap.add_argument("--pencil-load", help=argparse.SUPPRESS)  # internal: the batch beside the clicks
     args = ap.parse_args()
     if args.smoke:
-        args.clicks, args.size = 3, 320
+        args.clicks, args.size, args.rounds = 3, 320, 1
+    if args.pencil_load:
+        pencil_load(Path(args.pencil_load), args.smoke)
+        return
     if args.one:
-        print(json.dumps(measure(args.one, args.size, args.clicks, args.smoke)))
+        print(json.dumps(measure(args.one, args.size, args.clicks, args.smoke, args.policy)))
+        return
+    if args.contention:
+        contention(args.size, args.rounds, args.smoke)
         return
 
-    results = {}
-    for name in args.models.split(","):
-        run = subprocess.run([sys.executable, __file__, "--one", name, "--clicks", str(args.clicks),
-                              "--size", str(args.size), *(["--smoke"] if args.smoke else [])],
-                             capture_output=True, text=True, cwd=ROOT)
-        if run.returncode:
-            raise SystemExit(f"{name} failed:\n{run.stderr[-2000:]}")
-        results[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    results = {name: one(name, args.size, args.clicks, args.smoke) for name in args.models.split(",")}
     some = next(iter(results.values()))
     print(f"{'toy-size models [smoke], ' if args.smoke else ''}CPU, fp32, torch threads {some['threads']}, photo {some['size'][1]}x{some['size'][0]}, "
           f"{args.clicks - 1} later clicks; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} "

@@ -25,6 +25,7 @@ from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limi
 from .multipart import remove_left_behind
 from .storage import (Location, RemotePath, check_uris, is_uri, list_images, location, present, same_file,
                       stale_partials, unreadable_key)
+from .threads import usable_cores
 
 OUTPUT_FORMATS = ("png", "jpg")
 log = logging.getLogger(__name__)
@@ -316,10 +317,8 @@ def _writer_alive(name: str) -> bool:
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    """The cores this process may use (its affinity, a container's CPU quota)."""
+    return usable_cores()
 
 
 # Called once per finished job with (its number, how many, its source, None or the reason it failed, seconds since

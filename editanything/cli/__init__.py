@@ -11,6 +11,7 @@ import sys
 import warnings
 from typing import Iterator, Sequence
 
+from .. import threads
 from ..errors import Cancelled, EditAnythingError
 from . import progress_bar
 
@@ -46,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     silent = getattr(args, "quiet", False)
     try:
         # In a log or a pipe the libraries' loading bars would be raw carriage returns and escapes.
-        with quiet(silent), (library_bars_off() if not silent and not progress_bar.on_terminal() else contextlib.nullcontext()):
+        # The thread policy reaches torch through the environment it reads when it is first imported.
+        with _environ(threads.process_env()), quiet(silent), (library_bars_off() if not silent and not progress_bar.on_terminal() else contextlib.nullcontext()):
             return int(args.run(args) or 0)
     except (KeyboardInterrupt, Cancelled):  # outputs are written atomically: nothing half-written is left
         print("interrupted", file=sys.stderr)

@@ -44,7 +44,7 @@ from ..sketch import STYLES, style_params  # noqa: E402
 from .editing import EDIT_MODES, EditHandlers, edit_event  # noqa: E402
 from .expanding import ExpandHandlers  # noqa: E402
 from .jobs import Jobs  # noqa: E402
-from .locks import GENERATION, SELECTION, ModelLocks  # noqa: E402
+from .locks import GENERATION, SELECTION, ModelLocks, share_cores  # noqa: E402
 from .models_tab import TABLE_HEADERS, ModelsHandlers  # noqa: E402
 from .remote import GENERATORS as HOSTED, LOCAL, PRIVACY_NOTE  # noqa: E402
 from .selection import SelectionHandlers  # noqa: E402
@@ -132,6 +132,7 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
     queue_size: requests waiting at most; more are turned away.
     locks: the model locks of `editor` when something else uses it too (`ui --api`), so they take turns.
     """
+    share_cores()
     h = Handlers.create(editor or _default_editor(), max_pixels=max_pixels, display_size=display_size,
                         max_files=max_files, zip_limits=zip_limits, locks=locks)
     with gr.Blocks(title="editanything", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:

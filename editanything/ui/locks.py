@@ -5,6 +5,7 @@ the Editor holds the lock of the models it uses: selection (detector, segmenter)
 (generator, captioner); the Models tab (and page load) takes each stage's lock in turn. Where
 both are held they are taken in the same order. The gradio queue has one concurrency group per
 lock (`SELECTION`, `GENERATION`), so requests wait their turn in the queue rather than in a thread.
+Holding a lock also runs the block with that role's share of the CPU threads (`editanything.threads`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from .. import threads
 from ..pipeline import Editor
 
 SELECTION = "selection"  # gradio concurrency group of the events that segment or detect
 GENERATION = "generation"  # ... of the events that generate
+SKETCH = "sketch"  # the thread policy's role of a Sketch tab run
+
+
+def share_cores() -> None:
+    """Selection, generation and sketches run side by side: each takes its share of the threads, not all.
+    A click's share is kept free while a generation or a sketch run (they run for minutes; a click
+    is short, and takes all the threads when nothing else runs)."""
+    threads.share_cores(SELECTION, GENERATION, SKETCH, interactive=(SELECTION,))
 
 
 class ModelLocks:
@@ -32,16 +42,16 @@ class ModelLocks:
 
     @contextmanager
     def selecting(self) -> Iterator[Editor]:
-        """Hold the detector and segmenter."""
-        with self.selection:
+        """Hold the detector and segmenter, with the selection's share of the threads."""
+        with self.selection, threads.using(SELECTION):
             yield self.editor
 
     @contextmanager
     def generating(self) -> Iterator[Editor]:
         """Hold the generator and captioner; with `low_memory` the selection models too (an edit frees them)."""
         if self.editor.low_memory:
-            with self.selection, self.generation:
+            with self.selection, self.generation, threads.using(GENERATION):
                 yield self.editor
         else:
-            with self.generation:
+            with self.generation, threads.using(GENERATION):
                 yield self.editor

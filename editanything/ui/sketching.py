@@ -18,12 +18,14 @@ from typing import Any
 
 import gradio as gr
 
+from .. import threads
 from ..batch import sketch_folder
 from ..errors import InvalidInputError
 from ..imageio import IMAGE_SUFFIXES, limit_size
 from ..progress import CancelToken
 from ..sketch import STYLES, needs_color, param_help, sketch, style_params
 from .jobs import Jobs
+from .locks import SKETCH
 from .uploads import ZipLimits, read_photo, unzip_images
 from .workspace import Workspace
 
@@ -86,7 +88,7 @@ class SketchHandlers:
             shutil.rmtree(old, ignore_errors=True)
         run = self.workspace.new_run("sketch")
         try:
-            with self.jobs.running(getattr(request, "session_hash", None)) as job:
+            with self.jobs.running(getattr(request, "session_hash", None)) as job, threads.using(SKETCH):
                 return self._run(run, files, style, params, progress, job)
         except BaseException:
             shutil.rmtree(run, ignore_errors=True)
