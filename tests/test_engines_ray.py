@@ -3,6 +3,7 @@
 One local Ray (2 CPUs) serves the whole module; the two-node test starts its own simulated cluster.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -299,42 +300,56 @@ def test_an_address_ray_cannot_take_is_one_line(tmp_path, capsys, monkeypatch, a
     assert f"RAY_ADDRESS {address!r}: expected" in capsys.readouterr().err
 
 
-def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_one_running(tmp_path):
-    """Another user's Ray runs on the machine (its address file where Ray looks first), on another Ray
-    version: a run with no --ray-address and no RAY_ADDRESS starts a private one; an explicit address
-    joins that cluster, and refuses it in one line naming both versions."""
+@contextlib.contextmanager
+def _other_ray(env: dict, version: str | None = None):
+    """Another user's Ray head on this machine (`ray start --block`, in `env`, reporting Ray `version` when
+    given); yields its port. Its temp folder (and address file) is its own, out of other tests' way."""
     import socket
     import tempfile
-
-    import ray
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     temp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths live under it
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_TMPDIR"] = str(temp)  # the other cluster and its address file stay out of other tests' way
-    env["RAY_AUTH_MODE"] = "disabled"  # else whether an explicit address may join hangs on ~/.ray/auth_token
-    start = ("import sys, ray\nray.__version__ = '2.0.1'\nfrom ray.scripts.scripts import main\n"
-             "sys.argv[0] = 'ray'\nmain()")
+    env["RAY_TMPDIR"] = str(temp)
+    start = ("import sys, ray\n" + (f"ray.__version__ = {version!r}\n" if version else "") +
+             "from ray.scripts.scripts import main\nsys.argv[0] = 'ray'\nmain()")
     other = subprocess.Popen([sys.executable, "-c", start, "start", "--head", f"--port={port}", "--num-cpus=1",
                               "--include-dashboard=false", "--disable-usage-stats", "--block"],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    code = ("import sys, ray\nfrom editanything.engines.ray import RayEngine\n"
-            "RayEngine(address=sys.argv[1] or None)._connect(ray)\n"
-            "print(ray.get_runtime_context().gcs_address)\nray.shutdown()")
     try:
         address_file = temp / "ray" / "ray_current_cluster"
         deadline = time.monotonic() + 120
         while not address_file.exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert address_file.exists(), "the other Ray did not start"
-        private = subprocess.run([sys.executable, "-c", code, ""], env=env, capture_output=True, text=True,
+        yield port
+    finally:
+        os.killpg(other.pid, signal.SIGTERM)  # the group this test started: `ray start --block` and its children
+        other.wait(60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+_CONNECT = ("import sys, ray\nfrom editanything.engines.ray import RayEngine\n"
+            "RayEngine(address=sys.argv[1] or None)._connect(ray)\n"
+            "print(ray.get_runtime_context().gcs_address)\nray.shutdown()")
+_CLI = "import sys; from editanything.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_one_running(tmp_path):
+    """Another user's Ray runs on the machine (its address file where Ray looks first), on another Ray
+    version: a run with no --ray-address and no RAY_ADDRESS starts a private one; an explicit address
+    joins that cluster, and refuses it in one line naming both versions."""
+    import ray
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "disabled"  # else whether an explicit address may join hangs on ~/.ray/auth_token
+    with _other_ray(env, version="2.0.1") as port:
+        private = subprocess.run([sys.executable, "-c", _CONNECT, ""], env=env, capture_output=True, text=True,
                                  timeout=240)
         assert private.returncode == 0, private.stderr
         assert not private.stdout.split()[-1].endswith(f":{port}")
-        joined = subprocess.run([sys.executable, "-c", "import sys; from editanything.cli import main; "
-                                 "sys.exit(main(sys.argv[1:]))", "sketch", str(DEMOS / "coffee.jpg"),
+        joined = subprocess.run([sys.executable, "-c", _CLI, "sketch", str(DEMOS / "coffee.jpg"),
                                  "-o", str(tmp_path / "out"), "--engine", "ray", "--ray-address",
                                  f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=240)
         assert joined.returncode == 2, joined.stderr
@@ -343,7 +358,25 @@ def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_one_running
             f"error: the Ray cluster at 127.0.0.1:{port} runs Ray 2.0.1 on Python {here}, this machine Ray "
             f"{ray.__version__} on Python {here}; the driver needs the cluster's versions (install them here, "
             "or start a cluster with these)"]
-    finally:
-        os.killpg(other.pid, signal.SIGTERM)  # the group this test started: `ray start --block` and its children
-        other.wait(60)
-        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_cluster_that_wants_a_token_says_how_to_give_it_in_one_line(tmp_path):
+    """Ray never sends a token to an address on its own; the refusal says how to (and that works)."""
+    import uuid
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex}
+    with _other_ray({**env, **token}) as port:
+        env["RAY_AUTH_MODE"] = "disabled"
+        refused = subprocess.run([sys.executable, "-c", _CLI, "sketch", str(DEMOS / "coffee.jpg"),
+                                  "-o", str(tmp_path / "out"), "--engine", "ray", "--ray-address",
+                                  f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=240)
+        assert refused.returncode == 2, refused.stderr
+        # (above it, Ray's C++ client logs each failed try to join as a warning line of its own)
+        [line] = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+        assert "unexpected" not in refused.stderr
+        assert line.startswith(f"error: cannot reach the Ray cluster at 127.0.0.1:{port}")
+        assert line.endswith("set RAY_AUTH_MODE=token and give its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+        joined = subprocess.run([sys.executable, "-c", _CONNECT, f"127.0.0.1:{port}"], env={**env, **token},
+                                capture_output=True, text=True, timeout=240)
+        assert joined.returncode == 0 and joined.stdout.split()[-1].endswith(f":{port}"), joined.stderr

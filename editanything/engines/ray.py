@@ -79,8 +79,12 @@ class RayEngine:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
         except ConnectionError as exc:
+            # Ray sends its token only where RAY_AUTH_MODE=token says (never on its own to an address named)
+            token = "" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else (
+                "; if the cluster uses token authentication, set RAY_AUTH_MODE=token and give its token "
+                "(RAY_AUTH_TOKEN or ~/.ray/auth_token)")
             raise InvalidInputError(f"cannot reach the Ray cluster at {address}: {exc}; start it with "
-                                    "`ray start --head` or pass --ray-address") from None
+                                    f"`ray start --head` or pass --ray-address{token}") from None
         except RuntimeError as exc:
             versions = re.findall(r"Ray: (\S+)\s+Python: (\S+)", str(exc))
             if not str(exc).startswith("Version mismatch") or len(versions) != 2:
