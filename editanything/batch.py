@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
 from .engines import Engine, get_engine
-from .errors import NOT_ANSWERING, InvalidInputError
+from .errors import CHECK_FAILED, NOT_ANSWERING, CheckFailed, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
 from .multipart import remove_left_behind
 from .storage import (Location, RemotePath, check_uris, is_uri, list_images, location, present, same_file,
@@ -65,11 +65,17 @@ class BatchReport:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def failed_check(self) -> list[tuple[Path, str]]:
+        """The photos whose edit was written but failed its check (see `CheckFailed`)."""
+        return [(path, reason) for path, reason in self.failed if reason.startswith(CHECK_FAILED)]
+
     def summary(self, images_per_job: int = 1) -> str:
         """The totals; with `images_per_job` > 1 (an edit's --batch-size/--batch-count) the images too."""
         images = f" ({len(self.done) * images_per_job} images)" if images_per_job > 1 and self.done else ""
+        checked = len(self.failed_check)
         return (f"{len(self.done)} done{images}, {len(self.skipped)} skipped (already done), "
-                f"{len(self.failed)} failed")
+                f"{len(self.failed) - checked} failed" + (f", {checked} failed the check" if checked else ""))
 
     def failure_lines(self) -> list[str]:
         """One `FILE: reason` line per failure, naming the file once (errors name their file already);
@@ -501,6 +507,9 @@ def edit_file(source: Path, output: Path, *, editor: dict[str, Any], request: An
         log.warning("%s: %s", source, note)
     for i in range(len(result.images) - 1, -1, -1):
         result.save(numbered_output(output, i), i, inputs=(source,))
+    if result.failed_check:  # written, so the user can see it, but not counted as done
+        tries = len(result.recipe.parameters["check"]["attempts"])
+        raise CheckFailed(f"{CHECK_FAILED}{result.check.verdict()} ({tries} attempt{'s' * (tries > 1)})")
 
 
 def edit_jobs(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, request: Any,

@@ -69,5 +69,13 @@ class ServiceDown(RemoteServiceError):
     """
 
 
+CHECK_FAILED = "failed the check: "
+
+
+class CheckFailed(EditAnythingError):
+    """An edit was written, but the detector's second look failed: what a remove took away is still found,
+    or what a replace put in is not. The message starts with CHECK_FAILED, so a batch report can count them."""
+
+
 class Cancelled(EditAnythingError):
     """The user (Ctrl-C, the UI's Cancel, a closed browser tab) stopped a job; nothing half-made is kept."""

@@ -22,7 +22,8 @@ import numpy as np
 
 from . import compose, masks
 from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
-from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults
+from .check import Look, look_again
+from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults, next_remover
 from .generate.recolor import RecolorGenerator, parse_color
 from .imageio import write_image
 from .matte import Matte, check_band, compute_matte, get_matter
@@ -54,6 +55,9 @@ class EditRequest:
     the recipe keeps it, and replay reuses the prompt, never the expander.
     `params` whose sampler, steps or cfg_scale are None take the generator's defaults (see
     `Generator.default_params`); the recipe records the values used.
+    `check` (remove, replace): after the edit the detector looks again in the edited region; a remove
+    passes when it no longer finds this phrase there, a replace when it does. A failed look is retried
+    up to `retries` times, with the next seed (a sampler) or the next remover (`generate.REMOVAL_CHAIN`).
     `matte` (background, recolor): soft edges from an alpha matte of the selection (see `matte`) instead of
     grow and feather at the subject's edge; `matte_band` is the unknown band's width (None: by object size).
     """
@@ -75,6 +79,8 @@ class EditRequest:
     expansion: dict[str, Any] | None = None
     matte: bool = False
     matte_band: float | None = None
+    check: str | None = None
+    retries: int = 2
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -100,6 +106,13 @@ class EditRequest:
         if self.matte_band is not None and not self.matte:
             raise InvalidInputError("--matte-band sets the width of --matte's band; add --matte")
         self.matte_band = check_band(self.matte_band)
+        if self.check is not None and (not isinstance(self.check, str) or not self.check.strip()):
+            raise InvalidInputError(f"the check's phrase must be a non-empty string; got {self.check!r}")
+        if self.check is not None and self.mode not in ("remove", "replace"):
+            raise InvalidInputError(f"a check looks for what a remove took away or a replace put in; "
+                                    f"not for {self.mode}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or not 0 <= self.retries <= 20:
+            raise InvalidInputError(f"--retries must be an int in 0..20; got {self.retries!r}")
         if not (math.isfinite(self.grow) and math.isfinite(self.feather)) or self.grow < 0 or self.feather < 0:
             raise InvalidInputError(f"grow and feather must be finite numbers >= 0 pixels; "
                                     f"got {self.grow}, {self.feather}")
@@ -117,6 +130,11 @@ class EditResult:
     recipe: Recipe
     matte: Matte | None = None
     notes: list[str] = field(default_factory=list)
+    check: Look | None = None
+
+    @property
+    def failed_check(self) -> bool:
+        return self.check is not None and not self.check.passed
 
     def png_text(self, index: int = 0) -> dict[str, str]:
         return png_text(self.recipe, index)
@@ -301,6 +319,20 @@ class Editor:
         # a model without a negative prompt (step-distilled FLUX.2 klein) is not handed remove's default one
         params = self._prepare_params(image, mask, request, generator)
         matte = compute_matte(image, mask, self.matter, band=request.matte_band) if request.matte else None
+        origin = _origin(source, name)
+
+        def attempt(generator: Any, params: GenerationParams) -> EditResult:
+            return self._generate(image, mask, detections, request, generator, params, matte, origin,
+                                  selection_models)
+
+        result = attempt(generator, params)
+        if request.check is None:
+            return result
+        return self._checked(image, mask, request, result, generator, params, attempt)
+
+    def _generate(self, image, mask, detections, request, generator, params, matte, origin,
+                  selection_models) -> EditResult:
+        """One generation of the edit (every instance step, every image of the batch) and its recipe."""
         target, grow = _edit_area(mask, request, matte)
         feather = 0.0 if matte is not None else request.feather  # the matte's alpha is the blend at the edge
         mode = "full" if request.full_image else "crop"
@@ -317,9 +349,36 @@ class Editor:
             raise BadOutput(f"the edit changed no pixel: {_why_unchanged(target, request)}")
         plan = compose.plan(image.shape, steps[0][0], params, grow_px=grow, mode=mode,
                             any_size=getattr(generator, "works_at_any_size", False))
-        recipe = self._recipe(image, mask, detections, request, params, generator, _origin(source, name), selection_models,
+        recipe = self._recipe(image, mask, detections, request, params, generator, origin, selection_models,
                               steps if request.prompt_for or request.steps else [], plan.size, matte)
         return EditResult(images, target, detections, recipe, matte, _skipped_phrases(request, detections))
+
+    def _checked(self, image, mask, request, result, generator, params, attempt) -> EditResult:
+        """Look again after `result`; retry a failed look (next seed, or next remover) up to request.retries
+        times. The result returned is the passing attempt's, else the last one's; its recipe lists every look."""
+        want = "absent" if request.mode == "remove" else "present"
+        region = masks.grow(mask, request.grow)
+        looks = []
+        for number in range(request.retries + 1):
+            seen = [look_again(self.detector, out, region, request.check, want) for out in result.images]
+            look = next((x for x in seen if not x.passed), seen[0])
+            sampled = result.recipe.parameters["sampled"]
+            looks.append({"attempt": number, "model": result.recipe.models["generator"].get("name"),
+                          "seed": result.recipe.seed if sampled else None, **look.to_dict()})
+            if look.passed or number == request.retries:
+                break
+            if sampled:
+                params = dataclasses.replace(params, seed=wrap_seed(params.seed + params.n_images))
+            else:
+                following = next_remover(generator.name) if request.mode == "remove" else None
+                if following is None:
+                    break  # nothing else to try: a deterministic fill gives the same pixels again
+                generator = get_generator(following)
+                params = self._prepare_params(image, mask, request, generator)
+            result = attempt(generator, params)
+        result.recipe.parameters["check"] = {"phrase": request.check, "want": want, "retries": request.retries,
+                                             "passed": look.passed, "attempts": looks}
+        return dataclasses.replace(result, check=look)
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest,
                         generator: Any) -> GenerationParams:

@@ -76,7 +76,7 @@ LAYERS = (
     ("models",),
     ("registry",),
     ("edges",),
-    ("detect", "segment", "caption", "generate", "compose", "overlay", "matte"),
+    ("detect", "segment", "caption", "generate", "compose", "overlay", "matte", "check"),
     ("prompting", "sketch"),
     ("recipe",),
     ("pipeline", "sketch_recipe", "needs", "naming"),

@@ -52,6 +52,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help='a prompt per selected instance, by its whole detected phrase ("dog" is not "hot dog"), '
                            'e.g. "dog=a corgi"; repeatable')
     what.add_argument("--negative", default="", help="negative prompt")
+    check = p.add_argument_group("a second look after the edit")
+    check.add_argument("--check", metavar="PHRASE", help='with --prompt: the detector must find PHRASE (e.g. "a corgi") '
+                                                         "in the edited region, else the edit is retried")
+    check.add_argument("--no-check", action="store_true", help="--remove with --select looks again for the phrase "
+                                                               "in the edited region and retries when it is still "
+                                                               "found; this turns that off")
+    check.add_argument("--retries", type=int, default=2, metavar="N",
+                       help="retries after a failed check: the next seed, or the next remover (LaMa, MI-GAN, "
+                            "Stable Diffusion, OpenCV's fill, as present); still failing, the output is written "
+                            "and the photo counts as failed (default 2)")
     what.add_argument("--style", action="append", default=[], metavar="NAME", help="a saved style (see --styles-file)")
     what.add_argument("--styles-file", metavar="FILE", help="saved styles: the WebUI's styles.csv or a JSON file")
     gen = p.add_argument_group("generation (Stable Diffusion WebUI names)")
@@ -164,8 +174,21 @@ def build_request(args: argparse.Namespace):
         mode=mode, selection=selection_prompt(args), mask=mask, params=params, keep=args.keep,
         keep_phrases=args.keep_phrase, prompt_for=_prompt_for(args.prompt_for), grow=args.grow,
         feather=args.feather, full_image=args.full_image, color=args.recolor, control=control,
-        control_files=files, matte=args.matte, matte_band=args.matte_band,
+        control_files=files, matte=args.matte, matte_band=args.matte_band, check=_check_phrase(args, mode),
+        retries=args.retries,
     )
+
+
+def _check_phrase(args: argparse.Namespace, mode: str) -> str | None:
+    """What the edit's second look searches for: --check's phrase (replace), or --select's (remove)."""
+    if args.check is not None:
+        if args.no_check:
+            raise InvalidInputError("--check and --no-check contradict each other; keep one")
+        if mode != "replace":
+            raise InvalidInputError("--check PHRASE is for a replace (--prompt): it must find the new thing; "
+                                    "--remove looks again for its --select phrase by itself")
+        return args.check
+    return args.select if mode == "remove" and args.select and not args.no_check else None
 
 
 def expand_request(args: argparse.Namespace, request: EditRequest, editor: dict) -> EditRequest:

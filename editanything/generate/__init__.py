@@ -127,6 +127,22 @@ def best_remover() -> str | None:
     return best()
 
 
+# What a remove that failed its check tries next: the learned removers, Stable Diffusion, OpenCV's fill.
+REMOVAL_CHAIN = ("lama", "migan", "sd15-inpainting", "classical")
+
+
+def next_remover(current: str) -> str | None:
+    """The first remover after `current` in REMOVAL_CHAIN whose weights are on disk, or None (also for a
+    generator outside the chain: the caller chose it)."""
+    from ..registry import on_disk
+
+    current = "classical" if current.startswith("classical") else current
+    if current not in REMOVAL_CHAIN:
+        return None
+    later = REMOVAL_CHAIN[REMOVAL_CHAIN.index(current) + 1:]
+    return next((n for n in later if n == "classical" or on_disk(n)), None)
+
+
 def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
     """A generator by registry name, manifest model or checkpoint path; "auto" falls back to classical
     without SD weights.
@@ -139,6 +155,6 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
 
 __all__ = [
     "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "GenerationParams", "Generator", "Style", "apply_styles",
-    "WEBUI_DEFAULTS", "best_remover", "canonical_name", "get_generator", "list_generators", "load_styles",
+    "REMOVAL_CHAIN", "WEBUI_DEFAULTS", "best_remover", "next_remover", "canonical_name", "get_generator", "list_generators", "load_styles",
     "make_scheduler", "model_defaults", "parse_prompt_attention", "pick_styles", "register_generator", "sampler_names",
 ]
