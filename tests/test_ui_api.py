@@ -672,3 +672,22 @@ def test_with_low_memory_an_edit_also_holds_the_selection_models():
         with locks.generating():
             assert locks.generation.locked() and locks.selection.locked() == low_memory
         assert not locks.generation.locked() and not locks.selection.locked()
+
+
+def test_soft_edges_tint_only_the_band_and_the_cutout_is_an_rgba_png(client, coffee):
+    pytest.importorskip("pymatting")
+    from PIL import Image
+
+    mask = read_image(segment(client, CUP_CLICKS)[1], gray=True) > 127
+    args = edit_args(color="#00ff00", grow=0, feather=0)
+    hard = read_image(client.predict(**args, api_name="/recolor")[0])
+    png = client.predict(**args, soft_edges=True, api_name="/recolor")[2]
+    soft, band = read_image(png), read_recipe(png).parameters["matte"]["band"]
+    reach = masks.grow(mask, band)
+    assert np.array_equal(soft[~reach], coffee[~reach]) and not np.array_equal(soft, hard)
+    cutout, info = client.predict(photo=None, chosen=[0], invert=False, api_name="/cutout")
+    with Image.open(cutout) as image:
+        assert image.mode == "RGBA" and image.size == (600, 400)
+        alpha = np.asarray(image)[..., 3]
+    assert ((alpha > 0) & (alpha < 255)).any() and not alpha[~reach].any()
+    assert "soft edges" in info

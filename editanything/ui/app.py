@@ -153,7 +153,7 @@ def _edit_tab(h: Handlers) -> None:
     ui = _edit_layout(h)
     _wire_selection(h.selection, ui)
     settings = [ui.instances, ui.invert, ui.grow, ui.feather, ui.prompt, ui.negative, ui.sampler, ui.steps, ui.cfg,
-                ui.seed, ui.strength, ui.color, ui.generator]  # EditSettings' fields, in order
+                ui.seed, ui.strength, ui.color, ui.generator, ui.soft_edges]  # EditSettings' fields, in order
     ui.generator.input(readable(h.editing.defaults), ui.generator, [ui.sampler, ui.steps, ui.cfg],
                        api_visibility="private", queue=False)
     # Progress and an error's badge go on the status line only: a failed edit leaves the last result, and
@@ -164,6 +164,9 @@ def _edit_tab(h: Handlers) -> None:
              for m, button in ui.buttons.items()]
     for edit in edits:
         edit.success(lambda: "", None, ui.status, api_visibility="private", queue=False)
+    ui.cutout.click(readable(h.editing.cutout), [ui.session, ui.photo, ui.instances, ui.invert],
+                    [ui.download, ui.edit_info], api_name="cutout", concurrency_id=SELECTION,
+                    show_progress_on=[ui.status])
     # gradio drops a queued edit and stops waiting for a running one; the job itself stops at its next step
     ui.cancel.click(h.cancel, None, ui.status, api_name="cancel", cancels=edits, queue=False)
     ui.expand.click(readable(h.expanding.expand), [ui.prompt, ui.negative, ui.generator, ui.seed],
@@ -203,6 +206,8 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
             ui.grow = gr.Slider(0, 64, value=8, step=1, label="Grow (px): edits may reach this far out")
             ui.feather = gr.Slider(0, 64, value=8, step=1,
                                    label="Feather (px): blend width at the edited area's edge")
+            ui.soft_edges = gr.Checkbox(label="Soft edges: an alpha matte at the subject's edge (hair, fur) for "
+                                              "Background and Recolor", value=False, elem_id="soft-edges")
             with gr.Accordion("Clicks, boxes and mask", open=False) as ui.details:
                 ui.points = gr.Textbox(label="Clicks [[x, y, 1=add / 0=exclude], …]", value="[]")
                 ui.boxes = gr.Textbox(label="Boxes [[x0, y0, x1, y1], …]", value="[]")
@@ -235,6 +240,7 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
         ui.buttons = {m: gr.Button(m.capitalize(), variant="primary" if m == "remove" else "secondary",
                                    elem_id=f"btn-{m}") for m in EDIT_MODES}
         ui.cancel = gr.Button("Cancel", variant="stop", elem_id="btn-cancel")
+        ui.cutout = gr.Button("Cut-out PNG", elem_id="btn-cutout")
     ui.status = gr.Markdown(elem_id="edit-status", min_height=36)  # a running edit's progress, an error's badge
     ui.edit_info = gr.Markdown(elem_id="edit-info")
     with gr.Row():

@@ -24,8 +24,9 @@ import numpy as np
 from ..errors import EditAnythingError, NothingFound
 from ..generate import WEBUI_DEFAULTS, GenerationParams, model_defaults
 from ..imageio import limit_size, write_image
+from ..matte import compute_matte
 from ..models.store import sha256_file
-from ..pipeline import EditRequest, EditResult
+from ..pipeline import MATTE_MODES, EditRequest, EditResult
 from ..progress import Step
 from .jobs import Jobs
 from .locks import ModelLocks
@@ -55,13 +56,15 @@ class EditSettings:
     strength: float
     color: str  # for recolor
     generator: str = LOCAL  # this machine, or a hosted service (remote.py)
+    soft_edges: bool = False  # an alpha matte at the kept subject's edge (Background, Recolor)
 
     def request(self, mode: str, session: Session, mask: np.ndarray) -> EditRequest:
         params = GenerationParams(prompt=self.prompt or "", negative_prompt=self.negative or "", sampler=self.sampler,
                                   steps=int(self.steps), cfg_scale=float(self.cfg), strength=float(self.strength),
                                   seed=int(self.seed))
         return EditRequest(mode=mode, selection=session.prompt(), mask=mask, params=params, grow=float(self.grow),
-                           feather=float(self.feather), color=self.color if mode == "recolor" else None)
+                           feather=float(self.feather), color=self.color if mode == "recolor" else None,
+                           matte=bool(self.soft_edges) and mode in MATTE_MODES)
 
 
 class EditHandlers:
@@ -113,6 +116,19 @@ class EditHandlers:
         info = (f"{mode} done in {seconds:.1f} s with {generator}{seed}; {kept}. "
                 "The PNG below carries the recipe (`editanything replay` re-runs it).")
         return after, (session.image, after), entry.png, info, history_gallery(session)
+
+    def cutout(self, session: Session, photo: str | None, chosen: list[int], invert: bool) -> tuple[str, str]:
+        """(an RGBA PNG of the selection with soft edges, what it is): the alpha matte of the selection and
+        the subject's own colours in its band, on transparency."""
+        session = self.selection.photo(session, photo)
+        mask = session.mask(chosen, invert)
+        if mask is None or not mask.any():
+            raise NothingFound("select something first: click on the object, draw a box or type a phrase")
+        matte = compute_matte(session.image, mask)
+        path = write_image(self.workspace.folder(session) / f"{Path(session.title or 'photo').stem}-cutout.png",
+                           matte.cutout(session.image))
+        return str(path), (f"Cut-out of the selection with soft edges (a {matte.band:g} px band solved by "
+                           f"{matte.backend}): a PNG with transparency.")
 
     def pick(self, session: Session, evt: gr.SelectData) -> tuple:
         """A History thumbnail was picked: (its index, its PNG to download, what made it)."""
