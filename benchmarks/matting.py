@@ -8,8 +8,8 @@ and seconds per megapixel of the crop the solver works on (`compute_matte` never
 
 Methods: the hard mask; the feathered mask (the --background edge without --matte: grow 8, feather 8);
 pymatting's closed-form matting (the default; its large-kernel matting was both worse and ~5x slower here,
-so it is not offered). ViTMatte is not measured: no backend for it is built (no pinned weights). Target: pymatting's SAD at least 40 % below the feathered
-mask's, at under 2 s per megapixel on this CPU.
+so it is not offered). ViTMatte is not measured: no backend for it is built (no pinned weights).
+Target: pymatting's SAD at least 40 % below the feathered mask's, at under 2 s per megapixel on this CPU.
 
     python benchmarks/matting.py [--size 512] [--seeds 3] [--smoke]
 

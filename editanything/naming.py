@@ -39,6 +39,8 @@ def output_tag(request: Any, editor: dict[str, Any] | None = None, extra: dict[s
         "steps": [[array_sha256(np.asarray(m, bool)), p] for m, p in request.steps],
         "editor": {k: (editor or {}).get(k) for k in _EDITOR_KEYS if (editor or {}).get(k) is not None},
         **({"extra": extra} if extra else {}),
+        # a check may keep another attempt (another remover or seed) than the first
+        **({"check": request.check, "retries": request.retries} if request.check is not None else {}),
     }
     text = json.dumps(asked, sort_keys=True, default=_spec)
     return f"{request.mode}-{hashlib.sha256(text.encode()).hexdigest()[:TAG_HEX]}"

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import DEMOS
+from conftest import DEMOS, edit_output
 from editanything import Detections
 from editanything.check import look_again
 from editanything.cli import main
@@ -99,7 +99,7 @@ def test_a_remove_still_found_is_retried_with_the_next_remover_and_replays_the_p
         removers, detector, tmp_path, capsys):
     scripted = detector(SELECT, 0.62, 0.55, None)  # LaMa and MI-GAN leave a cup; OpenCV's fill does not
     assert _edit(tmp_path, "--remove") == 0
-    recipe = read_recipe(tmp_path / "out" / "coffee.png")
+    recipe = read_recipe(edit_output(tmp_path / "out", "coffee"))
     check = recipe.parameters["check"]
     assert [(a["model"], a["score"], a["passed"]) for a in check["attempts"]] == [
         ("lama", 0.62, False), ("migan", 0.55, False), ("classical-telea", None, True)]
@@ -110,7 +110,8 @@ def test_a_remove_still_found_is_retried_with_the_next_remover_and_replays_the_p
     assert [text for _, text in scripted.calls] == ["cup"] * 4
     assert all(shape[:2] != (400, 600) for shape, _ in scripted.calls[1:])
     capsys.readouterr()
-    assert main(["replay", str(tmp_path / "out" / "coffee.png")]) == 0  # no detector runs in a replay
+    # no detector runs in a replay
+    assert main(["replay", str(edit_output(tmp_path / "out", "coffee")), "--beside"]) == 0
     assert "identical to the original" in capsys.readouterr().out and not scripted.answers
 
 
@@ -120,7 +121,7 @@ def test_still_found_after_the_retries_is_written_but_fails_the_batch(removers, 
     out = capsys.readouterr()
     assert "1 done, 0 skipped (already done), 0 failed, 1 failed the check" in out.out
     assert f"failed: {tmp_path / 'b.jpg'}: failed the check: still found: cup 0.62 (2 attempts)" in out.err
-    written = read_recipe(tmp_path / "out" / "b.png").parameters["check"]
+    written = read_recipe(edit_output(tmp_path / "out", "b")).parameters["check"]
     assert not written["passed"] and [a["model"] for a in written["attempts"]] == ["lama", "migan"]
 
 
@@ -130,19 +131,20 @@ def test_a_replace_must_find_its_phrase_and_retries_with_the_next_seed(isolated_
     detector(SELECT, None, 0.71)
     assert _edit(tmp_path, "--prompt", "a corgi", "--check", "a corgi", "--model", "seeded-noise",
                  "--seed", "41") == 0
-    recipe = read_recipe(tmp_path / "out" / "coffee.png")
+    recipe = read_recipe(edit_output(tmp_path / "out", "coffee"))
     attempts = recipe.parameters["check"]["attempts"]
     assert [(a["seed"], a["passed"]) for a in attempts] == [(41, False), (42, True)] and recipe.seed == 42
     assert attempts[1]["phrase"] == "a corgi" and attempts[1]["score"] == 0.71
     capsys.readouterr()
-    assert main(["replay", str(tmp_path / "out" / "coffee.png")]) == 0
+    assert main(["replay", str(edit_output(tmp_path / "out", "coffee")), "--beside"]) == 0
     assert "identical to the original" in capsys.readouterr().out
 
 
 def test_no_check_turns_the_second_look_off(removers, detector, tmp_path):
     scripted = detector(SELECT)
     assert _edit(tmp_path, "--remove", "--no-check") == 0
-    assert len(scripted.calls) == 1 and "check" not in read_recipe(tmp_path / "out" / "coffee.png").parameters
+    assert len(scripted.calls) == 1
+    assert "check" not in read_recipe(edit_output(tmp_path / "out", "coffee")).parameters
 
 
 @pytest.mark.parametrize("args, message", [
