@@ -16,7 +16,11 @@ from editanything.recipe import read_recipe
 from editanything.types import GenerationParams
 from synthetic_mattes import BACKGROUNDS, composite, feathered_alpha, segmenter_mask
 
-pytest.importorskip("pymatting")
+
+@pytest.fixture
+def pymatting():
+    """The solver; the trimap and the option checks need none."""
+    return pytest.importorskip("pymatting")
 
 
 class FlatGenerator:
@@ -36,7 +40,7 @@ class FlatGenerator:
 
 
 @pytest.mark.parametrize("background", BACKGROUNDS)
-def test_matte_error_is_well_below_the_feathered_masks(background):
+def test_matte_error_is_well_below_the_feathered_masks(pymatting, background):
     image, alpha, _ = composite((192, 192), seed=3, background=background)
     mask = segmenter_mask(alpha)
     matte = compute_matte(image, mask)
@@ -59,7 +63,7 @@ def test_the_band_scales_with_the_object_and_a_thin_object_keeps_a_core():
     assert (tri[thin] > 0).all() and (tri[~masks.grow(thin, 10)] == 0).all()
 
 
-def test_background_edit_keeps_the_subject_exactly_and_has_no_halo_of_the_old_background():
+def test_background_edit_keeps_the_subject_exactly_and_has_no_halo_of_the_old_background(pymatting):
     image, alpha, fg = composite((160, 160), seed=5, background="stripes")
     mask = segmenter_mask(alpha)
     green = np.array([0, 200, 0], np.float32)
@@ -82,7 +86,7 @@ def test_background_edit_keeps_the_subject_exactly_and_has_no_halo_of_the_old_ba
     assert recorded == {"backend": "pymatting", "band": matte.band, "box": list(matte.box)}
 
 
-def test_recolor_with_a_matte_changes_nothing_outside_the_band():
+def test_recolor_with_a_matte_changes_nothing_outside_the_band(pymatting):
     image, alpha, _ = composite((128, 128), seed=2, background="noise")
     mask = segmenter_mask(alpha)
     result = Editor().edit(image, EditRequest(mode="recolor", color="red", mask=mask, matte=True, matte_band=6))
@@ -92,16 +96,16 @@ def test_recolor_with_a_matte_changes_nothing_outside_the_band():
     assert not np.array_equal(result.images[0][reach], image[reach])
 
 
-def test_a_tiny_object_in_a_40_megapixel_photo_is_solved_on_its_crop_only():
+def test_a_tiny_object_in_a_40_megapixel_photo_is_solved_on_its_crop_only(pymatting):
     shapes = []
-    pymatting = get_matter("pymatting")
+    solver = get_matter("pymatting")
 
     class Recording:
         name = "pymatting"
 
         def estimate(self, image, tri):
             shapes.append(image.shape)
-            return pymatting.estimate(image, tri)
+            return solver.estimate(image, tri)
 
     photo = np.zeros((5400, 7500, 3), np.uint8)  # 40.5 MP
     photo[2000:2040, 3000:3040] = 200
@@ -131,7 +135,8 @@ def photo_and_mask(tmp_path):
     return tmp_path / "subject.png", tmp_path / "mask.png", image
 
 
-def test_segment_matte_writes_an_rgba_cutout_and_its_alpha(isolated_models, photo_and_mask, tmp_path, capsys):
+def test_segment_matte_writes_an_rgba_cutout_and_its_alpha(pymatting, isolated_models, photo_and_mask, tmp_path,
+                                                           capsys):
     photo, _, image = photo_and_mask
     out = tmp_path / "seg"
     assert main(["segment", str(photo), "--segmenter", "grabcut", "--box", "30,20,130,110", "--matte",
@@ -146,7 +151,7 @@ def test_segment_matte_writes_an_rgba_cutout_and_its_alpha(isolated_models, phot
     assert inside.any() and np.array_equal(rgba[..., :3][inside], image[inside])
 
 
-def test_a_matted_edit_replays_exactly(isolated_models, photo_and_mask, tmp_path, capsys):
+def test_a_matted_edit_replays_exactly(pymatting, isolated_models, photo_and_mask, tmp_path, capsys):
     photo, mask, image = photo_and_mask
     out = tmp_path / "out"
     assert main(["edit", str(photo), "--mask", str(mask), "--recolor", "#3050ff", "--matte", "--matte-band", "5",
