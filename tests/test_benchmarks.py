@@ -21,6 +21,7 @@ HELPERS = {"bench_models.py"}  # imported by benchmarks, not run
 RATIO_LINES = {
     "api_overhead.py": r"^API / Python = [\d.]+x",
     "batch_engines.py": r"^ray / pool = [\d.]+x",
+    "batch_engines.py --scale 100": r"^ray / pool per-file overhead = [\d.]+x",
     "click_latency.py": r"^cached / bare decoder = [\d.]+x",
     "edit_scaling.py": r"^\d+x\d+ / 512² = [\d.]+x",
     "first_click.py": r"first click \(cold\) [\d.]+ s: .* [\d.]+x faster than vit_b",

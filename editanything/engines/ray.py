@@ -4,11 +4,17 @@ Every node must see the input and output paths (a shared filesystem, or URIs suc
 credentials on every node) and have editanything installed with the extras the job needs. A job is
 one dataset row; its worker writes the output itself (atomically), and only (index, error, node)
 travel back to the driver.
+
+At scale (an archive of 100,000 photos) the driver holds no row per job: the jobs go into the object
+store once, as one table (every job pickled into one byte array, with offsets), which each actor maps
+without a copy; the dataset is just their numbers, in blocks of many rows. A block that keeps killing its worker fails all its rows, so those rows run
+again one per block, where a crash can only be their own: that file alone fails.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import re
@@ -29,6 +35,7 @@ TASK_RETRIES = 3
 START_TIMEOUT_S = 600
 # An explicit cluster address must answer this fast; else ray.init would retry it for minutes.
 REACH_TIMEOUT_S = 5
+BLOCK_ROWS = 256  # most jobs in one block: few enough blocks for Ray Data at 100k files, results still stream
 HEAVY_CPUS = 4  # CPUs per actor for jobs that load Stable Diffusion: one model copy per 4 CPUs, not per CPU
 _CONTEXT = ("enable_progress_bars", "max_errored_blocks", "wait_for_min_actors_s")  # what a run changes
 
@@ -113,33 +120,22 @@ class RayEngine:
         return max(1, min(self.workers or fit, fit))
 
     def _run(self, ray, jobs: Sequence[Any], work: Callable[..., Any]) -> Iterator[tuple[Any, str | None]]:
-        from ray.data import ActorPoolStrategy, DataContext
+        from ray.data import DataContext
 
         context = DataContext.get_current()
         saved = {name: getattr(context, name) for name in _CONTEXT}
         context.enable_progress_bars = False  # the caller shows one bar over the whole job
-        context.max_errored_blocks = len(jobs)  # a file that keeps killing its worker fails alone
         # Start work once every actor is up: else the first one ready takes the whole queue of a short job.
         context.wait_for_min_actors_s = START_TIMEOUT_S
         cpus = None if self.gpus_per_worker else self._cpus(ray)
         size = self._pool_size(ray, cpus)
         # Pickled, so URIs travel as their filesystem (endpoint and options) too, as local paths do as paths.
-        rows = [{"index": i, "job": pickle.dumps((job.source, job.output))} for i, job in enumerate(jobs)]
-        # One row per block: blocks are what Ray hands out, so actors take jobs one at a time.
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-        resources = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {"num_cpus": cpus}
-        with warnings.catch_warnings():
-            # Ray 2.60 deprecates extra remote args, yet they are its only way to bound an actor's task retries
-            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
-            results = dataset.map_batches(
-                # One job in flight per actor: the jobs queued on an actor that dies are retried (and
-                # counted) with it, so a file that keeps killing its worker would take good ones down too.
-                _Worker, batch_size=1, compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
-                # CPU actors: a thread per CPU asked for, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
-                fn_constructor_kwargs={"work": work, "threads": cpus,
-                                       "cwd": os.getcwd(), "crash": os.environ.get(CRASH_ENV)},
-                max_restarts=-1, max_task_retries=TASK_RETRIES, **resources,
-            )
+        table = ray.put(job_table(jobs))
+        rows = block_rows(len(jobs), size)
+        first = numbered(ray, range(len(jobs)), rows)
+        # One try per block of many rows (a crash sends them to the second pass); one row per block retries.
+        passes = [(first, rows, 0 if rows > 1 else TASK_RETRIES)]
+        context.max_errored_blocks = math.ceil(len(jobs) / rows)  # a block that fails does not stop the run
         self.nodes = set()
         seen: set[int] = set()
         data_log = logging.getLogger("ray.data")
@@ -148,11 +144,19 @@ class RayEngine:
         # worker kept dying repeat what the report says in one line per file.
         data_log.setLevel(logging.CRITICAL)
         try:
-            for row in results.iter_rows():
-                index = int(row["index"])
-                seen.add(index)
-                self.nodes.add(str(row["node"]))
-                yield jobs[index], (str(row["error"]) or None)
+            while passes:
+                dataset, rows, retries = passes.pop()
+                results = self._map(dataset, work, rows, retries, size, cpus, table)
+                for row in results.iter_rows():
+                    index = int(row["index"])
+                    seen.add(index)
+                    self.nodes.add(str(row["node"]))
+                    yield jobs[index], (str(row["error"]) or None)
+                missing = [i for i in range(len(jobs)) if i not in seen]
+                if missing and rows > 1:  # alone, each with its retries: only the file that kills its worker fails
+                    context.max_errored_blocks = len(missing)
+                    again = numbered(ray, missing, 1)
+                    passes.append((again, 1, TASK_RETRIES))
         except ray.exceptions.GetTimeoutError:
             raise InvalidInputError(f"the Ray cluster did not start {size} workers in {START_TIMEOUT_S} s "
                                     "(busy, or short of CPUs/GPUs); pass fewer --workers") from None
@@ -164,11 +168,56 @@ class RayEngine:
             if index not in seen:
                 yield job, f"its worker died {TASK_RETRIES + 1} times on this file (out of memory?)"
 
+    def _map(self, dataset, work: Callable[..., Any], rows: int, retries: int, size: int, cpus: int | None, table):
+        from ray.data import ActorPoolStrategy
+
+        resources = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {"num_cpus": cpus}
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates extra remote args, yet they are its only way to bound an actor's task retries
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
+            return dataset.map_batches(
+                # One block in flight per actor: the blocks queued on an actor that dies are retried (and
+                # counted) with it, so a file that keeps killing its worker would take good ones down too.
+                _Worker, batch_size=rows, compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
+                # CPU actors: a thread per CPU asked for, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
+                fn_constructor_kwargs={"work": work, "table": [table], "threads": cpus,
+                                       "cwd": os.getcwd(), "crash": os.environ.get(CRASH_ENV)},
+                max_restarts=-1, max_task_retries=retries, **resources,
+            )
+
+
+def numbered(ray, indices: Sequence[int], rows: int):
+    """A dataset of job numbers (column "data"), `rows` to a block. Put by the driver, not made by tasks
+    (a read or a rename): such a task would wait for a CPU that the actor pool holds."""
+    import numpy as np
+
+    ids = np.asarray(indices, dtype=np.int64)
+    return ray.data.from_numpy([ids[i:i + rows] for i in range(0, len(ids), rows)])
+
+
+def block_rows(jobs: int, actors: int) -> int:
+    """Rows per block: about eight blocks per actor (the last ones spread the tail), at most BLOCK_ROWS."""
+    return max(1, min(BLOCK_ROWS, jobs // (actors * 8)))
+
+
+def job_table(jobs: Sequence[Any]) -> tuple[Any, Any]:
+    """(offsets, bytes): job i is pickle.loads(bytes[offsets[i]:offsets[i + 1]]), as (source, output).
+    Two numpy arrays: Ray stores them once per node and an actor reads them without copying."""
+    import numpy as np
+
+    pickled = [pickle.dumps((job.source, job.output)) for job in jobs]
+    offsets = np.zeros(len(pickled) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in pickled], out=offsets[1:])
+    return offsets, np.frombuffer(b"".join(pickled), dtype=np.uint8)
+
 
 class _Worker:
     """One actor: keeps `work`'s process-wide caches (loaded models) across all its jobs."""
 
-    def __init__(self, work: Callable[..., Any], threads: int | None, cwd: str, crash: str | None = None) -> None:
+    def __init__(self, work: Callable[..., Any], table: list, threads: int | None, cwd: str,
+                 crash: str | None = None) -> None:
+        import ray
+
         if threads:
             limit_threads(threads)
         # Relative paths mean what they mean to the driver, and `work` sees them as a local run does
@@ -176,20 +225,20 @@ class _Worker:
         if os.path.isdir(cwd):
             os.chdir(cwd)
         self.work = work
+        self.offsets, self.table = ray.get(table[0])  # the job table (a reference in a list stays one)
         self.crash = dict(item.partition("=")[::2] for item in crash.split(",")) if crash else {}
-        import ray
-
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
         errors = []
-        for pickled in batch["job"]:
-            source, output = pickle.loads(pickled)
+        for index in batch["data"]:
+            start, stop = self.offsets[index], self.offsets[index + 1]
+            source, output = pickle.loads(self.table[start:stop])
             self._maybe_crash(source.name)
             errors.append(attempt(self.work, SimpleNamespace(source=source, output=output)) or "")
-        return {"index": batch["index"], "error": np.array(errors, dtype=object),
+        return {"index": batch["data"], "error": np.array(errors, dtype=object),
                 "node": np.array([self.node] * len(errors), dtype=object)}
 
     def _maybe_crash(self, name: str) -> None:
