@@ -353,6 +353,31 @@ def test_hed_is_high_on_boundaries_and_low_on_flat_areas(edges_of, name):
 
 
 @real_hed
+def test_bf16_draws_the_lines_fp32_draws(edges_of, torch):
+    """The faster precision's centre lines match fp32's on a real photo (F-measure within 2 px, as the
+    benchmark computes it), and an unknown precision is one line."""
+    import sys
+
+    sys.path.insert(0, str(DEMOS.parent / "benchmarks"))
+    from sketch_throughput import f_measure
+
+    rgb = cv2.resize(read_image(DEMOS / "coffee.jpg"), (320, 240), interpolation=cv2.INTER_AREA)
+    fp32, bf16 = hed.edge_pixels(edges_of(rgb)), hed.edge_pixels(hed.edge_map(rgb, precision="bf16"))
+    assert fp32.sum() > 500 and f_measure(bf16, fp32, 2.0) >= 0.95
+    assert f_measure(fp32, fp32, 2.0) == 1.0 and f_measure(np.zeros_like(fp32), fp32, 2.0) == 0.0
+    with pytest.raises(InvalidInputError, match="HED precision 'fp16' is not one of fp32, bf16"):
+        hed.edge_map(rgb, precision="fp16")
+
+
+def test_edge_pixels_are_the_lines_drawn():
+    edges, _ = ridge_disc()
+    pixels = hed.edge_pixels(edges)
+    lines = hed.lines_from_edges(edges, width=1.0)
+    assert pixels.any() and (lines[pixels] < 128).all()
+    assert not hed.edge_pixels(ridge_disc(peak=0.35)[0]).any()  # never reaches high: no line
+
+
+@real_hed
 def test_hed_finds_the_outline_of_a_disc(torch, h5py, safetensors_numpy):
     yy, xx = np.mgrid[0:192, 0:256]
     r = np.hypot(yy - 96, xx - 128)
