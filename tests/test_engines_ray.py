@@ -5,12 +5,14 @@ One local Ray (2 CPUs) serves the whole module; the two-node test starts its own
 
 import contextlib
 import os
+import pickle
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,6 +109,28 @@ def test_a_worker_that_dies_is_retried_and_every_output_is_written_once(ray_loca
     sketch_folder([photos], tmp_path / "local", workers=1, progress=False)
     local = bad.file_tree(tmp_path / "local")
     del local["p004.png"]
+    assert bad.file_tree(tmp_path / "out") == local
+
+
+def test_blocks_of_many_jobs_and_a_file_that_kills_its_worker_there_fails_alone(ray_local, tmp_path, monkeypatch):
+    from editanything.engines.ray import block_rows, job_table
+
+    photos = _copies(tmp_path / "photos", 48)
+    assert block_rows(48, 2) == 3 and block_rows(100_000, 2) == 256 and block_rows(5, 2) == 1
+    jobs = [SimpleNamespace(source=p, output=tmp_path / "out" / p.name) for p in sorted(photos.iterdir())]
+    offsets, table = job_table(jobs)
+    assert len(offsets) == 49 and pickle.loads(table[offsets[7]:offsets[8]]) == (jobs[7].source, jobs[7].output)
+    marker = tmp_path / "crashed"
+    # in blocks of 3: p010 kills its worker once, p031 on every attempt; their blocks' other rows run again alone
+    monkeypatch.setenv(CRASH_ENV, f"p010.jpg={marker},p031.jpg")
+    report = sketch_folder([photos], tmp_path / "out", engine="ray", workers=2, progress=False)
+    assert marker.exists()
+    assert [(p.name, why) for p, why in report.failed] == [("p031.jpg", "its worker died 4 times on this file "
+                                                                        "(out of memory?)")]
+    assert len(report.done) == 47 and len(set(report.done)) == 47
+    sketch_folder([photos], tmp_path / "local", workers=1, progress=False)
+    local = bad.file_tree(tmp_path / "local")
+    del local["p031.png"]
     assert bad.file_tree(tmp_path / "out") == local
 
 

@@ -132,10 +132,10 @@ class RayEngine:
         # Pickled, so URIs travel as their filesystem (endpoint and options) too, as local paths do as paths.
         table = ray.put(job_table(jobs))
         rows = block_rows(len(jobs), size)
-        first = numbered(ray, range(len(jobs)), rows)
+        # Set before a dataset is made (it keeps a copy of the context): a block that fails does not stop the run.
+        context.max_errored_blocks = math.ceil(len(jobs) / rows)
         # One try per block of many rows (a crash sends them to the second pass); one row per block retries.
-        passes = [(first, rows, 0 if rows > 1 else TASK_RETRIES)]
-        context.max_errored_blocks = math.ceil(len(jobs) / rows)  # a block that fails does not stop the run
+        passes = [(numbered(ray, range(len(jobs)), rows), rows, 0 if rows > 1 else TASK_RETRIES)]
         self.nodes = set()
         seen: set[int] = set()
         data_log = logging.getLogger("ray.data")
