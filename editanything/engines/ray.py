@@ -7,8 +7,9 @@ travel back to the driver.
 
 At scale (an archive of 100,000 photos) the driver holds no row per job: the jobs go into the object
 store once, as one table (every job pickled into one byte array, with offsets), which each actor maps
-without a copy; the dataset is just their numbers, in blocks of many rows. A block that keeps killing its worker fails all its rows, so those rows run
-again one per block, where a crash can only be their own: that file alone fails.
+without a copy; the dataset is just their numbers, in blocks of many rows. A block whose worker dies
+fails all its rows, so those rows run again one per block, where a crash can only be their own: a
+file that keeps killing its worker fails alone.
 """
 
 from __future__ import annotations
