@@ -10,8 +10,8 @@ naive baseline and ≥ 85 % of the bound.
 
 `--hed-speed` compares ways of running HED's network on `--hed-n` photos (default 4) of 1024x768, in
 this process, each path over the same photos in turn, round robin: today's PyTorch fp32 (the
-baseline), PyTorch bfloat16 (`edges.hed.edge_map(precision="bf16")`), and ONNX Runtime fp32 (the
-graph exported from the loaded weights). Printed per path: images/s of the edge map and the
+baseline), PyTorch bfloat16 (`edges.hed.edge_map(precision="bf16")`), and ONNX Runtime: the graph
+exported from the loaded weights in fp32, and quantized to int8 (static, calibrated on 4 other photos). Printed per path: images/s of the edge map and the
 F-measure of its drawn centre lines (`edges.hed.edge_pixels`) against the baseline's, matched
 within 2 px and within BSDS's 0.0075 of the diagonal; the worst photo and the mean. Targets: a path
 >= 4x the baseline's images/s with F >= 0.95 (within 2 px) on every photo.
@@ -96,22 +96,40 @@ def f_measure(pred: np.ndarray, ref: np.ndarray, within: float) -> float:
     return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
 
 
-def onnx_edge_map(folder: Path):
-    """HED's loaded network exported to ONNX and run on ONNX Runtime (fp32, the process's torch threads)."""
+def onnx_paths(folder: Path, calibration: list[np.ndarray]) -> dict:
+    """HED's loaded network exported to ONNX, on ONNX Runtime (the process's torch threads): as it is
+    (fp32), and quantized to int8 (static, QDQ, per-channel weights, activation ranges from `calibration`,
+    photos other than the measured ones)."""
     import onnxruntime as ort
     import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from editanything.edges import hed
 
     net, _, _ = hed.get_model()
-    path = folder / "hed.onnx"
+    fp32, prepared, int8 = folder / "hed.onnx", folder / "hed-prepared.onnx", folder / "hed-int8.onnx"
     x = torch.from_numpy(hed.preprocess(np.zeros((96, 128, 3), np.uint8)))
-    torch.onnx.export(net, x, str(path), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
+    torch.onnx.export(net, x, str(fp32), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
                       dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
+
+    class Photos(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.inputs = iter({"x": hed.preprocess(p)} for p in calibration)
+
+        def get_next(self):
+            return next(self.inputs, None)
+
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(int8), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda rgb: session.run(None, {"x": hed.preprocess(rgb)})[0][0, 0]
+    paths = {}
+    for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8)):
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        paths[name] = lambda rgb, s=session: s.run(None, {"x": hed.preprocess(rgb)})[0][0, 0]
+    return paths
 
 
 def hed_speed(n: int, smoke: bool) -> int:
@@ -127,13 +145,15 @@ def hed_speed(n: int, smoke: bool) -> int:
     size = (256, 192) if smoke else (1024, 768)
     work = Path(tempfile.mkdtemp(prefix="hed-speed-"))
     try:
-        photos = [read_image(p) for p in make_photos(work, n, size)]
+        made = [read_image(p) for p in make_photos(work, n + 4, size)]
+        photos, calibration = made[:n], made[n:]
         paths = {"torch fp32 (today)": hed.edge_map, "torch bf16": partial(hed.edge_map, precision="bf16")}
         try:
-            paths["onnxruntime fp32"] = onnx_edge_map(work)
+            paths.update(onnx_paths(work, calibration))
         except ImportError as exc:
-            print(f"onnxruntime fp32 skipped: {exc}")
-        hed.edge_map(photos[0])  # load the weights outside the clock
+            print(f"onnxruntime skipped: {exc}")
+        for run in paths.values():  # weights loaded, sessions and kernels warm: outside the clock
+            run(photos[0])
         seconds = {name: 0.0 for name in paths}
         maps: dict[str, list[np.ndarray]] = {name: [] for name in paths}
         for photo in photos:
