@@ -35,7 +35,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from editanything import compose, read_image  # noqa: E402
-from editanything.generate import ClassicalGenerator, GenerationParams, get_generator  # noqa: E402
+from editanything.generate import ClassicalGenerator, Generated, GenerationParams, get_generator  # noqa: E402
 from editanything.generate.removal import REMOVERS, get_remover  # noqa: E402
 from editanything.models import find_model  # noqa: E402
 
@@ -141,13 +141,12 @@ class XphotoFill:
 
     def __init__(self, flag: str):
         self.name, self.flag = f"xphoto-{flag.lower()}", getattr(cv2.xphoto, f"INPAINT_{flag}")
-        self.last_seeds: list[int] = []
 
     def inpaint(self, image, mask, params):
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         out = np.zeros_like(bgr)
         cv2.xphoto.inpaint(bgr, (~mask).astype(np.uint8) * 255, out, self.flag)
-        return [cv2.cvtColor(out, cv2.COLOR_BGR2RGB)]
+        return Generated([cv2.cvtColor(out, cv2.COLOR_BGR2RGB)], model={"name": self.name})
 
 
 def methods(extra: list[str]) -> dict[str, object]:
@@ -192,7 +191,7 @@ def main() -> int:
         for kind, size, mask in holes(image.shape[:2], rng):
             for name, generator in fills.items():
                 t0 = time.perf_counter()
-                out = compose.edit_region(image, mask, generator, params, grow_px=0, feather_px=0)[0]
+                out = compose.edit_region(image, mask, generator, params, grow_px=0, feather_px=0).images[0]
                 seconds = time.perf_counter() - t0
                 rows[name].append((kind, size, psnr(out, image, mask), ssim(out, image, mask), seconds))
     n_holes = len(rows["telea"])

@@ -399,7 +399,7 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
     import json
 
     from .imageio import read_image, write_image
-    from .sketch import is_generative, needs_color, sketch
+    from .sketch import is_generative, needs_color, sketch, sketch_generated
 
     photo = read_image(source, gray=not needs_color(style), max_pixels=max_pixels)
     image = limit_size(photo, max_side)
@@ -408,8 +408,9 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
         from .sketch_recipe import generative_text
 
         params = resolve_params(params)
-        drawing = sketch(image, style, **params)
-        meta = generative_text(style, params, source=source, photo=photo, drawing=drawing, max_side=max_side,
+        drawn = sketch_generated(image, style, **params)
+        drawing = drawn.images[0]
+        meta = generative_text(style, params, source=source, photo=photo, drawn=drawn, max_side=max_side,
                                expansion=expansion)
     else:
         drawing = sketch(image, style, **params)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import masks
 from .errors import InvalidInputError, NothingFound
+from .generate.generated import Generated
 from .types import GenerationParams, check_mask, check_rgb
 
 MODES = ("crop", "full")
@@ -34,6 +35,15 @@ class Plan:
     @property
     def box_size(self) -> tuple[int, int]:
         return self.box[2] - self.box[0], self.box[3] - self.box[1]
+
+
+@dataclass(frozen=True)
+class Edited:
+    """What `edit_region` did: full-size `images`, what the generator returned for them, and the `plan` it used."""
+
+    images: list[np.ndarray]
+    generated: Generated
+    plan: Plan
 
 
 def auto_pad(mask: np.ndarray) -> int:
@@ -89,14 +99,13 @@ def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def edit_region(image: np.ndarray, mask: np.ndarray, generator, params: GenerationParams, *,
                 grow_px: float = 8, feather_px: float = 8, pad: int | None = None, mode: str = "crop",
-                control: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
-    """Regenerate `mask` in `image` with `generator`; returns batch_size × batch_count full-size images.
+                control: Mapping[str, np.ndarray] | None = None) -> Edited:
+    """Regenerate `mask` in `image` with `generator`: batch_size × batch_count full-size images, with what made them.
 
     grow_px:    the mask is grown by this much first (covers halos the segmenter missed).
     feather_px: the blend ramps from 0 at the grown mask's edge to 1 this far inside it.
     pad:        context kept around the mask in crop mode (default `auto_pad`).
     control:    full-size control images for ControlNets that cannot be derived from the image (seg).
-    The seeds used are in `generator.last_seeds`.
     """
     image = check_rgb(image)
     mask = check_mask(mask, image.shape)
@@ -113,5 +122,6 @@ def edit_region(image: np.ndarray, mask: np.ndarray, generator, params: Generati
         # Nearest: control maps such as segmentations hold labels, not colours to blend.
         kwargs["control"] = {k: _resize(masks.crop(np.asarray(v), p.box), p.size, nearest=True)
                              for k, v in control.items()}
-    results = generator.inpaint(_resize(window, p.size), _resize_mask(grown, p.size), params, **kwargs)
-    return [masks.paste(image, _resize(np.asarray(r, np.uint8), p.box_size), p.box, alpha) for r in results]
+    generated = generator.inpaint(_resize(window, p.size), _resize_mask(grown, p.size), params, **kwargs)
+    images = [masks.paste(image, _resize(np.asarray(r, np.uint8), p.box_size), p.box, alpha) for r in generated.images]
+    return Edited(images, generated, p)

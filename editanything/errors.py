@@ -33,6 +33,10 @@ class WorkerStartupError(EditAnythingError):
     """No worker process of a batch got as far as its first file (so no file is to blame)."""
 
 
+class UnchangedOutput(BadOutput):
+    """A generator gave back its input pixel for pixel; the Editor says why that may be (`pipeline._why_unchanged`)."""
+
+
 class ChecksumMismatch(EditAnythingError):
     """A downloaded or stored model file does not have the expected sha256."""
 

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from . import compose, masks
-from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound
 from .check import Look, look_again
+from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound, UnchangedOutput
 from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults, next_remover
 from .generate.recolor import RecolorGenerator, parse_color
 from .imageio import write_image
@@ -337,20 +337,23 @@ class Editor:
         feather = 0.0 if matte is not None else request.feather  # the matte's alpha is the blend at the edge
         mode = "full" if request.full_image else "crop"
         steps = self._instance_steps(detections, target, request, params)
-        images = [image]
-        for step_mask, step_params in steps:
-            images = [out for i, img in enumerate(images)
-                      for out in compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
-                                                     grow_px=grow, feather_px=feather, mode=mode,
-                                                     control=request.control or None)]
+        images, runs = [image], []
+        try:
+            for step_mask, step_params in steps:
+                edits = [compose.edit_region(img, step_mask, generator, _nth(step_params, i, len(images)),
+                                             grow_px=grow, feather_px=feather, mode=mode,
+                                             control=request.control or None) for i, img in enumerate(images)]
+                images = [out for edited in edits for out in edited.images]
+                runs.append(edits[0])  # every image of a step has the same plan and model
+        except UnchangedOutput:
+            raise BadOutput(f"the edit changed no pixel: {_why_unchanged(target, request)}") from None
         if matte is not None:
             images = [_apply_matte(matte, request.mode, image, out) for out in images]
         if any(np.array_equal(out, image) for out in images):
             raise BadOutput(f"the edit changed no pixel: {_why_unchanged(target, request)}")
-        plan = compose.plan(image.shape, steps[0][0], params, grow_px=grow, mode=mode,
-                            any_size=getattr(generator, "works_at_any_size", False))
-        recipe = self._recipe(image, mask, detections, request, params, generator, origin, selection_models,
-                              steps if request.prompt_for or request.steps else [], plan.size, matte)
+        recorded = [(m, p, run.plan) for (m, p), run in zip(steps, runs)] if request.prompt_for or request.steps else []
+        recipe = self._recipe(image, mask, detections, request, params, runs[-1].generated, origin,
+                              selection_models, recorded, runs[0].plan.size, matte)
         return EditResult(images, target, detections, recipe, matte, _skipped_phrases(request, detections))
 
     def _checked(self, image, mask, request, result, generator, params, attempt) -> EditResult:
@@ -428,12 +431,13 @@ class Editor:
             steps.append((rest, params))
         return steps
 
-    def _recipe(self, image, mask, detections, request, params, generator, origin, selection_models,
+    def _recipe(self, image, mask, detections, request, params, generated, origin, selection_models,
                 steps, size, matte=None) -> Recipe:
+        """The recipe, from what the generation returned (`generated`) and each step's plan."""
         selection = request.selection
         # Only a sampler uses steps, CFG and a seed: the parameters chunk of OpenCV's fill, a recolor
         # or a service that takes no seed does not claim them.
-        sampled = bool(getattr(generator, "last_seeds", None))
+        sampled = bool(generated.seeds)
         control = {kind: {"path": str(Path(request.control_files[kind]).resolve())
                           if kind in request.control_files else None, "sha256": array_sha256(np.asarray(array))}
                    for kind, array in request.control.items()}
@@ -447,11 +451,12 @@ class Editor:
                 "grow": request.grow, "feather": request.feather, "full_image": request.full_image,
                 "color": request.color, "detections": detections.to_json(), "mask": encode_mask(mask),
                 "control": control, "sampled": sampled,
-                **({"steps": [{"prompt": p.prompt, "mask": encode_mask(m)} for m, p in steps]} if steps else {}),
+                **({"steps": [{"prompt": p.prompt, "mask": encode_mask(m), "box": list(plan.box),
+                                "generation_size": list(plan.size)} for m, p, plan in steps]} if steps else {}),
                 **({"prompt_expansion": request.expansion} if request.expansion else {}),
                 **({"matte": matte.record()} if matte is not None else {}),
             },
-            models={"generator": generator.model_info(), **selection_models},
+            models={"generator": generated.recipe_model(), **selection_models},
             seed=params.seed,
             versions=library_versions(),
         )

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
+from .generate.generated import Generated
 from .imageio import limit_size, read_image, read_png_text, write_image
 from .prompting.types import Expansion
 from .recipe import PARAMETERS_KEY, RECIPE_KEY, array_sha256, library_versions, webui_parameters
-from .sketch import GENERATIVE_STYLES, check_params, needs_color, sketch
-from .sketch.generative import generation_params, generation_size, model_info
+from .sketch import GENERATIVE_STYLES, check_params, needs_color, sketch_generated
+from .sketch.generative import generation_params, generation_size
 from .types import MAX_SEED, Recipe
 
 __all__ = ["SketchReplay", "generative_text", "prepare_sketch_replay", "read_sketch_recipe"]
@@ -31,15 +32,16 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_THREADS = 4096
 
 
-def generative_text(style: str, params: dict[str, Any], *, source: Path, photo: np.ndarray, drawing: np.ndarray,
+def generative_text(style: str, params: dict[str, Any], *, source: Path, photo: np.ndarray, drawn: Generated,
                     max_side: int | None, expansion: dict[str, Any] | None = None) -> dict[str, str]:
     """The PNG text chunks of a generative sketch: WebUI `parameters` and the full JSON recipe.
 
     `photo` is the image as read (before `max_side`), `params` the resolved parameters it ran with,
-    `expansion` how its prompt was expanded (`prompt_expansion` in the recipe; replay reuses the prompt).
+    `drawn` what the style returned (the drawing, and the models it ran with), `expansion` how its
+    prompt was expanded (`prompt_expansion` in the recipe; replay reuses the prompt).
     """
     h, w = photo.shape[:2]
-    models = model_info()
+    drawing, models = drawn.images[0], drawn.model
     data = {"operation": "sketch", "style": style, "parameters": params,
             "inputs": {"image": str(source), "sha256": array_sha256(photo), "size": [w, h]},
             "max_side": max_side, "models": models, "seed": params["seed"], "versions": library_versions(),
@@ -122,9 +124,10 @@ class SketchReplay:
 
     def run(self, output: str | Path | None, result: str | Path) -> np.ndarray:
         """Draw again, write `output` if given (with the recipe, never over the photo or `result`); the drawing."""
-        drawing = sketch(limit_size(self.photo, self.max_side), self.style, **self.params)
+        drawn = sketch_generated(limit_size(self.photo, self.max_side), self.style, **self.params)
+        drawing = drawn.images[0]
         if output is not None:
-            text = generative_text(self.style, self.params, source=self.source, photo=self.photo, drawing=drawing,
+            text = generative_text(self.style, self.params, source=self.source, photo=self.photo, drawn=drawn,
                                    max_side=self.max_side, expansion=self.expansion)
             write_image(output, drawing, text=text, inputs=(self.source, Path(result)))
         return drawing

@@ -10,7 +10,7 @@ import pytest
 
 from editanything import compose, masks, read_image
 from editanything.errors import InvalidInputError, NothingFound
-from editanything.generate import ClassicalGenerator, GenerationParams
+from editanything.generate import ClassicalGenerator, Generated, GenerationParams
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
@@ -23,13 +23,12 @@ class NoiseGenerator:
 
     def __init__(self):
         self.calls = []
-        self.last_seeds = []
 
     def inpaint(self, image, mask, params, control=None):
         self.calls.append((image.shape, mask.copy(), None if control is None else dict(control)))
         rng = np.random.default_rng(params.seed)
-        self.last_seeds = params.image_seeds()
-        return [rng.integers(0, 256, image.shape, dtype=np.uint8) for _ in range(params.n_images)]
+        return Generated([rng.integers(0, 256, image.shape, dtype=np.uint8) for _ in range(params.n_images)],
+                         params.image_seeds(), model=self.model_info())
 
     def model_info(self):
         return {"name": self.name}
@@ -59,7 +58,8 @@ def test_outside_the_grown_mask_is_bit_identical(big_photo, mode, grow_px, feath
     mask = _blob(big_photo.shape[:2], (1700, 800), 140)
     gen = NoiseGenerator()
     params = GenerationParams(prompt="x", seed=3, batch_size=2, resolution=128)
-    outs = compose.edit_region(big_photo, mask, gen, params, grow_px=grow_px, feather_px=feather_px, mode=mode)
+    outs = compose.edit_region(big_photo, mask, gen, params, grow_px=grow_px, feather_px=feather_px,
+                               mode=mode).images
     grown = masks.grow(mask, grow_px)
     assert len(outs) == 2
     for out in outs:
@@ -79,9 +79,9 @@ def test_alpha_is_one_inside_the_feather_and_blends_at_the_edge():
         works_at_any_size = True
 
         def inpaint(self, image, mask, params, control=None):
-            return [np.zeros_like(image)]
+            return Generated([np.zeros_like(image)])
 
-    out = compose.edit_region(image, mask, Black(), PARAMS, grow_px=4, feather_px=6)[0]
+    out = compose.edit_region(image, mask, Black(), PARAMS, grow_px=4, feather_px=6).images[0]
     alpha = masks.feather(masks.grow(mask, 4), 6)
     expected = np.rint(200 * (1 - alpha)).astype(np.uint8)
     np.testing.assert_array_equal(out[..., 0], expected)
@@ -168,8 +168,8 @@ def test_random_seed_is_resolved_once():
     mask = np.zeros((64, 64), bool)
     mask[10:20, 10:20] = True
     gen = NoiseGenerator()
-    compose.edit_region(image, mask, gen, GenerationParams(seed=-1, batch_count=2, resolution=64))
-    a, b = gen.last_seeds
+    edited = compose.edit_region(image, mask, gen, GenerationParams(seed=-1, batch_count=2, resolution=64))
+    a, b = edited.generated.seeds
     assert b == a + 1 and a >= 0
 
 
@@ -183,7 +183,7 @@ def test_classical_remove_on_a_real_photo(big_photo, mode):
     mask = np.zeros(gray.shape, bool)
     mask[window] = gray[window] > gray[window].min() + 40
     mask = masks.grow(mask, 3)
-    out = compose.edit_region(big_photo, mask, ClassicalGenerator(), PARAMS, mode=mode)[0]
+    out = compose.edit_region(big_photo, mask, ClassicalGenerator(), PARAMS, mode=mode).images[0]
     grown = masks.grow(mask, 8)
     np.testing.assert_array_equal(out[~grown], big_photo[~grown])
     ring = masks.grow(mask, 40) & ~grown
@@ -208,11 +208,12 @@ def tiny_generator(tmp_path_factory):
 def test_diffusion_edit_on_a_real_photo_keeps_the_outside(big_photo, tiny_generator, mode):
     mask = _blob(big_photo.shape[:2], (1500, 1000), 200)
     params = GenerationParams(prompt="a red balloon", sampler="Euler a", steps=2, seed=9, resolution=64)
-    out = compose.edit_region(big_photo, mask, tiny_generator, params, mode=mode)[0]
+    edited = compose.edit_region(big_photo, mask, tiny_generator, params, mode=mode)
+    out = edited.images[0]
     grown = masks.grow(mask, 8)
     np.testing.assert_array_equal(out[~grown], big_photo[~grown])
     assert (out[mask] != big_photo[mask]).any(axis=-1).mean() > 0.5
-    assert tiny_generator.last_seeds == [9]
+    assert edited.generated.seeds == [9]
 
 
 def _imports(module_file):

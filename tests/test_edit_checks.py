@@ -128,7 +128,7 @@ def test_non_finite_mask_sizes_are_refused_in_one_line(isolated_models, tmp_path
 
 
 def test_non_finite_weights_and_scales_are_refused():
-    from editanything.generate.diffusion import Lora, _to_uint8, parse_lora
+    from editanything.generate.base import Lora, parse_lora, to_uint8
     from editanything.generate.prompts import parse_prompt_attention
 
     with pytest.raises(InvalidInputError, match="out of range"):
@@ -142,4 +142,4 @@ def test_non_finite_weights_and_scales_are_refused():
     with pytest.raises(InvalidInputError, match="finite"):
         Lora(Path("style.safetensors"), float("-inf"))
     with pytest.raises(BadOutput, match="non-finite"):
-        _to_uint8(np.full((1, 8, 8, 3), np.nan, np.float32))
+        to_uint8(np.full((1, 8, 8, 3), np.nan, np.float32))

@@ -67,18 +67,18 @@ def test_matches_the_diffusers_pipeline_and_each_batch_image_replays_alone(folde
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(**{**PARAMS.to_dict(), "batch_size": 2, "batch_count": 1})
     generated = generator.inpaint(image, mask, params)
-    assert len(generated) == 2 and generator.last_seeds == [11, 12]
-    for out, seed in zip(generated, (11, 12)):
+    assert len(generated.images) == 2 and generated.seeds == [11, 12]
+    for out, seed in zip(generated.images, (11, 12)):
         np.testing.assert_array_equal(out, _direct(folder, image, mask, seed))
-    assert not np.array_equal(generated[0], generated[1])  # each image has its own noise
-    info = generator.model_info()
+    assert not np.array_equal(generated.images[0], generated.images[1])  # each image has its own noise
+    info = generated.model
     assert info["family"] == "flux2-klein" and info["distilled"] and len(info["sha256"]) == 64
 
 
 def test_sides_not_multiples_of_16_are_padded_and_cut_back(generator):
     image, mask = tiny_sd.image_and_mask(SIZE)
     image, mask = image[:, :40], mask[:, :40]  # 40 px wide: the pipeline would round it down to 32
-    out = generator.inpaint(image, mask, GenerationParams(**{**PARAMS.to_dict(), "seed": 4}))[0]
+    out = generator.inpaint(image, mask, GenerationParams(**{**PARAMS.to_dict(), "seed": 4})).images[0]
     assert out.shape == image.shape and out.dtype == np.uint8 and out.std() > 0
 
 
@@ -87,7 +87,7 @@ def test_outside_the_mask_stays_bit_exact_after_compose(generator):
     mask = np.zeros(image.shape[:2], bool)
     mask[60:140, 80:170] = True
     out = compose.edit_region(image, mask, generator, GenerationParams(**{**PARAMS.to_dict(), "seed": 2}),
-                              grow_px=4, feather_px=4)[0]
+                              grow_px=4, feather_px=4).images[0]
     kept = ~compose.masks.grow(mask, 4)
     np.testing.assert_array_equal(out[kept], image[kept])
     assert not np.array_equal(out[mask], image[mask])
@@ -118,7 +118,7 @@ def test_an_undistilled_folder_takes_cfg_and_the_negative_prompt_like_diffusers(
     ours = get_generator(str(base))
     assert not ours.distilled and "sampler Euler, 50 steps, CFG 4 by default; CFG and negative prompt work" in ours.describe()
     params = GenerationParams(**{**PARAMS.to_dict(), "negative_prompt": "blurry", "cfg_scale": 3.0})
-    generated = ours.inpaint(image, mask, params)[0]
+    generated = ours.inpaint(image, mask, params).images[0]
     pipe = _pipe(base)
     negative = pipe.encode_prompt("blurry")[0]
     np.testing.assert_array_equal(generated, _direct(base, image, mask, 11, guidance_scale=3.0,

@@ -57,7 +57,7 @@ def ours(folder):
 @pytest.fixture(scope="module")
 def baseline(ours):
     image, mask = tiny_sd.image_and_mask(SIZE)
-    return ours.inpaint(image, mask, PARAMS)[0]
+    return ours.inpaint(image, mask, PARAMS).images[0]
 
 
 @pytest.fixture
@@ -93,10 +93,10 @@ def test_full_image_mode_matches_the_diffusers_pipeline(ours, reference, sampler
                               cfg_scale=6.5, seed=77, resolution=SIZE)
     expected = _direct(reference, cls, params, image, mask, **options)
     generated = ours.inpaint(image, mask, params)
-    assert len(generated) == 1 and ours.last_seeds == [77]
-    np.testing.assert_array_equal(generated[0], expected)
+    assert len(generated.images) == 1 and generated.seeds == [77]
+    np.testing.assert_array_equal(generated.images[0], expected)
     # through compose in full-image mode (no grow, no feather): generated pixels inside, input outside
-    edited = compose.edit_region(image, mask, ours, params, mode="full", grow_px=0, feather_px=0)[0]
+    edited = compose.edit_region(image, mask, ours, params, mode="full", grow_px=0, feather_px=0).images[0]
     np.testing.assert_array_equal(edited, np.where(mask[..., None], expected, image))
 
 
@@ -105,32 +105,33 @@ def test_strength_below_one_matches_too(ours, reference):
     params = GenerationParams(prompt="x", sampler="Euler", steps=4, cfg_scale=7.0, strength=0.5, seed=5,
                               resolution=SIZE)
     expected = _direct(reference, diffusers.EulerDiscreteScheduler, params, image, mask, use_karras_sigmas=False)
-    np.testing.assert_array_equal(ours.inpaint(image, mask, params)[0], expected)
+    np.testing.assert_array_equal(ours.inpaint(image, mask, params).images[0], expected)
 
 
 def test_batches_and_seeds(ours):
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(prompt="x", sampler="Euler a", steps=2, seed=10, batch_size=2, batch_count=2,
                               resolution=SIZE)
-    images = ours.inpaint(image, mask, params)
-    assert len(images) == 4 and ours.last_seeds == [10, 11, 12, 13]
+    ran = ours.inpaint(image, mask, params)
+    images = ran.images
+    assert len(images) == 4 and ran.seeds == [10, 11, 12, 13]
     assert all(im.shape == image.shape and im.dtype == np.uint8 for im in images)
     assert len({im.tobytes() for im in images}) == 4
     # batch_count runs are independent: the second batch is what a run seeded 12 gives
     again = ours.inpaint(image, mask, GenerationParams(prompt="x", sampler="Euler a", steps=2, seed=12, batch_size=2,
                                                        resolution=SIZE))
-    np.testing.assert_array_equal(images[2], again[0])
-    np.testing.assert_array_equal(images[3], again[1])
+    np.testing.assert_array_equal(images[2], again.images[0])
+    np.testing.assert_array_equal(images[3], again.images[1])
 
 
 def test_random_seed_is_recorded_and_replays(ours):
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(prompt="x", sampler="DDIM", steps=2, seed=-1, resolution=SIZE)
-    first = ours.inpaint(image, mask, params)[0]
-    seed = ours.last_seeds[0]
+    ran = ours.inpaint(image, mask, params)
+    first, seed = ran.images[0], ran.seeds[0]
     assert 0 <= seed < 2**32
     again = ours.inpaint(image, mask, GenerationParams(prompt="x", sampler="DDIM", steps=2, seed=seed, resolution=SIZE))
-    np.testing.assert_array_equal(first, again[0])
+    np.testing.assert_array_equal(first, again.images[0])
 
 
 def test_sizes_must_be_multiples_of_8(ours):
@@ -143,10 +144,10 @@ def test_release_frees_and_reloads(folder, baseline):
     gen = DiffusionGenerator(folder)
     assert not gen.loaded
     image, mask = tiny_sd.image_and_mask(SIZE)
-    first = gen.inpaint(image, mask, PARAMS)[0]
+    first = gen.inpaint(image, mask, PARAMS).images[0]
     gen.release()
     assert not gen.loaded
-    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS)[0], first)
+    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS).images[0], first)
     np.testing.assert_array_equal(first, baseline)
 
 
@@ -157,7 +158,7 @@ def test_single_file_checkpoint_loads_offline_with_a_local_config(reference, fol
     path = tiny_sd.save_single_file(work / f"tiny-webui{suffix}", dict(reference.components))
     gen = get_generator(str(path), config=folder)
     image, mask = tiny_sd.image_and_mask(SIZE)
-    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS)[0], baseline)
+    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS).images[0], baseline)
     info = gen.model_info()
     assert info["format"] == "single-file" and info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert info["hash"] == info["sha256"][:10]
@@ -168,7 +169,7 @@ def test_single_file_uses_the_sd15_folder_from_checkpoints_by_default(isolated_m
     shutil.copytree(released, isolated_models / "sd15-inpainting")
     path = tiny_sd.save_single_file(work / "default-config.safetensors", dict(reference.components))
     image, mask = tiny_sd.image_and_mask(SIZE)
-    np.testing.assert_array_equal(DiffusionGenerator(path).inpaint(image, mask, PARAMS)[0], baseline)
+    np.testing.assert_array_equal(DiffusionGenerator(path).inpaint(image, mask, PARAMS).images[0], baseline)
 
 
 def test_four_channel_checkpoint_with_an_inpainting_config(folder, work, no_network):
@@ -181,7 +182,7 @@ def test_four_channel_checkpoint_with_an_inpainting_config(folder, work, no_netw
     assert unet.config.in_channels == 4
     for key, value in components["unet"].state_dict().items():
         torch.testing.assert_close(unet.state_dict()[key], value, rtol=0, atol=0)
-    assert out[0].shape == image.shape
+    assert out.images[0].shape == image.shape
 
 
 def test_single_file_with_an_original_yaml_and_the_hf_cache(work, monkeypatch, no_network):
@@ -233,7 +234,7 @@ def test_named_model_resolves_through_the_models_layer(isolated_models, released
     image, mask = tiny_sd.image_and_mask(SIZE)
     expected = _direct(stock, diffusers.DDIMScheduler, PARAMS, image, mask)
     assert gen.load().unet.dtype == torch.float32
-    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS)[0], expected)
+    np.testing.assert_array_equal(gen.inpaint(image, mask, PARAMS).images[0], expected)
 
 
 def test_weights_that_do_not_fit_the_config_are_one_line(folder, tmp_path):
@@ -267,10 +268,10 @@ def test_registry_errors(tmp_path):
 def test_lora_loads_with_its_scale(folder, reference, work, baseline):
     path = tiny_sd.save_kohya_lora(work / "tiny-lora.safetensors", reference.unet)
     image, mask = tiny_sd.image_and_mask(SIZE)
-    off = DiffusionGenerator(folder, loras=[Lora(path, 0.0)]).inpaint(image, mask, PARAMS)[0]
+    off = DiffusionGenerator(folder, loras=[Lora(path, 0.0)]).inpaint(image, mask, PARAMS).images[0]
     full_gen = DiffusionGenerator(folder, loras=[f"{path}:1.0"])
-    full = full_gen.inpaint(image, mask, PARAMS)[0]
-    half = DiffusionGenerator(folder, loras=[Lora(path, 0.5)]).inpaint(image, mask, PARAMS)[0]
+    full = full_gen.inpaint(image, mask, PARAMS).images[0]
+    half = DiffusionGenerator(folder, loras=[Lora(path, 0.5)]).inpaint(image, mask, PARAMS).images[0]
     np.testing.assert_array_equal(off, baseline)
     assert np.abs(full.astype(int) - baseline).mean() > 1
     assert np.abs(half.astype(int) - baseline).mean() < np.abs(full.astype(int) - baseline).mean()
@@ -288,7 +289,7 @@ def test_textual_inversion_embedding_loads_and_changes_the_output(folder, work, 
     path = tiny_sd.save_embedding(work / "tiny-style.safetensors")
     gen = DiffusionGenerator(folder, embeddings=[Embedding(path, "<tiny>")])
     image, mask = tiny_sd.image_and_mask(SIZE)
-    out = gen.inpaint(image, mask, PARAMS)[0]  # PARAMS' prompt uses <tiny>
+    out = gen.inpaint(image, mask, PARAMS).images[0]  # PARAMS' prompt uses <tiny>
     pipe = gen.load()
     from safetensors.torch import load_file
 
@@ -307,7 +308,7 @@ def test_controlnet_inpaint_matches_the_diffusers_pipeline(folder, controlnet, r
     gen = DiffusionGenerator(folder, controlnets=[("inpaint", controlnet)])
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(prompt="a red apple", sampler="DDIM", steps=2, cfg_scale=7.0, seed=3, resolution=SIZE)
-    ours_out = gen.inpaint(image, mask, params)[0]
+    ours_out = gen.inpaint(image, mask, params).images[0]
     # diffusers' documented control image for ControlNet inpaint: pixels in [0, 1], masked ones at -1
     cond = image.astype(np.float32) / 255.0
     cond[mask] = -1.0
@@ -324,17 +325,17 @@ def test_controlnet_inpaint_matches_the_diffusers_pipeline(folder, controlnet, r
 
 def test_second_controlnet_from_the_image_or_a_given_map(folder, controlnet, work):
     image, mask = tiny_sd.image_and_mask(SIZE)
-    one = DiffusionGenerator(folder, controlnets=[("inpaint", controlnet)]).inpaint(image, mask, PARAMS)[0]
+    one = DiffusionGenerator(folder, controlnets=[("inpaint", controlnet)]).inpaint(image, mask, PARAMS).images[0]
     two = DiffusionGenerator(folder, controlnets=[("inpaint", controlnet), ("canny", controlnet)],
                              controlnet_scale=[1.0, 0.8])
     assert type(two.load().controlnet).__name__ == "MultiControlNetModel"
-    assert not np.array_equal(two.inpaint(image, mask, PARAMS)[0], one)
+    assert not np.array_equal(two.inpaint(image, mask, PARAMS).images[0], one)
     seg = DiffusionGenerator(folder, controlnets=[("seg", controlnet)])
     with pytest.raises(InvalidInputError, match="control"):
         seg.inpaint(image, mask, PARAMS)
     seg_map = np.zeros_like(image)
     seg_map[mask] = (120, 120, 80)
-    assert seg.inpaint(image, mask, PARAMS, control={"seg": seg_map})[0].shape == image.shape
+    assert seg.inpaint(image, mask, PARAMS, control={"seg": seg_map}).images[0].shape == image.shape
     with pytest.raises(InvalidInputError, match="ControlNet"):
         DiffusionGenerator(folder, controlnets=["depth"])
     with pytest.raises(InvalidInputError, match="controlnet_kinds"):
@@ -352,7 +353,7 @@ def test_generator_contract(make, folder):
     assert isinstance(gen, Generator)
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(prompt="x", sampler="DDIM", steps=2, seed=4, batch_size=2, resolution=SIZE)
-    out = gen.inpaint(image, mask, params)
+    out = gen.inpaint(image, mask, params).images
     assert len(out) == 2 and all(o.shape == image.shape and o.dtype == np.uint8 for o in out)
     info = gen.model_info()
     assert info["name"] == gen.name
@@ -371,9 +372,9 @@ def test_lines_controlnet_uses_hed_lines_inverted(folder, controlnet, monkeypatc
     calls = []
     monkeypatch.setattr(hed, "hed_lines", lambda img: calls.append(img.shape) or drawing)
     gen = DiffusionGenerator(folder, controlnets=[("lines", controlnet)])
-    auto = gen.inpaint(image, mask, PARAMS)[0]
+    auto = gen.inpaint(image, mask, PARAMS).images[0]
     assert calls == [image.shape]
-    given = gen.inpaint(image, mask, PARAMS, control={"lines": np.repeat((255 - drawing)[..., None], 3, 2)})[0]
+    given = gen.inpaint(image, mask, PARAMS, control={"lines": np.repeat((255 - drawing)[..., None], 3, 2)}).images[0]
     np.testing.assert_array_equal(auto, given)
 
 

@@ -178,4 +178,4 @@ def test_fp16_only_repo_downloads_the_variant_and_loads_upcast(hub, isolated_mod
         assert torch.equal(loaded[key], value.float()), key
     image, mask = image_and_mask(64)
     out = generator.inpaint(image, mask, GenerationParams(prompt="a cat", steps=2, seed=1, resolution=64))
-    assert out[0].shape == image.shape
+    assert out.images[0].shape == image.shape

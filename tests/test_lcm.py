@@ -77,25 +77,28 @@ def test_sampler_name_is_the_webuis():
 def test_lcm_matches_diffusers_with_the_lora_and_scheduler_then_turns_off(folder, lcm_present, lcm_file):
     image, mask = tiny_sd.image_and_mask(SIZE)
     ours = DiffusionGenerator(folder)
-    generated = ours.inpaint(image, mask, LCM)[0]
+    ran = ours.inpaint(image, mask, LCM)
+    generated = ran.images[0]
 
     pipe = _reference(folder)
     pipe.load_lora_weights(str(lcm_file), adapter_name="lcm")
     pipe.scheduler = diffusers.LCMScheduler.from_config(pipe.scheduler.config)
     np.testing.assert_array_equal(generated, _direct(pipe, LCM, image, mask))
-    assert ours.model_info()["lcm_lora"] == {"path": str(lcm_present), "sha256": cached_sha256(lcm_file)}
+    assert ran.model["lcm_lora"] == {"path": str(lcm_present), "sha256": cached_sha256(lcm_file)}
 
     # Another sampler on the same generator: the LoRA is off and the model is the stock one again.
     ddim = GenerationParams(prompt="a red apple", sampler="DDIM", steps=2, seed=3, resolution=SIZE)
-    fresh = DiffusionGenerator(folder).inpaint(image, mask, ddim)[0]
-    np.testing.assert_array_equal(ours.inpaint(image, mask, ddim)[0], fresh)
+    fresh = DiffusionGenerator(folder).inpaint(image, mask, ddim).images[0]
+    off = ours.inpaint(image, mask, ddim)
+    np.testing.assert_array_equal(off.images[0], fresh)
+    assert not off.model["lcm"] and "lcm_lora" not in off.model
     assert not np.array_equal(generated, fresh)
 
 
 def test_lcm_keeps_the_users_lora_at_its_scale(folder, lcm_present, lcm_file, work):
     image, mask = tiny_sd.image_and_mask(SIZE)
     user = tiny_sd.save_kohya_lora(work / "user.safetensors", _reference(folder).unet, scale=0.5)
-    generated = DiffusionGenerator(folder, loras=[Lora(user, 0.5)]).inpaint(image, mask, LCM)[0]
+    generated = DiffusionGenerator(folder, loras=[Lora(user, 0.5)]).inpaint(image, mask, LCM).images[0]
 
     pipe = _reference(folder)
     pipe.load_lora_weights(str(user), adapter_name="user")

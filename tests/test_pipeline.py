@@ -189,7 +189,7 @@ def test_prompt_for_edits_each_instance_with_its_own_prompt(deep, coffee):
     expected = coffee
     for i, prompt in enumerate(["a blue mug", "a fork"]):
         step = GenerationParams(prompt=prompt, steps=2, seed=5, resolution=64)
-        expected = compose.edit_region(expected, found.masks[i], generator, step)[0]
+        expected = compose.edit_region(expected, found.masks[i], generator, step).images[0]
     assert np.array_equal(result.images[0], expected)
     with pytest.raises(NothingFound, match="'dog'"):
         editor.edit(coffee, dataclasses.replace(request, prompt_for={"dog": "a corgi"}))

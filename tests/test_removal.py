@@ -61,7 +61,7 @@ def test_lama_matches_onnxruntime_called_directly_at_its_size(tiny_files):
     image = read_image(DEMOS / "astronaut.jpg")
     assert image.shape == (512, 512, 3)
     mask = _hole((512, 512), (200, 150, 330, 300))
-    out = LamaRemover(tiny_files[0]).inpaint(image, mask)[0]
+    out = LamaRemover(tiny_files[0]).inpaint(image, mask).images[0]
 
     session = ort.InferenceSession(str(tiny_files[0]), providers=["CPUExecutionProvider"])
     raw = session.run(None, {"image": (image.astype(np.float32) / 255).transpose(2, 0, 1)[None],
@@ -75,7 +75,7 @@ def test_lama_matches_onnxruntime_called_directly_at_its_size(tiny_files):
 def test_lama_fits_any_crop_into_its_square_and_back(tiny_files, coffee):
     image = np.ascontiguousarray(coffee[100:300, 50:450])  # 400x200: scaled to 512x256, reflect-padded
     mask = _hole(image.shape[:2], (150, 60, 260, 150))
-    out = LamaRemover(tiny_files[0]).inpaint(image, mask, GenerationParams(batch_size=2))
+    out = LamaRemover(tiny_files[0]).inpaint(image, mask, GenerationParams(batch_size=2)).images
     assert len(out) == 2 and np.array_equal(out[0], out[1])
     assert out[0].shape == image.shape and out[0].dtype == np.uint8
     assert np.array_equal(out[0][~mask], image[~mask])
@@ -85,7 +85,7 @@ def test_lama_fits_any_crop_into_its_square_and_back(tiny_files, coffee):
 def test_migan_matches_onnxruntime_called_directly(tiny_files, coffee):
     image = np.ascontiguousarray(coffee[:300, :250])
     mask = _hole(image.shape[:2], (60, 80, 150, 220))
-    out = MiganRemover(tiny_files[1]).inpaint(image, mask)[0]
+    out = MiganRemover(tiny_files[1]).inpaint(image, mask).images[0]
 
     session = ort.InferenceSession(str(tiny_files[1]), providers=["CPUExecutionProvider"])
     raw = session.run(None, {"image": image.transpose(2, 0, 1)[None].copy(),
@@ -170,7 +170,7 @@ def test_get_generator_takes_an_onnx_file_as_lama(tiny_files, coffee):
     remover = get_generator(str(tiny_files[0]))
     assert isinstance(remover, LamaRemover) and remover.name == "lama"
     mask = _hole(coffee.shape[:2], (300, 100, 400, 300))
-    assert not np.array_equal(remover.inpaint(coffee, mask)[0][mask], coffee[mask])
+    assert not np.array_equal(remover.inpaint(coffee, mask).images[0][mask], coffee[mask])
 
 
 def test_an_onnx_file_is_told_lama_or_migan_by_its_inputs(tiny_files, coffee, tmp_path):
@@ -202,8 +202,8 @@ def test_remover_contract(cls, index, tiny_files, coffee):
     assert isinstance(remover, Generator)
     mask = _hole(coffee.shape[:2], (100, 100, 180, 160))
     out = remover.inpaint(coffee, mask, GenerationParams(seed=4, batch_size=2))
-    assert len(out) == 2 and all(o.shape == coffee.shape and o.dtype == np.uint8 for o in out)
-    assert remover.model_info()["name"] == remover.name and remover.last_seeds == []
+    assert len(out.images) == 2 and all(o.shape == coffee.shape and o.dtype == np.uint8 for o in out.images)
+    assert out.model["name"] == remover.name and out.seeds == []
     with pytest.raises(InvalidInputError):
         remover.inpaint(coffee, mask[:10])
     remover.release()

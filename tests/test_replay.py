@@ -72,10 +72,10 @@ def test_each_image_of_a_batch_is_what_its_seed_alone_gives(generator, sampler, 
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(prompt="x", sampler=sampler, steps=2, seed=40, batch_size=2, resolution=SIZE)
     batch = generator.inpaint(image, mask, params)
-    assert generator.last_seeds == [40, 41] and not np.array_equal(batch[0], batch[1])
+    assert batch.seeds == [40, 41] and not np.array_equal(batch.images[0], batch.images[1])
     alone = generator.inpaint(image, mask, GenerationParams(prompt="x", sampler=sampler, steps=2, seed=41,
                                                             resolution=SIZE))
-    np.testing.assert_array_equal(batch[1], alone[0])
+    np.testing.assert_array_equal(batch.images[1], alone.images[0])
 
 
 def test_seeds_near_the_top_wrap_around(generator):
@@ -84,10 +84,10 @@ def test_seeds_near_the_top_wrap_around(generator):
                               resolution=SIZE)
     assert params.image_seeds() == [MAX_SEED, 0, 1, 2]
     batch = generator.inpaint(image, mask, params)
-    assert generator.last_seeds == [MAX_SEED, 0, 1, 2]
+    assert batch.seeds == [MAX_SEED, 0, 1, 2]
     alone = generator.inpaint(image, mask, GenerationParams(prompt="x", sampler="Euler a", steps=2, seed=0,
                                                             resolution=SIZE))
-    np.testing.assert_array_equal(batch[1], alone[0])
+    np.testing.assert_array_equal(batch.images[1], alone.images[0])
 
 
 def test_generation_runs_with_the_threads_it_is_given_whatever_the_process_uses(folder, threads):
@@ -95,13 +95,14 @@ def test_generation_runs_with_the_threads_it_is_given_whatever_the_process_uses(
     params = GenerationParams(prompt="x", sampler="Euler a", steps=3, seed=5, resolution=64)
     torch.set_num_threads(1)
     free = DiffusionGenerator(folder)
-    one = free.inpaint(image, mask, params)[0]
-    assert free.last_threads == 1 and free.model_info()["threads"] == 1
+    ran = free.inpaint(image, mask, params)
+    one = ran.images[0]
+    assert ran.threads == 1 and ran.recipe_model()["threads"] == 1
     torch.set_num_threads(2)
     # the process's count changes the last bits (which is why the recipe records it) ...
-    assert not np.array_equal(free.inpaint(image, mask, params)[0], one)
+    assert not np.array_equal(free.inpaint(image, mask, params).images[0], one)
     # ... and a generator told the recorded count gives the same bits in a 2-thread process
-    np.testing.assert_array_equal(DiffusionGenerator(folder, threads=1).inpaint(image, mask, params)[0], one)
+    np.testing.assert_array_equal(DiffusionGenerator(folder, threads=1).inpaint(image, mask, params).images[0], one)
     assert torch.get_num_threads() == 2  # the process's setting is restored
     with pytest.raises(InvalidInputError, match="threads"):
         DiffusionGenerator(folder, threads=0)

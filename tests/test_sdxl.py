@@ -48,9 +48,9 @@ def test_matches_the_diffusers_pipeline_loaded_from_the_fp16_files(folder):
                mask_image=Image.fromarray(mask.astype(np.uint8) * 255), height=SIZE, width=SIZE, strength=1.0,
                num_inference_steps=PARAMS.steps, guidance_scale=PARAMS.cfg_scale,
                generator=torch.Generator("cpu").manual_seed(PARAMS.seed), output_type="np")
-    assert len(generated) == 1 and ours.last_seeds == [11]
-    np.testing.assert_array_equal(generated[0], (out.images[0] * 255).round().astype(np.uint8))
-    assert ours.model_info()["family"] == "sdxl"
+    assert len(generated.images) == 1 and generated.seeds == [11]
+    np.testing.assert_array_equal(generated.images[0], (out.images[0] * 255).round().astype(np.uint8))
+    assert generated.model["family"] == "sdxl" and generated.threads >= 1
 
 
 def test_named_model_resolves_and_prompt_weights_are_refused(folder, isolated_models):
@@ -83,7 +83,8 @@ def test_lcm_sampler_loads_the_sdxl_lcm_lora_like_diffusers(folder, isolated_mod
     image, mask = tiny_sd.image_and_mask(SIZE)
     params = GenerationParams(prompt="a cat", sampler="LCM", steps=2, cfg_scale=1.5, seed=5, resolution=SIZE)
     ours = SDXLGenerator(folder)
-    generated = ours.inpaint(image, mask, params)[0]
+    ran = ours.inpaint(image, mask, params)
+    generated = ran.images[0]
 
     pipe.load_lora_weights(str(lora), adapter_name="lcm")
     pipe.scheduler = diffusers.LCMScheduler.from_config(pipe.scheduler.config)
@@ -91,7 +92,7 @@ def test_lcm_sampler_loads_the_sdxl_lcm_lora_like_diffusers(folder, isolated_mod
                height=SIZE, width=SIZE, strength=1.0, num_inference_steps=2, guidance_scale=1.5,
                generator=torch.Generator("cpu").manual_seed(5), output_type="np")
     np.testing.assert_array_equal(generated, (out.images[0] * 255).round().astype(np.uint8))
-    assert ours.model_info()["lcm_lora"]["path"] == str(lora)
+    assert ran.model["lcm"] and ran.model["lcm_lora"]["path"] == str(lora)
 
 
 def test_auto_prefers_sd15_on_a_cpu_and_says_why(folder, isolated_models, monkeypatch):

@@ -98,7 +98,7 @@ def test_a_user_diffusers_model_is_a_generator_by_name(user_models):
     assert gen.name == "my-sd"
     image, mask = image_and_mask(64)
     out = gen.inpaint(image, mask, GenerationParams(prompt="a cat", sampler="DDIM", steps=2, seed=1, resolution=64))
-    assert out[0].shape == image.shape and gen.load().unet.dtype == torch.float32
+    assert out.images[0].shape == image.shape and gen.load().unet.dtype == torch.float32
 
 
 def test_an_unknown_backend_is_a_one_line_error(tmp_path, monkeypatch):

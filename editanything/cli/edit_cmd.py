@@ -15,7 +15,8 @@ import numpy as np
 from ..batch import edit_folder, edit_jobs, pending
 from ..errors import InvalidInputError
 from ..generate import GenerationParams, load_styles, model_defaults, pick_styles, sampler_names
-from ..generate.diffusion import NEEDS_CONTROL_IMAGE, HeldPipeline
+from ..generate.base import DiffusersGenerator
+from ..generate.diffusion import NEEDS_CONTROL_IMAGE
 from ..generate.params import describe_defaults
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
@@ -301,7 +302,7 @@ def run_edit(args: argparse.Namespace) -> int:
         generator.load()
     loading = time.perf_counter() - loading_start if in_process else None
     # A local diffusion model on Ray: one copy per few CPUs, not one per CPU
-    engine = engine_from_args(args, workers, heavy=isinstance(generator, HeldPipeline))
+    engine = engine_from_args(args, workers, heavy=isinstance(generator, DiffusersGenerator))
     with progress_bar.step_bar(in_process and not args.quiet and progress_bar.on_terminal()):
         report = edit_folder(args.images, args.output, request, editor=editor, workers=workers, engine=engine,
                              overwrite=args.overwrite, progress=progress_bar.batch_progress(args.quiet, "edit"),

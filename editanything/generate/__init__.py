@@ -20,8 +20,9 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 
 from ..registry import Registry, for_model
-from .classical import ClassicalGenerator
 from ..types import GenerationParams
+from .classical import ClassicalGenerator
+from .generated import Generated
 from .params import WEBUI_DEFAULTS, model_defaults
 from .prompts import Style, apply_styles, load_styles, parse_prompt_attention, pick_styles
 from .samplers import canonical_name, make_scheduler, sampler_names
@@ -36,17 +37,21 @@ class Generator(Protocol):
     it a generator gets the WebUI's defaults (`WEBUI_DEFAULTS`, what Stable Diffusion uses); see
     `model_defaults`. `takes_prompt = False` (removers, OpenCV's fill, recolor): it never reads the
     prompts, so the Editor hands it none and the recipe records none.
+
+    A generator keeps nothing of a call on itself: `inpaint` returns the images with the seed of each,
+    the threads and the model info it ran with (`Generated`), so one generator may serve several
+    threads at once; image i of a batch equals what its seed gives alone, and an output that is NaN or
+    its input unchanged is `BadOutput`. tests/test_generator_contract.py holds every registered one to this.
     """
 
     name: str
     works_at_any_size: bool  # False: needs sides that are multiples of 8 and works best near its resolution
-    last_seeds: list[int]
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
-        """batch_size × batch_count RGB uint8 images the size of `image`."""
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> Generated:
+        """batch_size × batch_count RGB uint8 images the size of `image`, and what made them."""
 
     def model_info(self) -> dict[str, Any]:
-        """Model name, file and sha256 when known, for the recipe."""
+        """Model name, file and sha256 when known (what `Generated.model` holds before a call's own parts)."""
 
     def release(self) -> None:
         """Free the model's memory."""
@@ -154,7 +159,8 @@ def get_generator(name: str | os.PathLike = "auto", **kwargs: Any) -> Generator:
 
 
 __all__ = [
-    "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "GenerationParams", "Generator", "Style", "apply_styles",
-    "REMOVAL_CHAIN", "WEBUI_DEFAULTS", "best_remover", "next_remover", "canonical_name", "get_generator", "list_generators", "load_styles",
+    "ClassicalGenerator", "GENERATORS", "GENERATOR_BACKENDS", "Generated", "GenerationParams", "Generator", "Style",
+    "apply_styles", "REMOVAL_CHAIN", "WEBUI_DEFAULTS", "best_remover", "next_remover", "canonical_name",
+    "get_generator", "list_generators", "load_styles",
     "make_scheduler", "model_defaults", "parse_prompt_attention", "pick_styles", "register_generator", "sampler_names",
 ]

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..types import check_mask, check_rgb
-from ..types import GenerationParams
+from ..types import GenerationParams, check_mask, check_rgb
+from .generated import Generated, changed
 
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
@@ -30,7 +30,6 @@ class ClassicalGenerator:
         if not radius > 0:
             raise InvalidInputError(f"inpaint radius must be > 0 pixels; got {radius!r}")
         self.method, self.radius = method, float(radius)
-        self.last_seeds: list[int] = []
 
     @property
     def name(self) -> str:
@@ -39,13 +38,13 @@ class ClassicalGenerator:
     def describe(self) -> str:
         return f"{self.name} ({self.note})" if self.note else self.name
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> list[np.ndarray]:
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> Generated:
         image = check_rgb(image)
         mask = check_mask(mask, image.shape)
         params = params or GenerationParams()
         filled = cv2.inpaint(image, mask.astype(np.uint8) * 255, self.radius, METHODS[self.method])
-        self.last_seeds = []
-        return [filled.copy() for _ in range(params.n_images)]
+        return Generated(changed(image, [filled.copy() for _ in range(params.n_images)], self.name),
+                         model=self.model_info())
 
     def model_info(self) -> dict[str, Any]:
         return {"name": self.name, "method": self.method, "radius": self.radius, "opencv": cv2.__version__}

@@ -11,26 +11,20 @@ processor on torch 2); CPU runs fp32.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import BadOutput, InvalidInputError, ModelNotFound, require
+from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.checkpoint import load_torch_state
 from ..models.store import cached_sha256
-from ..types import check_mask, check_rgb
-from .lcm import SAMPLER as LCM_SAMPLER, set_lcm
 from ..types import GenerationParams
-from .params import WEBUI_DEFAULTS
+from .base import DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_weights, weights_file
 from .prompts import encode_prompts
-from .samplers import make_scheduler
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
                      "lines": "controlnet-lineart", "seg": "controlnet-seg"}
@@ -43,31 +37,9 @@ _UNET_CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"
 
 
 @dataclass(frozen=True)
-class Lora:
-    path: Path
-    scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.scale):
-            raise InvalidInputError(f"LoRA {self.path}: the scale must be a finite number; got {self.scale!r}")
-
-
-@dataclass(frozen=True)
 class Embedding:
     path: Path
     token: str
-
-
-def parse_lora(text: str) -> Lora:
-    """`PATH` or `PATH:SCALE` (the CLI's `--lora`), scale 1.0 by default."""
-    path, _, scale = text.rpartition(":")
-    if path and scale:
-        try:
-            value = float(scale)
-        except ValueError:  # a colon in the path, no scale
-            return Lora(Path(text))
-        return Lora(Path(path), value)
-    return Lora(Path(text))
 
 
 @dataclass(frozen=True)
@@ -115,83 +87,6 @@ def _resolve_controlnet(entry: str | tuple[str, str | os.PathLike]) -> tuple[str
     return kind, path
 
 
-_SHAPE_MISMATCH = re.compile(r"because (\S+) expected shape torch\.Size\((\[[^\]]*\])\), but got torch\.Size\((\[[^\]]*\])\)")
-
-
-def _load_error(what: str, name: str, path: Path, exc: Exception) -> Exception:
-    """One line for a pipeline that does not load: tensors that do not fit the config say so."""
-    text = str(exc)
-    m = _SHAPE_MISMATCH.search(text)
-    if m:
-        key, want, got = m.groups()
-        return InvalidInputError(
-            f"{path}: the weights do not fit the config ({key} has shape {got}, the config wants {want}); "
-            f"its files come from different models: download it again")
-    return ModelNotFound(f"cannot load {what} {name} from {path}: "
-                         f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
-
-
-@contextlib.contextmanager
-def loading(what: str, name: str, path: Path) -> Iterator[None]:
-    """Loading a pipeline: what fails to load becomes one line naming the model (CUDA OOM passes as it is)."""
-    import torch
-
-    try:
-        yield
-    except torch.cuda.OutOfMemoryError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise _load_error(what, name, path, exc) from exc
-
-
-def place(pipe: Any, device: str, cpu_offload: bool = False) -> None:
-    """Put a loaded pipeline on `device` with its progress bars off; `cpu_offload` on CUDA keeps each
-    component on the CPU until it runs (less VRAM, slower)."""
-    if cpu_offload and str(device).startswith("cuda"):
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-
-
-def load_loras(pipe, loras: Sequence[Lora]) -> None:
-    """Attach LoRAs as PEFT adapters named "lora0", "lora1", … at their scales (LCM switches by these names)."""
-    require("peft", "diffusion")
-    names = [f"lora{i}" for i in range(len(loras))]
-    for name, lora in zip(names, loras):
-        pipe.load_lora_weights(str(lora.path), adapter_name=name)
-    pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])
-
-
-def free_memory() -> None:
-    """Give back what a dropped pipeline held: Python's heap now, and the CUDA cache where there is one."""
-    gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def use_sampler(pipe: Any, sampler: str, scheduler_config: Mapping[str, Any], loras: Sequence[Lora]) -> Path | None:
-    """The WebUI `sampler` as the pipeline's scheduler, with the LCM-LoRA on for "LCM" and off otherwise
-    (the user's LoRAs, named as `load_loras` names them, keep their scales); the LCM-LoRA file when on."""
-    pipe.scheduler = make_scheduler(sampler, scheduler_config)
-    return set_lcm(pipe, sampler == LCM_SAMPLER, [(f"lora{i}", x.scale) for i, x in enumerate(loras)])
-
-
-class HeldPipeline:
-    """A generator holding one diffusers pipeline in `_pipe`, built by its `load()` on first use."""
-
-    _pipe: Any = None
-
-    def release(self) -> None:
-        """Drop the pipeline and free its memory; the next `inpaint` loads it again."""
-        if self._pipe is None:
-            return
-        self._pipe = None
-        free_memory()
-
-
 def _checkpoint_in_channels(path: Path) -> int | None:
     """The UNet's input channels of an original-layout checkpoint (9 for inpainting models, 4 otherwise)."""
     if path.suffix.lower() == ".safetensors":
@@ -204,29 +99,7 @@ def _checkpoint_in_channels(path: Path) -> int | None:
     return sd[_UNET_CONV_IN].shape[1] if _UNET_CONV_IN in sd else None
 
 
-@contextlib.contextmanager
-def _intra_op_threads(count: int):
-    """Run with torch's CPU thread count set to `count`: CPU kernels split their sums by thread, so
-    the last bit of a result depends on it (an `edit --workers N` worker runs with fewer threads)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
-    if not np.isfinite(images).all():  # cast to uint8, NaN would become a black image reported as done
-        raise BadOutput("the model produced non-finite numbers (NaN or inf) instead of an image; check the "
-                        "prompt weights, LoRA scales and CFG, or run in full precision")
-    # The rounding diffusers uses for its PIL output, so both give the same pixels.
-    return list((images * 255).round().astype(np.uint8))
-
-
-class DiffusionGenerator(HeldPipeline):
+class DiffusionGenerator(DiffusersGenerator):
     """Stable Diffusion inpainting at the size it is given (a multiple of 8; compose.py crops and resizes).
 
     model:        a model name of the registry ("sd15-inpainting", "sd2-inpainting"), a diffusers
@@ -241,9 +114,7 @@ class DiffusionGenerator(HeldPipeline):
                   a CPU result depend on it; the recipe records it and replay uses it again.
     """
 
-    works_at_any_size = False
-    note = ""  # why "auto" chose this model, shown by describe()
-    # The diffusers pipelines `load` builds: plain, and with ControlNets (a subclass may run img2img instead).
+    # The diffusers pipelines `build` makes: plain, and with ControlNets (a subclass may run img2img instead).
     pipeline_class = "StableDiffusionInpaintPipeline"
     controlnet_pipeline_class = "StableDiffusionControlNetInpaintPipeline"
 
@@ -262,6 +133,7 @@ class DiffusionGenerator(HeldPipeline):
         cpu_offload: bool = False,
         threads: int | None = None,
     ):
+        super().__init__(threads=threads)
         self.source = _resolve_model(model)
         self.controlnets = [_resolve_controlnet(c) for c in controlnets]
         n = len(self.controlnets)
@@ -281,15 +153,8 @@ class DiffusionGenerator(HeldPipeline):
         self.config = Path(config) if config is not None else None
         self.original_config = Path(original_config) if original_config is not None else None
         self._device, self._dtype, self.cpu_offload = device, dtype, cpu_offload
-        self._pipe = None
         self._wrapped = False
         self._sha256: str | None = None
-        self._scheduler_config: dict[str, Any] = {}
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise InvalidInputError(f"threads must be an int >= 1 (CPU threads while generating); got {threads!r}")
-        self.threads = threads
-        self.last_seeds: list[int] = []
-        self.last_threads: int | None = None
 
     @classmethod
     def from_pipeline(cls, pipe, name: str = "custom", controlnet_kinds: Sequence[str] = ()) -> "DiffusionGenerator":
@@ -298,6 +163,7 @@ class DiffusionGenerator(HeldPipeline):
         For a ControlNet pipeline, `controlnet_kinds` names what each of its ControlNets expects.
         """
         self = cls.__new__(cls)
+        DiffusersGenerator.__init__(self)
         self.source = _Source(name, Path(name), False)
         n = (len(pipe.controlnet.nets) if hasattr(pipe.controlnet, "nets") else 1) if hasattr(pipe, "controlnet") else 0
         if len(controlnet_kinds) != n or any(k not in CONTROLNET_MODELS for k in controlnet_kinds):
@@ -309,17 +175,12 @@ class DiffusionGenerator(HeldPipeline):
         self.config = self.original_config = None
         self._device, self._dtype, self.cpu_offload = str(pipe.device), pipe.dtype, False
         self._pipe, self._scheduler_config = pipe, dict(pipe.scheduler.config)
-        self._wrapped = True
-        self._sha256, self.threads, self.last_seeds, self.last_threads = None, None, [], None
+        self._wrapped, self._sha256 = True, None
         return self
 
     @property
     def name(self) -> str:
         return self.source.name
-
-    @property
-    def loaded(self) -> bool:
-        return self._pipe is not None
 
     def describe(self) -> str:
         return f"{self.name} ({self.note})" if self.note else self.name
@@ -371,10 +232,7 @@ class DiffusionGenerator(HeldPipeline):
                 f"or fetch the base model with: editanything models download {BASE_MODEL}"
             ) from exc
 
-    def load(self):
-        """Build the pipeline now (it is otherwise built on the first `inpaint`)."""
-        if self._pipe is not None:
-            return self._pipe
+    def build(self):
         if self._wrapped:
             raise InvalidInputError(f"generator {self.name} wrapped a pipeline that was released; wrap it again")
         require("torch", "diffusion")
@@ -403,10 +261,8 @@ class DiffusionGenerator(HeldPipeline):
                 pipe.load_textual_inversion(str(emb.path), token=emb.token)
             if self.loras:
                 load_loras(pipe, self.loras)
-        self._scheduler_config = dict(pipe.scheduler.config)
         place(pipe, device, self.cpu_offload)
         self.weights_sha256()  # once, at load, not on every recipe
-        self._pipe = pipe
         return pipe
 
     # ---- generation ----------------------------------------------------------------------
@@ -444,45 +300,24 @@ class DiffusionGenerator(HeldPipeline):
                     f"the {kind} ControlNet needs a control image: pass control={{'{kind}': array}}")
         return out
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams,
-                control: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
-        """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
-        image = check_rgb(image)
-        mask = check_mask(mask, image.shape)
-        h, w = image.shape[:2]
-        if h % 8 or w % 8:
-            raise InvalidInputError(f"Stable Diffusion needs sides that are multiples of 8; got {w}x{h} "
-                                    "(compose.edit_region crops and resizes for you)")
-        params = params.with_defaults(WEBUI_DEFAULTS).with_seed()  # unset sampler/steps/CFG: the WebUI's
-        pipe = self.load()
-        import torch
-        from PIL import Image
-
-        self._lcm_lora = use_sampler(pipe, params.sampler, self._scheduler_config, self.loras)
+    def encode(self, pipe: Any, params: GenerationParams) -> dict[str, Any]:
         prompt_embeds, negative_embeds = encode_prompts(pipe, params.prompt, params.negative_prompt)
-        extra: dict[str, Any] = {}
-        if self.controlnets:
-            images = self._control_images(image, mask, control or {})
-            extra["control_image"] = images if len(images) > 1 else images[0]
-            scales = self.controlnet_scales
-            extra["controlnet_conditioning_scale"] = scales if len(scales) > 1 else scales[0]
-        seeds = params.image_seeds()
-        results: list[np.ndarray] = []
-        threads = self.threads or torch.get_num_threads()
-        # One call per image: in a batched call diffusers draws the masked image's latent from the
-        # first generator only, so image i would depend on image 0's seed and not replay alone.
-        with _intra_op_threads(threads):
-            for seed in seeds:
-                out = pipe(
-                    prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-                    image=Image.fromarray(image), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
-                    height=h, width=w, strength=params.strength, num_inference_steps=params.steps,
-                    guidance_scale=params.cfg_scale, num_images_per_prompt=1,
-                    generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **extra,
-                )
-                results += _to_uint8(out.images)
-        self.last_seeds, self.last_threads = seeds, threads
-        return results
+        return {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_embeds}
+
+    def control_inputs(self, image: np.ndarray, mask: np.ndarray, control: Mapping[str, np.ndarray] | None,
+                       scales: Sequence[float] | None = None) -> dict[str, Any]:
+        """The ControlNets' call arguments (none without ControlNets)."""
+        if not self.controlnets:
+            return {}
+        images = self._control_images(image, mask, control or {})
+        scales = list(scales if scales is not None else self.controlnet_scales)
+        return {"control_image": images if len(images) > 1 else images[0],
+                "controlnet_conditioning_scale": scales if len(scales) > 1 else scales[0]}
+
+    def inpaint_inputs(self, pipe: Any, image: np.ndarray, mask: np.ndarray, params: GenerationParams,
+                       control: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+        return {**super().inpaint_inputs(pipe, image, mask, params, None),
+                **self.control_inputs(image, mask, control)}
 
     def weights_sha256(self) -> str | None:
         """The sha256 of the weights that run (the single file, or a folder's UNet), hashed from disk once
@@ -493,13 +328,13 @@ class DiffusionGenerator(HeldPipeline):
         return self._sha256
 
     def model_info(self) -> dict[str, Any]:
-        """What the recipe records: model name, file, sha256 (and the WebUI's 10-character hash), add-ons,
-        and the CPU threads the last generation ran with (they decide its last bits)."""
+        """What the recipe records: model name, file, sha256 (and the WebUI's 10-character hash), add-ons."""
         sha = self.weights_sha256()
         return {
             "name": self.name,
             "file": str(self.source.path),
             "format": "single-file" if self.source.single_file else "diffusers",
+            "family": "sd",
             "sha256": sha,
             "hash": sha[:10] if sha else None,
             "controlnets": [{"kind": k, "path": str(p), "scale": s, "sha256": _folder_sha256(p)}
@@ -507,21 +342,10 @@ class DiffusionGenerator(HeldPipeline):
             "loras": [{"path": str(x.path), "scale": x.scale, "sha256": cached_sha256(x.path)} for x in self.loras],
             "embeddings": [{"path": str(e.path), "token": e.token, "sha256": cached_sha256(e.path)}
                            for e in self.embeddings],
-            "threads": self.last_threads,
-            **({"lcm_lora": {"path": str(lcm), "sha256": cached_sha256(lcm)}}
-               if (lcm := getattr(self, "_lcm_lora", None)) else {}),
         }
-
-
-_WEIGHT_FILES = tuple(f"diffusion_pytorch_model{v}{x}" for x in (".safetensors", ".bin") for v in ("", ".fp16"))
-
-
-def unet_weights(folder: Path) -> Path | None:
-    """A diffusers folder's UNet weights file (full or fp16 variant), or None."""
-    return next((folder / "unet" / f for f in _WEIGHT_FILES if (folder / "unet" / f).is_file()), None)
 
 
 def _folder_sha256(folder: Path) -> str | None:
     """A ControlNet folder's weights' sha256 (None for a wrapped pipeline's, which has no folder)."""
-    weights = next((Path(folder) / f for f in _WEIGHT_FILES if (Path(folder) / f).is_file()), None)
+    weights = weights_file(Path(folder))
     return cached_sha256(weights) if weights is not None else None

@@ -32,9 +32,8 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
-from ..types import check_mask, check_rgb
-from .diffusion import HeldPipeline, _intra_op_threads, _to_uint8, loading, place
 from ..types import GenerationParams
+from .base import DiffusersGenerator, loading, place
 from .params import describe_defaults
 from .prompts import has_weights
 
@@ -77,7 +76,7 @@ def _pad_to(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-class Flux2Generator(HeldPipeline):
+class Flux2Generator(DiffusersGenerator):
     """FLUX.2 [klein] inpainting at the size it is given (compose.py crops and resizes).
 
     model:       "flux2-klein-4b" (resolved by `editanything.models`) or a diffusers FLUX.2 [klein] folder.
@@ -85,23 +84,18 @@ class Flux2Generator(HeldPipeline):
     threads:     torch's CPU threads while generating; the recipe records it, as for Stable Diffusion.
     """
 
-    works_at_any_size = False
-    note = ""  # why "auto" chose this model, shown by describe()
+    family = "flux2-klein"
 
     def __init__(self, model: str | os.PathLike = MODEL, *, device: str | None = None, dtype: Any = None,
                  cpu_offload: bool = False, threads: int | None = None):
+        super().__init__(threads=threads)
         self.folder, self.model_name = _resolve(model)
         self.sha256: str | None = None  # of the transformer on disk, hashed when a recipe first asks
         index = _index(self.folder)
         self.distilled = bool(index.get("is_distilled", False))
         self.multiple = _multiple(self.folder)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise InvalidInputError(f"threads must be an int >= 1 (CPU threads while generating); got {threads!r}")
-        self._device, self._dtype, self.cpu_offload, self.threads = device, dtype, cpu_offload, threads
-        self._pipe = None
+        self._device, self._dtype, self.cpu_offload = device, dtype, cpu_offload
         self._warned_cfg = False
-        self.last_seeds: list[int] = []
-        self.last_threads: int | None = None
 
     @property
     def name(self) -> str:
@@ -122,10 +116,7 @@ class Flux2Generator(HeldPipeline):
                else f"FLUX.2 [klein] base: {defaults} by default; CFG and negative prompt work")
         return f"{self.name} ({how}; up to 1024x1024{'; ' + self.note if self.note else ''})"
 
-    def load(self):
-        """Build the pipeline now (it is otherwise built on the first `inpaint`)."""
-        if self._pipe is not None:
-            return self._pipe
+    def build(self):
         require("torch", "diffusion")
         diffusers = require("diffusers", "diffusion")
         from ..models import pick_device
@@ -136,7 +127,6 @@ class Flux2Generator(HeldPipeline):
             pipe = diffusers.Flux2KleinInpaintPipeline.from_pretrained(str(self.folder), dtype=dtype,
                                                                        local_files_only=True)
         place(pipe, device, self.cpu_offload)
-        self._pipe = pipe
         return pipe
 
     def check_params(self, params: GenerationParams) -> None:
@@ -155,57 +145,48 @@ class Flux2Generator(HeldPipeline):
             raise InvalidInputError(f"{self.name} is step-distilled: it has no classifier-free guidance, so a "
                                     "negative prompt would be ignored; leave it empty")
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
-        """batch_size × batch_count images the size of `image`; the seeds used are in `last_seeds`."""
-        image = check_rgb(image)
-        mask = check_mask(mask, image.shape)
-        h, w = image.shape[:2]
-        params = params.with_defaults(self.default_params())
-        self.check_params(params)
-        if _pad_to(w, self.multiple) * _pad_to(h, self.multiple) > MAX_PIXELS:
-            raise InvalidInputError(f"FLUX.2 [klein] works at up to 1024x1024 pixels; this crop is {w}x{h} "
+    def check_size(self, width: int, height: int) -> None:
+        if _pad_to(width, self.multiple) * _pad_to(height, self.multiple) > MAX_PIXELS:
+            raise InvalidInputError(f"FLUX.2 [klein] works at up to 1024x1024 pixels; this crop is {width}x{height} "
                                     "(use --resolution 1024 or less)")
+
+    def set_sampler(self, pipe: Any, params: GenerationParams) -> None:
+        """Nothing to switch: flow matching samples with the model's own Euler schedule (check_params)."""
+
+    def prepare(self, params: GenerationParams) -> GenerationParams:
+        params = super().prepare(params)
         if self.distilled and params.cfg_scale != 1.0 and not self._warned_cfg:
             log.warning("%s is step-distilled: CFG is not used (cfg_scale %g has no effect; leave --cfg out)",
                         self.name, params.cfg_scale)
             self._warned_cfg = True
-        params = params.with_seed()
-        pipe = self.load()
-        import torch
-        from PIL import Image
+        return params
 
-        # Edge pixels pad the crop to the sides the pipeline needs; the padding is never repainted.
+    def encode(self, pipe: Any, params: GenerationParams) -> dict[str, Any]:
+        import torch
+
+        with torch.no_grad():  # the text encoder once for the whole batch
+            negative = pipe.encode_prompt(params.negative_prompt)[0] if params.negative_prompt.strip() else None
+            return {"prompt_embeds": pipe.encode_prompt(params.prompt)[0], "negative_prompt_embeds": negative}
+
+    def inpaint_inputs(self, pipe: Any, image: np.ndarray, mask: np.ndarray, params: GenerationParams,
+                       control: Any) -> dict[str, Any]:
+        # Edge pixels pad the crop to the sides the pipeline needs; the padding is never repainted (finish cuts it).
+        h, w = image.shape[:2]
         ph, pw = _pad_to(h, self.multiple), _pad_to(w, self.multiple)
         padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-        padded_mask = np.pad(mask, ((0, ph - h), (0, pw - w)))
-        seeds = params.image_seeds()
-        threads = self.threads or torch.get_num_threads()
-        results: list[np.ndarray] = []
-        with _intra_op_threads(threads):
-            with torch.no_grad():  # the text encoder once for the whole batch
-                prompt_embeds = pipe.encode_prompt(params.prompt)[0]
-                negative_embeds = (pipe.encode_prompt(params.negative_prompt)[0]
-                                   if params.negative_prompt.strip() else None)
-            for seed in seeds:  # one call per image, so image i depends on its own seed only
-                out = pipe(
-                    prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-                    image=Image.fromarray(padded), mask_image=Image.fromarray(padded_mask.astype(np.uint8) * 255),
-                    height=ph, width=pw, strength=params.strength, num_inference_steps=params.steps,
-                    guidance_scale=params.cfg_scale, num_images_per_prompt=1,
-                    generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
-                )
-                results += [r[:h, :w] for r in _to_uint8(out.images)]
-        self.last_seeds, self.last_threads = seeds, threads
-        return results
+        return super().inpaint_inputs(pipe, padded, np.pad(mask, ((0, ph - h), (0, pw - w))), params, control)
+
+    def finish(self, image: np.ndarray, source: np.ndarray | None) -> np.ndarray:
+        return image if source is None else image[:source.shape[0], :source.shape[1]]
 
     def model_info(self) -> dict[str, Any]:
-        """What the recipe records: model name, folder, the transformer's sha256, and the CPU threads used."""
+        """What the recipe records: model name, folder, the transformer's sha256."""
         if self.sha256 is None and (self.folder / TRANSFORMER).is_file():
             self.sha256 = cached_sha256(self.folder / TRANSFORMER)
         sha = self.sha256
-        return {"name": self.name, "file": str(self.folder), "format": "diffusers", "family": "flux2-klein",
+        return {"name": self.name, "file": str(self.folder), "format": "diffusers", "family": self.family,
                 "distilled": self.distilled, "sha256": sha, "hash": sha[:10] if sha else None,
-                "threads": self.last_threads}
+                "loras": [], "embeddings": [], "controlnets": []}
 
 
 def _pick_dtype(device: str):

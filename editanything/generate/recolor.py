@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..types import GenerationParams
+from ..types import GenerationParams, check_mask, check_rgb
+from .generated import Generated, changed
 
 NAMED_COLORS = {
     "red": (200, 30, 30), "orange": (240, 130, 20), "yellow": (240, 210, 30), "green": (40, 160, 60),
@@ -46,13 +47,14 @@ class RecolorGenerator:
         if not 0 <= lightness <= 1:
             raise InvalidInputError(f"lightness must be in [0, 1]; got {lightness}")
         self.lightness = float(lightness)
-        self.last_seeds: list[int] = []
 
     @property
     def name(self) -> str:
         return "recolor"
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> list[np.ndarray]:
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> Generated:
+        image = check_rgb(image)
+        mask = check_mask(mask, image.shape)
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
         target = cv2.cvtColor(np.asarray([[self.rgb]], np.float32) / 255.0, cv2.COLOR_RGB2LAB)[0, 0]
         region = mask.astype(bool)
@@ -60,9 +62,10 @@ class RecolorGenerator:
         lab[..., 1][region] = target[1]
         lab[..., 2][region] = target[2]
         rgb = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-        out = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+        out = image.copy()  # the Lab round trip is not exact: only the selection takes its pixels
+        out[region] = np.clip(np.rint(rgb[region] * 255.0), 0, 255).astype(np.uint8)
         n = params.n_images if params else 1
-        return [out.copy() for _ in range(n)]
+        return Generated(changed(image, [out.copy() for _ in range(n)], self.name), model=self.model_info())
 
     def model_info(self) -> dict[str, Any]:
         return {"name": self.name, "color": self.color, "rgb": list(self.rgb), "lightness": self.lightness}

@@ -19,6 +19,7 @@ Only the hole's pixels are taken from the network: the rest of the crop is the i
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,8 +28,8 @@ import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
 from ..registry import Registry
-from ..types import check_mask, check_rgb
-from ..types import GenerationParams
+from ..types import GenerationParams, check_mask, check_rgb
+from .generated import Generated, changed, finite
 
 
 class OnnxRemover:
@@ -39,7 +40,7 @@ class OnnxRemover:
     runtime has it, else CPU). threads: intra-op threads (default: ONNX Runtime's, one per core).
     """
 
-    works_at_any_size = True
+    works_at_any_size = True  # an ONNX Runtime session runs from many threads at once: shareable as it is
     takes_prompt = False
     kind = ""  # the manifest name, also the contract the file must follow
     inputs: dict[str, str] = {}  # input name -> ONNX element type
@@ -49,8 +50,8 @@ class OnnxRemover:
                  threads: int | None = None):
         self.path, self.model_name = _resolve(model or self.kind, self.kind)
         self.providers, self.threads = providers, threads
-        self.last_seeds: list[int] = []
         self._session = None
+        self._loading = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -61,8 +62,12 @@ class OnnxRemover:
 
     def load(self):
         """The ONNX Runtime session (built on first use); ModelNotFound when the file is not this model's export."""
-        if self._session is not None:
+        with self._loading:
+            if self._session is None:
+                self._session = self._open()
             return self._session
+
+    def _open(self):
         session = _open_session(self.path, self.kind, self.providers, self.threads)
         got = {i.name: i.type for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
@@ -71,14 +76,13 @@ class OnnxRemover:
             raise ModelNotFound(f"{self.path.name} is not a {self.kind} export: it takes "
                                 f"{', '.join(f'{k} ({v})' for k, v in got.items())} and gives {', '.join(outputs)}; "
                                 f"expected {want} -> {self.output}")
-        self._session = session
         return session
 
     def fill(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The network's RGB uint8 image the size of `image` (its pixels outside `mask` are not used)."""
         raise NotImplementedError
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> list[np.ndarray]:
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams | None = None) -> Generated:
         """The hole filled by the network, the rest of `image` untouched; the same image for every one asked."""
         image = check_rgb(image)
         mask = check_mask(mask, image.shape)
@@ -86,8 +90,8 @@ class OnnxRemover:
         out = image.copy()
         if mask.any():
             out[mask] = self.fill(image, mask)[mask]
-        self.last_seeds = []
-        return [out.copy() for _ in range(params.n_images)]
+        images = changed(image, [out.copy() for _ in range(params.n_images)], self.name)
+        return Generated(images, model=self.model_info())
 
     def model_info(self) -> dict[str, Any]:
         import importlib.metadata
@@ -136,7 +140,7 @@ class LamaRemover(OnnxRemover):
         hole = np.pad(hole, pad)
         feed = {"image": (small.astype(np.float32) / 255.0).transpose(2, 0, 1)[None],
                 "mask": hole.astype(np.float32)[None, None]}
-        pred = session.run([self.output], feed)[0][0].transpose(1, 2, 0)
+        pred = finite(session.run([self.output], feed)[0][0], self.name).transpose(1, 2, 0)
         pred = np.clip(np.round(pred), 0, 255).astype(np.uint8)[: size[1], : size[0]]
         return _resize(np.ascontiguousarray(pred), (w, h))
 

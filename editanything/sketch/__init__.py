@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..generate.generated import Generated
 from ..types import check_rgb
 from ..edges import hed
 from . import classical, generative, learned
@@ -145,6 +146,18 @@ def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarra
     from a command line can be passed as they are. The HED and generative styles load their models
     once per process.
     """
+    drawn = _draw(image, style, params)
+    return drawn.images[0] if style in GENERATIVE_STYLES else drawn
+
+
+def sketch_generated(image: np.ndarray, style: str, **params: Any) -> Generated:
+    """A generative style's drawing with what made it (seed, threads, models), for its recipe."""
+    if not is_generative(style):
+        raise InvalidInputError(f"sketch style {style!r} is not generative: use sketch()")
+    return _draw(image, style, params)
+
+
+def _draw(image: np.ndarray, style: str, params: dict[str, Any]) -> Any:
     func = _func(style)
     kwargs = check_params(style, params)
     image = check_rgb(image, gray=True)
@@ -167,6 +180,6 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "check_values", "is_generative", "needs_color", "sketch", "style_help",
+__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "check_values", "is_generative", "needs_color", "sketch", "sketch_generated", "style_help",
            "style_params"]
 

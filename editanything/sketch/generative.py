@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from ..errors import BadOutput, InvalidInputError, ModelNotFound
-from ..generate.diffusion import DiffusionGenerator, _intra_op_threads, _to_uint8, use_sampler
+from ..generate.diffusion import DiffusionGenerator
+from ..generate.generated import Generated
 from ..generate.lcm import LORA_MODELS, SAMPLER as LCM_SAMPLER
-from ..generate.prompts import encode_prompts
 from ..types import GenerationParams, check_rgb
 
 STYLE = "sd-lineart"
@@ -39,7 +39,7 @@ PRESETS: dict[str, tuple[str, str]] = {
 
 def sd_lineart(rgb: np.ndarray, *, prompt: str = "", negative_prompt: str = "", preset: str = "pencil",
                sampler: str = "DPM++ 2M Karras", steps: int = 20, cfg_scale: float = 7.0, strength: float = 0.75,
-               control_scale: float = 1.0, seed: int = -1, resolution: int = 512, threads: int = 0) -> np.ndarray:
+               control_scale: float = 1.0, seed: int = -1, resolution: int = 512, threads: int = 0) -> Generated:
     """Stable Diffusion 1.5 redraws the photo as a drawing, held to its HED lines by the line-art ControlNet.
 
     prompt / negative_prompt: what kind of drawing (empty: the preset's). preset: pencil or anime.
@@ -48,6 +48,8 @@ def sd_lineart(rgb: np.ndarray, *, prompt: str = "", negative_prompt: str = "", 
     resolution: the longer side Stable Diffusion works at (a multiple of 8); the drawing comes back at
     the photo's size. threads: CPU threads (0: the process's); the last bits of a CPU result depend on it.
     Needs `editanything models download sd15 controlnet-lineart hed`.
+    Returns the grey drawing (`images[0]`) with its seed, threads and models (`model`: the generator's, and
+    the edge detector's files under "edges").
     """
     params = generation_params(prompt=prompt, negative_prompt=negative_prompt, preset=preset, sampler=sampler,
                                steps=steps, cfg_scale=cfg_scale, strength=strength, seed=seed, resolution=resolution)
@@ -61,13 +63,16 @@ def sd_lineart(rgb: np.ndarray, *, prompt: str = "", negative_prompt: str = "", 
     small = cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA if gw * gh < w * h else cv2.INTER_CUBIC)
     sketcher = get_sketcher()
     drawn = sketcher.draw(small, params.with_seed(), control_scale, threads or None)
-    gray = cv2.cvtColor(drawn, cv2.COLOR_RGB2GRAY)
+    gray = cv2.cvtColor(drawn.images[0], cv2.COLOR_RGB2GRAY)
     if gray.min() == gray.max():  # a blank page is a failed drawing, not a finished one
         raise BadOutput(f"Stable Diffusion drew a blank page (all {gray.min()}); try another seed, prompt or "
                         f"a lower cfg_scale")
     if (gw, gh) != (w, h):
         gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_CUBIC if gw * gh < w * h else cv2.INTER_AREA)
-    return gray
+    from ..models import model_files
+
+    edges = {"name": EDGE_MODEL, "files": model_files(EDGE_MODEL)}
+    return Generated([gray], drawn.seeds, drawn.threads, {"generator": drawn.recipe_model(), "edges": edges})
 
 
 def generation_params(*, prompt: str, negative_prompt: str, preset: str, **settings: Any) -> GenerationParams:
@@ -132,8 +137,12 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class LineartSketcher(DiffusionGenerator):
-    """SD 1.5 img2img with the line-art ControlNet fed the photo's HED lines (the "lines" ControlNet kind)."""
+    """SD 1.5 img2img with the line-art ControlNet fed the photo's HED lines (the "lines" ControlNet kind).
 
+    Its loaded pipeline is an img2img one, run as the "img2img" mode (there is no "inpaint" here).
+    """
+
+    primary_mode = "img2img"
     pipeline_class = "StableDiffusionImg2ImgPipeline"
     controlnet_pipeline_class = "StableDiffusionControlNetImg2ImgPipeline"
 
@@ -141,33 +150,21 @@ class LineartSketcher(DiffusionGenerator):
         super().__init__(model, controlnets=[("lines", controlnet) if controlnet else "lines"], **options)
 
     def draw(self, image: np.ndarray, params: GenerationParams, control_scale: float = 1.0,
-             threads: int | None = None) -> np.ndarray:
-        """One RGB drawing of `image` (sides multiples of 8) at `params`' seed.
-
-        `last_seeds` and `last_threads` say what ran."""
+             threads: int | None = None) -> Generated:
+        """One RGB drawing of `image` (sides multiples of 8) at `params`' seed, with what ran."""
         image = check_rgb(image)
         h, w = image.shape[:2]
-        if h % 8 or w % 8:
-            raise InvalidInputError(f"Stable Diffusion needs sides that are multiples of 8; got {w}x{h}")
-        params = params.with_seed()
-        pipe = self.load()
-        import torch
-        from PIL import Image
+        self.check_size(w, h)
+        params = self.prepare(params)
 
-        self._lcm_lora = use_sampler(pipe, params.sampler, self._scheduler_config, self.loras)
-        threads = threads or self.threads or torch.get_num_threads()
-        with _intra_op_threads(threads):  # HED too: its lines decide the control image, bit for bit
-            control = self._control_images(image, np.zeros((h, w), bool), {})[0]
-            prompt_embeds, negative_embeds = encode_prompts(pipe, params.prompt, params.negative_prompt)
-            out = pipe(
-                prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, image=Image.fromarray(image),
-                control_image=control, height=h, width=w, strength=params.strength,
-                num_inference_steps=params.steps, guidance_scale=params.cfg_scale,
-                controlnet_conditioning_scale=float(control_scale),
-                generator=torch.Generator("cpu").manual_seed(params.seed), output_type="np",
-            )
-        self.last_seeds, self.last_threads = [params.seed], threads
-        return _to_uint8(out.images)[0]
+        def inputs(pipe: Any) -> dict[str, Any]:
+            from PIL import Image
+
+            # HED inside the pinned region too: its lines decide the control image, bit for bit
+            lines = self.control_inputs(image, np.zeros((h, w), bool), None, [float(control_scale)])
+            return {"image": Image.fromarray(image), "height": h, "width": w, "strength": params.strength, **lines}
+
+        return self.run("img2img", params, inputs, source=image, threads=threads)
 
 
 _sketcher: tuple[tuple, LineartSketcher] | None = None
@@ -195,10 +192,3 @@ def release() -> None:
         if _sketcher is not None:
             _sketcher[1].release()
         _sketcher = None
-
-
-def model_info() -> dict[str, Any]:
-    """What the recipe records of the models: the generator (with its ControlNet) and the edge detector's files."""
-    from ..models import model_files
-
-    return {"generator": get_sketcher().model_info(), "edges": {"name": EDGE_MODEL, "files": model_files(EDGE_MODEL)}}

@@ -3,7 +3,8 @@
 A remote generator receives only the crop compose.py cuts around the mask (the whole photo only with
 `--full-image`) and returns images the crop's size; compose.py pastes them back, so pixels outside the
 grown mask stay bit-identical whatever the service sent. `for_edit(request)` gives a copy bound to one
-edit (mode, selection text), which collects the request ids and parameters sent for the recipe.
+edit (mode, selection text); each call returns the request ids and parameters it sent, for the recipe
+(`Generated.model["requests"]`), so one generator serves concurrent calls.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import io
 import os
 import urllib.parse
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -23,8 +24,8 @@ from PIL import Image
 
 from ...errors import EditAnythingError, InvalidInputError, RemoteServiceError
 from ...imageio import max_pixels_default
-from ...types import check_mask, check_rgb
-from ...types import GenerationParams
+from ...types import GenerationParams, check_mask, check_rgb
+from ..generated import Generated, changed
 from ..params import WEBUI_DEFAULTS
 from .http import Breaker, Client, RetryPolicy, Upload, api_key, check_base_url, is_loopback
 
@@ -124,8 +125,6 @@ class RemoteGenerator:
     backoff: float = 1.0
     allow_insecure: bool = False
     mode: str = "replace"
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    last_seeds: list[int] = field(default_factory=list)
 
     name = "remote"
     service = "a remote service"
@@ -156,7 +155,7 @@ class RemoteGenerator:
     def for_edit(self, request: Any) -> "RemoteGenerator":
         """A copy bound to one edit: its mode and selection, with the request's settings checked."""
         bound = copy.copy(self)
-        bound.mode, bound.requests, bound.last_seeds = request.mode, [], []
+        bound.mode = request.mode
         bound.bind(request)
         return bound
 
@@ -183,14 +182,18 @@ class RemoteGenerator:
     def error_for(self, response) -> EditAnythingError:
         raise NotImplementedError
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> Generated:
         image = check_rgb(image)
         mask = check_mask(mask, image.shape)
         params = params.with_seed()
-        self.last_seeds = params.image_seeds()
-        return self._generate(image, mask, params)
+        seeds = params.image_seeds() if self.honours_seed else []
+        requests: list[dict[str, Any]] = []
+        images = changed(image, self._generate(image, mask, params, seeds, requests), self.name)
+        return Generated(images, seeds, model={**self.model_info(), "requests": requests})
 
-    def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+    def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams, seeds: list[int],
+                  requests: list[dict[str, Any]]) -> list[np.ndarray]:
+        """`params.n_images` images (one per seed where the service takes seeds), each request in `requests`."""
         raise NotImplementedError
 
     def send(self, planned: Planned, max_bytes: int, accept: str = "application/json"):
@@ -199,9 +202,9 @@ class RemoteGenerator:
         return self.client().request(planned.method, planned.url, fields=planned.fields, files=planned.files,
                                      accept=accept, max_bytes=max_bytes)
 
-    def record(self, planned: Planned, response, **extra: Any) -> None:
+    def record(self, requests: list[dict[str, Any]], planned: Planned, response, **extra: Any) -> None:
         """What the recipe keeps of one request: every field sent, the files' sizes and the service's id."""
-        self.requests.append({
+        requests.append({
             "endpoint": planned.url[len(self.base_url):], "fields": dict(planned.fields),
             "crop_size": list(planned.crop_size), "sent_size": list(planned.sent_size),
             "request_id": response.request_id, **extra,
@@ -213,7 +216,7 @@ class RemoteGenerator:
 
     def model_info(self) -> dict[str, Any]:
         return {"name": self.name, "remote": True, "service": self.service, "endpoint": self.endpoint_name(),
-                "honours_seed": self.honours_seed, "options": self.options(), "requests": list(self.requests)}
+                "honours_seed": self.honours_seed, "options": self.options()}
 
     def release(self) -> None:
         """Nothing to free: the model runs at the service."""

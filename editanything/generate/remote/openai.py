@@ -82,8 +82,8 @@ class OpenAIGenerator(RemoteGenerator):
     def model_info(self) -> dict[str, Any]:
         return {**super().model_info(), "model": self.model}
 
-    def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
-        self.last_seeds = []  # OpenAI takes no seed
+    def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams, seeds: list[int],
+                  requests: list[dict[str, Any]]) -> list[np.ndarray]:
         fitted, files = self._uploads(image, mask)
         out: list[np.ndarray] = []
         total = params.n_images
@@ -101,7 +101,7 @@ class OpenAIGenerator(RemoteGenerator):
             if len(images) != n:
                 raise RemoteServiceError(f"OpenAI images/edits: asked for {n} images, the answer holds {len(images)}")
             answers = [decode_image(b64decode(b, self.service), self.service, fitted.size) for b in images]
-            self.record(planned, response, model=self.model, answer_size=list(fitted.size))
+            self.record(requests, planned, response, model=self.model, answer_size=list(fitted.size))
             out += [fitted.undo(answer) for answer in answers]
         return out
 

@@ -113,13 +113,14 @@ class StabilityGenerator(RemoteGenerator):
         return {"search_and_replace": self.search_and_replace, "search_prompt": self.search_prompt,
                 "grow_mask": self.grow_mask}
 
-    def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams) -> list[np.ndarray]:
+    def _generate(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams, seeds: list[int],
+                  requests: list[dict[str, Any]]) -> list[np.ndarray]:
         route = self.route()
         fitted, files = self._uploads(image, mask, route)
         out = []
-        for seed in self.last_seeds:
+        for seed in seeds:
             fields = self._fields(route, params, min(seed, MAX_SEED))
-            n = len(self.last_seeds)
+            n = len(seeds)
             cost = f"{CREDITS[route]} credits per image x {n} = {CREDITS[route] * n} credits (1 credit = $0.01)"
             planned = Planned("POST", self.base_url + EDIT + route, fields, files, fitted.crop_size, fitted.size,
                               MASK_ENCODING[route], cost)
@@ -136,7 +137,7 @@ class StabilityGenerator(RemoteGenerator):
             if not body.get("image"):
                 raise RemoteServiceError(f"Stability AI {route}: the answer holds no image")
             answer = decode_image(b64decode(body["image"], self.service), self.service, fitted.size)
-            self.record(planned, response, seed_sent=int(fields["seed"]), seed_used=body.get("seed"),
+            self.record(requests, planned, response, seed_sent=int(fields["seed"]), seed_used=body.get("seed"),
                         finish_reason=body.get("finish_reason"), generation_id=generation_id,
                         request_id=response.request_id or generation_id, answer_size=list(fitted.size))
             out.append(fitted.undo(answer))
