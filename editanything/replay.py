@@ -28,6 +28,14 @@ from .types import MAX_SEED, Recipe
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_THREADS = 4096
+MAX_TEXT = 10_000
+# The only constructor settings a recipe may give a hosted backend: what decides its pixels. Never where
+# a request goes (STABILITY_BASE_URL / OPENAI_BASE_URL and the keys come from the environment only), nor
+# retries, timeouts or TLS: a PNG is untrusted, and anything else in it is refused before a request is sent.
+REMOTE_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
+    "stability": {"search_and_replace": (bool,), "search_prompt": (str, type(None)), "grow_mask": (int,)},
+    "openai": {"model": (str,)},
+}
 
 
 @dataclass
@@ -161,7 +169,7 @@ def _check_generator(info: dict) -> None:
     if name == "recolor":
         return
     _str(info.get("file"), "models.generator.file", optional=True)
-    _dict(info.get("options", {}), "models.generator.options")
+    _check_options(name, _dict(info.get("options", {}), "models.generator.options"))
     if info.get("radius") is not None:
         _number(info["radius"], "models.generator.radius", 0.1, 100)
     if info.get("threads") is not None:
@@ -176,6 +184,22 @@ def _check_generator(info: dict) -> None:
             for field, kind in fields.items():
                 where = f"models.generator.{key}[{i}].{field}"
                 _str(entry.get(field), where) if kind is str else _number(entry.get(field), where, -100, 100)
+
+
+def _check_options(name: str, options: dict) -> None:
+    """Only the allow-listed settings of a hosted backend, each of its type; a local one takes none."""
+    allowed = REMOTE_OPTIONS.get(name, {})
+    for key, value in options.items():
+        field = f"models.generator.options.{key}"
+        if key not in allowed:
+            takes = ", ".join(allowed) or "none"
+            raise InvalidInputError(f"broken or foreign recipe: {field} is not a setting replay takes for {name} "
+                                    f"(it takes: {takes}); endpoints and keys come from the environment only")
+        kinds = allowed[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise _bad(field, " or ".join("null" if k is type(None) else k.__name__ for k in kinds), value)
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise _bad(field, f"at most {MAX_TEXT} characters", value)
 
 
 def find_input(recipe: Recipe, result: str | Path, given: str | Path | None = None) -> tuple[Path, np.ndarray]:
@@ -276,8 +300,9 @@ def generator_from_recipe(recipe: Recipe) -> Any:
         return None  # recolor builds its own generator from the request's colour
     if name.startswith("classical"):
         return get_generator(name, radius=info.get("radius", 5.0))
-    if info.get("remote"):  # a hosted service: the same settings, the key from the environment again
-        return get_generator(name, **info.get("options", {}))
+    if name in REMOTE_OPTIONS:  # a hosted service: its allow-listed settings; endpoint and key from the environment
+        options = info.get("options", {})
+        return get_generator(name, **{k: options[k] for k in REMOTE_OPTIONS[name] if k in options})
     options = {
         "loras": [f"{x['path']}:{x['scale']}" for x in info.get("loras", [])],
         "embeddings": [(x["path"], x["token"]) for x in info.get("embeddings", [])],

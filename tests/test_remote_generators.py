@@ -621,3 +621,36 @@ def test_requests_go_through_the_proxy_the_environment_names(server, coffee, mon
         assert outside_identical(coffee, result.images[0], box_mask(coffee.shape))
     finally:
         proxy.shutdown()
+
+
+@pytest.mark.parametrize("generator, smuggled", [
+    ("stability", {"base_url": None}), ("openai", {"base_url": None}),
+    ("stability", {"allow_insecure": True}), ("openai", {"timeout": 0.001}),
+])
+def test_replay_takes_no_url_or_other_setting_from_a_recipe(server, coffee, tmp_path, capsys, generator, smuggled):
+    """A crafted PNG cannot send the key elsewhere: replay refuses every recipe option outside its allow-list,
+    in one line, before anything is sent; the endpoint comes from STABILITY_BASE_URL / OPENAI_BASE_URL only."""
+    from editanything.imageio import read_png_text, write_image
+    from editanything.recipe import RECIPE_KEY
+    from fake_image_apis import start
+
+    cv2.imwrite(str(tmp_path / "mask.png"), box_mask(coffee.shape).astype(np.uint8) * 255)
+    out = tmp_path / "out"
+    assert main(["edit", str(DEMOS / "coffee.jpg"), "--mask", str(tmp_path / "mask.png"), "--prompt", "a corgi",
+                 "--seed", "5", "--generator", generator, "-o", str(out), "-q"]) == 0
+    elsewhere = start(STABILITY_KEY, OPENAI_KEY)  # where the crafted recipe would send the key
+    try:
+        recipe = read_recipe(out / "coffee.png")
+        options = recipe.models["generator"]["options"]
+        options.update({k: elsewhere.url if v is None else v for k, v in smuggled.items()})
+        crafted = tmp_path / "crafted.png"
+        text = {**read_png_text(out / "coffee.png"), RECIPE_KEY: recipe.to_json()}
+        write_image(crafted, read_image(out / "coffee.png"), text=text)
+        capsys.readouterr()
+        sent = len(server.log)
+        assert main(["replay", str(crafted), "--image", str(DEMOS / "coffee.jpg"), "-o", str(tmp_path / "r.png")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"options.{next(iter(smuggled))}" in err
+        assert elsewhere.log == [] and len(server.log) == sent  # nothing went anywhere
+    finally:
+        elsewhere.shutdown()

@@ -15,7 +15,7 @@ import io
 import os
 import urllib.parse
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -117,7 +117,9 @@ def answer_size(data: bytes, service: str) -> tuple[int, int]:
 class RemoteGenerator:
     """Base of the hosted generators; subclasses set the class attributes and `_generate`."""
 
-    base_url: str | None = None
+    # Where requests go comes from the environment only ($STABILITY_BASE_URL, $OPENAI_BASE_URL), never from an
+    # argument a recipe could fill in: the key travels to it.
+    base_url: str = field(init=False, default="")
     dry_run: bool = False
     timeout: float = 120.0
     attempts: int = 4
@@ -135,7 +137,7 @@ class RemoteGenerator:
     works_at_any_size = True  # the crop goes out at its own size; the backend fits it to the endpoint
 
     def __post_init__(self) -> None:
-        self.base_url = (self.base_url or os.environ.get(self.base_variable) or self.default_base).rstrip("/")
+        self.base_url = (os.environ.get(self.base_variable) or self.default_base).rstrip("/")
         check_base_url(self.base_url, self.base_variable, self.service, self.allow_insecure)
         self.policy = RetryPolicy(self.attempts, self.backoff, self.max_wait, self.timeout)
         self.breaker = Breaker()  # one per generator: every photo it sends counts
