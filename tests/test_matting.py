@@ -9,6 +9,7 @@ from conftest import edit_output
 from editanything import masks
 from editanything.cli import main
 from editanything.errors import InvalidInputError
+from editanything.generate import Generated
 from editanything.imageio import read_image, write_image
 from editanything.matte import auto_band, compute_matte, get_matter, trimap
 from editanything.pipeline import EditRequest, Editor
@@ -33,7 +34,7 @@ class FlatGenerator:
         self.color = np.array(color, np.uint8)
 
     def inpaint(self, image, mask, params):
-        return [np.broadcast_to(self.color, image.shape).copy()]
+        return Generated([np.broadcast_to(self.color, image.shape).copy()], model=self.model_info())
 
     def model_info(self):
         return {"name": self.name}
