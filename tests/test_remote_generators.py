@@ -640,12 +640,13 @@ def test_replay_takes_no_url_or_other_setting_from_a_recipe(server, coffee, tmp_
                  "--seed", "5", "--generator", generator, "-o", str(out), "-q"]) == 0
     elsewhere = start(STABILITY_KEY, OPENAI_KEY)  # where the crafted recipe would send the key
     try:
-        recipe = read_recipe(out / "coffee.png")
+        edited = edit_output(out, "coffee")
+        recipe = read_recipe(edited)
         options = recipe.models["generator"]["options"]
         options.update({k: elsewhere.url if v is None else v for k, v in smuggled.items()})
         crafted = tmp_path / "crafted.png"
-        text = {**read_png_text(out / "coffee.png"), RECIPE_KEY: recipe.to_json()}
-        write_image(crafted, read_image(out / "coffee.png"), text=text)
+        text = {**read_png_text(edited), RECIPE_KEY: recipe.to_json()}
+        write_image(crafted, read_image(edited), text=text)
         capsys.readouterr()
         sent = len(server.log)
         assert main(["replay", str(crafted), "--image", str(DEMOS / "coffee.jpg"), "-o", str(tmp_path / "r.png")]) == 2
