@@ -15,7 +15,7 @@ from editanything.check import look_again
 from editanything.cli import main
 from editanything.detect import DETECTORS
 from editanything.errors import InvalidInputError, NothingFound
-from editanything.generate import GENERATORS
+from editanything.generate import GENERATORS, Generated
 from editanything.imageio import read_image
 from editanything.pipeline import EditRequest
 from editanything.recipe import read_recipe
@@ -52,11 +52,12 @@ class SeededNoise:
     name = "seeded-noise"
 
     def __init__(self, **_):
-        self.last_seeds = []
+        pass
 
     def inpaint(self, image, mask, params, **_):
-        self.last_seeds = params.image_seeds()
-        return [np.random.default_rng(s).integers(0, 256, image.shape, dtype=np.uint8) for s in self.last_seeds]
+        seeds = params.image_seeds()
+        return Generated([np.random.default_rng(s).integers(0, 256, image.shape, dtype=np.uint8) for s in seeds],
+                         seeds, model=self.model_info())
 
     def model_info(self):
         return {"name": self.name}
