@@ -274,6 +274,23 @@ def test_the_model_info_is_complete(case):
         assert len(info) > 1  # the settings that decide its pixels (method and radius, colour)
 
 
+def _attributes(gen) -> dict[str, tuple]:
+    """What is bound on the generator: each attribute's object, and the value of the plain ones."""
+    plain = (bool, int, float, str, bytes, tuple, type(None))
+    return {k: (id(v), v if isinstance(v, plain) else None) for k, v in vars(gen).items()}
+
+
+def test_a_call_leaves_nothing_on_the_generator(case):
+    """Seeds, threads and add-ons come back in Generated: a call binds no attribute (after the first call,
+    which loads the model once) and rebinds none, so the recipe cannot read a stale one back."""
+    name, c, gen = case
+    image, mask = _inputs(c)
+    _run(c, gen, image, mask)
+    before = _attributes(gen)
+    _run(c, gen, image, mask, seed=99, batch_size=2, prompt="a blue boat")
+    assert _attributes(gen) == before
+
+
 def test_two_threads_calling_one_generator_get_what_each_gets_alone(case):
     name, c, gen = case
     image, mask = _inputs(c)
