@@ -160,3 +160,14 @@ def test_ui_generation_records_the_threads_it_ran_with(monkeypatch, tmp_path, un
     assert result.recipe.models["generator"]["threads"] == 2  # 4 threads, half kept for clicks
     assert torch.get_num_threads() == 1  # restored
     assert not np.array_equal(result.images[0], image)
+
+
+def test_the_http_api_splits_the_threads_as_the_ui_does(monkeypatch, undeclared):
+    fastapi = pytest.importorskip("fastapi")
+    from editanything.pipeline import Editor
+    from editanything.server.app import add_api
+
+    monkeypatch.setenv(threads.ENV, "4")
+    assert threads.threads_for("generation") == 4
+    add_api(fastapi.FastAPI(), Editor(segmenter="grabcut", generator="classical"))
+    assert threads.threads_for("generation") == 2 and threads.threads_for("selection") == 4

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..types import GenerationParams
 from ..pipeline import Editor, EditRequest
-from ..ui.locks import ModelLocks
+from ..ui.locks import ModelLocks, share_cores
 from . import sam, sdapi
 from .config import ServerConfig
 from .http import make_route_class
@@ -48,6 +48,7 @@ def add_api(app: FastAPI, editor: Editor, config: ServerConfig = ServerConfig(),
     """Add /sdapi/v1, /sam and the API's /docs to `app` (it may be running: no middleware is added).
 
     `locks`: the model locks of a UI on the same Editor, so the page and the API take turns."""
+    share_cores()  # its selection and generation requests run side by side, as the UI's do
     api = Api(editor, config, Slots(locks or ModelLocks(editor), config.queue_size), make_route_class(config))
     routers = [sdapi.router(api), sam.router(api)]
     for r in routers:
