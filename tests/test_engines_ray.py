@@ -21,10 +21,9 @@ from conftest import DEMOS, ROOT, edit_output
 from editanything import imageio
 from editanything.batch import edit_folder, sketch_folder
 from editanything.cli import main
-from editanything.engines.ray import CRASH_ENV
 from editanything.errors import InvalidInputError
 from fake_s3 import S3_ENV, fake_s3, s3_bucket, tree, upload  # noqa: F401 (fixtures)
-from ray_hooks import LOAD_LOG_ENV
+from ray_hooks import CRASH_SPEC_ENV, LOAD_LOG_ENV
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +34,12 @@ def ray_local(tmp_path_factory):
 
     log = tmp_path_factory.mktemp("ray") / "generator-loads.log"
     log.touch()
+    (log.parent / "crash-spec").touch()
     paths = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
-        "worker_process_setup_hook": "ray_hooks.count_generator_loads",
-        "env_vars": {LOAD_LOG_ENV: str(log), "PYTHONPATH": paths, "HF_HUB_OFFLINE": "1", **S3_ENV},
+        "worker_process_setup_hook": "ray_hooks.setup",
+        "env_vars": {LOAD_LOG_ENV: str(log), CRASH_SPEC_ENV: str(log.parent / "crash-spec"), "PYTHONPATH": paths,
+                     "HF_HUB_OFFLINE": "1", **S3_ENV},
     })
     try:
         yield ray.get_runtime_context().gcs_address, log
@@ -94,11 +95,19 @@ def test_edit_on_ray_matches_local_and_loads_the_model_once_per_actor(ray_local,
     assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads), f"one load per actor, got {loads}"
 
 
-def test_a_worker_that_dies_is_retried_and_every_output_is_written_once(ray_local, tmp_path, monkeypatch):
+@pytest.fixture
+def crash_spec(ray_local):
+    """The file naming the photos a Ray worker dies on (read by tests/ray_hooks.py); emptied after the test."""
+    path = ray_local[1].parent / "crash-spec"
+    yield path
+    path.write_text("")
+
+
+def test_a_worker_that_dies_is_retried_and_every_output_is_written_once(crash_spec, tmp_path):
     photos = _copies(tmp_path / "photos", 6)
     marker = tmp_path / "crashed"
     # p002 kills its worker once (a lost node, say); p004 kills it on every attempt
-    monkeypatch.setenv(CRASH_ENV, f"p002.jpg={marker},p004.jpg")
+    crash_spec.write_text(f"p002.jpg={marker},p004.jpg")
     report = sketch_folder([photos], tmp_path / "out", engine="ray", progress=False)
     assert marker.exists(), "the worker should have died on p002.jpg"
     assert sorted(p.name for p in report.done) == ["p000.jpg", "p001.jpg", "p002.jpg", "p003.jpg", "p005.jpg"]
@@ -112,7 +121,7 @@ def test_a_worker_that_dies_is_retried_and_every_output_is_written_once(ray_loca
     assert bad.file_tree(tmp_path / "out") == local
 
 
-def test_blocks_of_many_jobs_and_a_file_that_kills_its_worker_there_fails_alone(ray_local, tmp_path, monkeypatch):
+def test_blocks_of_many_jobs_and_a_file_that_kills_its_worker_there_fails_alone(crash_spec, tmp_path):
     from editanything.engines.ray import block_rows, job_table
 
     photos = _copies(tmp_path / "photos", 48)
@@ -122,7 +131,7 @@ def test_blocks_of_many_jobs_and_a_file_that_kills_its_worker_there_fails_alone(
     assert len(offsets) == 49 and pickle.loads(table[offsets[7]:offsets[8]]) == (jobs[7].source, jobs[7].output)
     marker = tmp_path / "crashed"
     # in blocks of 3: p010 kills its worker once, p031 on every attempt; their blocks' other rows run again alone
-    monkeypatch.setenv(CRASH_ENV, f"p010.jpg={marker},p031.jpg")
+    crash_spec.write_text(f"p010.jpg={marker},p031.jpg")
     report = sketch_folder([photos], tmp_path / "out", engine="ray", workers=2, progress=False)
     assert marker.exists()
     assert [(p.name, why) for p, why in report.failed] == [("p031.jpg", "its worker died 4 times on this file "

@@ -28,9 +28,6 @@ from typing import Any, Callable, Iterator, Sequence
 from ..errors import InvalidInputError, MissingDependency
 from .base import attempt, limit_threads
 
-# Test-only fault injection: comma-separated "NAME=MARKER" (a worker exits hard on its first attempt
-# at the file called NAME; MARKER records the crash, so Ray's retry succeeds) or "NAME" (on every attempt).
-CRASH_ENV = "EDITANYTHING_TEST_CRASH"
 # A worker that dies on the same file this many more times fails that file (instead of looping forever).
 TASK_RETRIES = 3
 START_TIMEOUT_S = 600
@@ -181,8 +178,7 @@ class RayEngine:
                 # counted) with it, so a file that keeps killing its worker would take good ones down too.
                 _Worker, batch_size=rows, compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
                 # CPU actors: a thread per CPU asked for, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
-                fn_constructor_kwargs={"work": work, "table": [table], "threads": cpus,
-                                       "cwd": os.getcwd(), "crash": os.environ.get(CRASH_ENV)},
+                fn_constructor_kwargs={"work": work, "table": [table], "threads": cpus, "cwd": os.getcwd()},
                 max_restarts=-1, max_task_retries=retries, **resources,
             )
 
@@ -215,8 +211,7 @@ def job_table(jobs: Sequence[Any]) -> tuple[Any, Any]:
 class _Worker:
     """One actor: keeps `work`'s process-wide caches (loaded models) across all its jobs."""
 
-    def __init__(self, work: Callable[..., Any], table: list, threads: int | None, cwd: str,
-                 crash: str | None = None) -> None:
+    def __init__(self, work: Callable[..., Any], table: list, threads: int | None, cwd: str) -> None:
         import ray
 
         if threads:
@@ -227,7 +222,6 @@ class _Worker:
             os.chdir(cwd)
         self.work = work
         self.offsets, self.table = ray.get(table[0])  # the job table (a reference in a list stays one)
-        self.crash = dict(item.partition("=")[::2] for item in crash.split(",")) if crash else {}
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -237,21 +231,9 @@ class _Worker:
         for index in batch["data"]:
             start, stop = self.offsets[index], self.offsets[index + 1]
             source, output = pickle.loads(self.table[start:stop])
-            self._maybe_crash(source.name)
             errors.append(attempt(self.work, SimpleNamespace(source=source, output=output)) or "")
         return {"index": batch["data"], "error": np.array(errors, dtype=object),
                 "node": np.array([self.node] * len(errors), dtype=object)}
-
-    def _maybe_crash(self, name: str) -> None:
-        if name not in self.crash:
-            return
-        marker = self.crash[name]
-        if marker:
-            try:
-                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                return  # crashed here before: this is the retry
-        os._exit(1)
 
 
 def check_reachable(address: str | None) -> None:

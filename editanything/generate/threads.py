@@ -32,7 +32,8 @@ def check_threads(threads: int | None) -> int | None:
 
 @contextlib.contextmanager
 def pinned(threads: int | None = None) -> Iterator[int]:
-    """Run the block with `threads` torch CPU threads (None: as they are); yields the count it runs with."""
+    """Run the block with `threads` torch CPU threads (None: the calling thread's count, which the process's
+    thread policy sets, e.g. `editanything.threads.using("generation")` in the UI); yields the count it runs with."""
     import torch
 
     with _REGION:
