@@ -29,7 +29,7 @@ from editanything.types import MAX_SEED  # noqa: E402
 from editanything.imageio import read_png_text, write_image  # noqa: E402
 from editanything.models import MODELS  # noqa: E402
 from editanything.pipeline import Editor, EditRequest  # noqa: E402
-from editanything.recipe import RECIPE_KEY, read_recipe  # noqa: E402
+from editanything.recipe import RECIPE_KEY, decode_mask, read_recipe  # noqa: E402
 
 SIZE = 32
 
@@ -158,12 +158,27 @@ class _FixedDetector:
 def test_per_instance_prompts_replay(deep, tmp_path, capsys):
     coffee = read_image(DEMOS / "coffee.jpg")
     editor = Editor(detector=_FixedDetector(), segmenter="grabcut")
-    request = EditRequest(selection=Prompt(text="cup . spoon"), params=GenerationParams(steps=2, seed=5, resolution=64),
+    request = EditRequest(selection=Prompt(text="cup . spoon"), params=GenerationParams(steps=2, seed=5, resolution=128),
                           prompt_for={"cup": "a blue mug", "spoon": "a fork"})
-    result = editor.edit(coffee, request, source=str(DEMOS / "coffee.jpg"))
+    sizes, inpaint = [], DiffusionGenerator.inpaint
+
+    def spy(self, image, mask, params, **kwargs):
+        sizes.append([image.shape[1], image.shape[0]])
+        return inpaint(self, image, mask, params, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DiffusionGenerator, "inpaint", spy)
+        result = editor.edit(coffee, request, source=str(DEMOS / "coffee.jpg"))
     saved = result.save(tmp_path / "instances.png")
     recipe = read_recipe(saved)
-    assert [s["prompt"] for s in recipe.parameters["steps"]] == ["a blue mug", "a fork"]
+    steps = recipe.parameters["steps"]
+    assert [s["prompt"] for s in steps] == ["a blue mug", "a fork"]
+    # each step records the crop it actually generated at (the cup's and the spoon's differ), not the first one's
+    assert [s["generation_size"] for s in steps] == sizes and sizes[0] != sizes[1]
+    for step in steps:
+        ys, xs = np.nonzero(decode_mask(step["mask"]))
+        x0, y0, x1, y1 = step["box"]
+        assert x0 <= xs.min() and y0 <= ys.min() and xs.max() < x1 and ys.max() < y1
     assert recipe.models["detector"] == {"name": "fixed", "box_threshold": 0.3}
     assert 'Instance prompts: "cup: a blue mug; spoon: a fork"' in read_png_text(saved)["parameters"]
     _replays_exactly(saved, tmp_path, capsys)
