@@ -286,10 +286,50 @@ def test_prompt_command(capsys, isolated_models, tmp_path):
     assert styled["prompt"].endswith(", film noir") and styled["negative_prompt"] == "colour"
 
 
+@pytest.fixture(scope="module")
+def tiny_blip2(tmp_path_factory):
+    from tiny_detect_models import build_tiny_blip2
+
+    return build_tiny_blip2(tmp_path_factory.mktemp("captioner") / "blip2-opt-2.7b")
+
+
+def test_prompt_from_a_photo_captions_it_then_expands(capsys, tiny_blip2, tiny_lm, isolated_models, monkeypatch,
+                                                      demo_photo):
+    from model_pins import pin_to_files
+
+    shutil.copytree(tiny_blip2, isolated_models / "blip2-opt-2.7b")
+    shutil.copytree(tiny_lm[0], isolated_models / "smollm2-360m-instruct")
+    pin_to_files(monkeypatch, isolated_models, "smollm2-360m-instruct")
+
+    def prompt(photo, *argv):
+        assert main(["prompt", "--image", str(photo), "--json", *argv]) == 0
+        out = capsys.readouterr()
+        (expansion,) = json.loads(out.out)
+        captions = [line.removeprefix("caption: ") for line in out.err.splitlines() if line.startswith("caption: ")]
+        assert len(captions) == 1
+        return expansion, captions[0]
+
+    first, caption = prompt(demo_photo, "--seed", "3")
+    assert caption.strip() and first["words"] == caption.strip()
+    assert first["expander"] == "smollm2-360m-instruct" and len(first["model_sha256"]) == 64
+    assert caption.strip() in first["prompt"] and first["prompt"] != first["words"] and first["negative_prompt"]
+    assert prompt(demo_photo, "--seed", "3") == (first, caption)  # the caption is greedy, the expansion seeded
+    other, same = prompt(demo_photo, "--seed", "4")
+    assert same == caption and other["prompt"] != first["prompt"]
+    coffee, its_caption = prompt(demo_photo.parent / "coffee.jpg", "--seed", "3")
+    assert its_caption != caption and its_caption.strip() in coffee["prompt"]  # the captioner reads the photo
+    added, _ = prompt(demo_photo, "tiger", "--seed", "3", "--target", "flux2-klein")
+    assert added["words"] == f"{caption.strip()}, tiger" and "tiger" in added["prompt"]
+    assert main(["prompt", "--image", str(demo_photo), "--seed", "3"]) == 0  # as people read it
+    out = capsys.readouterr()
+    assert out.out.splitlines() == [first["prompt"], f"Negative prompt: {first['negative_prompt']}"]
+
+
 def test_prompt_command_errors_are_one_line(capsys, isolated_models, demo_photo):
     for argv, says in ((["prompt", ""], "nothing to expand"), (["prompt", "x" * 2001], "at most 2000"),
                        (["prompt", "tiger", "--n", "0"], "--n"),
                        (["prompt", "--image", str(demo_photo)], "models download blip2-opt-2.7b"),
+                       (["prompt", "--image", str(demo_photo.parent / "missing.jpg")], "missing.jpg"),
                        (["prompt", "tiger", "--llm-model", "gpt-5.4-nano"], "--expander openai")):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
