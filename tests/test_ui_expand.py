@@ -1,17 +1,19 @@
 """The Edit tab's Expand button, through gradio's API as a client calls it (`/expand`): the prompt box's words
 become a prompt for where the edit runs, a typed negative prompt is kept, the words stay shown, bad input is
-one message, and no paid service is called."""
+one message, and no paid service is called. From photo (`/prompt_from_photo`) does the same from the caption a
+tiny BLIP-2 writes of the session's photo."""
 
 from __future__ import annotations
 
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from editanything import read_image  # noqa: E402
 from editanything.pipeline import Editor  # noqa: E402
-from test_ui_api import running  # noqa: E402
+from test_ui_api import COFFEE, DEMOS, running  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +47,55 @@ def test_expand_bad_words_are_one_message(client):
         with pytest.raises(AppError, match=says) as info:
             client.predict(words=words, negative="", generator="This machine", seed=-1, api_name="/expand")
         assert "\n" not in str(info.value).strip()
+
+
+# --- From photo: the photo's caption, expanded ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def captioning(tmp_path_factory):
+    pytest.importorskip("torch")
+    from tiny_detect_models import build_tiny_blip2
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("captioning")
+    build_tiny_blip2(root / "checkpoints" / "blip2-opt-2.7b")
+    mp.setenv("EDITANYTHING_CHECKPOINTS", str(root / "checkpoints"))  # a captioner, and no language model
+    mp.setenv("EDITANYTHING_HOME", str(root / "home"))
+    mp.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    try:
+        with running(Editor(segmenter="grabcut", detector=None, generator="auto", captioner="auto")) as (demo, url):
+            yield url
+    finally:
+        mp.undo()
+
+
+def load(client: Client, photo) -> None:
+    client.predict(handle_file(str(photo)), False, 8, api_name="/load")
+
+
+def test_from_photo_fills_the_prompt_with_the_captions_expansion(captioning):
+    from editanything.caption import get_captioner
+    from editanything.prompting import expand
+
+    client = Client(captioning, verbose=False)
+    with pytest.raises(AppError, match="upload a photo first"):
+        client.predict(negative="", generator="This machine", seed=5, api_name="/prompt_from_photo")
+    load(client, COFFEE)
+    prompt, negative, note = client.predict(negative="", generator="This machine", seed=5,
+                                            api_name="/prompt_from_photo")
+    caption = get_captioner("auto").caption(read_image(COFFEE))  # the UI's captioner, on the same photo
+    expected = expand(caption, target="sd15", seed=5)
+    assert caption.strip() and (prompt, negative) == (expected.prompt, expected.negative_prompt)
+    assert "photo's caption" in note and "rules" in note and "seed 5" in note
+    again = client.predict(negative="people", generator="This machine", seed=5, api_name="/prompt_from_photo")
+    assert again[:2] == (prompt, "people")  # the same prompt again, the typed negative kept
+    load(client, DEMOS / "astronaut.jpg")
+    other = client.predict(negative="", generator="OpenAI (hosted)", seed=5, api_name="/prompt_from_photo")[0]
+    assert other != prompt and other.endswith(".")  # another photo's caption, as prose for the hosted service
+
+
+def test_from_photo_without_a_captioner_names_the_download(client):
+    load(client, COFFEE)
+    with pytest.raises(AppError, match="models download blip2-opt-2.7b") as info:
+        client.predict(negative="", generator="This machine", seed=5, api_name="/prompt_from_photo")
+    assert "\n" not in str(info.value).strip()

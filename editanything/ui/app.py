@@ -7,7 +7,8 @@ Tabs: *Edit* (click / box / phrase → mask overlay → Replace, Remove, Backgro
 History of the session's results, any of which can be edited further), *Sketch* (photos or a zip →
 sketches, live preview, zip download) and *Models* (what is on disk, which backend each stage uses).
 Named API endpoints (`gradio_client`): `load`, `segment_points`, `select_text`, `replace`, `remove`,
-`background`, `recolor`, `continue_editing`, `cancel`, `sketch`, `sketch_all`, `models`.
+`background`, `recolor`, `continue_editing`, `cancel`, `expand`, `prompt_from_photo`, `sketch`, `sketch_all`,
+`models`.
 Selection endpoints keep the photo, clicks, masks and results in the caller's session, so a client
 calls `segment_points` and then `remove` on the same `Client`.
 
@@ -171,6 +172,9 @@ def _edit_tab(h: Handlers) -> None:
     ui.cancel.click(h.cancel, None, ui.status, api_name="cancel", cancels=edits, queue=False)
     ui.expand.click(readable(h.expanding.expand), [ui.prompt, ui.negative, ui.generator, ui.seed],
                     [ui.prompt, ui.negative, ui.expand_info], api_name="expand", concurrency_id="expand")
+    ui.from_photo.click(readable(h.expanding.from_photo), [ui.session, ui.negative, ui.generator, ui.seed],
+                        [ui.prompt, ui.negative, ui.expand_info], api_name="prompt_from_photo",
+                        concurrency_id=GENERATION, show_progress_on=[ui.expand_info])
     _wire_history(h, ui)
 
 
@@ -222,6 +226,7 @@ def _edit_layout(h: Handlers) -> SimpleNamespace:
         ui.prompt = gr.Textbox(label="Prompt (Replace / Background)", scale=3)
         ui.negative = gr.Textbox(label="Negative prompt", scale=2)
         ui.expand = gr.Button("Expand", scale=0, min_width=90, elem_id="btn-expand")
+        ui.from_photo = gr.Button("From photo", scale=0, min_width=110, elem_id="btn-prompt-from-photo")
     ui.expand_info = gr.Markdown(elem_id="expand-info")
     with gr.Row():
         ui.generator = gr.Dropdown(list(HOSTED), value=LOCAL, label="Generate on", scale=1, elem_id="generator")
