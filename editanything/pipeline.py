@@ -20,11 +20,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import compose, masks
+from . import compose, generation, masks
 from .check import Look, look_again
 from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound, UnchangedOutput
 from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults, next_remover
 from .generate.recolor import RecolorGenerator, parse_color
+from .generation import GenerateRequest, GenerateResult
 from .imageio import write_image
 from .matte import Matte, check_band, compute_matte, get_matter
 from .models import download_command
@@ -196,6 +197,21 @@ class Editor:
     @property
     def generator(self):
         return self._backend("generator")
+
+    @property
+    def text_generator(self):
+        """What `generate` runs: the generator the caller chose, or for "auto" the best text-to-image model
+        on disk for the device (FLUX.2 klein, SDXL base, SD 1.5; not the inpainting models `edit` picks)."""
+        if not _is_auto(self._specs["generator"]):
+            return self.generator
+        if "text_generator" not in self._built:
+            from .generate.auto import pick_text
+
+            name, why = pick_text(with_options=bool(self._options["generator"]))
+            built = get_generator(name, **self._options["generator"])
+            built.note = why
+            self._built["text_generator"] = built
+        return self._built["text_generator"]
 
     @property
     def captioner(self):
@@ -382,6 +398,14 @@ class Editor:
         result.recipe.parameters["check"] = {"phrase": request.check, "want": want, "retries": request.retries,
                                              "passed": look.passed, "attempts": looks}
         return dataclasses.replace(result, check=look)
+
+    def generate(self, request: GenerateRequest, *, source: str | None = None,
+                 name: str | None = None) -> GenerateResult:
+        """Text to image, or image to image from `request.image`, with a recipe for every image.
+
+        For img2img, `source` or `name` say where the picture is, as for `edit`."""
+        origin = _origin(source, name) if request.image is not None else None
+        return generation.generate(self.text_generator, request, origin=origin)
 
     def _prepare_params(self, image: np.ndarray, mask: np.ndarray, request: EditRequest,
                         generator: Any) -> GenerationParams:

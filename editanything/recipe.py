@@ -48,7 +48,8 @@ def webui_parameters(recipe: Recipe, image_index: int = 0) -> str:
         "Size": f"{size[0]}x{size[1]}",
         "Model hash": (model.get("sha256") or "")[:10] or None,
         "Model": model.get("name"),
-        "Denoising strength": p.get("strength") if sampled else None,
+        # txt2img starts from noise: the WebUI writes no denoising strength for it
+        "Denoising strength": p.get("strength") if sampled and recipe.operation != "generate:txt2img" else None,
         "Mask blur": recipe.parameters.get("feather"),
         "Lora hashes": ", ".join(f"{_network_name(x['path'])}: {_short(x)}" for x in loras) or None,
         "TI hashes": ", ".join(f"{_network_name(e['token'])}: {_short(e)}" for e in embeddings) or None,

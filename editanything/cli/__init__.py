@@ -16,7 +16,7 @@ from ..errors import Cancelled, EditAnythingError
 from . import progress_bar
 
 # Each module adds one subcommand: register(subparsers) and run(args) -> exit status.
-_COMMANDS = ("edit_cmd", "segment_cmd", "sketch_cmd", "models_cmd", "ui_cmd", "serve_cmd", "prompt_cmd")
+_COMMANDS = ("edit_cmd", "generate_cmd", "segment_cmd", "sketch_cmd", "models_cmd", "ui_cmd", "serve_cmd", "prompt_cmd")
 
 
 class _Parser(argparse.ArgumentParser):

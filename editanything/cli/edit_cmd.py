@@ -106,16 +106,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_edit)
 
     r = sub.add_parser("replay", help="re-run the recipe stored in an output PNG",
-                       description="Re-run an edit, or an sd-lineart sketch, from the recipe in its PNG. With the "
-                                   "same models and device the image is reproduced exactly.")
-    r.add_argument("result", metavar="OUT.png", help="an image written by edit (or an sd-lineart sketch)")
+                       description="Re-run an edit, a generated image or an sd-lineart sketch from the recipe in its "
+                                   "PNG. With the same models and device the image is reproduced exactly.")
+    r.add_argument("result", metavar="OUT.png", help="an image written by edit or generate (or an sd-lineart sketch)")
     saved = r.add_mutually_exclusive_group()
     saved.add_argument("-o", "--output", metavar="NEW.png|FOLDER",
                        help="save the replayed image as NEW.png, or in FOLDER as OUT.replay.png (default: compare "
                             "only, write nothing)")
     saved.add_argument("--beside", action="store_true", help="save it beside OUT.png, as OUT.replay.png")
-    r.add_argument("--image", help="the input photo, if it moved since the edit (default: its recorded path, "
-                                   "then a file of that name beside OUT.png)")
+    r.add_argument("--image", help="the input photo (of an edit or img2img), if it moved since (default: its recorded "
+                                   "path, then a file of that name beside OUT.png)")
     r.add_argument("--control-image", action="append", default=[], metavar="KIND=PNG",
                    help="the control image the edit used, e.g. seg=segmentation.png, if it moved")
     r.add_argument("-q", "--quiet", action="store_true", help="no library warnings or progress bars")
@@ -317,10 +317,16 @@ def _with_model_defaults(request: EditRequest, generator: Any) -> tuple[EditRequ
     """The request with the sampler, steps and CFG the user left out taken from the generator's defaults,
     and which were taken in words when the generator declares its own (FLUX.2 klein; the others get the
     WebUI's defaults, as before, and nothing to say)."""
-    unset = request.params.unset()
+    params, taken = params_with_defaults(request.params, generator)
+    return dataclasses.replace(request, params=params), taken
+
+
+def params_with_defaults(params: GenerationParams, generator: Any) -> tuple[GenerationParams, str]:
+    """`params` with the generator's defaults for what was left unset, and those taken in words (see above)."""
+    unset = params.unset()
     defaults = model_defaults(generator)
     taken = describe_defaults({n: defaults[n] for n in unset}) if hasattr(generator, "default_params") else ""
-    return dataclasses.replace(request, params=request.params.with_defaults(defaults)), taken
+    return params.with_defaults(defaults), taken
 
 
 def _check_detector_files(name: str) -> None:
@@ -334,12 +340,18 @@ def _check_detector_files(name: str) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     from ..pipeline import Editor
+    from ..recipe import read_recipe
     from ..replay import prepare_replay
     from ..sketch_recipe import read_sketch_recipe
 
     sketch_recipe = read_sketch_recipe(args.result)
     if sketch_recipe is not None:
         return _replay_sketch(args, sketch_recipe)
+    recipe = read_recipe(args.result)
+    if isinstance(recipe.operation, str) and recipe.operation.startswith("generate:"):
+        from .generate_cmd import replay_generated
+
+        return replay_generated(args, recipe)
     job = prepare_replay(args.result, image=args.image, control=_control_files(args.control_image, None))
     editor = Editor(generator=job.generator if job.generator is not None else "classical", matter=job.matter)
     output = _replay_output(args)
@@ -347,13 +359,18 @@ def run_replay(args: argparse.Namespace) -> int:
         result = editor.edit(job.image, job.request, source=str(job.source))
     if output is not None:
         result.save(output, inputs=(job.source, args.result))
-    before = read_image(args.result)
-    diff = int(np.abs(before.astype(np.int16) - result.images[0]).max()) if before.shape == result.images[0].shape else -1
-    verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
-    verdict = remote_opts.replay_verdict(result.recipe.models.get("generator", {}), diff) or verdict
-    print(f"replayed {result.recipe.operation} with {result.recipe.models.get('generator', {}).get('name')}: "
-          f"{_saved(output)} ({verdict})")
+    print_replayed(args.result, output, result.images[0], result.recipe)
     return 0
+
+
+def print_replayed(original: str | Path, output: Path | None, image: np.ndarray, recipe: Any) -> None:
+    """One line: what was replayed, where it went, and whether it is the original pixel for pixel."""
+    before = read_image(original)
+    diff = int(np.abs(before.astype(np.int16) - image).max()) if before.shape == image.shape else -1
+    verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
+    verdict = remote_opts.replay_verdict(recipe.models.get("generator", {}), diff) or verdict
+    print(f"replayed {recipe.operation} with {recipe.models.get('generator', {}).get('name')}: {_saved(output)} "
+          f"({verdict})")
 
 
 def _replay_output(args: argparse.Namespace) -> Path | None:

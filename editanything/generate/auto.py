@@ -44,3 +44,31 @@ def pick(with_options: bool = False) -> tuple[str, str]:
                "the Stable Diffusion model present")
         return "sd15-inpainting", why + ("; " + LCM_HINT if lcm else "; fetch lcm-lora-sd15 for 4-step LCM")
     return "classical", "no Stable Diffusion weights: OpenCV's fill, which can only remove"
+
+
+def text_order(cuda: bool) -> tuple[str, ...]:
+    """The text-to-image models `pick_text` prefers on this kind of device, best first."""
+    if cuda:
+        return ("flux2-klein-4b", "sdxl-base", "sd15")
+    return ("sd15", "sdxl-base", "flux2-klein-4b")
+
+
+def pick_text(with_options: bool = False) -> tuple[str, str]:
+    """(model name, why) for `generate`: as `pick`, over the text-to-image models. LoRAs and embeddings
+    are SD 1.5 add-ons; ModelNotFound with the download command when nothing fits is on disk."""
+    from ..errors import ModelNotFound
+    from ..models import MODELS, download_command, find_model, pick_device
+
+    cuda = pick_device().startswith("cuda")
+    names = ("sd15",) if with_options else text_order(cuda)
+    present = [n for n in names if n in MODELS and find_model(n) is not None]
+    if not present:
+        raise ModelNotFound(f"generate needs a text-to-image model and none is on disk; fetch one with: "
+                            f"{download_command('sd15')}"
+                            + (" (the LoRAs or embeddings asked for are SD 1.5 add-ons)" if with_options else ""))
+    name = present[0]
+    if with_options:
+        return name, "the LoRAs or embeddings asked for are SD 1.5 add-ons"
+    device = "CUDA" if cuda else "a CPU"
+    return name, f"the best text-to-image model present for {device}" + (
+        "; fetch lcm-lora-sd15 for 4-step LCM" if name == "sd15" and find_model("lcm-lora-sd15") is None else "")

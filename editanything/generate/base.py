@@ -142,6 +142,16 @@ def unet_weights(folder: Path) -> Path | None:
     return weights_file(folder / "unet")
 
 
+def unet_in_channels(folder: Path) -> int | None:
+    """The input channels of a pipeline folder's UNet (9 for inpainting models, 4 otherwise), None if unknown."""
+    import json
+
+    try:
+        return int(json.loads((Path(folder) / "unet" / "config.json").read_text(encoding="utf-8"))["in_channels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def to_uint8(images: np.ndarray, who: str = "the model") -> list[np.ndarray]:
     """A pipeline's float images in [0, 1] as uint8, rounded as diffusers rounds its PIL output; NaN is BadOutput."""
     return list((finite(images, who) * 255).round().astype(np.uint8))
@@ -168,6 +178,8 @@ class DiffusersGenerator:
     """
 
     works_at_any_size = False
+    native_size = 512  # the side txt2img makes when no size is asked for: what the model was trained at
+    size_multiple = 8  # txt2img and img2img sides must be multiples of it
     note = ""  # why "auto" chose this model, shown by describe()
     family = ""
     primary_mode = "inpaint"  # the mode of the pipeline `build` makes
@@ -219,6 +231,16 @@ class DiffusersGenerator:
         h, w = image.shape[:2]
         return dict(image=Image.fromarray(image), mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
                     height=h, width=w, strength=params.strength)
+
+    def txt2img_inputs(self, pipe: Any, params: GenerationParams, width: int, height: int) -> dict[str, Any]:
+        """The "txt2img" call's arguments besides the prompt, steps, CFG and seed."""
+        return {"height": height, "width": width}
+
+    def img2img_inputs(self, pipe: Any, image: np.ndarray, params: GenerationParams) -> dict[str, Any]:
+        """The "img2img" call's arguments besides the prompt, steps, CFG and seed."""
+        from PIL import Image
+
+        return {"image": Image.fromarray(image), "strength": params.strength}
 
     def finish(self, image: np.ndarray, source: np.ndarray | None) -> np.ndarray:
         """One output image as returned (FLUX.2 cuts its padding off here)."""
@@ -280,6 +302,19 @@ class DiffusersGenerator:
         params = self.prepare(params)
         return self.run("inpaint", params, lambda pipe: self.inpaint_inputs(pipe, image, mask, params, control),
                         source=image)
+
+    def txt2img(self, params: GenerationParams, width: int, height: int) -> Generated:
+        """batch_size × batch_count width×height images of `params.prompt` (the "txt2img" mode)."""
+        self.check_size(width, height)
+        params = self.prepare(params)
+        return self.run("txt2img", params, lambda pipe: self.txt2img_inputs(pipe, params, width, height))
+
+    def img2img(self, image: np.ndarray, params: GenerationParams) -> Generated:
+        """batch_size × batch_count redrawings of `image` at `params.strength` (the "img2img" mode)."""
+        image = check_rgb(image)
+        self.check_size(image.shape[1], image.shape[0])
+        params = self.prepare(params)
+        return self.run("img2img", params, lambda pipe: self.img2img_inputs(pipe, image, params), source=image)
 
     def run(self, mode: str, params: GenerationParams, inputs: Callable[[Any], dict[str, Any]], *,
             source: np.ndarray | None = None, threads: int | None = None) -> Generated:

@@ -23,7 +23,8 @@ from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.checkpoint import load_torch_state
 from ..models.store import cached_sha256
 from ..types import GenerationParams
-from .base import DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_weights, weights_file
+from .base import (DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_in_channels, unet_weights,
+                   weights_file)
 from .prompts import encode_prompts
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
@@ -117,6 +118,7 @@ class DiffusionGenerator(DiffusersGenerator):
     # The diffusers pipelines `build` makes: plain, and with ControlNets (a subclass may run img2img instead).
     pipeline_class = "StableDiffusionInpaintPipeline"
     controlnet_pipeline_class = "StableDiffusionControlNetInpaintPipeline"
+    pipelines = {"txt2img": "StableDiffusionPipeline", "img2img": "StableDiffusionImg2ImgPipeline"}
 
     def __init__(
         self,
@@ -318,6 +320,33 @@ class DiffusionGenerator(DiffusersGenerator):
                        control: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
         return {**super().inpaint_inputs(pipe, image, mask, params, None),
                 **self.control_inputs(image, mask, control)}
+
+    @property
+    def text_to_image(self) -> bool:
+        """Whether txt2img and img2img can run: a 4-channel UNet and no ControlNets (an inpainting UNet
+        takes the image and mask as extra input channels)."""
+        if self.controlnets:
+            return False
+        if self._wrapped:
+            return self._pipe.unet.config.in_channels == 4
+        if self.source.single_file:
+            return _checkpoint_in_channels(self.source.path) in (4, None)
+        return unet_in_channels(self.source.path) in (4, None)
+
+    def txt2img_inputs(self, pipe: Any, params: GenerationParams, width: int, height: int) -> dict[str, Any]:
+        self._check_text_to_image()
+        return super().txt2img_inputs(pipe, params, width, height)
+
+    def img2img_inputs(self, pipe: Any, image: np.ndarray, params: GenerationParams) -> dict[str, Any]:
+        self._check_text_to_image()
+        return super().img2img_inputs(pipe, image, params)
+
+    def _check_text_to_image(self) -> None:
+        if self.controlnets:
+            raise InvalidInputError(f"{self.name}: generate runs without ControlNets; leave them out")
+        if not self.text_to_image:
+            raise InvalidInputError(f"{self.name} is an inpainting model: generating from a prompt needs a "
+                                    "text-to-image one such as sd15 (editanything models download sd15)")
 
     def weights_sha256(self) -> str | None:
         """The sha256 of the weights that run (the single file, or a folder's UNet), hashed from disk once
