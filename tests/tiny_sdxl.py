@@ -15,14 +15,14 @@ from tiny_sd import HIDDEN, SEED, build_tokenizer, write_tokenizer_files
 TIME_DIM = 8  # addition_time_embed_dim; SDXL inpainting conditions on 6 size/crop numbers
 
 
-def build_pipeline(workdir: Path):
+def build_pipeline(workdir: Path, in_channels: int = 9):
     import torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(SEED)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=9, out_channels=4,
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=in_channels, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
         addition_time_embed_dim=TIME_DIM, transformer_layers_per_block=(1, 2),
@@ -46,16 +46,28 @@ def build_pipeline(workdir: Path):
     )
 
 
-def save_sdxl(folder: Path) -> Path:
+def save_sdxl(folder: Path, in_channels: int = 9) -> Path:
     """The tiny pipeline in fp16 with the Hub repo's fp16 variant file names."""
     import torch
 
     folder = Path(folder)
-    pipe = build_pipeline(folder.parent / f"{folder.name}-work").to(torch.float16)
+    pipe = build_pipeline(folder.parent / f"{folder.name}-work", in_channels).to(torch.float16)
     pipe.save_pretrained(folder, safe_serialization=True, variant="fp16")
     for name in ("tokenizer", "tokenizer_2"):
         (folder / name / "tokenizer.json").unlink(missing_ok=True)
         write_tokenizer_files(folder / name)
+    return folder
+
+
+def save_sdxl_base(folder: Path) -> Path:
+    """The tiny text-to-image SDXL (4-channel UNet) laid out like stabilityai/stable-diffusion-xl-base-1.0:
+    fp16 variant files and a model_index naming `StableDiffusionXLPipeline`."""
+    import json
+
+    folder = save_sdxl(folder, in_channels=4)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusionXLPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder
 
 

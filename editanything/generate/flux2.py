@@ -85,6 +85,9 @@ class Flux2Generator(DiffusersGenerator):
     """
 
     family = "flux2-klein"
+    native_size = 1024
+    # img2img is the inpainting pipeline with nothing masked out: the picture noised to `strength`, all repainted
+    pipelines = {"txt2img": "Flux2KleinPipeline", "img2img": "Flux2KleinInpaintPipeline"}
 
     def __init__(self, model: str | os.PathLike = MODEL, *, device: str | None = None, dtype: Any = None,
                  cpu_offload: bool = False, threads: int | None = None):
@@ -93,7 +96,7 @@ class Flux2Generator(DiffusersGenerator):
         self.sha256: str | None = None  # of the transformer on disk, hashed when a recipe first asks
         index = _index(self.folder)
         self.distilled = bool(index.get("is_distilled", False))
-        self.multiple = _multiple(self.folder)
+        self.multiple = self.size_multiple = _multiple(self.folder)
         self._device, self._dtype, self.cpu_offload = device, dtype, cpu_offload
         self._warned_cfg = False
 
@@ -175,6 +178,9 @@ class Flux2Generator(DiffusersGenerator):
         ph, pw = _pad_to(h, self.multiple), _pad_to(w, self.multiple)
         padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
         return super().inpaint_inputs(pipe, padded, np.pad(mask, ((0, ph - h), (0, pw - w))), params, control)
+
+    def img2img_inputs(self, pipe: Any, image: np.ndarray, params: GenerationParams) -> dict[str, Any]:
+        return self.inpaint_inputs(pipe, image, np.ones(image.shape[:2], bool), params, None)
 
     def finish(self, image: np.ndarray, source: np.ndarray | None) -> np.ndarray:
         return image if source is None else image[:source.shape[0], :source.shape[1]]

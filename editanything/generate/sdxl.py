@@ -18,7 +18,7 @@ from ..errors import InvalidInputError, ModelNotFound, require
 from ..models.store import cached_sha256
 from ..models.variants import folder_variant
 from ..types import GenerationParams
-from .base import DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_weights
+from .base import DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_in_channels, unet_weights
 from .prompts import has_weights
 
 MODEL = "sdxl-inpainting"
@@ -33,6 +33,8 @@ class SDXLGenerator(DiffusersGenerator):
     """
 
     family = "sdxl"
+    native_size = 1024
+    pipelines = {"txt2img": "StableDiffusionXLPipeline", "img2img": "StableDiffusionXLImg2ImgPipeline"}
 
     def __init__(self, model: str | os.PathLike = MODEL, *, loras: Sequence[Lora | str] = (),
                  device: str | None = None, dtype: Any = None, threads: int | None = None):
@@ -66,6 +68,11 @@ class SDXLGenerator(DiffusersGenerator):
                 load_loras(pipe, self.loras)
         place(pipe, device)
         return pipe
+
+    @property
+    def text_to_image(self) -> bool:
+        """Whether txt2img and img2img can run: the base model's 4-channel UNet, not the inpainting one's 9."""
+        return unet_in_channels(self.folder) in (4, None)
 
     def check_params(self, params: GenerationParams) -> None:
         if has_weights(params.prompt) or has_weights(params.negative_prompt):
