@@ -117,7 +117,7 @@ GENERATORS: Registry[Generator] = Registry(
         "lama": _remover("lama"),
         "migan": _remover("migan"),
     },
-    backends={"diffusion": _diffusion}, choose=_auto, fallback=_checkpoint,
+    backends={"diffusion": _diffusion, "sdxl": _sdxl}, choose=_auto, fallback=_checkpoint,
 )
 """Generator name → builder; manifest backend → builder factory; a path → the builder of what it holds."""
 GENERATOR_BACKENDS = GENERATORS.backends

@@ -35,6 +35,7 @@ entry (in Python: `register_model(ModelSpec(...))`):
     sam2-hf        segmenter   model_class, processor_class, image_processor_class (transformers names)
     sam3-hf        detector    tracker: {model_class, processor_class, image_processor_class}
     diffusion      generator   variant: "fp16" when the folder holds only `*.fp16.safetensors`
+    sdxl           generator   variant: as for diffusion (an SDXL diffusers folder)
     blip2          captioner   —
 
   Other backends add themselves to BACKEND_KINDS and to their stage's registry
@@ -58,6 +59,7 @@ from ..errors import InvalidInputError
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
 BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector", "diffusion": "generator",
+                                 "sdxl": "generator",
                                  "blip2": "captioner", "controlnet": "controlnet", "hed": "edges",
                                  "text-encoder": "text-encoder", "grounding-dino-hf": "detector",
                                  "sam2-hf": "segmenter", "sam3-hf": "detector", "causal-lm": "expander",
