@@ -103,3 +103,31 @@ def test_flux2_sizes_are_multiples_of_16(flux):
     with pytest.raises(InvalidInputError, match="multiples of 16"):
         editor.generate(GenerateRequest(GenerationParams(prompt="x", width=40, height=32)))
     assert not editor.text_generator.loaded
+
+
+def test_auto_picks_a_text_to_image_model_by_device_and_names_the_download(sdxl, flux, work, isolated_models,
+                                                                          monkeypatch):
+    from model_pins import pin_to_files
+
+    from editanything.errors import ModelNotFound
+    from editanything.generate import auto
+
+    with pytest.raises(ModelNotFound, match="editanything models download sd15"):
+        Editor().text_generator
+    sd15 = tiny_sd.save_sd15_base(work / "sd15")
+    for name, folder in (("sd15", sd15), ("sdxl-base", sdxl), ("flux2-klein-4b", flux)):
+        (isolated_models / name).symlink_to(folder, target_is_directory=True)
+    pin_to_files(monkeypatch, isolated_models, "sd15", "sdxl-base", "flux2-klein-4b")
+    assert Editor().text_generator.name == "sd15"  # a CPU: SD 1.5 first
+    monkeypatch.setattr("editanything.models.pick_device", lambda *a: "cuda")
+    assert auto.pick_text()[0] == "flux2-klein-4b"
+    (isolated_models / "flux2-klein-4b").unlink()
+    assert auto.pick_text()[0] == "sdxl-base"
+    monkeypatch.undo()  # a CPU again, and the manifest's own pins
+    pin_to_files(monkeypatch, isolated_models, "sdxl-base")
+    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(isolated_models))
+    # the named manifest model loads and generates through the SDXL backend
+    editor = Editor(generator="sdxl-base")
+    out = editor.generate(GenerateRequest(GenerationParams(prompt="x", sampler="Euler", steps=1, seed=1, width=SIZE,
+                                                           height=SIZE)))
+    assert out.recipe.models["generator"]["name"] == "sdxl-base" and out.images[0].shape == (SIZE, SIZE, 3)
