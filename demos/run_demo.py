@@ -6,6 +6,8 @@
    SAM (or GrabCut without SAM weights) → the best remover present (LaMa, then MI-GAN; else
    Stable Diffusion inpainting, else OpenCV's fill), and says which one ran.
 3. When a Grounding DINO and SD 1.5 inpainting are in checkpoints/, a text-described replace.
+4. When a text-to-image model is in checkpoints/ (sd15, sdxl-base or flux2-klein-4b), `generate`
+   from a prompt; otherwise it says which download enables it.
 """
 
 from __future__ import annotations
@@ -84,9 +86,30 @@ def run_edits() -> bool:
     return True
 
 
+def run_generate() -> bool:
+    from editanything.errors import ModelNotFound
+    from editanything.generate import GenerationParams
+    from editanything.generation import GenerateRequest
+    from editanything.pipeline import Editor
+
+    editor = Editor()
+    try:
+        generator = editor.text_generator
+    except ModelNotFound:
+        print("generate  : skipped, needs a text-to-image model: `editanything models download sd15` "
+              "(or sdxl-base, flux2-klein-4b on a GPU)")
+        return True
+    prompt = "a tiger drinking from a river at sunset"
+    result = editor.generate(GenerateRequest(GenerationParams(prompt=prompt, seed=1)))
+    out = result.save(OUT / "tiger.png")
+    print(f"generate  : {prompt!r} with {generator.name} -> {out}")
+    return True
+
+
 def main() -> int:
     ok = run_sketches()
     ok &= run_edits()
+    ok &= run_generate()
     print(f"\nall outputs are under {OUT}")
     return 0 if ok else 1
 
