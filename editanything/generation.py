@@ -72,6 +72,8 @@ class GenerateResult:
 
 def check_generator(generator: Any, mode: str) -> None:
     """Refuse, before anything loads, a generator that cannot make pictures from a prompt in `mode`."""
+    if hasattr(generator, "check_mode"):  # a hosted one: some endpoints make images from text only
+        generator.check_mode(mode)
     if not hasattr(generator, mode) or getattr(generator, "text_to_image", True) is False:
         name = getattr(generator, "name", type(generator).__name__)
         raise InvalidInputError(
@@ -125,9 +127,17 @@ def prepare(generator: Any, request: GenerateRequest) -> tuple[GenerationParams,
     check_size(generator, width, height)
     params = request.params.with_defaults(model_defaults(generator)).with_seed()
     params = dataclasses.replace(params, width=width, height=height)
-    if hasattr(generator, "check_params"):
-        generator.check_params(params)
+    check_params(generator, params, request.mode)
     return params, (width, height)
+
+
+def check_params(generator: Any, params: GenerationParams, mode: str) -> None:
+    """The generator's own refusals of settings it cannot honour (a hosted one checks them for its generation
+    endpoint in `mode`, not for its edit endpoint)."""
+    if hasattr(generator, "check_generation"):
+        generator.check_generation(params, mode)
+    elif hasattr(generator, "check_params"):
+        generator.check_params(params)
 
 
 def generate(generator: Any, request: GenerateRequest, *, origin: dict[str, Any] | None = None) -> GenerateResult:

@@ -33,7 +33,8 @@ MAX_TEXT = 10_000
 # a request goes (STABILITY_BASE_URL / OPENAI_BASE_URL and the keys come from the environment only), nor
 # retries, timeouts or TLS: a PNG is untrusted, and anything else in it is refused before a request is sent.
 REMOTE_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
-    "stability": {"search_and_replace": (bool,), "search_prompt": (str, type(None)), "grow_mask": (int,)},
+    "stability": {"search_and_replace": (bool,), "search_prompt": (str, type(None)), "grow_mask": (int,),
+                  "model": (str,)},
     "openai": {"model": (str,)},
 }
 

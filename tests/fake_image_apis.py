@@ -1,11 +1,13 @@
-"""A local stand-in for Stability AI's v2beta edit endpoints and OpenAI's /v1/images/edits, on 127.0.0.1.
+"""A local stand-in for Stability AI's v2beta edit and generate endpoints and OpenAI's /v1/images/edits and
+/v1/images/generations, on 127.0.0.1.
 
 It checks requests the way the public references describe them (see editanything/generate/remote/
 stability.py and openai.py for the sources): Bearer key, multipart fields and files, the mask encoding
 of each endpoint, size limits, and answers in the documented formats (JSON with base64 images, error
 bodies, x-request-id, Retry-After). Its "model" paints the edited area a colour derived from the prompt
 and seed, and nudges every other pixel by one level, as a VAE round trip would, so that a client that
-pasted the whole answer back would be caught.
+pasted the whole answer back would be caught. Its generation endpoints paint a picture from the prompt and
+seed at about a megapixel in the aspect ratio asked for (Stability) or at the size asked for (OpenAI).
 
 `server.script` holds canned answers (status, headers, JSON body) served first, one per request;
 `server.delay` makes every answer late (timeouts); `server.drip` sends each byte of an answer that
@@ -28,6 +30,9 @@ import cv2
 import numpy as np
 
 STABILITY_ROUTES = ("inpaint", "erase", "search-and-replace", "replace-background-and-relight")
+STABILITY_GENERATE = ("core", "ultra", "sd3")
+ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
+SD3_MODELS = ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash")
 GPT_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
 GPT_MODELS = {"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "chatgpt-image-latest"}
 MB = 1024 * 1024
@@ -105,6 +110,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         raw = self.rfile.read(length)
         ctype = self.headers.get("Content-Type", "")
+        if ctype.startswith("application/json"):
+            try:
+                return json.loads(raw), {}, length
+            except ValueError:
+                return {"<not json>": raw.decode("latin-1")}, {}, length
         if not ctype.startswith("multipart/form-data"):
             return {}, {}, length
         message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + raw)
@@ -135,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.stability(method, fields, files, length)
         if self.path == "/v1/images/edits":
             return self.openai(fields, files)
+        if self.path == "/v1/images/generations":
+            return self.openai_generate(fields)
         self.answer(404, {"error": "not found"})
 
     def do_POST(self) -> None:
@@ -160,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(202, {"id": gid, "status": "in-progress"})
             del self.server.pending[gid]
             return self.answer(200, body)
+        if self.path.startswith("/v2beta/stable-image/generate/"):
+            return self.stability_generate(method, fields, files)
         route = self.path.removeprefix("/v2beta/stable-image/edit/")
         if method != "POST" or route not in STABILITY_ROUTES:
             return self.stability_error(404, "not_found", self.path)
@@ -210,6 +224,76 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Accept") == "image/*":
             return self.answer(200, png(out), {"finish-reason": finish, "seed": seed_used}, "image/png")
         self.answer(200, body)
+
+    def stability_generate(self, method: str, fields: dict, files: dict) -> None:
+        route = self.path.removeprefix("/v2beta/stable-image/generate/")
+        if method != "POST" or route not in STABILITY_GENERATE:
+            return self.stability_error(404, "not_found", self.path)
+        prompt = fields.get("prompt", "")
+        if not 1 <= len(prompt) <= 10000:
+            return self.stability_error(400, "bad_request", "prompt: required, 1..10000 characters")
+        known = {"prompt", "negative_prompt", "aspect_ratio", "seed", "output_format", "style_preset"}
+        known |= {"image", "strength"} if route in ("ultra", "sd3") else set()
+        known |= {"mode", "model", "cfg_scale"} if route == "sd3" else set()
+        unknown = set(fields) - known
+        if unknown:
+            return self.stability_error(400, "bad_request", f"{sorted(unknown)[0]}: not a field of {route}")
+        image = decode(files["image"], cv2.IMREAD_COLOR) if "image" in files else None
+        if route == "sd3":
+            if fields.get("model", "sd3.5-large") not in SD3_MODELS:
+                return self.stability_error(400, "bad_request", "model: unknown")
+            if fields.get("mode", "text-to-image") != ("image-to-image" if image is not None else "text-to-image"):
+                return self.stability_error(400, "bad_request", "mode: image-to-image needs image, text-to-image none")
+        if image is not None and ("strength" not in fields or not 0 <= float(fields["strength"]) <= 1
+                                  or "aspect_ratio" in fields):
+            return self.stability_error(400, "bad_request", "strength: required in 0..1 with an image; no aspect_ratio")
+        ratio = fields.get("aspect_ratio", "1:1")
+        if ratio not in ASPECT_RATIOS:
+            return self.stability_error(400, "bad_request", f"aspect_ratio: one of {', '.join(ASPECT_RATIOS)}")
+        seed = int(fields.get("seed", "0"))
+        if not 0 <= seed <= 4294967294 or fields.get("output_format", "png") not in ("jpeg", "png", "webp"):
+            return self.stability_error(400, "bad_request", "seed or output_format out of range")
+        if "forbidden" in prompt:
+            return self.stability_error(403, "content_moderation", "Your request was flagged by our content "
+                                        "moderation system, as a result your request was denied and you were not charged.")
+        seed_used = seed or 123456789
+        if image is not None:
+            h, w = image.shape[:2]
+        else:
+            a, b = (int(x) for x in ratio.split(":"))
+            w, h = round((a / b) ** 0.5 * 16) * 64, round((b / a) ** 0.5 * 16) * 64
+        out = np.zeros((h, w, 3), np.uint8)
+        out[:] = colour_for(f"{prompt}|{fields.get('negative_prompt', '')}|{route}|{fields.get('model')}", seed_used)
+        out[: h // 2, : w // 2] = colour_for(prompt, seed_used + 1)
+        finish = "CONTENT_FILTERED" if "blurme" in prompt else "SUCCESS"
+        self.answer(200, {"image": base64.b64encode(png(out)).decode(), "finish_reason": finish, "seed": seed_used})
+
+    # -- OpenAI /v1/images/generations ----------------------------------------------------------------------
+    def openai_generate(self, body: dict) -> None:
+        if self.headers.get("Authorization") != f"Bearer {self.server.openai_key}":
+            given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            return self.openai_error(401, f"Incorrect API key provided: {given[:6]}***{given[-4:]}.", "invalid_api_key")
+        if not self.headers.get("Content-Type", "").startswith("application/json") or "<not json>" in body:
+            return self.openai_error(400, "We could not parse the JSON body of your request.", None)
+        model = body.get("model", "dall-e-2")
+        if model not in GPT_MODELS:
+            return self.openai_error(400, f"Invalid value: '{model}'.", "invalid_value", param="model")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not 0 < len(prompt) <= 32000:
+            return self.openai_error(400, "prompt: required, up to 32000 characters", "invalid_value", param="prompt")
+        size, n = body.get("size", "auto"), body.get("n", 1)
+        if size not in GPT_SIZES or "response_format" in body or not isinstance(n, int) or not 1 <= n <= 10:
+            return self.openai_error(400, "size, n or response_format is not supported", "invalid_value")
+        if "forbidden" in prompt:
+            return self.openai_error(400, "Your request was rejected by the safety system.", "moderation_blocked",
+                                     kind="image_generation_user_error")
+        w, h = (1024, 1024) if size == "auto" else (int(x) for x in size.split("x"))
+        data = []
+        for i in range(n):
+            out = np.zeros((h, w, 3), np.uint8)
+            out[:] = colour_for(prompt, i)
+            data.append({"b64_json": base64.b64encode(png(out)).decode()})
+        self.answer(200, {"created": int(time.time()), "data": data})
 
     # -- OpenAI /v1/images/edits ------------------------------------------------------------------------
     def openai_error(self, status: int, message: str, code: str | None, kind="invalid_request_error", param=None):

@@ -13,7 +13,7 @@ from ..errors import InvalidInputError
 from ..generate import GenerationParams, sampler_names
 from ..imageio import check_writable_folder
 from ..storage import check_uris, is_uri
-from . import progress_bar
+from . import progress_bar, remote_opts
 from .edit_cmd import _generator_options, _styled, params_with_defaults
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args
@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "takes; several make a batch written as <picture>.png)")
     i2i.add_argument("--strength", type=float, default=None,
                      help="denoising strength: how far the result may move from the picture (default 0.75)")
+    remote_opts.add_generate_options(p)
     add_expand_options(p)
     out = p.add_argument_group("output")
     out.add_argument("--workers", type=int, default=None, help="parallel jobs of a batch (default 1: the model "
@@ -96,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--prompts-file generates from its own prompts: it takes no --image or --expand")
     params = build_params(args, args.prompt)
     editor = {"generator": args.model, "generator_options": _generator_options(args)}
+    remote_opts.apply_generate(args, editor)
+    if args.dry_run and args.expand and args.expander == "openai":
+        raise InvalidInputError("--dry-run sends nothing, but --expander openai would send the words to OpenAI: "
+                                "dry-run with --expander rules (or auto) instead")
     probe = Editor(**editor)
     generator = probe.text_generator  # building it loads no weights yet
     single_picture = len(args.image) == 1 and Path(args.image[0]).is_file()
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None or args.engine != "local" else 1
     engine = engine_from_args(args, workers, heavy=True)  # its options are checked before anything loads
     mode = "img2img" if args.image else "txt2img"
-    from ..generation import check_generator
+    from ..generation import check_generator, check_params
 
     check_generator(generator, mode)
     if not args.image:
@@ -113,9 +118,10 @@ def run(args: argparse.Namespace) -> int:
     elif params.width is not None:
         check_size(generator, params.width, params.height)
     params, taken = params_with_defaults(params, generator)
-    if hasattr(generator, "check_params"):
-        generator.check_params(params)
-    print(f"generator: {generator.describe() if hasattr(generator, 'describe') else generator.name}", file=sys.stderr)
+    check_params(generator, params, mode)
+    if args.dry_run and batch:  # sends and writes nothing: no output folder either
+        return remote_opts.dry_run_generate(args, params, probe)
+    print(f"generator: {_describe(generator, mode)}", file=sys.stderr)
     if taken:
         print(f"settings: {taken} (the model's defaults)", file=sys.stderr)
     if batch:
@@ -132,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         expansion = expanded.to_dict()
     else:
         expand_from_args(args, "", target="sd15", seed=0)  # no expander option without --expand
+    if args.dry_run:
+        return remote_opts.dry_run_generate(args, params, probe)
     image = source = None
     if args.image:
         from ..imageio import read_image
@@ -144,13 +152,18 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar.step_bar(not args.quiet and progress_bar.on_terminal()):
         result = probe.generate(GenerateRequest(params, image=image, expansion=expansion),
                                 source=str(source) if source else None)
-    names = [Path(args.output)] if _one_file(args) else [
-        Path(args.output) / f"{_slug(args.prompt)}-{_seed(result, i)}.png" for i in range(len(result.images))]
+    names = [Path(args.output)] if _one_file(args) else _names(Path(args.output), _slug(args.prompt), result)
     inputs = (source,) if source else ()
     for i, name in enumerate(names):
         result.save(name, i, inputs=inputs)
         print(name)
     return 0
+
+
+def _describe(generator: Any, mode: str) -> str:
+    if hasattr(generator, "describe_generation"):  # a hosted one: say what leaves the machine
+        return generator.describe_generation(mode)
+    return generator.describe() if hasattr(generator, "describe") else generator.name
 
 
 def _slug(prompt: str) -> str:
@@ -159,11 +172,19 @@ def _slug(prompt: str) -> str:
     return slug(prompt)
 
 
-def _seed(result: Any, index: int) -> str:
+def _names(folder: Path, slug: str, result: Any) -> list[Path]:
+    """<slug>-<seed>.png; where the service takes no seed, <slug>-<n>.png from the first n not taken yet."""
     from ..types import wrap_seed
 
     seed = result.recipe.seed
-    return str(wrap_seed(seed + index)) if seed is not None else str(index)
+    if seed is not None:
+        return [folder / f"{slug}-{wrap_seed(seed + i)}.png" for i in range(len(result.images))]
+    names, n = [], 0
+    while len(names) < len(result.images):
+        if not (folder / f"{slug}-{n}.png").exists():
+            names.append(folder / f"{slug}-{n}.png")
+        n += 1
+    return names
 
 
 def _run_batch(args: argparse.Namespace, params: GenerationParams, editor: dict, probe: Any, workers: int,

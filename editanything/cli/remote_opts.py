@@ -1,4 +1,5 @@
-"""The `edit` options for hosted generators (Stability AI, OpenAI): choice, settings, dry run, replay note."""
+"""The `edit` and `generate` options for hosted generators (Stability AI, OpenAI): choice, settings, dry run,
+replay note."""
 
 from __future__ import annotations
 
@@ -73,6 +74,77 @@ def dry_run(args: argparse.Namespace, request: Any, editor: Any) -> int:
             print(f"{source}: {plan}")
         except EditAnythingError as exc:
             print(f"{source}: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def add_generate_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hosted generation (the prompt, and an --image, are sent to the service)")
+    g.add_argument("--generator", choices=REMOTE,
+                   help="generate with Stability AI (key in STABILITY_API_KEY) or OpenAI (key in OPENAI_API_KEY) "
+                        "instead of --model")
+    g.add_argument("--remote-model", metavar="NAME",
+                   help="Stability AI: core (default; text only), ultra, sd3 (= sd3.5-large), sd3.5-large, "
+                        "sd3.5-large-turbo, sd3.5-medium; OpenAI: gpt-image-1 (default), gpt-image-1-mini, "
+                        "gpt-image-1.5, gpt-image-2, chatgpt-image-latest")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print what would be sent (endpoint, fields, cost) without sending or writing")
+    g.add_argument("--allow-insecure", action="store_true",
+                   help="let the key and the prompt go over plain http:// to another machine (STABILITY_BASE_URL or "
+                        "OPENAI_BASE_URL on a trusted network); without it such a base URL is refused")
+
+
+def apply_generate(args: argparse.Namespace, editor: dict[str, Any]) -> None:
+    """`generate`'s Editor settings for the hosted generator asked for (or check none is half-asked)."""
+    if not args.generator:
+        used = [flag for flag, on in (("--dry-run", args.dry_run), ("--remote-model", args.remote_model),
+                                      ("--allow-insecure", args.allow_insecure)) if on]
+        if used:
+            raise InvalidInputError(f"{', '.join(used)} go with --generator stability or openai")
+        return
+    local = [flag for flag, on in (("--lora", args.lora), ("--embedding", args.embedding),
+                                   ("--model", args.model != "auto")) if on]
+    if local:
+        raise InvalidInputError(f"{', '.join(local)} are for local models; --generator {args.generator} runs at "
+                                "the service")
+    options: dict[str, Any] = {"dry_run": args.dry_run, "allow_insecure": args.allow_insecure}
+    if args.remote_model:
+        options["model"] = args.remote_model
+    editor["generator"], editor["generator_options"] = args.generator, options
+
+
+def dry_run_generate(args: argparse.Namespace, params: Any, editor: Any) -> int:
+    """Print each request `generate` would send (one per prompt, line or picture); send and write nothing."""
+    from ..batch import collect_inputs
+    from ..generate.remote import DryRun
+    from ..generate_batch import read_prompts
+    from ..generation import GenerateRequest
+    from ..imageio import read_image
+
+    jobs: list[tuple[str, Any]] = []
+    failed = 0
+    if args.prompts_file:
+        lines, bad = read_prompts(args.prompts_file)
+        jobs = [(str(line), lambda line=line: GenerateRequest(line.params(params))) for line in lines]
+        for where, reason in bad:
+            print(f"{where}: {reason}", file=sys.stderr)
+        failed += len(bad)
+    elif args.image:
+        found, missing = collect_inputs(args.image)
+        for path, reason in missing:
+            print(f"{path}: {reason}", file=sys.stderr)
+        failed += len(missing)
+        jobs = [(str(source), lambda source=source: GenerateRequest(params, image=read_image(source)))
+                for source, _ in found]
+    else:
+        jobs = [("prompt", lambda: GenerateRequest(params))]
+    for where, request in jobs:
+        try:
+            editor.generate(request())
+        except DryRun as plan:
+            print(f"{where}: {plan}")
+        except EditAnythingError as exc:
+            print(f"{where}: error: {exc}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 

@@ -35,17 +35,22 @@ from ...errors import InvalidInputError, RemoteServiceError
 from ...types import GenerationParams
 from .base import Planned, RemoteGenerator, b64decode, decode_image, encode_png
 from .http import ContentRefused, QuotaExceeded, Response, Upload, answer_cap
+from .images import PlannedGeneration, TextToImage, answer_bytes, decode_answer, reject_local_settings
 from .sizing import Fitted, closest_size, fit_exact
 
 MASK_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "chatgpt-image-latest", "dall-e-2")
 GPT_SIZES = [(1024, 1024), (1536, 1024), (1024, 1536)]
 DALLE2_SIDES = (256, 512, 1024)
 MAX_N = 10
+# Generation (`editanything generate --generator openai`): POST {base}/images/generations, a JSON body
+# (openai-python's image_generate_params.py: prompt, model, n 1..10, size, output_format; the GPT image
+# models always answer base64 in data[].b64_json). dall-e-2 is left to edits.
+GENERATE_MODELS = tuple(m for m in MASK_MODELS if m != "dall-e-2")
 KEYLIKE = re.compile(r"sk-[A-Za-z0-9*_\-]+")
 
 
 @dataclass(repr=False)
-class OpenAIGenerator(RemoteGenerator):
+class OpenAIGenerator(TextToImage, RemoteGenerator):
     """OpenAI image edits with `model` (one of MASK_MODELS)."""
 
     model: str = "gpt-image-1"
@@ -126,6 +131,56 @@ class OpenAIGenerator(RemoteGenerator):
 
     def error_for(self, response: Response) -> RemoteServiceError:
         return error_from(response, f"OpenAI images/edits ({self.model})", self.key_variable)
+
+    # -- generate: text to image -------------------------------------------------------------------------------
+    def generation_endpoint(self, mode: str) -> str:
+        return "images/generations"
+
+    def generation_error(self, response: Response, label: str) -> RemoteServiceError:
+        return error_from(response, label, self.key_variable)
+
+    def check_mode(self, mode: str) -> None:
+        if mode == "img2img":
+            raise InvalidInputError("OpenAI's images/generations endpoint makes images from text only; to redraw a "
+                                    "picture with OpenAI use `editanything edit --generator openai`, or generate "
+                                    "with --generator stability --remote-model ultra or sd3")
+
+    def check_generation(self, params: GenerationParams, mode: str) -> None:
+        if self.model not in GENERATE_MODELS:
+            raise InvalidInputError(f"generate with OpenAI takes the GPT image models: {', '.join(GENERATE_MODELS)} "
+                                    f"(not {self.model})")
+        reject_local_settings(params, "OpenAI's images/generations endpoint", "a prompt and a size; no seed and no "
+                              "negative prompt")
+        if params.negative_prompt:
+            raise InvalidInputError("OpenAI's images/generations endpoint takes no negative prompt: leave out "
+                                    "--negative (say what to avoid in the prompt)")
+        if len(params.prompt) > 32000:
+            raise InvalidInputError(f"OpenAI {self.model} takes prompts up to 32000 characters; this one has "
+                                    f"{len(params.prompt)}")
+        if params.width is not None and (params.width, params.height) not in GPT_SIZES:
+            raise InvalidInputError(f"OpenAI {self.model} makes images of "
+                                    f"{', '.join(f'{w}x{h}' for w, h in GPT_SIZES)}; "
+                                    f"got {params.width}x{params.height}")
+
+    def _generate_images(self, params: GenerationParams, size: tuple[int, int], image: np.ndarray | None,
+                         seeds: list, requests: list[dict[str, Any]]) -> list[np.ndarray]:
+        label = f"OpenAI images/generations ({self.model})"
+        client, out, total = self.client_for(label), [], len(seeds)
+        while len(out) < total:
+            n = min(MAX_N, total - len(out))
+            fields = {"model": self.model, "prompt": params.prompt, "n": n, "size": f"{size[0]}x{size[1]}",
+                      "output_format": "png"}
+            planned = PlannedGeneration(f"{self.base_url}/images/generations", fields,
+                                        "not published in credits (OpenAI bills the GPT image models per token)",
+                                        as_json=True)
+            response = self.send_generation(planned, client, answer_bytes(n))
+            data = (response.json() or {}).get("data") or []
+            images = [d.get("b64_json") for d in data if isinstance(d, dict) and d.get("b64_json")]
+            if len(images) != n:
+                raise RemoteServiceError(f"{label}: asked for {n} images, the answer holds {len(images)}")
+            out += [decode_answer(b64decode(b, self.service), self.service, size=size) for b in images]
+            self.record_generation(requests, planned, response, answer_size=list(size))
+        return out
 
 
 def error_from(response: Response, label: str, key_variable: str = "OPENAI_API_KEY") -> RemoteServiceError:

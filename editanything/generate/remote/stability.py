@@ -41,6 +41,7 @@ from ...errors import InvalidInputError, RemoteServiceError
 from ...types import GenerationParams
 from .base import Planned, RemoteGenerator, b64decode, decode_image, encode_png
 from .http import ContentRefused, QuotaExceeded, Response, Upload, answer_cap
+from .images import PlannedGeneration, TextToImage, answer_bytes, check_ratio, decode_answer, reject_local_settings
 from .sizing import Fitted, fit_limits
 
 EDIT = "/v2beta/stable-image/edit/"
@@ -54,16 +55,25 @@ MASK_ENCODING = {"inpaint": "grayscale PNG, white = edit", "erase": "grayscale P
 MAX_SEED = 4294967294
 MIN_SIDE, MIN_PIXELS, MAX_PIXELS, MAX_RATIO = 64, 4096, 9_437_184, 2.5
 MAX_BODY = 10 * 1024 * 1024  # the request limit (HTTP 413 above it)
+# Generation (`editanything generate --generator stability --remote-model NAME`): NAME → (route under
+# GENERATE, the sd3 route's `model` field, credits per image).
+GENERATE = "/v2beta/stable-image/generate/"
+GENERATE_MODELS = {"core": ("core", None, 3), "ultra": ("ultra", None, 8), "sd3": ("sd3", "sd3.5-large", 6.5),
+                   "sd3.5-large": ("sd3", "sd3.5-large", 6.5), "sd3.5-large-turbo": ("sd3", "sd3.5-large-turbo", 4),
+                   "sd3.5-medium": ("sd3", "sd3.5-medium", 3.5)}
+ASPECT_RATIOS = ("1:1", "16:9", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 
 
 @dataclass(repr=False)
-class StabilityGenerator(RemoteGenerator):
-    """Stability AI's edit endpoints. `search_and_replace`: replace by the selection's text in one call."""
+class StabilityGenerator(TextToImage, RemoteGenerator):
+    """Stability AI's edit endpoints. `search_and_replace`: replace by the selection's text in one call.
+    `model`: what `generate` uses (a key of GENERATE_MODELS: core, ultra, sd3, sd3.5-large, -large-turbo, -medium)."""
 
     search_and_replace: bool = False
     search_prompt: str | None = None
     grow_mask: int = 5
     poll_every: float = 2.0
+    model: str = "core"
 
     name = "stability"
     service = "Stability AI"
@@ -75,6 +85,9 @@ class StabilityGenerator(RemoteGenerator):
     def __post_init__(self) -> None:
         if not isinstance(self.grow_mask, int) or not 0 <= self.grow_mask <= 20:
             raise InvalidInputError(f"Stability grow_mask must be an int in 0..20 pixels; got {self.grow_mask!r}")
+        if self.model not in GENERATE_MODELS:
+            raise InvalidInputError(f"Stability AI has no generation model {self.model!r}; --remote-model takes "
+                                    f"{', '.join(GENERATE_MODELS)}")
         super().__post_init__()
 
     def route(self) -> str:
@@ -192,16 +205,85 @@ class StabilityGenerator(RemoteGenerator):
             waited += self.poll_every
 
     def error_for(self, response: Response) -> RemoteServiceError:
-        body = response.json() if isinstance(response.json(), dict) else {}
-        name = body.get("name") or ""
-        errors = body.get("errors") or [body.get("message")]
-        detail = "; ".join(str(e) for e in errors if e) or response.body[:200].decode("utf-8", "replace")
-        where = f"Stability AI {self.route()}: HTTP {response.status}{' ' + name if name else ''}"
-        text = " ".join(f"{where}: {detail}".split()) + (f" (error id {body['id']})" if body.get("id") else "")
-        if response.status == 403 or name == "content_moderation":
-            return ContentRefused(f"{text}; the content filter refused it: change the prompt or the selection")
-        if response.status == 402:
-            return QuotaExceeded(f"{text}; add credits to the account")
-        if response.status == 401:
-            return RemoteServiceError(f"{text}; check the key in {self.key_variable}")
-        return RemoteServiceError(text)
+        return error_from(response, f"Stability AI {self.route()}", self.key_variable)
+
+    # -- generate: text to image (core, ultra, sd3) and image to image (ultra, sd3) -----------------------------
+    def generation_endpoint(self, mode: str) -> str:
+        return "generate/" + GENERATE_MODELS[self.model][0]
+
+    def generation_options(self) -> dict[str, Any]:
+        return {"model": self.model}
+
+    def check_mode(self, mode: str) -> None:
+        if mode == "img2img" and self.model == "core":
+            raise InvalidInputError("Stability AI's Stable Image Core makes images from text only; to redraw --image "
+                                    "pick --remote-model ultra or sd3 (sd3.5-large, sd3.5-large-turbo, sd3.5-medium)")
+
+    def generation_error(self, response: Response, label: str) -> RemoteServiceError:
+        return error_from(response, label, self.key_variable)
+
+    def check_generation(self, params: GenerationParams, mode: str) -> None:
+        label = f"Stability AI's {self.generation_endpoint(mode)} endpoint"
+        reject_local_settings(params, label, "a prompt, a negative prompt, a seed and an aspect ratio")
+        if params.width is not None and mode == "txt2img":
+            check_ratio(params.width, params.height, ASPECT_RATIOS, "Stability AI")
+
+    def _generate_images(self, params: GenerationParams, size: tuple[int, int], image: np.ndarray | None,
+                         seeds: list[int], requests: list[dict[str, Any]]) -> list[np.ndarray]:
+        route, model, credits = GENERATE_MODELS[self.model]
+        files = {}
+        if image is not None:
+            if not 1 / MAX_RATIO <= size[0] / size[1] <= MAX_RATIO or min(size) < MIN_SIDE:
+                raise InvalidInputError(f"Stability AI takes pictures with sides of {MIN_SIDE} px or more and an "
+                                        f"aspect ratio between 1:{MAX_RATIO} and {MAX_RATIO}:1; this one is "
+                                        f"{size[0]}x{size[1]}: crop it first")
+            files = {"image": Upload("image.png", encode_png(image))}
+        ratio = None if image is not None else check_ratio(*size, ASPECT_RATIOS, "Stability AI")
+        cost = f"{credits:g} credits per image x {len(seeds)} = {credits * len(seeds):g} credits (1 credit = $0.01)"
+        client, out = self.client_for(f"Stability AI generate/{route}"), []
+        for seed in seeds:
+            fields: dict[str, Any] = {"prompt": params.prompt}
+            if model:
+                fields["model"] = model
+                fields["mode"] = "image-to-image" if image is not None else "text-to-image"
+            if params.negative_prompt:
+                fields["negative_prompt"] = params.negative_prompt
+            if ratio:
+                fields["aspect_ratio"] = ratio
+            else:
+                fields["strength"] = params.strength
+            fields["seed"] = min(seed, MAX_SEED)
+            fields["output_format"] = "png"  # lossless: what the service made is what is saved
+            planned = PlannedGeneration(self.base_url + GENERATE + route, fields, cost, files)
+            response = self.send_generation(planned, client, answer_bytes())
+            body = response.json() or {}
+            if body.get("finish_reason") == "CONTENT_FILTERED":
+                raise ContentRefused(f"Stability AI generate/{route}: the content filter blurred the answer "
+                                     "(finish_reason CONTENT_FILTERED); change the prompt")
+            if not body.get("image"):
+                raise RemoteServiceError(f"Stability AI generate/{route}: the answer holds no image")
+            a, b = (int(x) for x in (ratio or f"{size[0]}:{size[1]}").split(":"))
+            answer = decode_answer(b64decode(body["image"], self.service), self.service, ratio=a / b)
+            self.record_generation(requests, planned, response, seed_sent=fields["seed"], seed_used=body.get("seed"),
+                                   finish_reason=body.get("finish_reason"),
+                                   answer_size=[answer.shape[1], answer.shape[0]])
+            out.append(answer)
+        return out
+
+
+def error_from(response: Response, label: str, key_variable: str = "STABILITY_API_KEY") -> RemoteServiceError:
+    """One line for a Stability error answer (`{"id", "name", "errors": [...]}`), as the error type that says
+    what to do: a refusal, an empty account, a bad key, or anything else."""
+    body = response.json() if isinstance(response.json(), dict) else {}
+    name = body.get("name") or ""
+    errors = body.get("errors") or [body.get("message")]
+    detail = "; ".join(str(e) for e in errors if e) or response.body[:200].decode("utf-8", "replace")
+    where = f"{label}: HTTP {response.status}{' ' + name if name else ''}"
+    text = " ".join(f"{where}: {detail}".split()) + (f" (error id {body['id']})" if body.get("id") else "")
+    if response.status == 403 or name == "content_moderation":
+        return ContentRefused(f"{text}; the content filter refused it: change the prompt or the selection")
+    if response.status == 402:
+        return QuotaExceeded(f"{text}; add credits to the account")
+    if response.status == 401:
+        return RemoteServiceError(f"{text}; check the key in {key_variable}")
+    return RemoteServiceError(text)
