@@ -179,6 +179,11 @@ def test_dry_run_prints_requests_and_cost_sends_and_writes_nothing_and_needs_no_
     assert run("generate", "a fox", "--expand", "--expander", "openai", "--generator", "openai", "--dry-run",
                "-o", out) == 2
     assert "would send the words to OpenAI" in capsys.readouterr().err
+    assert run("generate", "a fox", "--expand", "--expander", "rules", "--generator", "stability", "--seed", 5,
+               "--dry-run", "-o", out) == 0
+    captured = capsys.readouterr()
+    expanded = captured.err.split("expanded prompt (rules, for Stability AI, seed 5): ")[1].splitlines()[0]
+    assert expanded != "a fox" and f"prompt={expanded!r}" in captured.out  # what would be sent is the expansion
 
 
 def test_429_is_retried_after_the_wait_asked_5xx_gives_up_in_one_line_quota_is_not_retried(server, tmp_path, capsys):

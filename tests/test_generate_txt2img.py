@@ -176,3 +176,42 @@ def test_cli_bad_options_are_one_line_before_loading(sd15, tmp_path, capsys, arg
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_an_lcm_batch_image_is_its_seed_alone(editor, sd15, tmp_path, isolated_models, monkeypatch):
+    """The one sampler the loop above leaves out: LCM needs its LoRA, here a tiny one where the download puts it."""
+    pytest.importorskip("peft")
+    from model_pins import pin_to_files
+
+    unet = diffusers.UNet2DConditionModel.from_pretrained(sd15, subfolder="unet", variant="fp16")
+    dest = isolated_models / "lcm-lora-sd15" / "pytorch_lora_weights.safetensors"
+    dest.parent.mkdir()
+    tiny_sd.save_kohya_lora(dest, unet, scale=0.3)
+    pin_to_files(monkeypatch, isolated_models, "lcm-lora-sd15")
+    generator = Editor(generator=str(sd15))
+    lcm = dict(sampler="LCM", steps=2, cfg_scale=1.5, seed=200)
+    batch = generator.generate(GenerateRequest(_params(**lcm, batch_size=3)))
+    alone = generator.generate(GenerateRequest(_params(**{**lcm, "seed": 202})))
+    np.testing.assert_array_equal(batch.images[2], alone.images[0])
+    assert not np.array_equal(batch.images[0], batch.images[1])
+    assert batch.recipe.models["generator"]["lcm_lora"]["path"] == str(dest)
+    assert "Sampler: LCM" in batch.png_text()["parameters"]
+
+
+def test_expand_writes_the_prompt_and_replay_needs_no_expander(sd15, tmp_path, capsys):
+    out = tmp_path / "fox.png"
+    assert _run("generate", "a fox", "--expand", "--expander", "rules", "--negative", "blurry", "-o", out,
+                "--model", sd15, "--steps", 1, "--sampler", "Euler", "--seed", 3, "--width", SIZE, "--height", SIZE,
+                "-q") == 0
+    err = capsys.readouterr().err
+    assert "expanded prompt (rules, for Stable Diffusion 1.5, seed 3): " in err
+    recipe = json.loads(read_png_text(out)["editanything"])
+    expansion = recipe["parameters"]["prompt_expansion"]
+    used = recipe["parameters"]["generation"]
+    assert expansion["words"] == "a fox" and expansion["expander"] == "rules"
+    assert used["prompt"] == expansion["prompt"] != "a fox" and "fox" in used["prompt"]
+    assert used["negative_prompt"] == "blurry"  # the user's negative prompt wins over the expander's
+    assert _run("replay", out, "-o", tmp_path / "again.png", "-q") == 0
+    assert "identical to the original" in capsys.readouterr().out
+    assert _run("generate", "a fox", "--expander", "rules", "-o", tmp_path / "x.png", "--model", sd15) == 2
+    assert "--expander and --llm-model go with --expand" in capsys.readouterr().err
