@@ -261,3 +261,42 @@ def test_history_continues_editing_from_a_result(page, tmp_path):
     page.locator("#history").get_by_text("recolor").first.wait_for()
     assert page.locator("#history img").count() == 2
     page.screenshot(path=tmp_path / "chained.png", full_page=True)
+
+
+def test_generate_tab_then_send_to_edit(page, tmp_path, monkeypatch):
+    """Generate at a hosted service (the local fake: no weights here), download the PNG, open it in the Edit tab."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_image_apis import colour_for, start
+
+    fake = start("sk-stab-browser-0123456789", "sk-unused-0000000000")
+    monkeypatch.setenv("STABILITY_API_KEY", "sk-stab-browser-0123456789")
+    monkeypatch.setenv("STABILITY_BASE_URL", fake.url)
+    try:
+        page.get_by_role("tab", name="Generate").click()
+        page.locator("#gen-prompt textarea").fill("a lighthouse at dawn")
+        page.locator("#gen-generator input").click()
+        page.get_by_role("option", name="Stability AI (hosted)").click()
+        page.locator("#gen-seed input").fill("21")
+        page.click("#btn-generate")
+        page.get_by_text("1 image at 1024x1024").wait_for()
+        src = wait_new_src(page, "#gen-gallery img", None)
+        made = fetch(page, src)
+        assert made.shape == (1024, 1024, 3)
+        assert (made[-1, -1] == colour_for("a lighthouse at dawn||core|None", 21)).all()
+        assert fake.log[-1]["fields"]["seed"] == "21" and fake.log[-1]["fields"]["prompt"] == "a lighthouse at dawn"
+        with page.expect_download() as download:
+            page.locator("#gen-download a").first.click()
+        saved = tmp_path / "generated.png"
+        download.value.save_as(saved)
+        assert read_recipe(saved).operation == "generate:txt2img" and read_recipe(saved).seed == 21
+        page.screenshot(path=tmp_path / "generate-tab.png", full_page=True)
+        page.click("#btn-send-to-edit")
+        page.get_by_text("generated-1.png 1024×1024 · editing the result of generate").wait_for()  # in the Edit tab
+        shown = fetch(page, wait_new_src(page, "#canvas img", None)).astype(int)
+        assert shown.shape == made.shape and np.abs(shown - made.astype(int)).mean() < 3
+        page.locator("#history").get_by_text("generate · seed 21").first.wait_for()
+        page.screenshot(path=tmp_path / "sent-to-edit.png", full_page=True)
+    finally:
+        fake.shutdown()

@@ -4,16 +4,18 @@
     serve(demo, port=7860)             # 127.0.0.1 unless told; blocks until Ctrl-C or SIGTERM
 
 Tabs: *Edit* (click / box / phrase → mask overlay → Replace, Remove, Background, Recolor; a
-History of the session's results, any of which can be edited further), *Sketch* (photos or a zip →
-sketches, live preview, zip download) and *Models* (what is on disk, which backend each stage uses).
-Named API endpoints (`gradio_client`): `load`, `segment_points`, `select_text`, `replace`, `remove`,
-`background`, `recolor`, `continue_editing`, `cancel`, `expand`, `prompt_from_photo`, `sketch`, `sketch_all`,
-`models`.
+History of the session's results, any of which can be edited further), *Generate* (a prompt →
+images, each a PNG with its recipe; *Send to Edit* makes one the Edit tab's photo), *Sketch* (photos
+or a zip → sketches, live preview, zip download) and *Models* (what is on disk, which backend each
+stage uses). Named API endpoints (`gradio_client`): `load`, `segment_points`, `select_text`,
+`replace`, `remove`, `background`, `recolor`, `continue_editing`, `cancel`, `expand`,
+`prompt_from_photo`, `generate`, `send_to_edit`, `sketch`, `sketch_all`, `models`.
 Selection endpoints keep the photo, clicks, masks and results in the caller's session, so a client
 calls `segment_points` and then `remove` on the same `Client`.
 
 Where things are: uploads and limits `uploads.py`; model locks `locks.py`; selection handlers
-`selection.py` (per-user state in `state.py`); edit handlers `editing.py`; sketch handlers
+`selection.py` (per-user state in `state.py`); edit handlers `editing.py`; generate handlers
+`generating.py`; sketch handlers
 `sketching.py`; Cancel and closed pages `jobs.py`; the Models tab `models_tab.py`; work files
 `workspace.py`.
 """
@@ -44,6 +46,7 @@ from ..pipeline import Editor  # noqa: E402
 from ..sketch import STYLES, style_params  # noqa: E402
 from .editing import EDIT_MODES, EditHandlers, edit_event  # noqa: E402
 from .expanding import ExpandHandlers  # noqa: E402
+from .generating import MAX_BATCH, GenerateHandlers, generate_event  # noqa: E402
 from .jobs import Jobs  # noqa: E402
 from .locks import GENERATION, SELECTION, ModelLocks, share_cores  # noqa: E402
 from .models_tab import TABLE_HEADERS, ModelsHandlers  # noqa: E402
@@ -92,6 +95,7 @@ class Handlers:
     workspace: Workspace
     selection: SelectionHandlers
     editing: EditHandlers
+    generating: GenerateHandlers
     sketching: SketchHandlers
     models: ModelsHandlers
     expanding: ExpandHandlers
@@ -104,6 +108,7 @@ class Handlers:
         locks, workspace, jobs = locks or ModelLocks(editor), Workspace(), Jobs()
         selection = SelectionHandlers(locks, workspace, max_pixels, display_size)
         return cls(locks, workspace, selection, EditHandlers(locks, workspace, selection, jobs),
+                   GenerateHandlers(locks, workspace, selection, jobs),
                    SketchHandlers(workspace, max_pixels, max_files, zip_limits, jobs), ModelsHandlers(locks),
                    ExpandHandlers(locks), jobs)
 
@@ -138,19 +143,22 @@ def build_app(editor: Editor | None = None, *, max_pixels: int = DEFAULT_MAX_PIX
                         max_files=max_files, zip_limits=zip_limits, locks=locks)
     with gr.Blocks(title="editanything", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown("## editanything — click to select, then replace, remove or restyle")
-        with gr.Tab("Edit"):
-            _edit_tab(h)
-        with gr.Tab("Sketch"):
-            _sketch_tab(h)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Edit", id="edit"):
+                ui = _edit_tab(h)
+            with gr.Tab("Generate", id="generate"):
+                _generate_tab(h, ui, tabs)
+            with gr.Tab("Sketch", id="sketch"):
+                _sketch_tab(h)
+            with gr.Tab("Models", id="models"):
+                _models_tab(demo, h.models)
         demo.unload(h.closed)
-        with gr.Tab("Models"):
-            _models_tab(demo, h.models)
     # One request at a time per concurrency group; the groups are the model locks' (see locks.py).
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     return demo
 
 
-def _edit_tab(h: Handlers) -> None:
+def _edit_tab(h: Handlers) -> SimpleNamespace:
     ui = _edit_layout(h)
     _wire_selection(h.selection, ui)
     settings = [ui.instances, ui.invert, ui.grow, ui.feather, ui.prompt, ui.negative, ui.sampler, ui.steps, ui.cfg,
@@ -176,6 +184,56 @@ def _edit_tab(h: Handlers) -> None:
                         [ui.prompt, ui.negative, ui.expand_info], api_name="prompt_from_photo",
                         concurrency_id=GENERATION, show_progress_on=[ui.expand_info])
     _wire_history(h, ui)
+    return ui
+
+
+def _generate_tab(h: Handlers, edit: SimpleNamespace, tabs: gr.Tabs) -> None:
+    """Prompt, negative, sampler, steps, CFG, size, seed, batch → images with their PNGs; Send to Edit."""
+    g = h.generating
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", scale=3, elem_id="gen-prompt")
+        negative = gr.Textbox(label="Negative prompt", scale=2, elem_id="gen-negative")
+    with gr.Row():
+        generator = gr.Dropdown(list(HOSTED), value=LOCAL, label="Generate on", scale=1, elem_id="gen-generator")
+        gr.Markdown("With **Stability AI** or **OpenAI** the prompt goes to that service (keys are read on the "
+                    "server from `STABILITY_API_KEY` / `OPENAI_API_KEY`); they take no sampler, steps or CFG.")
+    with gr.Row():
+        sampler, steps, cfg = g.defaults(LOCAL)  # this machine's text-to-image model's
+        sampler = gr.Dropdown(sampler_names(), value=sampler, label="Sampler", elem_id="gen-sampler")
+        steps = gr.Slider(1, 100, value=steps, step=1, label="Steps", elem_id="gen-steps")
+        cfg = gr.Slider(0, 30, value=cfg, step=0.5, label="CFG scale", elem_id="gen-cfg")
+    with gr.Row():
+        width = gr.Slider(0, 2048, value=0, step=8, label="Width (0 = the model's own size)", elem_id="gen-width")
+        height = gr.Slider(0, 2048, value=0, step=8, label="Height (0 = the model's own size)", elem_id="gen-height")
+        seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", elem_id="gen-seed")
+        batch = gr.Slider(1, MAX_BATCH, value=1, step=1, label="Batch size", elem_id="gen-batch")
+    with gr.Row():
+        run = gr.Button("Generate", variant="primary", elem_id="btn-generate")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="gen-cancel")
+    status = gr.Markdown(elem_id="gen-status", min_height=36)
+    info = gr.Markdown(elem_id="gen-info")
+    gallery = gr.Gallery(label="Generated (pick one)", columns=4, height=420, object_fit="contain", format="png",
+                         allow_preview=False, elem_id="gen-gallery")
+    download = gr.File(label="Download PNGs with recipe", file_count="multiple", interactive=False, height=90,
+                       elem_id="gen-download")
+    with gr.Row():
+        picked = gr.Number(value=0, precision=0, minimum=0, label="Picked image (0 = first)", elem_id="gen-picked")
+        send = gr.Button("Send to Edit", elem_id="btn-send-to-edit")
+    generator.input(readable(g.defaults), generator, [sampler, steps, cfg], api_visibility="private", queue=False)
+    made = run.click(readable(generate_event(g)), [edit.session, prompt, negative, sampler, steps, cfg, width, height,
+                                                  seed, batch, generator],
+                     [edit.session, gallery, download, info, edit.history], api_name="generate",
+                     concurrency_id=GENERATION, show_progress_on=[status])
+    made.success(lambda: (0, ""), None, [picked, status], api_visibility="private", queue=False)
+    cancel.click(h.cancel, None, status, api_visibility="private", cancels=[made], queue=False)
+    gallery.select(g.pick, None, picked, api_visibility="private", queue=False)
+    # the picked image becomes the Edit tab's photo (as History's Continue editing), and that tab opens
+    send.click(readable(g.send_to_edit), [edit.session, picked, edit.invert, edit.grow],
+               [edit.photo, edit.session, edit.canvas, edit.mask_view, edit.instances, edit.points, edit.boxes,
+                edit.info], api_name="send_to_edit", concurrency_id=SELECTION, show_progress_on=[info]
+               ).success(lambda: gr.Tabs(selected="edit"), None, tabs, api_visibility="private", queue=False
+                         ).then(readable(h.selection.warm), [edit.session], None, api_visibility="private",
+                                concurrency_id=SELECTION)
 
 
 def _wire_history(h: Handlers, ui: SimpleNamespace) -> None:

@@ -55,6 +55,7 @@ class Session:
     history: list[HistoryEntry] = field(default_factory=list)  # newest first
     parent: HistoryEntry | None = None  # the result the photo is, when editing goes on from one
     made: int = 0  # results made so far (numbers their files)
+    generated: list[str] = field(default_factory=list)  # the last generation's PNGs (Send to Edit picks one)
     key: str | None = None  # names the session's folder of shown files; set on first use
 
     @property
