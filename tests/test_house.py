@@ -79,8 +79,8 @@ LAYERS = (
     ("detect", "segment", "caption", "generate", "compose", "overlay", "matte", "check"),
     ("prompting", "sketch"),
     ("recipe",),
-    ("pipeline", "sketch_recipe", "needs", "naming"),
-    ("batch", "replay", "engines"),
+    ("pipeline", "generation", "sketch_recipe", "needs", "naming"),
+    ("batch", "replay", "engines", "generate_batch", "generate_replay"),
     ("cli", "ui", "server", "__main__", "__init__"),
 )
 
