@@ -1,4 +1,4 @@
-"""Inpainting speed on a GPU with real-size random weights: fp16, PyTorch's SDPA attention, torch.compile off/on.
+"""Inpainting and text-to-image speed on a GPU with real-size random weights: fp16, SDPA attention, torch.compile.
 
 Builds each model from its published architecture (random weights: the cost is the same), runs it
 through the same stock diffusers pipelines the generators use, and prints the median seconds per
@@ -10,7 +10,10 @@ image after a warm-up:
 - SDXL inpainting at 1024², 25 steps;
 - FLUX.2 [klein] 4B inpainting at 1024², 4 steps, in bf16 (FLUX's precision) with torch.compile off
   and on: the published transformer geometry (5 double + 20 single blocks, 24 heads of 128,
-  7680-wide text input) and the Qwen3-4B text encoder, built on the GPU.
+  7680-wide text input) and the Qwen3-4B text encoder, built on the GPU;
+- text to image (what `editanything generate` runs): SD 1.5 at 512², 25 steps (target < 0.5 s on an
+  H100/H200), SDXL at 1024², 25 steps, FLUX.2 [klein] 4B at 1024², 4 steps (published: 0.57 s on an
+  H100), each through its stock text-to-image pipeline, torch.compile off.
 
     python benchmarks/gpu_generate.py [--repeats 3] [--no-compile] [--smoke]
 
@@ -61,30 +64,36 @@ def _vae(smoke: bool):
                          up_block_types=("UpDecoderBlock2D",) * len(channels))
 
 
-def sd15(work: Path, smoke: bool):
-    """SD 1.5 inpainting: the published UNet (9 inputs, 768-wide cross-attention), VAE and CLIP ViT-L text encoder."""
-    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+def sd15(work: Path, smoke: bool, inpaint: bool = True):
+    """SD 1.5 inpainting (or text to image): the published UNet (9 inputs, or 4; 768-wide cross-attention), VAE and
+    CLIP ViT-L text encoder."""
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
 
+    channels = 9 if inpaint else 4
     if smoke:
-        unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, in_channels=9,
+        unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, in_channels=channels,
                                     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                     up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
                                     sample_size=32)
         text = _clip(32, 1, 2)
     else:
-        unet, text = UNet2DConditionModel(in_channels=9, cross_attention_dim=768, sample_size=64), _clip(768, 12, 12)
-    return StableDiffusionInpaintPipeline(
+        unet = UNet2DConditionModel(in_channels=channels, cross_attention_dim=768, sample_size=64)
+        text = _clip(768, 12, 12)
+    return (StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline)(
         vae=_vae(smoke), text_encoder=text, tokenizer=_tokenizer(work / "tok"), unet=unet,
         scheduler=DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
-def sdxl(work: Path, smoke: bool):
-    """SDXL inpainting: the published UNet (text_time conditioning, 2048-wide cross-attention), CLIP-L + bigG."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+def sdxl(work: Path, smoke: bool, inpaint: bool = True):
+    """SDXL inpainting (or text to image): the published UNet (text_time conditioning, 2048-wide cross-attention),
+    CLIP-L + bigG."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline, \
+        UNet2DConditionModel
 
+    channels = 9 if inpaint else 4
     if smoke:
-        unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, in_channels=9,
+        unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, in_channels=channels,
                                     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                     up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
                                     use_linear_projection=True, addition_embed_type="text_time",
@@ -93,7 +102,7 @@ def sdxl(work: Path, smoke: bool):
         text, text_2 = _clip(32, 1, 2), _clip(32, 1, 2, projection=True)
     else:
         unet = UNet2DConditionModel(
-            in_channels=9, sample_size=128, block_out_channels=(320, 640, 1280),
+            in_channels=channels, sample_size=128, block_out_channels=(320, 640, 1280),
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
             transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
@@ -101,11 +110,13 @@ def sdxl(work: Path, smoke: bool):
             projection_class_embeddings_input_dim=2816)
         text, text_2 = _clip(768, 12, 12), _clip(1280, 32, 20, projection=True)
     tokenizer = _tokenizer(work / "tok")
-    return StableDiffusionXLInpaintPipeline(
-        vae=_vae(smoke), text_encoder=text, text_encoder_2=text_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
-        unet=unet, scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
-                                                    beta_schedule="scaled_linear", timestep_spacing="leading"),
-        requires_aesthetics_score=False)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       timestep_spacing="leading")
+    parts = dict(vae=_vae(smoke), text_encoder=text, text_encoder_2=text_2, tokenizer=tokenizer,
+                 tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
+    if not inpaint:
+        return StableDiffusionXLPipeline(**parts)
+    return StableDiffusionXLInpaintPipeline(**parts, requires_aesthetics_score=False)
 
 
 def flux2_klein(device: str, smoke: bool):
@@ -151,18 +162,19 @@ def flux2_klein(device: str, smoke: bool):
 
 
 def seconds(pipe, size: int, steps: int, repeats: int, device: str, guidance: float = 7.0,
-            negative: str | None = "blurry") -> float:
+            negative: str | None = "blurry", inpaint: bool = True) -> float:
     """Median wall time of one image, after a warm-up run (kernel choice, compilation)."""
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8))
     mask = Image.fromarray(np.pad(np.full((size // 2, size // 2), 255, np.uint8), size // 4))
     extra = {"negative_prompt": negative} if negative is not None else {}  # FLUX.2 klein has none
+    if inpaint:
+        extra.update(image=image, mask_image=mask, strength=1.0)
 
     def run() -> float:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        pipe(prompt="a red brick wall", image=image, mask_image=mask, height=size,
-             width=size, num_inference_steps=steps, guidance_scale=guidance, strength=1.0,
+        pipe(prompt="a red brick wall", height=size, width=size, num_inference_steps=steps, guidance_scale=guidance,
              generator=torch.Generator("cpu").manual_seed(0), output_type="np", **extra)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -211,11 +223,20 @@ def main() -> int:
         del pipe
         if device == "cuda":
             torch.cuda.empty_cache()
-        pipe = sdxl(work, args.smoke).to(device, dtype)
+        pipe = sd15(work, args.smoke, inpaint=False).to(device, dtype)
         pipe.set_progress_bar_config(disable=True)
-        size = int(1024 * scale)
-        rows.append(("SDXL inpaint", f"{size}²", steps, "off", seconds(pipe, size, steps, args.repeats, device)))
+        rows.append(("SD 1.5 txt2img", f"{size}²", steps, "off",
+                     seconds(pipe, size, steps, args.repeats, device, inpaint=False)))
         del pipe
+        size = int(1024 * scale)
+        for inpaint in (True, False):
+            if device == "cuda":
+                torch.cuda.empty_cache()
+            pipe = sdxl(work, args.smoke, inpaint).to(device, dtype)
+            pipe.set_progress_bar_config(disable=True)
+            rows.append((f"SDXL {'inpaint' if inpaint else 'txt2img'}", f"{size}²", steps, "off",
+                         seconds(pipe, size, steps, args.repeats, device, inpaint=inpaint)))
+            del pipe
         if device == "cuda":
             torch.cuda.empty_cache()
         pipe = flux2_klein(device, args.smoke)
@@ -223,14 +244,21 @@ def main() -> int:
         flux_steps = 2 if args.smoke else 4
         rows.append(("FLUX.2 klein 4B, bf16" if device == "cuda" else "FLUX.2 klein (tiny)", f"{size}²", flux_steps,
                      "off", seconds(pipe, size, flux_steps, args.repeats, device, guidance=1.0, negative=None)))
+        from diffusers import Flux2KleinPipeline
+
+        text_to_image = Flux2KleinPipeline.from_pipe(pipe)  # the same weights, as `generate` uses them
+        text_to_image.set_progress_bar_config(disable=True)
+        rows.append(("FLUX.2 klein txt2img" if device == "cuda" else "FLUX.2 klein t2i (tiny)", f"{size}²",
+                     flux_steps, "off", seconds(text_to_image, size, flux_steps, args.repeats, device, guidance=1.0,
+                                                negative=None, inpaint=False)))
         if not args.no_compile:
             pipe.transformer = torch.compile(pipe.transformer)
             rows.append(("FLUX.2 klein 4B, bf16" if device == "cuda" else "FLUX.2 klein (tiny)", f"{size}²",
                          flux_steps, "on", seconds(pipe, size, flux_steps, args.repeats, device, guidance=1.0,
                                                    negative=None)))
-    print(f"{'model':22} {'size':>7} {'steps':>5} {'compile':>7} {'s/image':>8}")
+    print(f"{'model':24} {'size':>7} {'steps':>5} {'compile':>7} {'s/image':>8}")
     for model, size, steps, compiled, secs in rows:
-        print(f"{model:22} {size:>7} {steps:5d} {compiled:>7} {secs:8.3f}")
+        print(f"{model:24} {size:>7} {steps:5d} {compiled:>7} {secs:8.3f}")
     print(f"\nSD 1.5: LCM {rows[1][2]} steps / its default sampler {rows[0][2]} steps = {rows[1][4] / rows[0][4]:.2f}x the time"
           + (f"; torch.compile on / off = {rows[2][4] / rows[0][4]:.2f}x" if not args.no_compile else ""))
     return 0
