@@ -215,3 +215,25 @@ def test_expand_writes_the_prompt_and_replay_needs_no_expander(sd15, tmp_path, c
     assert "identical to the original" in capsys.readouterr().out
     assert _run("generate", "a fox", "--expander", "rules", "-o", tmp_path / "x.png", "--model", sd15) == 2
     assert "--expander and --llm-model go with --expand" in capsys.readouterr().err
+
+
+def test_image_folder_is_a_resumable_img2img_batch(sd15, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, offset in (("street.png", 0), ("park.jpg", 40)):
+        image, _ = tiny_sd.image_and_mask(48)
+        Image.fromarray(np.roll(image, offset, axis=1)).save(photos / name)
+    (photos / "notes.txt").write_text("not a picture")
+    out = tmp_path / "out"
+    args = ["generate", "pencil drawing", "--image", photos, "--strength", 0.5, "--seed", 4, "-o", out, "--model",
+            sd15, "--steps", 2, "--sampler", "Euler", "--width", SIZE, "--height", SIZE, "-q"]
+    assert _run(*args) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["park.png", "street.png"]
+    for name in ("park", "street"):
+        recipe = json.loads(read_png_text(out / f"{name}.png")["editanything"])
+        assert recipe["operation"] == "generate:img2img" and recipe["inputs"]["image"].endswith(name + (
+            ".jpg" if name == "park" else ".png"))
+        assert _run("replay", out / f"{name}.png", "-o", tmp_path / f"{name}-again.png", "-q") == 0
+        assert "identical to the original" in capsys.readouterr().out
+    assert _run(*args) == 0
+    assert "2 skipped" in capsys.readouterr().out  # resumable: the finished pictures are not redone
