@@ -6,6 +6,8 @@ No test reaches the network: both backends are pointed at the fake through their
 import json
 import logging
 import socket
+import time
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -45,7 +47,9 @@ def server(fake, monkeypatch):
     monkeypatch.setenv("STABILITY_BASE_URL", fake.url)
     monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
     waits = []
-    monkeypatch.setattr(http.time, "sleep", waits.append)  # retries and polls wait instantly, and say how long
+    # retries and polls wait instantly, and say how long: the HTTP module's clock only (the CLI's thread policy
+    # samples the load with sleeps of its own)
+    monkeypatch.setattr(http, "time", SimpleNamespace(time=time.time, monotonic=time.monotonic, sleep=waits.append))
     fake.waits = waits
     return fake
 
