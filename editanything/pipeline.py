@@ -257,7 +257,7 @@ class Editor:
         """Generate with `generator` (a name or an instance) from the next edit on; the old one is freed.
 
         A generator chosen by name also does *remove*, as when it is given to the constructor."""
-        for kind in ("generator", "remover"):
+        for kind in ("generator", "remover", "text_generator"):
             old = self._built.pop(kind, None)
             if hasattr(old, "release"):
                 old.release()

@@ -153,12 +153,50 @@ def test_auth_is_required_when_set(coffee):
         assert "sam-predict" in httpx.get(f"http://127.0.0.1:{port}/docs/openapi.json", auth=("me", "pw")).text
 
 
-def test_samplers_schedulers_and_txt2img_not_yet(light):
+def test_samplers_schedulers_and_txt2img_with_a_model_that_only_inpaints(light):
     api = webuiapi.WebUIApi(host="127.0.0.1", port=light)
     assert "Euler a" in api.util_get_sampler_names()
     assert api.util_get_scheduler_names() == ["automatic", "karras"]
     r = httpx.post(f"http://127.0.0.1:{light}/sdapi/v1/txt2img", json={"prompt": "a cat"})
-    assert r.status_code == 501 and "Editor.generate" in r.json()["detail"]
+    assert r.status_code == 422 and "cannot generate from a prompt" in r.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def sd15_base(tmp_path_factory):
+    import tiny_sd
+
+    return tiny_sd.save_sd15_base(tmp_path_factory.mktemp("gen") / "sd15")
+
+
+def test_txt2img_and_img2img_without_a_mask_are_the_generate_commands_images(sd15_base, tmp_path, coffee):
+    """webuiapi's txt2img and img2img (no mask) against `editanything generate`, same seed: the same pixels,
+    and the API's PNG replays."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(coffee).save(photo)
+    common = ["--model", str(sd15_base), "--steps", "2", "--sampler", "Euler a", "--seed", "7", "--width", "32",
+              "--height", "32", "-q"]
+    assert main(["generate", "a tiger", "-o", str(tmp_path / "t2i.png"), *common]) == 0
+    assert main(["generate", "a pencil drawing", "--image", str(photo), "--strength", "0.6",
+                 "-o", str(tmp_path / "i2i.png"), *common]) == 0
+    with live(Editor(generator=str(sd15_base))) as port:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=port)
+        out = api.txt2img(prompt="a tiger", seed=7, steps=2, sampler_name="Euler a", width=32, height=32,
+                          batch_size=2)
+        assert out.info["all_seeds"] == [7, 8] and len(out.images) == 2
+        assert np.array_equal(pixels(out.images[0]), read_image(tmp_path / "t2i.png"))
+        assert "Denoising strength" not in out.info["infotexts"][0]
+        assert out.info["is_using_inpainting_conditioning"] is False
+        out.images[1].save(tmp_path / "api-t2i.png", pnginfo=_pnginfo(out.images[1]))
+        assert main(["replay", str(tmp_path / "api-t2i.png"), "-o", str(tmp_path / "again.png"), "-q"]) == 0
+        assert np.array_equal(read_image(tmp_path / "again.png"), pixels(out.images[1]))
+        out = api.img2img(images=[Image.fromarray(coffee)], prompt="a pencil drawing", seed=7, steps=2,
+                          sampler_name="Euler a", width=32, height=32, denoising_strength=0.6)
+        assert np.array_equal(pixels(out.image), read_image(tmp_path / "i2i.png"))
+        assert "Denoising strength: 0.6" in out.info["infotexts"][0]
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/txt2img", json={"prompt": "a tiger", "enable_hr": True})
+        assert r.status_code == 422 and r.json()["detail"].startswith("enable_hr=True is not supported")
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/txt2img", json={"prompt": ""})
+        assert r.status_code == 422 and "generate needs a prompt" in r.json()["detail"]
 
 
 # --- the tiny deep models -------------------------------------------------------------------------

@@ -11,20 +11,18 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import InvalidInputError, ModelNotFound
+from ..generation import GenerateRequest
 from ..generate import sampler_names
 from ..types import wrap_seed
 from ..imageio import decode_png_text
 from ..models import download_command, find_model, list_models
 from ..recipe import PARAMETERS_KEY, RECIPE_KEY
-from .http import ApiError
 from .images import image_bytes, png_b64, read_b64_image, read_b64_mask
 from .pnginfo import parse_parameters
 from .webui import (SCHEDULERS, Img2ImgRequest, Txt2ImgRequest, check_fill, check_model_override, edit_mask,
                     generation_params, mask_blur, refuse_unsupported)
 
 UPLOAD_NAME = "init_image.png"  # what the recipe records as the photo's name (replay --image finds it)
-NO_GENERATE = ("{what} needs Editor.generate (text to image, issue #20), which this version does not have; "
-               "img2img with a mask (an edit of the masked area) works")
 
 
 class _Strict(BaseModel):
@@ -46,15 +44,20 @@ def router(api) -> APIRouter:
     @r.post("/img2img")
     def img2img(req: Img2ImgRequest) -> dict:
         """With `mask`: regenerate the masked area from the prompt; every pixel outside it is kept exactly
-        (`inpaint_full_res`: a crop around the mask; else the whole photo). Each PNG carries its recipe."""
+        (`inpaint_full_res`: a crop around the mask; else the whole photo). Without: the picture redrawn at
+        `width` × `height` (`Editor.generate`, image to image). Each PNG carries its recipe."""
         refuse_unsupported(req)
         if not req.init_images or len(req.init_images) != 1:
             raise InvalidInputError(f"init_images must hold one image; got {len(req.init_images or [])}")
+        image = read_b64_image(req.init_images[0], "init_images[0]", api.config.max_pixels)
         if req.mask is None:
-            raise ApiError(501, NO_GENERATE.format(what="img2img without a mask"))
+            params = generation_params(req, api.config.max_images, api.config.styles, exact_size=True)
+            with api.slots.run("generation"):
+                check_model_override(req, api.model_name())
+                result = api.editor.generate(GenerateRequest(params, image=image), name=UPLOAD_NAME)
+            return _answer(req, result)
         params = generation_params(req, api.config.max_images, api.config.styles)
         check_fill(req, params.strength)
-        image = read_b64_image(req.init_images[0], "init_images[0]", api.config.max_pixels)
         mask = edit_mask(read_b64_mask(req.mask, "mask", api.config.max_pixels), image, req.inpainting_mask_invert)
         request = api.edit_request(mask, params, feather=mask_blur(req), full_image=not req.inpaint_full_res)
         with api.slots.run("generation"):
@@ -64,8 +67,13 @@ def router(api) -> APIRouter:
 
     @r.post("/txt2img")
     def txt2img(req: Txt2ImgRequest) -> dict:
+        """A picture from the prompt at `width` × `height` (`Editor.generate`: the text-to-image model)."""
         refuse_unsupported(req)
-        raise ApiError(501, NO_GENERATE.format(what="txt2img"))
+        params = generation_params(req, api.config.max_images, api.config.styles, exact_size=True)
+        with api.slots.run("generation"):
+            check_model_override(req, api.model_name())
+            result = api.editor.generate(GenerateRequest(params))
+        return _answer(req, result)
 
     @r.get("/options")
     def get_options() -> dict:
@@ -175,7 +183,7 @@ def _stem(path: str) -> str:
     return Path(path).stem
 
 
-def _answer(req: Img2ImgRequest, result) -> dict:
+def _answer(req: Img2ImgRequest | Txt2ImgRequest, result) -> dict:
     """`{images, parameters, info}` as the WebUI answers, `info` a JSON string."""
     recipe = result.recipe
     gen = recipe.parameters["generation"]
@@ -194,10 +202,11 @@ def _answer(req: Img2ImgRequest, result) -> dict:
         "seed_resize_from_h": -1, "denoising_strength": gen["strength"], "extra_generation_params": {},
         "index_of_first_image": 0, "infotexts": [t[PARAMETERS_KEY] for t in texts], "styles": req.styles or [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"), "clip_skip": 1,
-        "is_using_inpainting_conditioning": True, "version": recipe.versions.get("editanything", ""),
+        "is_using_inpainting_conditioning": recipe.operation.startswith("edit:"), "version": recipe.versions.get("editanything", ""),
     }
     parameters = req.model_dump()
-    parameters.update(init_images=None, mask=None)
+    if isinstance(req, Img2ImgRequest):
+        parameters.update(init_images=None, mask=None)
     images = [png_b64(img, {PARAMETERS_KEY: t[PARAMETERS_KEY], RECIPE_KEY: t[RECIPE_KEY]})
               for img, t in zip(result.images, texts)] if req.send_images else []
     return {"images": images, "parameters": parameters, "info": json.dumps(info)}

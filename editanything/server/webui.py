@@ -89,7 +89,8 @@ class Img2ImgRequest(_Common):
 
 
 class Txt2ImgRequest(_Common):
-    """`/sdapi/v1/txt2img` (declared for /docs; answered once `Editor.generate` exists)."""
+    """`/sdapi/v1/txt2img`: `Editor.generate` from the prompt at `width` × `height`. `denoising_strength` and the
+    `hr_*` fields belong to the hires fix: they ask for nothing unless `enable_hr` (refused) is set."""
 
     enable_hr: bool = False
     hr_scale: Optional[float] = None
@@ -99,6 +100,11 @@ class Txt2ImgRequest(_Common):
     hr_resize_y: Optional[int] = None
     firstphase_width: Optional[int] = None
     firstphase_height: Optional[int] = None
+    hr_checkpoint_name: Optional[str] = None
+    hr_sampler_name: Optional[str] = None
+    hr_scheduler: Optional[str] = None
+    hr_prompt: Optional[str] = None
+    hr_negative_prompt: Optional[str] = None
 
 
 # field -> values that ask for nothing we lack (None: not sent). Anything else is refused by name.
@@ -134,7 +140,8 @@ def refuse_unsupported(req: _Common) -> None:
         if name in _EMPTY and value:
             _refuse(name, value, ())
     hr = [n for n in ("hr_scale", "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y",
-                      "firstphase_width", "firstphase_height") if getattr(req, n, None) not in (None, 0, "", 2)]
+                      "firstphase_width", "firstphase_height", "hr_checkpoint_name", "hr_sampler_name", "hr_scheduler",
+                      "hr_prompt", "hr_negative_prompt") if getattr(req, n, None) not in (None, 0, "", 2)]
     if hr and getattr(req, "enable_hr", False):
         _refuse(hr[0], getattr(req, hr[0]), ())
 
@@ -187,8 +194,10 @@ def styled(req: _Common, styles: dict[str, Style]) -> tuple[str, str]:
     return apply_styles(req.prompt, req.negative_prompt, pick_styles(styles, req.styles))
 
 
-def generation_params(req: _Common, max_images: int, styles: dict[str, Style]) -> GenerationParams:
-    """The WebUI fields as our GenerationParams (`width` × `height` sets the long side of the generation)."""
+def generation_params(req: _Common, max_images: int, styles: dict[str, Style], *,
+                      exact_size: bool = False) -> GenerationParams:
+    """The WebUI fields as our GenerationParams. `width` × `height` is the size of the picture made
+    (`exact_size`: txt2img, img2img without a mask) or, for an edit, sets the long side of its generation."""
     images = req.batch_size * req.n_iter
     if images > max_images:
         raise InvalidInputError(f"batch_size × n_iter = {images} images is over this server's limit of "
@@ -197,11 +206,15 @@ def generation_params(req: _Common, max_images: int, styles: dict[str, Style]) -
         value = getattr(req, name)
         if value < 8 or value > 8192 or value % 8:
             raise InvalidInputError(f"{name} must be a multiple of 8 in 8..8192; got {value}")
-    strength = 0.75 if req.denoising_strength is None else req.denoising_strength
     prompt, negative = styled(req, styles)
+    if isinstance(req, Txt2ImgRequest):  # its denoising_strength is the hires fix's
+        strength = GenerationParams.strength
+    else:
+        strength = 0.75 if req.denoising_strength is None else req.denoising_strength
+    size = {"width": req.width, "height": req.height} if exact_size else {"resolution": max(req.width, req.height)}
     return GenerationParams(prompt=prompt, negative_prompt=negative, sampler=sampler_of(req),
                             steps=req.steps, cfg_scale=req.cfg_scale, strength=strength, seed=req.seed,
-                            batch_size=req.batch_size, batch_count=req.n_iter, resolution=max(req.width, req.height))
+                            batch_size=req.batch_size, batch_count=req.n_iter, **size)
 
 
 def mask_blur(req: Img2ImgRequest) -> int:
