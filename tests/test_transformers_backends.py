@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from conftest import DEMOS, edit_output
 from model_pins import pin_to_files
-from tiny_hf_models import build_tiny_edgetam, build_tiny_grounding_dino_hf, build_tiny_sam2
+from tiny_hf_models import (build_tiny_edgetam, build_tiny_grounding_dino_hf, build_tiny_sam2,
+                            reference_grounded_detect)
 
 from editanything import read_image
 from editanything.detect import GroundingDinoDetector, GroundingDinoHFDetector, get_detector
@@ -44,34 +45,14 @@ def _link_models(checkpoints, hf_models, names):
 # --- Grounding DINO -------------------------------------------------------------------------
 
 
-def _reference_detect(folder, image, caption, box_threshold, text_threshold):
-    """transformers' own Grounding DINO recipe, boxes clipped to the image and sorted by score."""
-    from transformers import AutoProcessor, GroundingDinoForObjectDetection
-
-    processor = AutoProcessor.from_pretrained(folder)
-    model = GroundingDinoForObjectDetection.from_pretrained(folder).eval()
-    inputs = processor(images=image, text=caption, return_tensors="pt")
-    with torch.no_grad():
-        outputs = model(**inputs)
-    h, w = image.shape[:2]
-    found = processor.post_process_grounded_object_detection(
-        outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold, target_sizes=[(h, w)])[0]
-    boxes = found["boxes"].numpy().copy()
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-    order = np.argsort(-found["scores"].numpy(), kind="stable")
-    specials = set(processor.tokenizer.all_special_tokens)
-    phrases = [" ".join(w for w in p.replace(".", " ").split() if w not in specials) for p in found["text_labels"]]
-    return boxes[order], found["scores"].numpy()[order], [phrases[i] for i in order]
-
-
 @pytest.mark.parametrize("text,caption", [("cup", "cup ."), ("Cup. Red  Car", "cup . red car .")])
 def test_grounding_dino_matches_transformers(hf_models, coffee, text, caption):
     folder = hf_models["grounding-dino-tiny"]
     detector = GroundingDinoHFDetector.from_folder(folder, box_threshold=0.5, text_threshold=0.3, nms_iou=None,
                                                    device="cpu")
     found = detector.detect(coffee, text)
-    boxes, scores, phrases = _reference_detect(folder, coffee, caption, 0.5, 0.3)
+    boxes, scores, phrases = reference_grounded_detect(folder, "GroundingDinoForObjectDetection", coffee, caption,
+                                                       0.5, 0.3)
     assert 0 < len(found) < 20  # the threshold kept some of the 20 queries, not all
     np.testing.assert_array_equal(found.xyxy, boxes)
     np.testing.assert_array_equal(found.scores, scores)

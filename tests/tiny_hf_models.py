@@ -1,4 +1,4 @@
-"""Tiny random-weight transformers models (Grounding DINO, SAM 2.1, EdgeTAM, SAM 3), saved with `save_pretrained`.
+"""Tiny random-weight transformers models (Grounding DINO, MM-Grounding-DINO, SAM 2.1, EdgeTAM, SAM 3), saved with `save_pretrained`.
 
 Each builder writes a folder laid out as the published hub repository (config.json,
 model.safetensors, processor and tokenizer files) so the backends load it through their real
@@ -14,11 +14,15 @@ from tiny_detect_models import BERT_SPECIALS, BERT_WORDS
 from tiny_sd import build_tokenizer
 
 
-def build_tiny_grounding_dino_hf(folder: Path, seed: int = 0) -> Path:
-    """A `GroundingDinoForObjectDetection` + `GroundingDinoProcessor` folder (Swin + BERT, 1–2 layers each)."""
+def build_tiny_grounding_dino_hf(folder: Path, seed: int = 0, *, family: str = "GroundingDino") -> Path:
+    """A `<family>ForObjectDetection` + `GroundingDinoProcessor` folder (Swin + BERT, 1–2 layers each).
+
+    family: "GroundingDino" or "MMGroundingDino" (MM-Grounding-DINO and LLMDet share that class and processor).
+    """
     import torch
-    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+    import transformers
+    from transformers import (BertConfig, BertTokenizer, GroundingDinoImageProcessor, GroundingDinoProcessor,
+                              SwinConfig)
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -32,16 +36,47 @@ def build_tiny_grounding_dino_hf(folder: Path, seed: int = 0) -> Path:
                           out_features=["stage2", "stage3", "stage4"])
     text = BertConfig(vocab_size=len(BERT_SPECIALS + BERT_WORDS), hidden_size=32, num_hidden_layers=1,
                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    config = GroundingDinoConfig(backbone_config=backbone, text_config=text, d_model=32, encoder_layers=1,
-                                 decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-                                 encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=20, max_text_len=64,
-                                 encoder_n_points=2, decoder_n_points=2)
+    config = getattr(transformers, f"{family}Config")(
+        backbone_config=backbone, text_config=text, d_model=32, encoder_layers=1, decoder_layers=2,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=20,
+        max_text_len=64, encoder_n_points=2, decoder_n_points=2)
     torch.manual_seed(seed)
-    model = GroundingDinoForObjectDetection(config).eval()
+    model = getattr(transformers, f"{family}ForObjectDetection")(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            # MM-Grounding-DINO's contrastive heads start at a 1 % prior (bias -4.6), so every random score is
+            # below 0.1; a zero bias spreads them over (0, 1) and thresholds keep some boxes and drop others.
+            if "class_embed" in name and name.endswith("bias"):
+                param.zero_()
     model.save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     processor.image_processor.save_pretrained(str(folder))  # preprocessor_config.json, as the hub repo has
     return folder
+
+
+def reference_grounded_detect(folder, model_class: str, image, caption: str, box_threshold: float,
+                              text_threshold: float):
+    """transformers' own recipe for the Grounding DINO family: boxes clipped to the image, sorted by score,
+    phrases without separators and special tokens."""
+    import numpy as np
+    import torch
+    import transformers
+
+    processor = transformers.AutoProcessor.from_pretrained(folder)
+    model = getattr(transformers, model_class).from_pretrained(folder).eval()
+    inputs = processor(images=image, text=caption, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    h, w = image.shape[:2]
+    found = processor.post_process_grounded_object_detection(
+        outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold, target_sizes=[(h, w)])[0]
+    boxes = found["boxes"].numpy().copy()
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+    order = np.argsort(-found["scores"].numpy(), kind="stable")
+    specials = set(processor.tokenizer.all_special_tokens)
+    phrases = [" ".join(w for w in p.replace(".", " ").split() if w not in specials) for p in found["text_labels"]]
+    return boxes[order], found["scores"].numpy()[order], [phrases[i] for i in order]
 
 
 def tiny_sam2_config(image_size: int = 128):

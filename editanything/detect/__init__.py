@@ -1,4 +1,5 @@
-"""Text → boxes: the Detector protocol and its registry (Grounding DINO on transformers or groundingdino-py, SAM 3).
+"""Text → boxes: the Detector protocol and its registry (Grounding DINO on transformers or groundingdino-py,
+MM-Grounding-DINO / LLMDet on transformers, SAM 3).
 
 `get_detector("auto")` builds the first detector of DETECTOR_MODELS whose files are on disk, else
 raises ModelNotFound with the `editanything models download …` command. Importing this package
@@ -15,6 +16,7 @@ from ..registry import Registry, for_model
 from ..types import Detections
 from .grounding_dino import GroundingDinoDetector, load_grounding_dino, normalize_caption
 from .grounding_dino_hf import GroundingDinoHFDetector
+from .mm_grounding_dino import MMGroundingDinoDetector
 
 
 @runtime_checkable
@@ -46,11 +48,15 @@ def _sam3(model: str, **kwargs: Any) -> Detector:
 
 _gdino_py, _gdino_hf, _sam3_model = (for_model(GroundingDinoDetector.from_model),
                                      for_model(GroundingDinoHFDetector.from_model), for_model(_sam3))
+# No MM-Grounding-DINO or LLMDet model is in the package's manifest yet (no hub revision verified), so
+# "auto" does not try them; a manifest entry with this backend makes one usable by its name.
+_mm_gdino = for_model(MMGroundingDinoDetector.from_model)
 DETECTORS: Registry[Detector] = Registry(
     "detector",
     {**{m: _gdino_hf(m) for m in HF_DETECTOR_MODELS}, **{m: _gdino_py(m) for m in GDINO_PY_MODELS},
      "sam3": _sam3_model("sam3")},
-    backends={"groundingdino": _gdino_py, "grounding-dino-hf": _gdino_hf, "sam3-hf": _sam3_model},
+    backends={"groundingdino": _gdino_py, "grounding-dino-hf": _gdino_hf, "mm-grounding-dino-hf": _mm_gdino,
+              "sam3-hf": _sam3_model},
     order=DETECTOR_MODELS,
 )
 """Detector name → builder taking the backend's keyword settings; manifest backend → builder factory."""
@@ -65,6 +71,6 @@ def get_detector(name: str = "auto", **kwargs: Any) -> Detector:
 
 __all__ = [
     "DETECTORS", "DETECTOR_BACKENDS", "DETECTOR_MODELS", "Detector", "GroundingDinoDetector", "GroundingDinoHFDetector",
-    "get_detector", "load_grounding_dino",
+    "MMGroundingDinoDetector", "get_detector", "load_grounding_dino",
     "normalize_caption", "register_detector",
 ]

@@ -29,12 +29,17 @@ class GroundingDinoHFDetector:
     best token score exceeds `box_threshold`; the tokens above `text_threshold` form its phrase.
     Then boxes are sorted by score, overlapping boxes suppressed whatever their phrase (`nms_iou`,
     None = off) and the best `top_k` kept. The processor resizes to its configured 800/1333 px.
+    Subclasses for other models of the family set the three class attributes below.
     """
+
+    model_class = "GroundingDinoForObjectDetection"
+    backend = "grounding-dino-hf"
+    family = "Grounding DINO"
 
     def __init__(self, model: Any, processor: Any, *, box_threshold: float = 0.35, text_threshold: float = 0.25,
                  top_k: int | None = None, nms_iou: float | None = 0.5, name: str = "grounding-dino",
                  source: str = "") -> None:
-        """`model` is a `GroundingDinoForObjectDetection` on its device, `processor` its `GroundingDinoProcessor`."""
+        """`model` is a `model_class` model on its device, `processor` its `GroundingDinoProcessor`."""
         self._torch = require("torch", "detect")
         check_thresholds(box_threshold, text_threshold, nms_iou, top_k)
         self.box_threshold = float(box_threshold)
@@ -52,7 +57,7 @@ class GroundingDinoHFDetector:
     def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "GroundingDinoHFDetector":
         """A `save_pretrained` folder (config.json, model.safetensors, processor and tokenizer files)."""
         device = pick_device(device)
-        model, processor = load_pretrained(folder, "GroundingDinoForObjectDetection", extra="detect", device=device,
+        model, processor = load_pretrained(folder, cls.model_class, extra="detect", device=device,
                                            dtype=pick_dtype(device))
         settings.setdefault("source", Path(folder).name)
         return cls(model, processor, **settings)
@@ -61,11 +66,11 @@ class GroundingDinoHFDetector:
     def from_model(cls, name: str = "grounding-dino-tiny", **settings: Any) -> "GroundingDinoHFDetector":
         """A detector declared in the manifest (ModelNotFound names the download command)."""
         settings.setdefault("name", name)
-        return cls.from_folder(model_folder(name, "grounding-dino-hf", "a transformers Grounding DINO"), **settings)
+        return cls.from_folder(model_folder(name, cls.backend, f"a transformers {cls.family}"), **settings)
 
     def describe(self) -> str:
         source = f" ({self.source})" if self.source and self.source != self.name else ""
-        return f"Grounding DINO {self.name}{source} on {self.device} (transformers)"
+        return f"{self.family} {self.name}{source} on {self.device} (transformers)"
 
     def detect(self, image: np.ndarray, text: str) -> Detections:
         """Boxes (xyxy, pixels, clipped to the image), scores and phrases for `text`, best first.
@@ -81,7 +86,7 @@ class GroundingDinoHFDetector:
         inputs = self.processor(images=image, text=caption, return_tensors="pt")
         if inputs["input_ids"].shape[1] > max_len:
             raise InvalidInputError(
-                f"text is {inputs['input_ids'].shape[1]} tokens long; Grounding DINO reads at most {max_len}: "
+                f"text is {inputs['input_ids'].shape[1]} tokens long; {self.family} reads at most {max_len}: "
                 "use fewer phrases"
             )
         inputs = inputs.to(self.device)

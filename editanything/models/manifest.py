@@ -32,6 +32,7 @@ entry (in Python: `register_model(ModelSpec(...))`):
     groundingdino  detector    config: a config file name in groundingdino's package or a path
                                (relative to the JSON file); requires "bert-base-uncased"
     grounding-dino-hf detector —  (a transformers `save_pretrained` folder)
+    mm-grounding-dino-hf detector — (an MM-Grounding-DINO or LLMDet `save_pretrained` folder)
     sam2-hf        segmenter   model_class, processor_class, image_processor_class (transformers names)
     sam3-hf        detector    tracker: {model_class, processor_class, image_processor_class}
     diffusion      generator   variant: "fp16" when the folder holds only `*.fp16.safetensors`
@@ -62,6 +63,7 @@ BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector"
                                  "sdxl": "generator",
                                  "blip2": "captioner", "controlnet": "controlnet", "hed": "edges",
                                  "text-encoder": "text-encoder", "grounding-dino-hf": "detector",
+                                 "mm-grounding-dino-hf": "detector",
                                  "sam2-hf": "segmenter", "sam3-hf": "detector", "causal-lm": "expander",
                                  "clip-tokenizer": "tokenizer"}
 """Backend name → the pipeline stage (`kind`) its models serve."""

@@ -1,0 +1,117 @@
+"""MM-Grounding-DINO / LLMDet on transformers (`MMGroundingDinoForObjectDetection`): a model of the manifest with
+the `mm-grounding-dino-hf` backend is a detector by its name, and detects exactly what transformers' own
+post-processing gives on the same tiny random weights (saved with `save_pretrained`, as the hub repos are)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import DEMOS
+from tiny_hf_models import build_tiny_grounding_dino_hf, reference_grounded_detect
+
+from editanything import read_image
+from editanything.detect import MMGroundingDinoDetector, get_detector
+from editanything.errors import InvalidInputError, ModelNotFound, NothingFound
+from editanything.models import MODELS
+
+torch = pytest.importorskip("torch")
+NAME = "my-mm-gdino"
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return build_tiny_grounding_dino_hf(tmp_path_factory.mktemp("mm") / NAME, family="MMGroundingDino")
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    return read_image(DEMOS / "coffee.jpg")
+
+
+def _declare(root, manifest):
+    """The manifest entry of the folder `root/NAME` as it is now (sizes and sha256 pinned)."""
+    MODELS.pop(NAME, None)
+    files = []
+    for path in sorted(p for p in (root / NAME).iterdir() if p.is_file()):
+        data = path.read_bytes()
+        rel = path.relative_to(root).as_posix()
+        files.append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                      "sources": [{"url": "https://example.invalid/" + rel}]})
+    manifest.write_text(json.dumps([{"name": NAME, "license": "Apache-2.0", "extra": "detect",
+                                     "loader": {"backend": "mm-grounding-dino-hf"}, "files": files}]))
+
+
+@pytest.fixture
+def manifest_model(tiny_folder, tmp_path, monkeypatch):
+    """A models root holding the tiny folder and a manifest entry naming it (as a user, or a future
+    package entry, adds one): its files as `models download` would lay them out."""
+    root = tmp_path / "models"
+    shutil.copytree(tiny_folder, root / NAME)
+    manifest = tmp_path / "mine.json"
+    _declare(root, manifest)
+    monkeypatch.setenv("EDITANYTHING_MANIFEST", str(manifest))
+    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
+    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
+    yield root / NAME
+    MODELS.pop(NAME, None)
+
+
+@pytest.mark.parametrize("text,caption", [("cup", "cup ."), ("Cup. Red  Car", "cup . red car .")])
+def test_detect_by_name_matches_transformers(manifest_model, coffee, text, caption):
+    detector = get_detector(NAME, box_threshold=0.5, text_threshold=0.3, nms_iou=None, device="cpu")
+    assert isinstance(detector, MMGroundingDinoDetector)
+    assert detector.describe().startswith(f"MM-Grounding-DINO {NAME}")
+    found = detector.detect(coffee, text)
+    boxes, scores, phrases = reference_grounded_detect(manifest_model, "MMGroundingDinoForObjectDetection", coffee,
+                                                       caption, 0.5, 0.3)
+    assert 0 < len(found) < 20  # the threshold kept some of the 20 queries, not all
+    np.testing.assert_array_equal(found.xyxy, boxes)
+    np.testing.assert_array_equal(found.scores, scores)
+    assert found.phrases == phrases
+
+
+def test_nms_top_k_and_nothing_found(manifest_model, coffee):
+    every = get_detector(NAME, box_threshold=0.0, nms_iou=None, device="cpu").detect(coffee, "cup")
+    kept = get_detector(NAME, box_threshold=0.0, nms_iou=0.3, top_k=3, device="cpu").detect(coffee, "cup")
+    assert len(every) == 20 and len(kept) == 3
+    assert list(kept.scores) == sorted(kept.scores, reverse=True) and kept.scores[0] == every.scores[0]
+    with pytest.raises(NothingFound, match=r"no 'cup' above box_threshold 1; best score \d\.\d\d"):
+        get_detector(NAME, box_threshold=1.0, device="cpu").detect(coffee, "cup")
+
+
+def test_missing_weights_name_the_download_command(manifest_model):
+    (manifest_model / "model.safetensors").unlink()
+    with pytest.raises(ModelNotFound, match=f"editanything models download {NAME}"):
+        get_detector(NAME, device="cpu")
+    result = subprocess.run(
+        [sys.executable, "-m", "editanything", "segment", str(DEMOS / "coffee.jpg"), "-o", str(manifest_model.parent / "out"),
+         "--select", "cup", "--detector", NAME, "--segmenter", "grabcut"],
+        capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"editanything models download {NAME}" in lines[0], result.stderr
+
+
+def test_a_grounding_dino_folder_is_refused_as_mm_grounding_dino(manifest_model, tmp_path):
+    # The classic model has shared decoder heads and no contrastive bias: its folder lacks weights of this class.
+    shutil.rmtree(manifest_model)
+    build_tiny_grounding_dino_hf(manifest_model)
+    _declare(manifest_model.parent, tmp_path / "mine.json")
+    with pytest.raises(InvalidInputError, match="MMGroundingDinoForObjectDetection"):
+        get_detector(NAME, device="cpu")
+
+
+def test_models_list_shows_its_backend_licence(manifest_model):
+    result = subprocess.run([sys.executable, "-m", "editanything", "models", "list"], capture_output=True, text=True,
+                            env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith(NAME))
+    assert "detector" in line and "Apache-2.0" in line
