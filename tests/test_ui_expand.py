@@ -1,6 +1,7 @@
 """The Edit tab's Expand button, through gradio's API as a client calls it (`/expand`): the prompt box's words
 become a prompt for where the edit runs, a typed negative prompt is kept, the words stay shown, bad input is
-one message, and no paid service is called. From photo (`/prompt_from_photo`) does the same from the caption a
+one message, and no paid service is called; `/expand_generate` does it for the Generate tab, whose recipe then
+keeps the words. From photo (`/prompt_from_photo`) does the same from the caption a
 tiny BLIP-2 writes of the session's photo."""
 
 from __future__ import annotations
@@ -99,3 +100,61 @@ def test_from_photo_without_a_captioner_names_the_download(client):
     with pytest.raises(AppError, match="models download blip2-opt-2.7b") as info:
         client.predict(negative="", generator="This machine", seed=5, api_name="/prompt_from_photo")
     assert "\n" not in str(info.value).strip()
+
+
+# --- the Generate tab's Expand: for the model that tab generates on, recorded by a generate from its prompt ---
+
+@pytest.fixture(scope="module")
+def generating(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    import tiny_sd
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("generating")
+    sd15 = tiny_sd.save_sd15_base(root / "sd15")
+    mp.setenv("EDITANYTHING_CHECKPOINTS", str(root / "checkpoints"))  # no language model: the rules expand
+    mp.setenv("EDITANYTHING_HOME", str(root / "home"))
+    mp.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    try:
+        with running(Editor(generator=str(sd15), segmenter="grabcut", detector=None)) as (_, url):
+            yield url
+    finally:
+        mp.undo()
+
+
+def generate(client: Client, prompt: str, negative: str):
+    return client.predict(prompt=prompt, negative=negative, sampler="Euler", steps=2, cfg=6, width=32, height=32,
+                          seed=42, batch_size=1, generator="This machine", api_name="/generate")[1][0]
+
+
+def test_generate_tabs_expand_fills_its_boxes_and_a_generate_records_the_words(generating):
+    from editanything.prompting import expand
+    from editanything.recipe import read_recipe
+
+    client = Client(generating, verbose=False)
+    prompt, negative, note = client.predict(words="river, tiger", negative="", generator="This machine", seed=5,
+                                            api_name="/expand_generate")
+    expected = expand("river, tiger", target="sd15", seed=5)
+    assert (prompt, negative) == (expected.prompt, expected.negative_prompt) and prompt != "river, tiger"
+    assert "river, tiger" in note and "rules" in note and "seed 5" in note
+    recipe = read_recipe(generate(client, prompt, "people"))  # a typed negative wins, as with --negative
+    assert recipe.parameters["generation"]["prompt"] == prompt
+    assert recipe.parameters["generation"]["negative_prompt"] == "people"
+    assert recipe.parameters["prompt_expansion"] == expected.to_dict()
+    assert recipe.parameters["prompt_expansion"]["words"] == "river, tiger"
+    # an edited prompt is no longer the expansion's: the recipe claims none
+    edited = read_recipe(generate(client, prompt + ", moonlight", ""))
+    assert "prompt_expansion" not in edited.parameters
+    hosted, kept, _ = client.predict(words="river, tiger", negative="people", generator="OpenAI (hosted)", seed=5,
+                                     api_name="/expand_generate")
+    assert hosted == expand("river, tiger", target="openai", seed=5).prompt and hosted != prompt and kept == "people"
+
+
+def test_generate_tabs_expand_without_a_model_on_disk_writes_sd15_tags(client):
+    from editanything.prompting import expand
+
+    prompt, negative, _ = client.predict(words="river, tiger", negative="", generator="This machine", seed=5,
+                                         api_name="/expand_generate")
+    expected = expand("river, tiger", target="sd15", seed=5)
+    assert (prompt, negative) == (expected.prompt, expected.negative_prompt)

@@ -9,7 +9,7 @@ images, each a PNG with its recipe; *Send to Edit* makes one the Edit tab's phot
 or a zip → sketches, live preview, zip download) and *Models* (what is on disk, which backend each
 stage uses). Named API endpoints (`gradio_client`): `load`, `segment_points`, `select_text`,
 `replace`, `remove`, `background`, `recolor`, `continue_editing`, `cancel`, `expand`,
-`prompt_from_photo`, `generate`, `send_to_edit`, `sketch`, `sketch_all`, `models`.
+`prompt_from_photo`, `expand_generate`, `generate`, `send_to_edit`, `sketch`, `sketch_all`, `models`.
 Selection endpoints keep the photo, clicks, masks and results in the caller's session, so a client
 calls `segment_points` and then `remove` on the same `Client`.
 
@@ -193,6 +193,8 @@ def _generate_tab(h: Handlers, edit: SimpleNamespace, tabs: gr.Tabs) -> None:
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", scale=3, elem_id="gen-prompt")
         negative = gr.Textbox(label="Negative prompt", scale=2, elem_id="gen-negative")
+        expand = gr.Button("Expand", scale=0, min_width=90, elem_id="gen-expand")
+    expand_info = gr.Markdown(elem_id="gen-expand-info")
     with gr.Row():
         generator = gr.Dropdown(list(HOSTED), value=LOCAL, label="Generate on", scale=1, elem_id="gen-generator")
         gr.Markdown("With **Stability AI** or **OpenAI** the prompt goes to that service (keys are read on the "
@@ -220,6 +222,8 @@ def _generate_tab(h: Handlers, edit: SimpleNamespace, tabs: gr.Tabs) -> None:
         picked = gr.Number(value=0, precision=0, minimum=0, label="Picked image (0 = first)", elem_id="gen-picked")
         send = gr.Button("Send to Edit", elem_id="btn-send-to-edit")
     generator.input(readable(g.defaults), generator, [sampler, steps, cfg], api_visibility="private", queue=False)
+    expand.click(readable(h.expanding.expand_generate), [edit.session, prompt, negative, generator, seed],
+                 [edit.session, prompt, negative, expand_info], api_name="expand_generate", concurrency_id="expand")
     made = run.click(readable(generate_event(g)), [edit.session, prompt, negative, sampler, steps, cfg, width, height,
                                                   seed, batch, generator],
                      [edit.session, gallery, download, info, edit.history], api_name="generate",

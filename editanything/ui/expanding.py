@@ -1,5 +1,5 @@
-"""The Edit tab's Expand and From photo buttons: words, or the photo's caption → a prompt written for where
-the edit will run.
+"""The Expand buttons (Edit and Generate tabs) and the Edit tab's From photo: words, or the photo's caption →
+a prompt written for where the edit or the generation will run.
 
 The expansion replaces the prompt box's text, so the user can edit it before generating; the words it
 came from stay on the line under the boxes. A negative prompt the user typed is kept. The expander is
@@ -12,10 +12,12 @@ from __future__ import annotations
 import html
 import threading
 
+from typing import Any, Callable
+
 from ..caption import CAPTIONER_MODELS
-from ..errors import InvalidInputError, ModelNotFound
+from ..errors import EditAnythingError, InvalidInputError, ModelNotFound
 from ..models import download_command
-from ..prompting import TARGETS, get_expander, target_for
+from ..prompting import TARGETS, Expansion, get_expander, target_for
 from ..types import GenerationParams
 from .locks import ModelLocks
 from .remote import GENERATORS as HOSTED
@@ -30,7 +32,19 @@ class ExpandHandlers:
 
     def expand(self, words: str, negative: str, generator: str | None, seed: float) -> tuple[str, str, str]:
         """(prompt, negative prompt, note) for the words in the prompt box and where the edit runs."""
-        return self._expand(words, negative, generator, seed, "From “{words}”")
+        target = self._target(generator, lambda: self.locks.editor.generator)
+        expansion, negative, note = self._expand(words, negative, target, seed, "From “{words}”")
+        return expansion.prompt, negative, note
+
+    def expand_generate(self, session: Session, words: str, negative: str, generator: str | None,
+                        seed: float) -> tuple[Session, str, str, str]:
+        """The Generate tab's Expand: (session, prompt, negative prompt, note) as `expand`, for the text-to-image
+        model that tab generates on. The session keeps the expansion: a generate from its prompt records the
+        words and the expansion in the recipe, as `generate --expand` does."""
+        target = self._target(generator, lambda: self.locks.editor.text_generator)
+        expansion, negative, note = self._expand(words, negative, target, seed, "From “{words}”")
+        session.expansion = expansion.to_dict()
+        return session, expansion.prompt, negative, note
 
     def from_photo(self, session: Session, negative: str, generator: str | None, seed: float) -> tuple[str, str, str]:
         """(prompt, negative prompt, note): the captioner's description of the whole photo, expanded as `expand`
@@ -43,13 +57,25 @@ class ExpandHandlers:
                 raise ModelNotFound("a prompt from the photo needs a captioner: run "
                                     f"`{download_command(CAPTIONER_MODELS[0])}`, then restart the UI")
             caption = captioner.caption(session.image)
-        return self._expand(caption, negative, generator, seed, "From the photo's caption “{words}”")
+        target = self._target(generator, lambda: self.locks.editor.generator)
+        expansion, negative, note = self._expand(caption, negative, target, seed,
+                                                 "From the photo's caption “{words}”")
+        return expansion.prompt, negative, note
 
-    def _expand(self, words: str, negative: str, generator: str | None, seed: float,
-                source: str) -> tuple[str, str, str]:
+    @staticmethod
+    def _target(generator: str | None, local: Callable[[], Any]) -> str:
+        """The target for the "Generate on" choice: the hosted service's, else that of the local generator
+        (built, not loaded: its class says which target suits it)."""
         hosted = HOSTED.get(generator) if generator else None
-        # the generator is built, not loaded: its class says which target suits it
-        target = hosted or target_for(self.locks.editor.generator)
+        if hosted:
+            return hosted
+        try:
+            return target_for(local())
+        except EditAnythingError:  # no model on disk yet: Generate says which to fetch; SD 1.5 tags meanwhile
+            return target_for(None)
+
+    def _expand(self, words: str, negative: str, target: str, seed: float,
+                source: str) -> tuple[Expansion, str, str]:
         seed = GenerationParams(seed=int(seed)).with_seed().seed
         with self._lock:
             if self._expander is None:
@@ -57,4 +83,4 @@ class ExpandHandlers:
             expansion = self._expander.expand(words, target, seed)
         note = (f"{source.format(words=html.escape(expansion.words))}, expanded with {expansion.expander} for "
                 f"{TARGETS[target].label} (seed {seed}); edit the prompt freely before generating.")
-        return expansion.prompt, negative or expansion.negative_prompt, note
+        return expansion, negative or expansion.negative_prompt, note

@@ -53,14 +53,14 @@ class GenerateSettings:
     batch_size: float
     generator: str = LOCAL  # this machine, or a hosted service (remote.py)
 
-    def request(self) -> GenerateRequest:
+    def request(self, expansion: dict[str, Any] | None = None) -> GenerateRequest:
         width, height = int(self.width or 0), int(self.height or 0)
         if (width == 0) != (height == 0):
             raise InvalidInputError("set both width and height, or both to 0 (the model's own size)")
         params = GenerationParams(prompt=self.prompt or "", negative_prompt=self.negative or "", sampler=self.sampler,
                                   steps=int(self.steps), cfg_scale=float(self.cfg), seed=int(self.seed),
                                   batch_size=int(self.batch_size), width=width or None, height=height or None)
-        return GenerateRequest(params)
+        return GenerateRequest(params, expansion=expansion)
 
 
 class GenerateHandlers:
@@ -83,7 +83,9 @@ class GenerateHandlers:
         """(session, [(PNG, caption)] of this run, the PNGs to download, message, the History gallery)."""
         report = progress if progress is not None else (lambda *a, **k: None)
         report(0.0, desc="generate: preparing")
-        request = settings.request()
+        # the last Expand's words and expansion go in the recipe while the prompt is still its prompt
+        expansion = session.expansion
+        request = settings.request(expansion if expansion and expansion["prompt"] == settings.prompt else None)
         hosted = hosted_editor(settings.generator)  # holds no model: needs no lock
         start = time.perf_counter()
 

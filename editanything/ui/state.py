@@ -10,6 +10,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,7 @@ class Session:
     parent: HistoryEntry | None = None  # the result the photo is, when editing goes on from one
     made: int = 0  # results made so far (numbers their files)
     generated: list[str] = field(default_factory=list)  # the last generation's PNGs (Send to Edit picks one)
+    expansion: dict[str, Any] | None = None  # the Generate tab's last Expand (`Expansion.to_dict()`)
     key: str | None = None  # names the session's folder of shown files; set on first use
 
     @property
