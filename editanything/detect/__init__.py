@@ -48,8 +48,8 @@ def _sam3(model: str, **kwargs: Any) -> Detector:
 
 _gdino_py, _gdino_hf, _sam3_model = (for_model(GroundingDinoDetector.from_model),
                                      for_model(GroundingDinoHFDetector.from_model), for_model(_sam3))
-# No MM-Grounding-DINO or LLMDet model is in the package's manifest yet (no hub revision verified), so
-# "auto" does not try them; a manifest entry with this backend makes one usable by its name.
+# MM-Grounding-DINO / LLMDet models (llmdet-tiny, a user's manifest entry) are usable by name; "auto" tries none
+# until a hub revision is checked there (llmdet-tiny's pin is second-hand).
 _mm_gdino = for_model(MMGroundingDinoDetector.from_model)
 DETECTORS: Registry[Detector] = Registry(
     "detector",
