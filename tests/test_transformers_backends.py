@@ -294,7 +294,7 @@ def test_cli_edit_select_remove_with_transformers_detector_and_sam2(hf_checkpoin
     from editanything.recipe import decode_mask, read_recipe
 
     out = tmp_path / "out"
-    assert main(["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--keep", "0", "--remove", "-o", str(out), "-q"]) == 0
+    assert main(["edit", str(DEMOS / "coffee.jpg"), "--select", "cup", "--keep", "0", "--remove", "--no-check", "-o", str(out), "-q"]) == 0
     recipe = read_recipe(edit_output(out, "coffee"))
     assert recipe.models["detector"]["name"] == "grounding-dino-tiny"
     assert recipe.models["segmenter"]["name"] == "sam2.1-hiera-tiny"
