@@ -396,26 +396,26 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
                 expansion: dict[str, Any] | None = None, max_pixels: int | None = None) -> None:
     """Read one photo (under `max_pixels`; None: the default limit), draw it, write the sketch atomically
     (PNG carries the style and parameters, and how the prompt was expanded, if it was)."""
-    import json
-
     from .imageio import read_image, write_image
+    from .recipe import RECIPE_KEY
     from .sketch import is_generative, needs_color, sketch, sketch_generated
+    from .types import Recipe
 
     photo = read_image(source, gray=not needs_color(style), max_pixels=max_pixels)
     image = limit_size(photo, max_side)
     if is_generative(style):  # seeded: the recipe records the seed and threads it ran with, for replay
         from .sketch.generative import resolve_params
-        from .sketch_recipe import generative_text
+        from .sketch_recipe import generative_text, sketch_recipe
 
         params = resolve_params(params)
         drawn = sketch_generated(image, style, **params)
         drawing = drawn.images[0]
-        meta = generative_text(style, params, source=source, photo=photo, drawn=drawn, max_side=max_side,
-                               expansion=expansion)
+        meta = generative_text(sketch_recipe(style, params, source=source, photo=photo, drawn=drawn,
+                                             max_side=max_side, expansion=expansion), drawing)
     else:
         drawing = sketch(image, style, **params)
         meta = {"Software": "editanything",
-                "editanything": json.dumps({"operation": "sketch", "style": style, "parameters": params})}
+                RECIPE_KEY: Recipe(operation=f"sketch:{style}", parameters={"sketch": params}).to_json()}
     write_image(output, drawing, text=meta, inputs=(source,))
 
 

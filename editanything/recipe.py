@@ -2,7 +2,8 @@
 
 Two text chunks: `parameters`, the Stable Diffusion WebUI format that other tools read, and
 `editanything`, the full JSON `Recipe` (selection, mask, thresholds, models and their hashes,
-library versions) that `editanything replay` runs again.
+library versions) that `editanything replay` runs again. Every kind of output (`edit:<mode>`,
+`sketch:<style>`) writes the same `Recipe`; its `operation` says which kind.
 """
 
 from __future__ import annotations
@@ -122,9 +123,21 @@ def read_recipe(path: str | Path) -> Recipe:
     if RECIPE_KEY not in text:
         raise InvalidInputError(f"{path}: no editanything recipe in this image (was it made by editanything, as PNG?)")
     try:
-        return Recipe.from_json(text[RECIPE_KEY])
+        recipe = Recipe.from_json(text[RECIPE_KEY])
     except InvalidInputError as exc:
         raise InvalidInputError(f"{path}: {exc}; it was not written by editanything, or was edited since") from None
+    return _from_old_sketch(json.loads(text[RECIPE_KEY])) if recipe.operation == "sketch" else recipe
+
+
+def _from_old_sketch(data: dict[str, Any]) -> Recipe:
+    """A sketch recipe as written before sketches were Recipes (style, max_side and prompt_expansion beside
+    the fields, the style's settings as `parameters`), in today's form: users keep such PNGs on disk."""
+    style = data.get("style")
+    return Recipe(operation=f"sketch:{style}" if isinstance(style, str) else "sketch",
+                  inputs=data.get("inputs", {}), models=data.get("models", {}), seed=data.get("seed"),
+                  versions=data.get("versions", {}),
+                  parameters={"sketch": data.get("parameters"), "max_side": data.get("max_side"),
+                              "prompt_expansion": data.get("prompt_expansion")})
 
 
 # Settings of detectors and segmenters that change which pixels get selected.

@@ -1,4 +1,8 @@
-"""Re-making an edit from the recipe in its PNG: check the recipe, find its inputs, rebuild the request.
+"""Re-making an output from the recipe in its PNG: check the recipe, find its input, rebuild the job, run it.
+
+One path for every kind of recipe (`edit:<mode>`, `generate:<mode>`, `sketch:<style>`): the same checks of the fields they
+share, one input finder, one error helper; each kind adds only the checks of its own parameters and how
+its job is rebuilt (`KINDS`).
 
 A recipe is untrusted: anyone can write a PNG text chunk, and a PNG may come from another tool.
 Every field replay uses is checked for type, range and size before it costs anything (the mask's
@@ -13,17 +17,21 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .errors import InvalidInputError
 from .generate import GENERATORS, GenerationParams, get_generator
-from .imageio import read_image
+from .generation import MODES as GENERATE_MODES
+from .generation import GenerateRequest
+from .imageio import limit_size, read_image, write_image
 from .matte import MATTERS
 from .pipeline import MODES, EditRequest
 from .prompting.types import Expansion
 from .recipe import array_sha256, decode_mask
+from .sketch import GENERATIVE_STYLES, check_params, needs_color, sketch_generated
+from .sketch_recipe import generative_text, sketch_recipe
 from .types import MAX_SEED, Recipe
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -41,14 +49,67 @@ REMOTE_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
 
 @dataclass
 class Replay:
-    """What `replay` runs: the input image, the request, the generator (None: recolor builds its own) and
-    the matting backend a --matte edit used."""
+    """What `replay` runs for an edit: the input image, the request, the generator (None: recolor builds its
+    own) and the matting backend a --matte edit used."""
 
     image: np.ndarray
     source: Path
     request: EditRequest
     generator: Any
     matter: str = "auto"
+
+    def run(self, output: str | Path | None, result: str | Path) -> tuple[np.ndarray, Recipe]:
+        """Edit again, write `output` if given; the image and the recipe it was made with."""
+        from .pipeline import Editor
+
+        editor = Editor(generator=self.generator if self.generator is not None else "classical", matter=self.matter)
+        edited = editor.edit(self.image, self.request, source=str(self.source))
+        if output is not None:
+            edited.save(output, inputs=(self.source, Path(result)))
+        return edited.images[0], edited.recipe
+
+
+@dataclass
+class GenerateReplay:
+    """What `replay` runs for a generated image: the request (with the picture for img2img), where that
+    picture is, and the generator."""
+
+    request: GenerateRequest
+    source: Path | None
+    generator: Any
+
+    def run(self, output: str | Path | None, result: str | Path) -> tuple[np.ndarray, Recipe]:
+        """Generate again, write `output` if given; the image and its recipe."""
+        from .pipeline import Editor
+
+        generated = Editor(generator=self.generator).generate(
+            self.request, source=str(self.source) if self.source else None)
+        if output is not None:
+            generated.save(output, inputs=(Path(result), *((self.source,) if self.source else ())))
+        return generated.images[0], generated.recipe
+
+
+@dataclass
+class SketchReplay:
+    """What `replay` runs for a generative sketch: the style, its parameters, the photo (as read) and where
+    it came from."""
+
+    style: str
+    params: dict[str, Any]
+    source: Path
+    image: np.ndarray
+    max_side: int | None
+    expansion: dict[str, Any] | None = None
+
+    def run(self, output: str | Path | None, result: str | Path) -> tuple[np.ndarray, Recipe]:
+        """Draw again, write `output` if given; the drawing and its recipe."""
+        drawn = sketch_generated(limit_size(self.image, self.max_side), self.style, **self.params)
+        recipe = sketch_recipe(self.style, self.params, source=self.source, photo=self.image, drawn=drawn,
+                               max_side=self.max_side, expansion=self.expansion)
+        if output is not None:
+            write_image(output, drawn.images[0], text=generative_text(recipe, drawn.images[0]),
+                        inputs=(self.source, Path(result)))
+        return drawn.images[0], recipe
 
 
 def _bad(field: str, expected: str, value: Any) -> InvalidInputError:
@@ -99,18 +160,34 @@ def _sha(value: Any, field: str) -> str:
 def check_recipe(recipe: Recipe) -> None:
     """Raise InvalidInputError unless every field replay reads has the right type and a sane value."""
     operation = _str(recipe.operation, "operation")
-    kind, _, mode = operation.partition(":")
-    if kind != "edit":
-        raise InvalidInputError(f"this recipe is a {operation!r}, not an edit; replay runs edits")
-    if mode not in MODES:
-        raise _bad("operation", f"edit:<{'|'.join(MODES)}>", operation)
+    kind, _, what = operation.partition(":")
+    if kind not in KINDS:
+        raise InvalidInputError(f"this recipe is a {operation!r}; replay runs: {', '.join(KINDS)}")
+    KINDS[kind].check(recipe, what)
+
+
+def _check_inputs(recipe: Recipe) -> tuple[int, int]:
+    """The fields every kind shares: the input (a path or a bare name, its sha256 and size) and the seed."""
     inputs = _dict(recipe.inputs, "inputs")
     _str(inputs.get("image"), "inputs.image", optional=True)
     name = _str(inputs.get("name"), "inputs.name", optional=True)
     if name is not None and (not name or Path(name).name != name or name in (".", "..")):
         raise _bad("inputs.name", "a bare file name", name)
     _sha(inputs.get("sha256"), "inputs.sha256")
-    w, h = _size(inputs.get("size"), "inputs.size")
+    if recipe.seed is not None:
+        _int(recipe.seed, "seed", 0, MAX_SEED)
+    return _size(inputs.get("size"), "inputs.size")
+
+
+def _check_expansion(expansion: Any) -> None:
+    if expansion is not None:
+        Expansion.from_dict(expansion)  # replay reuses the prompt; the record must still be sane
+
+
+def _check_edit(recipe: Recipe, mode: str) -> None:
+    if mode not in MODES:
+        raise _bad("operation", f"edit:<{'|'.join(MODES)}>", recipe.operation)
+    w, h = _check_inputs(recipe)
     p = _dict(recipe.parameters, "parameters")
     _dict(p.get("generation"), "parameters.generation")
     longest = max(w, h)
@@ -137,8 +214,7 @@ def check_recipe(recipe: Recipe) -> None:
         if _str(matte.get("backend"), "parameters.matte.backend") not in MATTERS:
             raise _bad("parameters.matte.backend", f"one of {', '.join(MATTERS)}", matte.get("backend"))
         _number(matte.get("band"), "parameters.matte.band", 1, 512)
-    if p.get("prompt_expansion") is not None:
-        Expansion.from_dict(p["prompt_expansion"])  # replay reuses the prompt; the record must still be sane
+    _check_expansion(p.get("prompt_expansion"))
     control = _dict(p.get("control", {}), "parameters.control")
     for key, entry in control.items():
         entry = _dict(entry, f"parameters.control.{key}")
@@ -146,8 +222,35 @@ def check_recipe(recipe: Recipe) -> None:
         _sha(entry.get("sha256"), f"parameters.control.{key}.sha256")
     models = _dict(recipe.models, "models")
     _check_generator(_dict(models.get("generator", {}), "models.generator"))
-    if recipe.seed is not None:
+
+
+def _check_generate(recipe: Recipe, mode: str) -> None:
+    if mode not in GENERATE_MODES:
+        raise _bad("operation", f"generate:<{'|'.join(GENERATE_MODES)}>", recipe.operation)
+    if mode == "img2img":
+        _check_inputs(recipe)
+    elif recipe.seed is not None:
         _int(recipe.seed, "seed", 0, MAX_SEED)
+    p = _dict(recipe.parameters, "parameters")
+    generation = _dict(p.get("generation"), "parameters.generation")
+    _str(generation.get("prompt"), "parameters.generation.prompt")
+    _size(p.get("generation_size"), "parameters.generation_size")
+    _check_expansion(p.get("prompt_expansion"))
+    _check_generator(_dict(_dict(recipe.models, "models").get("generator", {}), "models.generator"))
+
+
+def _check_sketch(recipe: Recipe, style: str) -> None:
+    if style not in GENERATIVE_STYLES:
+        raise InvalidInputError(f"a {style!r} sketch records only its style and parameters, not a seed or its "
+                                f"input; run `editanything sketch --style {style}` on the photo again instead")
+    _check_inputs(recipe)
+    p = _dict(recipe.parameters, "parameters")
+    params = check_params(style, _dict(p.get("sketch"), "parameters.sketch"))  # unknown names, wrong types
+    _int(params.get("seed"), "parameters.sketch.seed", 0, MAX_SEED)
+    _int(params.get("threads"), "parameters.sketch.threads", 1, MAX_THREADS)
+    if p.get("max_side") is not None:
+        _int(p["max_side"], "parameters.max_side", 16, 10**6)
+    _check_expansion(p.get("prompt_expansion"))
 
 
 def _check_mask(mask: Any, field: str, shape: tuple[int, int]) -> None:
@@ -203,11 +306,14 @@ def _check_options(name: str, options: dict) -> None:
             raise _bad(field, f"at most {MAX_TEXT} characters", value)
 
 
-def find_input(recipe: Recipe, result: str | Path, given: str | Path | None = None) -> tuple[Path, np.ndarray]:
-    """The input photo: `given`, else the recorded path, else a file of the same name beside `result`.
+def find_input(recipe: Recipe, result: str | Path, given: str | Path | None = None, *,
+               gray: bool = False) -> tuple[Path, np.ndarray]:
+    """The input photo: `given`, else the recorded path, else a file of the same name beside `result`;
+    read as grey when `gray` (as a grey sketch style read it).
 
     Whichever it is, its pixels must hash to the recipe's sha256.
     """
+    kind = recipe.operation.partition(":")[0]
     expected = recipe.inputs["sha256"]
     if given is not None:
         candidates = [Path(given)]
@@ -221,11 +327,11 @@ def find_input(recipe: Recipe, result: str | Path, given: str | Path | None = No
     for path in candidates:
         if not path.is_file():
             continue
-        image = read_image(path)
+        image = read_image(path, gray=gray)
         if array_sha256(image) == expected:
             return path, image
         if given is not None:
-            raise InvalidInputError(f"{path}: not the image this edit was made from (its pixels differ); "
+            raise InvalidInputError(f"{path}: not the image this {kind} was made from (its pixels differ); "
                                     "pass the right one with --image")
     tried = " or ".join(str(p) for p in candidates)
     raise InvalidInputError(f"the input of {result} is not at {tried} (or its pixels changed); "
@@ -315,15 +421,71 @@ def generator_from_recipe(recipe: Recipe) -> Any:
     return get_generator(name if name in GENERATORS else info.get("file", name), **options)
 
 
-def prepare_replay(result: str | Path, *, image: str | Path | None = None,
-                   control: Mapping[str, str | Path] | None = None) -> Replay:
-    """Everything needed to re-run the edit stored in `result`, checked before any model loads."""
-    from .recipe import read_recipe
-
-    recipe = read_recipe(result)
-    check_recipe(recipe)
+def _edit_job(recipe: Recipe, result: str | Path, image: str | Path | None,
+              control: Mapping[str, str | Path] | None) -> Replay:
     source, pixels = find_input(recipe, result, image)
     controls = find_controls(recipe, result, pixels.shape, control)
     request = request_from_recipe(recipe, pixels.shape, controls)
     matter = (recipe.parameters.get("matte") or {}).get("backend", "auto")
     return Replay(pixels, source, request, generator_from_recipe(recipe), matter)
+
+
+def _sketch_job(recipe: Recipe, result: str | Path, image: str | Path | None,
+                control: Mapping[str, str | Path] | None) -> SketchReplay:
+    if control:
+        raise InvalidInputError("--control-image: a sketch takes no control image (it draws its own lines)")
+    style, p = recipe.operation.partition(":")[2], recipe.parameters
+    source, photo = find_input(recipe, result, image, gray=not needs_color(style))
+    return SketchReplay(style, check_params(style, p["sketch"]), source, photo, p.get("max_side"),
+                        p.get("prompt_expansion"))
+
+
+def _generate_job(recipe: Recipe, result: str | Path, image: str | Path | None,
+                  control: Mapping[str, str | Path] | None) -> GenerateReplay:
+    mode = recipe.operation.partition(":")[2]
+    if control:
+        raise InvalidInputError(f"{result} was generated without control images: leave --control-image out")
+    if mode == "txt2img" and image is not None:
+        raise InvalidInputError(f"{result} was generated from its prompt alone: it takes no --image")
+    source, pixels = find_input(recipe, result, image) if mode == "img2img" else (None, None)
+    p = recipe.parameters
+    width, height = p["generation_size"]
+    # Each PNG holds its own seed: replay makes that one image, whichever of a batch it was, at its size.
+    generation = {**p["generation"], "seed": -1 if recipe.seed is None else recipe.seed, "batch_size": 1,
+                  "batch_count": 1, "width": width, "height": height}
+    try:
+        params = GenerationParams.from_dict(generation)
+    except TypeError as exc:
+        raise InvalidInputError(f"broken or foreign recipe: parameters.generation ({exc})") from None
+    request = GenerateRequest(params, image=pixels, expansion=p.get("prompt_expansion"))
+    return GenerateReplay(request, source, generator_from_recipe(recipe))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between kinds of recipe: the checks of their own fields (given the part of `operation`
+    after the colon) and how their job is rebuilt."""
+
+    check: Callable[[Recipe, str], None]
+    job: Callable[[Recipe, str | Path, str | Path | None, Mapping[str, str | Path] | None], Replay | GenerateReplay | SketchReplay]
+
+
+KINDS = {"edit": Kind(_check_edit, _edit_job), "generate": Kind(_check_generate, _generate_job),
+         "sketch": Kind(_check_sketch, _sketch_job)}
+
+
+def prepare_replay(result: str | Path, *, image: str | Path | None = None,
+                   control: Mapping[str, str | Path] | None = None) -> Replay | GenerateReplay | SketchReplay:
+    """Everything needed to re-make the output `result` (an edit's, a generated image's or a sketch's),
+    checked before any model loads."""
+    from .recipe import read_recipe
+
+    recipe = read_recipe(result)
+    check_recipe(recipe)
+    return KINDS[recipe.operation.partition(":")[0]].job(recipe, result, image, control)
+
+
+def replay(result: str | Path, output: str | Path | None = None, *, image: str | Path | None = None,
+           control: Mapping[str, str | Path] | None = None) -> tuple[np.ndarray, Recipe]:
+    """Re-make `result` from its recipe, write `output` if given; the image and the recipe it was made with."""
+    return prepare_replay(result, image=image, control=control).run(output, result)

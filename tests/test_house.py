@@ -80,7 +80,7 @@ LAYERS = (
     ("prompting", "sketch"),
     ("recipe",),
     ("pipeline", "generation", "sketch_recipe", "needs", "naming"),
-    ("batch", "replay", "engines", "generate_batch", "generate_replay"),
+    ("batch", "replay", "engines", "generate_batch"),
     ("cli", "ui", "server", "__main__", "__init__"),
 )
 

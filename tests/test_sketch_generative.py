@@ -143,10 +143,11 @@ def test_cli_batch_draws_grey_sketches_of_each_size_and_replays_them_exactly(mod
         assert not np.array_equal(drawing, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))  # not the photo unchanged
         text = read_png_text(result)
         recipe = json.loads(text["editanything"])
-        assert recipe["operation"] == "sketch" and recipe["style"] == "sd-lineart"
-        assert recipe["parameters"]["prompt"] == "pencil drawing, cross-hatching"
-        assert recipe["inputs"]["image"] == str(source) and recipe["parameters"]["threads"] >= 1
-        seed = recipe["parameters"]["seed"]
+        assert recipe["operation"] == "sketch:sd-lineart"  # the same Recipe an edit writes, of kind sketch
+        settings = recipe["parameters"]["sketch"]
+        assert settings["prompt"] == "pencil drawing, cross-hatching"
+        assert recipe["inputs"]["image"] == str(source) and settings["threads"] >= 1
+        seed = settings["seed"]
         assert 0 <= seed < 2**32 and recipe["seed"] == seed  # -1 became a real seed, recorded
         seeds.add(seed)
         assert {m["kind"] for m in recipe["models"]["generator"]["controlnets"]} == {"lines"}
@@ -170,16 +171,85 @@ def test_replay_finds_a_moved_photo_and_refuses_a_different_one(models, photos, 
     out = tmp_path / "out"
     assert main(["sketch", str(photos / "rocket.png"), "-o", str(out), "--style", "sd-lineart", "--preset", "anime",
                  "--seed", "42", *FAST, "-q"]) == 0
-    recipe = json.loads(read_png_text(out / "rocket.png")["editanything"])
-    assert recipe["parameters"]["seed"] == 42 and recipe["parameters"]["preset"] == "anime"
-    assert recipe["parameters"]["prompt"] == generative.PRESETS["anime"][0]  # the words it ran with
+    settings = json.loads(read_png_text(out / "rocket.png")["editanything"])["parameters"]["sketch"]
+    assert settings["seed"] == 42 and settings["preset"] == "anime"
+    assert settings["prompt"] == generative.PRESETS["anime"][0]  # the words it ran with
     moved = tmp_path / "moved.png"
     moved.write_bytes((photos / "rocket.png").read_bytes())
     capsys.readouterr()
     assert main(["replay", str(out / "rocket.png"), "--image", str(moved), "-o", str(tmp_path / "again.png")]) == 0
     assert "identical" in capsys.readouterr().out
     assert main(["replay", str(out / "rocket.png"), "--image", str(photos / "coffee.jpg")]) == 2
-    assert "not the photo this sketch was made from" in capsys.readouterr().err
+    assert "not the image this sketch was made from" in capsys.readouterr().err
+
+
+def _old_format(recipe: dict) -> dict:
+    """A sketch recipe as the code before one Recipe format wrote it (style, max_side and prompt_expansion
+    beside the fields, the style's settings as `parameters`): users keep PNGs written so."""
+    p = recipe["parameters"]
+    return {"operation": "sketch", "style": recipe["operation"].split(":")[1], "parameters": p["sketch"],
+            "inputs": recipe["inputs"], "max_side": p["max_side"], "models": recipe["models"],
+            "seed": recipe["seed"], "versions": recipe["versions"],
+            **({"prompt_expansion": p["prompt_expansion"]} if p.get("prompt_expansion") else {})}
+
+
+def test_an_old_format_sketch_png_still_replays_bit_exactly(models, photos, tmp_path, capsys):
+    from editanything.imageio import write_image
+
+    out = tmp_path / "out"
+    assert main(["sketch", str(photos / "rocket.png"), "-o", str(out), "--style", "sd-lineart", "--seed", "7",
+                 "--max-side", "48", *FAST, "-q"]) == 0
+    drawing = read_image(out / "rocket.png", gray=True)
+    text = read_png_text(out / "rocket.png")
+    old = tmp_path / "old.png"
+    write_image(old, drawing, text={**text, "editanything": json.dumps(_old_format(json.loads(text["editanything"])),
+                                                                        sort_keys=True)})
+    assert json.loads(read_png_text(old)["editanything"])["style"] == "sd-lineart"  # the old chunk, as on disk
+    capsys.readouterr()
+    assert main(["replay", str(old), "-o", str(tmp_path / "again.png")]) == 0
+    assert "replayed sketch:sd-lineart" in capsys.readouterr().out
+    again = read_image(tmp_path / "again.png", gray=True)
+    assert again.shape == drawing.shape and again.std() > 2
+    np.testing.assert_array_equal(again, drawing)
+    # the replay is written in today's format
+    assert json.loads(read_png_text(tmp_path / "again.png")["editanything"])["operation"] == "sketch:sd-lineart"
+
+
+def test_a_tampered_old_format_sketch_recipe_is_one_line(models, photos, tmp_path, capsys):
+    from editanything.imageio import write_image
+
+    out = tmp_path / "out"
+    assert main(["sketch", str(photos / "rocket.png"), "-o", str(out), "--style", "sd-lineart", *FAST, "-q"]) == 0
+    text = read_png_text(out / "rocket.png")
+    old = _old_format(json.loads(text["editanything"]))
+    old["parameters"]["threads"] = 10**9
+    write_image(tmp_path / "bad.png", read_image(out / "rocket.png", gray=True),
+                text={**text, "editanything": json.dumps(old)})
+    capsys.readouterr()
+    assert main(["replay", str(tmp_path / "bad.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "parameters.sketch.threads" in err[0], err
+
+
+def test_edits_and_sketches_replay_through_the_same_function(models, photos, tmp_path, monkeypatch):
+    from editanything import replay as replaying
+    from editanything.pipeline import EditRequest, Editor
+
+    out = tmp_path / "out"
+    assert main(["sketch", str(photos / "rocket.png"), "-o", str(out), "--style", "sd-lineart", "--seed", "3",
+                 *FAST, "-q"]) == 0
+    coffee = read_image(photos / "coffee.jpg")
+    mask = np.zeros(coffee.shape[:2], bool)
+    mask[10:60, 10:60] = True
+    edit = Editor(generator="classical").edit(coffee, EditRequest(mode="remove", mask=mask),
+                                              source=str(photos / "coffee.jpg"))
+    edited = edit.save(out / "coffee-removed.png")
+    ran = []
+    monkeypatch.setattr(replaying, "check_recipe", lambda r, f=replaying.check_recipe: ran.append(r.operation) or f(r))
+    for result in (out / "rocket.png", edited):
+        pixels, recipe = replaying.replay(result)
+        np.testing.assert_array_equal(pixels, read_image(result, gray=pixels.ndim == 2))
+    assert list(dict.fromkeys(ran)) == ["sketch:sd-lineart", "edit:remove"]  # one check for both kinds
 
 
 def test_missing_weights_stop_before_any_photo_with_one_download_command(isolated_models, photos, tmp_path, capsys):

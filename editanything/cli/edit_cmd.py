@@ -339,38 +339,24 @@ def _check_detector_files(name: str) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from ..pipeline import Editor
-    from ..recipe import read_recipe
-    from ..replay import prepare_replay
-    from ..sketch_recipe import read_sketch_recipe
+    from ..replay import replay
 
-    sketch_recipe = read_sketch_recipe(args.result)
-    if sketch_recipe is not None:
-        return _replay_sketch(args, sketch_recipe)
-    recipe = read_recipe(args.result)
-    if isinstance(recipe.operation, str) and recipe.operation.startswith("generate:"):
-        from .generate_cmd import replay_generated
-
-        return replay_generated(args, recipe)
-    job = prepare_replay(args.result, image=args.image, control=_control_files(args.control_image, None))
-    editor = Editor(generator=job.generator if job.generator is not None else "classical", matter=job.matter)
     output = _replay_output(args)
     with progress_bar.step_bar(not args.quiet and progress_bar.on_terminal()):
-        result = editor.edit(job.image, job.request, source=str(job.source))
-    if output is not None:
-        result.save(output, inputs=(job.source, args.result))
-    print_replayed(args.result, output, result.images[0], result.recipe)
+        image, recipe = replay(args.result, output, image=args.image, control=_control_files(args.control_image, None))
+    print_replayed(args.result, output, image, recipe)
     return 0
 
 
 def print_replayed(original: str | Path, output: Path | None, image: np.ndarray, recipe: Any) -> None:
     """One line: what was replayed, where it went, and whether it is the original pixel for pixel."""
-    before = read_image(original)
+    before = read_image(original, gray=image.ndim == 2)  # a grey sketch compares grey
     diff = int(np.abs(before.astype(np.int16) - image).max()) if before.shape == image.shape else -1
     verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
-    verdict = remote_opts.replay_verdict(recipe.models.get("generator", {}), diff) or verdict
-    print(f"replayed {recipe.operation} with {recipe.models.get('generator', {}).get('name')}: {_saved(output)} "
-          f"({verdict})")
+    generator = recipe.models.get("generator", {})
+    verdict = remote_opts.replay_verdict(generator, diff) or verdict
+    seed = f" (seed {recipe.seed})" if recipe.seed is not None else ""
+    print(f"replayed {recipe.operation} with {generator.get('name')}{seed}: {_saved(output)} ({verdict})")
 
 
 def _replay_output(args: argparse.Namespace) -> Path | None:
@@ -393,16 +379,3 @@ def _replay_output(args: argparse.Namespace) -> Path | None:
 
 def _saved(output: Path | None) -> str:
     return str(output) if output is not None else "not saved (-o NEW.png or --beside saves it)"
-
-
-def _replay_sketch(args: argparse.Namespace, recipe: dict) -> int:
-    from ..sketch_recipe import prepare_sketch_replay
-
-    output = _replay_output(args)
-    job = prepare_sketch_replay(args.result, recipe, args.image)
-    drawing = job.run(output, args.result)
-    before = read_image(args.result, gray=True)
-    diff = int(np.abs(before.astype(np.int16) - drawing).max()) if before.shape == drawing.shape else -1
-    verdict = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
-    print(f"replayed sketch:{job.style} (seed {job.params['seed']}): {_saved(output)} ({verdict})")
-    return 0

@@ -205,21 +205,3 @@ def _run_batch(args: argparse.Namespace, params: GenerationParams, editor: dict,
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)
     return 0 if report.ok else 1
-
-
-def replay_generated(args: argparse.Namespace, recipe: Any) -> int:
-    """`editanything replay OUT.png` of a generated image: the same prompt, settings, seed and model."""
-    from ..generate_replay import prepare_generate_replay
-    from ..pipeline import Editor
-    from .edit_cmd import _replay_output, print_replayed
-
-    if args.control_image:
-        raise InvalidInputError(f"{args.result} was generated without control images: leave --control-image out")
-    output = _replay_output(args)
-    job = prepare_generate_replay(args.result, recipe, image=args.image)
-    with progress_bar.step_bar(not args.quiet and progress_bar.on_terminal()):
-        result = Editor(generator=job.generator).generate(job.request, source=str(job.source) if job.source else None)
-    if output is not None:
-        result.save(output, inputs=(args.result, *((job.source,) if job.source else ())))
-    print_replayed(args.result, output, result.images[0], result.recipe)
-    return 0
