@@ -352,3 +352,24 @@ def start(stability_key: str, openai_key: str) -> FakeServer:
     server = FakeServer(stability_key, openai_key)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def aim_at(fake: FakeServer, monkeypatch, stability_key: str, openai_key: str) -> FakeServer:
+    """Clear the fake's script and log, point both services' keys and base URLs at it, and make retries and polls
+    wait instantly while recording how long (in `fake.waits`). Only the HTTP module's clock is replaced: the CLI's
+    thread policy samples the load with sleeps of its own."""
+    from types import SimpleNamespace
+
+    from editanything.generate.remote import http
+
+    fake.script.clear()
+    fake.log.clear()
+    fake.delay = 0.0
+    monkeypatch.setenv("STABILITY_API_KEY", stability_key)
+    monkeypatch.setenv("OPENAI_API_KEY", openai_key)
+    monkeypatch.setenv("STABILITY_BASE_URL", fake.url)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
+    fake.waits = []
+    monkeypatch.setattr(http, "time", SimpleNamespace(time=time.time, monotonic=time.monotonic,
+                                                      sleep=fake.waits.append))
+    return fake

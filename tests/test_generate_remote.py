@@ -3,19 +3,17 @@ of the services' documented generation endpoints (tests/fake_image_apis.py). No 
 
 import json
 import logging
-import time
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
-from fake_image_apis import colour_for, start
+from fake_image_apis import aim_at, colour_for, start
 from editanything import read_image
 from editanything.cli import main
 from editanything.errors import InvalidInputError
 from editanything.generate import GenerationParams
-from editanything.generate.remote import DryRun, StabilityGenerator, http
+from editanything.generate.remote import DryRun, StabilityGenerator
 from editanything.generation import GenerateRequest
 from editanything.imageio import read_png_text
 from editanything.pipeline import Editor
@@ -34,19 +32,7 @@ def fake():
 
 @pytest.fixture
 def server(fake, monkeypatch):
-    fake.script.clear()
-    fake.log.clear()
-    fake.delay = 0.0
-    monkeypatch.setenv("STABILITY_API_KEY", STABILITY_KEY)
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    monkeypatch.setenv("STABILITY_BASE_URL", fake.url)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
-    waits = []
-    # retries wait instantly, and say how long: the HTTP module's clock only (the CLI samples the load with sleeps)
-    clock = SimpleNamespace(time=time.time, monotonic=time.monotonic, sleep=waits.append)
-    monkeypatch.setattr(http, "time", clock)
-    fake.waits = waits
-    return fake
+    return aim_at(fake, monkeypatch, STABILITY_KEY, OPENAI_KEY)
 
 
 def run(*argv) -> int:

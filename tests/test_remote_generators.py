@@ -7,14 +7,13 @@ import json
 import logging
 import socket
 import time
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import DEMOS, edit_output
-from fake_image_apis import colour_for, decode, start
+from fake_image_apis import aim_at, colour_for, decode, start
 from editanything import masks, read_image
 from editanything.batch import edit_folder
 from editanything.cli import main
@@ -39,19 +38,7 @@ def fake():
 
 @pytest.fixture
 def server(fake, monkeypatch):
-    fake.script.clear()
-    fake.log.clear()
-    fake.delay = 0.0
-    monkeypatch.setenv("STABILITY_API_KEY", STABILITY_KEY)
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    monkeypatch.setenv("STABILITY_BASE_URL", fake.url)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
-    waits = []
-    # retries and polls wait instantly, and say how long: the HTTP module's clock only (the CLI's thread policy
-    # samples the load with sleeps of its own)
-    monkeypatch.setattr(http, "time", SimpleNamespace(time=time.time, monotonic=time.monotonic, sleep=waits.append))
-    fake.waits = waits
-    return fake
+    return aim_at(fake, monkeypatch, STABILITY_KEY, OPENAI_KEY)
 
 
 @pytest.fixture(scope="module")
