@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
+import pytest
 
 STABILITY_ROUTES = ("inpaint", "erase", "search-and-replace", "replace-background-and-relight")
 STABILITY_GENERATE = ("core", "ultra", "sd3")
@@ -156,6 +157,17 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_any("GET")
 
     # -- Stability AI v2beta ----------------------------------------------------------------------------
+    def stability_refused(self, fields: dict, seed: int, prompt: str) -> bool:
+        """Answer a seed or format out of range, or a prompt Stability's moderation flags, as it does; True if so."""
+        if not 0 <= seed <= 4294967294 or fields.get("output_format", "png") not in ("jpeg", "png", "webp"):
+            self.stability_error(400, "bad_request", "seed or output_format out of range")
+            return True
+        if "forbidden" in prompt:
+            self.stability_error(403, "content_moderation", "Your request was flagged by our content moderation "
+                                 "system, as a result your request was denied and you were not charged.")
+            return True
+        return False
+
     def stability_error(self, status: int, name: str, *errors: str) -> None:
         self.answer(status, {"id": hashlib.md5(name.encode()).hexdigest(), "name": name, "errors": list(errors)})
 
@@ -197,11 +209,8 @@ class Handler(BaseHTTPRequestHandler):
         if "grow_mask" in fields and (grow_max is None or not 0 <= int(fields["grow_mask"]) <= grow_max):
             return self.stability_error(400, "bad_request", f"grow_mask: must be in 0..{grow_max}")
         seed = int(fields.get("seed", "0"))
-        if not 0 <= seed <= 4294967294 or fields.get("output_format", "png") not in ("jpeg", "png", "webp"):
-            return self.stability_error(400, "bad_request", "seed or output_format out of range")
-        if "forbidden" in prompt:
-            return self.stability_error(403, "content_moderation", "Your request was flagged by our content "
-                                        "moderation system, as a result your request was denied and you were not charged.")
+        if self.stability_refused(fields, seed, prompt):
+            return None
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if route in ("inpaint", "erase"):
             mask = decode(files.get("mask", b""), cv2.IMREAD_UNCHANGED)
@@ -251,11 +260,8 @@ class Handler(BaseHTTPRequestHandler):
         if ratio not in ASPECT_RATIOS:
             return self.stability_error(400, "bad_request", f"aspect_ratio: one of {', '.join(ASPECT_RATIOS)}")
         seed = int(fields.get("seed", "0"))
-        if not 0 <= seed <= 4294967294 or fields.get("output_format", "png") not in ("jpeg", "png", "webp"):
-            return self.stability_error(400, "bad_request", "seed or output_format out of range")
-        if "forbidden" in prompt:
-            return self.stability_error(403, "content_moderation", "Your request was flagged by our content "
-                                        "moderation system, as a result your request was denied and you were not charged.")
+        if self.stability_refused(fields, seed, prompt):
+            return None
         seed_used = seed or 123456789
         if image is not None:
             h, w = image.shape[:2]
@@ -354,9 +360,23 @@ def start(stability_key: str, openai_key: str) -> FakeServer:
     return server
 
 
-def aim_at(fake: FakeServer, monkeypatch, stability_key: str, openai_key: str) -> FakeServer:
-    """Clear the fake's script and log, point both services' keys and base URLs at it, and make retries and polls
-    wait instantly while recording how long (in `fake.waits`). Only the HTTP module's clock is replaced: the CLI's
+
+# Keys the tests' environments hold: every test checks they never reach an output, a log or an error.
+STABILITY_KEY = "sk-stab-SECRET-7f3a9c0d1e2b"
+OPENAI_KEY = "sk-oai-SECRET-b41d2e9a8c7f"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = start(STABILITY_KEY, OPENAI_KEY)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def server(fake, monkeypatch):
+    """The fake with an empty script and log, both services' keys and base URLs pointed at it, and retries and polls
+    waiting instantly while recording how long (`server.waits`). Only the HTTP module's clock is replaced: the CLI's
     thread policy samples the load with sleeps of its own."""
     from types import SimpleNamespace
 
@@ -365,8 +385,8 @@ def aim_at(fake: FakeServer, monkeypatch, stability_key: str, openai_key: str) -
     fake.script.clear()
     fake.log.clear()
     fake.delay = 0.0
-    monkeypatch.setenv("STABILITY_API_KEY", stability_key)
-    monkeypatch.setenv("OPENAI_API_KEY", openai_key)
+    monkeypatch.setenv("STABILITY_API_KEY", STABILITY_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("STABILITY_BASE_URL", fake.url)
     monkeypatch.setenv("OPENAI_BASE_URL", fake.url + "/v1")
     fake.waits = []

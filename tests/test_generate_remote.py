@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fake_image_apis import aim_at, colour_for, start
+from fake_image_apis import OPENAI_KEY, STABILITY_KEY, colour_for
+from fake_image_apis import fake, server  # noqa: F401 (fixtures)
 from editanything import read_image
 from editanything.cli import main
 from editanything.errors import InvalidInputError
@@ -18,21 +19,6 @@ from editanything.generation import GenerateRequest
 from editanything.imageio import read_png_text
 from editanything.pipeline import Editor
 from editanything.recipe import read_recipe
-
-STABILITY_KEY = "sk-stab-SECRET-5e1f0a9b3c7d"
-OPENAI_KEY = "sk-oai-SECRET-94c2d7e1f0ab"
-
-
-@pytest.fixture(scope="module")
-def fake():
-    server = start(STABILITY_KEY, OPENAI_KEY)
-    yield server
-    server.shutdown()
-
-
-@pytest.fixture
-def server(fake, monkeypatch):
-    return aim_at(fake, monkeypatch, STABILITY_KEY, OPENAI_KEY)
 
 
 def run(*argv) -> int:

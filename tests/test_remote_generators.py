@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import DEMOS, edit_output
-from fake_image_apis import aim_at, colour_for, decode, start
+from fake_image_apis import OPENAI_KEY, STABILITY_KEY, colour_for, decode, start
+from fake_image_apis import fake, server  # noqa: F401 (fixtures)
 from editanything import masks, read_image
 from editanything.batch import edit_folder
 from editanything.cli import main
@@ -24,21 +25,7 @@ from editanything.generate.remote import http
 from editanything.pipeline import Editor, EditRequest
 from editanything.recipe import decode_mask, read_recipe
 
-STABILITY_KEY = "sk-stab-SECRET-7f3a9c0d1e2b"
-OPENAI_KEY = "sk-oai-SECRET-b41d2e9a8c7f"
 BOX = (180, 20, 410, 270)  # the cup in coffee.jpg
-
-
-@pytest.fixture(scope="module")
-def fake():
-    server = start(STABILITY_KEY, OPENAI_KEY)
-    yield server
-    server.shutdown()
-
-
-@pytest.fixture
-def server(fake, monkeypatch):
-    return aim_at(fake, monkeypatch, STABILITY_KEY, OPENAI_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +331,6 @@ def test_batch_goes_on_after_a_refusal(server, coffee, tmp_path):
     assert [p.name for p in report.done] == ["b.png"]
     ((failed, reason),) = report.failed
     assert failed.name == "a.png" and "content filter refused" in reason
-
 
 
 def test_ui_generates_at_the_chosen_service_and_says_the_crop_leaves(server, coffee, isolated_models):
