@@ -45,12 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--steps", type=int, help="sampling steps (default: the model's: 25, or 4 for FLUX.2 klein)")
     gen.add_argument("--cfg", type=float, help="CFG scale (default: the model's: 7, or 1 for FLUX.2 klein)")
     gen.add_argument("--seed", type=int, default=-1, help="-1 = random; the real seed is saved in the PNG and its name")
-    gen.add_argument("--batch-size", type=int, default=1)
-    gen.add_argument("--batch-count", type=int, default=1)
+    gen.add_argument("--batch-size", type=int, default=1, metavar="N",
+                     help="images per batch, each from its own seed (seed, seed+1, …); default 1")
+    gen.add_argument("--batch-count", type=int, default=1, metavar="N",
+                     help="batches in a row: batch-size x batch-count images a prompt (default 1)")
     gen.add_argument("--width", type=int, help="default: the model's native size (512 for SD 1.5, 1024 for SDXL "
                                                "and FLUX.2 klein); a multiple of 8 (16 for FLUX.2)")
     gen.add_argument("--height", type=int, help="as --width")
-    gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE")
+    gen.add_argument("--lora", action="append", default=[], metavar="PATH:SCALE",
+                     help="a LoRA file (.safetensors) and its weight, e.g. style.safetensors:0.8; repeatable")
     gen.add_argument("--embedding", action="append", default=[], metavar="PATH:TOKEN", help="textual inversion")
     i2i = p.add_argument_group("image to image")
     i2i.add_argument("--image", action="append", default=[], metavar="PICTURE",
