@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import gc
 import io
+import inspect
 import json
 import os
 import resource
@@ -292,8 +293,8 @@ class StageMeter:
         self.seconds["other"] = time.perf_counter() - self._start - nested
 
     def wrap(self, owner: type, method: str, stage: str) -> None:
-        """Count calls of `owner.method` (a function or classmethod) as `stage`."""
-        raw = owner.__dict__[method]
+        """Count calls of `owner.method` (a function or classmethod, its own or inherited) as `stage`."""
+        raw = inspect.getattr_static(owner, method)
         is_classmethod = isinstance(raw, classmethod)
         func = raw.__func__ if is_classmethod else raw
         meter = self
