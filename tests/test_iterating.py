@@ -95,6 +95,11 @@ def test_replay_writes_only_where_asked(isolated_models, tmp_path, capsys):
     elsewhere.mkdir()
     assert main(["replay", str(result), "-o", str(elsewhere)]) == 0
     assert _names(elsewhere) == [beside.name]
+    new = tmp_path / "new"  # a name without a suffix is a folder, made as edit's -o makes one
+    assert main(["replay", str(result), "-o", str(new)]) == 0
+    assert _names(new) == [beside.name]
     capsys.readouterr()
+    assert main(["replay", str(result), "-o", str(tmp_path / "x.jpg")]) == 2
+    assert "a replay is saved as .png" in capsys.readouterr().err
     assert main(["replay", str(result), "-o", str(result)]) == 2
     assert "that is the image being replayed" in capsys.readouterr().err

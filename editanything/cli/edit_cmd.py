@@ -360,7 +360,8 @@ def print_replayed(original: str | Path, output: Path | None, image: np.ndarray,
 
 
 def _replay_output(args: argparse.Namespace) -> Path | None:
-    """Where a replay is saved: -o NEW.png, -o FOLDER (OUT.replay.png in it), --beside, or nowhere."""
+    """Where a replay is saved: -o NEW.png, -o FOLDER (OUT.replay.png in it; a name without a suffix is a folder,
+    as edit's -o is), --beside, or nowhere."""
     result = Path(args.result)
     name = f"{result.stem}.replay.png"
     if args.beside:
@@ -368,7 +369,7 @@ def _replay_output(args: argparse.Namespace) -> Path | None:
     if not args.output:
         return None
     output = Path(args.output)
-    if output.is_dir() or args.output.endswith(("/", os.sep)):
+    if output.is_dir() or args.output.endswith(("/", os.sep)) or not output.suffix:
         output = output / name
     if output.suffix.lower() != ".png":
         raise InvalidInputError(f"{output}: a replay is saved as .png; give NEW.png or a folder")
