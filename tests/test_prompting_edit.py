@@ -156,16 +156,16 @@ def test_sketch_sd_lineart_expand_records_and_replays(models, tmp_path, capsys, 
     assert "expanded prompt (rules, for Stable Diffusion 1.5, seed 9): " in capsys.readouterr().err
     text = read_png_text(out / "coffee.png")
     recipe = json.loads(text["editanything"])
-    expansion = recipe["prompt_expansion"]
+    expansion = recipe["parameters"]["prompt_expansion"]
     assert expansion["words"] == "ink drawing, harbour" and expansion["seed"] == 9
-    assert recipe["parameters"]["prompt"] == expansion["prompt"] and "harbour" in expansion["prompt"]
+    assert recipe["parameters"]["sketch"]["prompt"] == expansion["prompt"] and "harbour" in expansion["prompt"]
     assert text["parameters"].startswith(expansion["prompt"] + "\nNegative prompt: " + expansion["negative_prompt"])
     assert 'Prompt words: "ink drawing, harbour"' in text["parameters"]
     _forbid_expanders(monkeypatch)
     capsys.readouterr()
     assert main(["replay", str(out / "coffee.png"), "-o", str(tmp_path / "again.png")]) == 0
     assert "identical to the original" in capsys.readouterr().out
-    assert json.loads(read_png_text(tmp_path / "again.png")["editanything"])["prompt_expansion"] == expansion
+    assert json.loads(read_png_text(tmp_path / "again.png")["editanything"])["parameters"]["prompt_expansion"] == expansion
     assert main(["sketch", str(photo), "-o", str(tmp_path / "p"), "--style", "pencil", "--expand",
                  "--prompt", "x"]) == 2
     assert "--expand writes a prompt for --style sd-lineart" in capsys.readouterr().err
