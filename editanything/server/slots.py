@@ -88,7 +88,7 @@ class Slots:
         step = job.step if job else None
         return {
             "progress": round(fraction, 4),
-            "eta_relative": round(elapsed / fraction - elapsed, 2) if fraction else 0.0,
+            "eta_relative": elapsed / fraction - elapsed if fraction else 0.0,  # unrounded: a fast start is not 0
             "state": {"skipped": False, "interrupted": bool(job and job.token.cancelled), "stopping_generation": False,
                       "job": "img2img" if job else "", "job_count": queued,
                       "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(job.started)) if job else "0",
