@@ -19,7 +19,6 @@ import contextlib
 import math
 import os
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
@@ -119,24 +118,6 @@ def process_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     count = str(available(environ))
     forced = from_env(environ) is not None
     return {var: count for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if forced or not environ.get(var)}
-
-
-@contextlib.contextmanager
-def command(environ: Mapping[str, str] = os.environ) -> Iterator[dict[str, str]]:
-    """A command's thread policy: `process_env()` for the libraries and worker processes it starts, and, where
-    torch is already loaded (`main()` called from Python, where the environment comes too late), the same
-    count for torch in this thread until the command ends. Yields the environment to set."""
-    values = process_env(environ)
-    torch = sys.modules.get("torch")
-    count = int(values["OMP_NUM_THREADS"]) if torch and "OMP_NUM_THREADS" in values else None
-    before = torch.get_num_threads() if count else None
-    if count and count != before:
-        torch.set_num_threads(count)
-    try:
-        yield values
-    finally:
-        if count and count != before:
-            torch.set_num_threads(before)
 
 
 def share_cores(*roles: str, interactive: tuple[str, ...] = ()) -> None:

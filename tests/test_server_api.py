@@ -168,13 +168,24 @@ def sd15_base(tmp_path_factory):
     return tiny_sd.save_sd15_base(tmp_path_factory.mktemp("gen") / "sd15")
 
 
+@pytest.fixture
+def one_thread(monkeypatch):
+    """One thread on both sides of a comparison: the server's through the thread policy, the in-process CLI's
+    as torch is left (the policy's environment comes too late for a torch already loaded). On a CPU the bits
+    depend on the thread count, which each recipe records."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("EDITANYTHING_THREADS", "1")
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_txt2img_and_img2img_without_a_mask_are_the_generate_commands_images(sd15_base, tmp_path, coffee,
-                                                                             monkeypatch):
+                                                                             one_thread):
     """webuiapi's txt2img and img2img (no mask) against `editanything generate`, same seed: the same pixels,
     and the API's PNG replays."""
-    # On a CPU the bits depend on the thread count (which each recipe records): give both sides the same one,
-    # whatever the load the policy would otherwise see.
-    monkeypatch.setenv("EDITANYTHING_THREADS", "1")
     photo = tmp_path / "photo.png"
     Image.fromarray(coffee).save(photo)
     common = ["--model", str(sd15_base), "--steps", "2", "--sampler", "Euler a", "--seed", "7", "--width", "32",
@@ -212,7 +223,7 @@ def deep_server(deep):
         yield port
 
 
-def test_img2img_with_a_mask_matches_the_cli_pixel_for_pixel(deep, tmp_path, coffee):
+def test_img2img_with_a_mask_matches_the_cli_pixel_for_pixel(deep, tmp_path, coffee, one_thread):
     mask = np.zeros(coffee.shape[:2], np.uint8)
     mask[120:260, 300:430] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
@@ -288,7 +299,7 @@ def test_two_clients_at_once_get_their_own_results(deep_server, coffee):
         pixels(Image.open(io.BytesIO(base64.b64decode(alone["images"][0])))).tobytes()
 
 
-def test_inpaint_full_res_false_generates_over_the_whole_photo(deep, coffee):
+def test_inpaint_full_res_false_generates_over_the_whole_photo(deep, coffee, one_thread):
     """inpaint_full_res is our crop mode; without it the edit is Editor.edit(full_image=True)."""
     from editanything.pipeline import EditRequest
     from editanything.types import GenerationParams

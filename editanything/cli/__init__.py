@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # In a log or a pipe the libraries' loading bars would be raw carriage returns and escapes.
         # The thread policy reaches torch through the environment it reads when it is first imported.
-        with threads.command() as policy, _environ(policy), quiet(silent), (library_bars_off() if not silent and not progress_bar.on_terminal() else contextlib.nullcontext()):
+        with _environ(threads.process_env()), quiet(silent), (library_bars_off() if not silent and not progress_bar.on_terminal() else contextlib.nullcontext()):
             return int(args.run(args) or 0)
     except (KeyboardInterrupt, Cancelled):  # outputs are written atomically: nothing half-written is left
         print("interrupted", file=sys.stderr)
