@@ -5,7 +5,7 @@ with its BERT, SD 1.5 inpainting) stays under 12 GB of resident memory with lazy
 
 1. Builds real-size random-weight models (random weights cost the same memory and time as trained
    ones) and saves them in a folder of their own, in the official formats but under names of their
-   own (`bench_models.py`: a manifest names them, so the models layer finds, checks and loads them as
+   own (`support/bench_models.py`: a manifest names them, so the models layer finds, checks and loads them as
    it loads downloaded files): `random-sam-vit-b.pth` (a bare state dict),
    `random-groundingdino-swint-ogc.pth` (`{"model": state_dict}`, packaged Swin-T OGC config at full
    size), `random-bert-base-uncased/` (BertConfig() model + a 30522-token vocab.txt, registered as
@@ -204,7 +204,7 @@ def build_toy_models(root: Path) -> None:
 
 
 def write_manifest(root: Path, smoke: bool) -> None:
-    from bench_models import write_manifest as write
+    from support.bench_models import write_manifest as write
     from tiny_models import TINY_SAM
 
     write(root, {
@@ -367,7 +367,7 @@ def worker(mode: str, smoke: bool = False) -> dict[str, Any]:
 
 
 def run_worker(mode: str, checkpoints: Path, device: str | None, timeout: float, smoke: bool) -> dict[str, Any]:
-    from bench_models import own_models_env
+    from support.bench_models import own_models_env
 
     with tempfile.TemporaryDirectory(prefix="pipeline-memory-") as scratch:
         env = dict(os.environ, **own_models_env(checkpoints),

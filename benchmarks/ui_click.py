@@ -2,7 +2,7 @@
 
 Model: a real-size SAM vit_b with random weights (`sam_model_registry["vit_b"](checkpoint=None)`, no
 download; random weights cost the same time as trained ones), saved in a temporary models folder of
-its own and named by a manifest (`bench_models.py`), so the app finds, checks and loads it through
+its own and named by a manifest (`support/bench_models.py`), so the app finds, checks and loads it through
 the models layer as it does a downloaded one.
 Image: a demo photo scaled to `--size` px on its long side. The app runs in this process on
 127.0.0.1; the client sends the photo with the first click only (later clicks name no photo:
@@ -66,7 +66,7 @@ def main() -> None:
     import torch
     from segment_anything import sam_model_registry
 
-    from bench_models import use_own_models, write_manifest
+    from support.bench_models import use_own_models, write_manifest
     from tiny_models import build_tiny_sam, register_tiny_sam
 
     with tempfile.TemporaryDirectory() as tmp:
