@@ -33,17 +33,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
 def apply(args: argparse.Namespace, editor: dict[str, Any]) -> None:
     """Point the Editor settings at the hosted generator the options ask for (or check none is half-asked)."""
     if not args.generator:
-        used = [flag for flag, on in (("--search-and-replace", args.search_and_replace), ("--dry-run", args.dry_run),
-                                      ("--remote-model", args.remote_model != "gpt-image-1"),
-                                      ("--allow-insecure", args.allow_insecure)) if on]
-        if used:
-            raise InvalidInputError(f"{', '.join(used)} go with --generator stability or openai")
+        _refuse((("--search-and-replace", args.search_and_replace), ("--dry-run", args.dry_run),
+                 ("--remote-model", args.remote_model != "gpt-image-1"), ("--allow-insecure", args.allow_insecure)),
+                "go with --generator stability or openai")
         return
-    local = [flag for flag, on in (("--lora", args.lora), ("--embedding", args.embedding),
-                                   ("--controlnet", args.controlnet), ("--model", args.model != "auto")) if on]
-    if local:
-        raise InvalidInputError(f"{', '.join(local)} are for local Stable Diffusion; --generator {args.generator} "
-                                "runs at the service")
+    _refuse((("--lora", args.lora), ("--embedding", args.embedding), ("--controlnet", args.controlnet),
+             ("--model", args.model != "auto")),
+            f"are for local Stable Diffusion; --generator {args.generator} runs at the service")
     options: dict[str, Any] = {"dry_run": args.dry_run, "allow_insecure": args.allow_insecure}
     if args.generator == "stability":
         options["search_and_replace"] = args.search_and_replace
@@ -97,16 +93,11 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
 def apply_generate(args: argparse.Namespace, editor: dict[str, Any]) -> None:
     """`generate`'s Editor settings for the hosted generator asked for (or check none is half-asked)."""
     if not args.generator:
-        used = [flag for flag, on in (("--dry-run", args.dry_run), ("--remote-model", args.remote_model),
-                                      ("--allow-insecure", args.allow_insecure)) if on]
-        if used:
-            raise InvalidInputError(f"{', '.join(used)} go with --generator stability or openai")
+        _refuse((("--dry-run", args.dry_run), ("--remote-model", args.remote_model),
+                 ("--allow-insecure", args.allow_insecure)), "go with --generator stability or openai")
         return
-    local = [flag for flag, on in (("--lora", args.lora), ("--embedding", args.embedding),
-                                   ("--model", args.model != "auto")) if on]
-    if local:
-        raise InvalidInputError(f"{', '.join(local)} are for local models; --generator {args.generator} runs at "
-                                "the service")
+    _refuse((("--lora", args.lora), ("--embedding", args.embedding), ("--model", args.model != "auto")),
+            f"are for local models; --generator {args.generator} runs at the service")
     options: dict[str, Any] = {"dry_run": args.dry_run, "allow_insecure": args.allow_insecure}
     if args.remote_model:
         options["model"] = args.remote_model
@@ -160,3 +151,10 @@ def replay_verdict(info: dict[str, Any], diff: int) -> str | None:
     same = "identical to the original" if diff == 0 else f"differs from the original (max difference {diff})"
     return (f"sent again to {service} with the same seed: {same}; a remote service may not reproduce the pixels "
             "even with the same seed")
+
+
+def _refuse(flags: tuple[tuple[str, Any], ...], why: str) -> None:
+    """One line naming every flag given (its value truthy) that does not fit: "FLAGS WHY"."""
+    used = [flag for flag, on in flags if on]
+    if used:
+        raise InvalidInputError(f"{', '.join(used)} {why}")
