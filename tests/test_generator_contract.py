@@ -191,10 +191,9 @@ def test_replay_from_what_a_call_returned_is_bit_exact(case):
     assert (again.seeds, again.threads) == (first.seeds, first.threads)
 
 
+@pytest.mark.parametrize("case", [n for n, c in CASES.items() if not c.nan], indirect=True)
 def test_a_nan_output_is_bad_output(case, env, tmp_path):
     name, c, _ = case
-    if c.nan:
-        pytest.skip(f"{name}: {c.nan}")
     image, mask = _inputs(c)
     if c.kind == "denoiser":
         gen = c.build()  # a fresh one: its weights are poisoned below
@@ -309,10 +308,9 @@ def test_two_threads_calling_one_generator_get_what_each_gets_alone(case):
             np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("case", [n for n, c in CASES.items() if c.kind == "denoiser"], indirect=True)
 def test_each_step_is_reported_and_a_cancel_leaves_nothing_half_made(case):
     name, c, gen = case
-    if c.kind != "denoiser":
-        pytest.skip(f"{name} has no denoising steps")
     image, mask = _inputs(c)
     seen = []
     with listening(seen.append):
