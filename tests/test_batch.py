@@ -204,6 +204,28 @@ def test_every_file_a_job_writes_is_reserved_and_a_clash_names_both_files(tmp_pa
     assert any(p.name == "b.jpg" and "b-1.png would overwrite an input" in r for p, r in problems)
 
 
+def test_an_output_that_is_a_symlink_to_an_input_or_reached_through_a_linked_folder_is_caught(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir(), out.mkdir()
+    for name in ("a.png", "b.jpg", "c.jpg"):
+        shutil.copy(DEMOS / "coffee.jpg", photos / name)
+    (out / "b.png").symlink_to(photos / "a.png")  # writing b's sketch would overwrite the photo a.png
+    jobs, problems = plan_jobs([photos / "b.jpg", photos / "c.jpg", photos / "a.png"], out, "png")
+    assert [j.source.name for j in jobs] == ["c.jpg", "a.png"]
+    assert [(p.name, "would overwrite an input" in r) for p, r in problems] == [("b.jpg", True)]
+    # out/x is a link to out/y: x/d.jpg's and y/d.jpg's sketches are one file, so both jobs are refused
+    nested, out2 = tmp_path / "nested", tmp_path / "out2"
+    for sub in ("x", "y"):
+        (nested / sub).mkdir(parents=True)
+        shutil.copy(DEMOS / "coffee.jpg", nested / sub / "d.jpg")
+    assert len(plan_jobs([nested], out2, "png")[0]) == 2
+    (out2 / "y").mkdir(parents=True)
+    (out2 / "x").symlink_to(out2 / "y", target_is_directory=True)
+    jobs, problems = plan_jobs([nested], out2, "png")
+    assert not jobs
+    assert sorted(p.parent.name for p, r in problems if "would also be written" in r) == ["x", "y"]
+
+
 def test_two_inputs_with_one_output_are_both_refused_up_front(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
