@@ -211,8 +211,11 @@ def _check_edit(recipe: Recipe, mode: str) -> None:
             _check_mask(step.get("mask"), f"parameters.steps[{i}].mask", (h, w))
     if p.get("matte") is not None:
         matte = _dict(p["matte"], "parameters.matte")
-        if _str(matte.get("backend"), "parameters.matte.backend") not in MATTERS:
-            raise _bad("parameters.matte.backend", f"one of {', '.join(MATTERS)}", matte.get("backend"))
+        try:  # a registered backend, or a ViTMatte model of the manifest
+            MATTERS.builder(_str(matte.get("backend"), "parameters.matte.backend"))
+        except InvalidInputError:
+            raise _bad("parameters.matte.backend", f"one of {', '.join(MATTERS)}, or a ViTMatte model of the "
+                       "manifest", matte.get("backend")) from None
         _number(matte.get("band"), "parameters.matte.band", 1, 512)
     _check_expansion(p.get("prompt_expansion"))
     control = _dict(p.get("control", {}), "parameters.control")

@@ -4,8 +4,6 @@ post-processing gives on the same tiny random weights (saved with `save_pretrain
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import DEMOS
-from tiny_hf_models import build_tiny_grounding_dino_hf, reference_grounded_detect
+from tiny_hf_models import build_tiny_grounding_dino_hf, declare_folder, install_declared, reference_grounded_detect
 
 from editanything import read_image
 from editanything.detect import MMGroundingDinoDetector, get_detector
@@ -36,31 +34,14 @@ def coffee():
 
 
 def _declare(root, manifest):
-    """The manifest entry of the folder `root/NAME` as it is now (sizes and sha256 pinned)."""
-    MODELS.pop(NAME, None)
-    files = []
-    for path in sorted(p for p in (root / NAME).iterdir() if p.is_file()):
-        data = path.read_bytes()
-        rel = path.relative_to(root).as_posix()
-        files.append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                      "sources": [{"url": "https://example.invalid/" + rel}]})
-    manifest.write_text(json.dumps([{"name": NAME, "license": "Apache-2.0", "extra": "detect",
-                                     "loader": {"backend": "mm-grounding-dino-hf"}, "files": files}]))
+    declare_folder(root, NAME, "mm-grounding-dino-hf", manifest, "detect")
 
 
 @pytest.fixture
 def manifest_model(tiny_folder, tmp_path, monkeypatch):
     """A models root holding the tiny folder and a manifest entry naming it (as a user, or a future
     package entry, adds one): its files as `models download` would lay them out."""
-    root = tmp_path / "models"
-    shutil.copytree(tiny_folder, root / NAME)
-    manifest = tmp_path / "mine.json"
-    _declare(root, manifest)
-    monkeypatch.setenv("EDITANYTHING_MANIFEST", str(manifest))
-    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
-    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
-    yield root / NAME
+    yield install_declared(tiny_folder, tmp_path, monkeypatch, NAME, "mm-grounding-dino-hf", "detect")
     MODELS.pop(NAME, None)
 
 

@@ -1,4 +1,4 @@
-"""Tiny random-weight transformers models (Grounding DINO, MM-Grounding-DINO, SAM 2.1, EdgeTAM, SAM 3), saved with `save_pretrained`.
+"""Tiny random-weight transformers models (Grounding DINO, MM-Grounding-DINO, SAM 2.1, EdgeTAM, SAM 3, ViTMatte), saved with `save_pretrained`.
 
 Each builder writes a folder laid out as the published hub repository (config.json,
 model.safetensors, processor and tokenizer files) so the backends load it through their real
@@ -181,3 +181,75 @@ def build_tiny_sam3(folder: Path, seed: int = 0, image_size: int = 112) -> Path:
     tokenizer = build_tokenizer(folder)  # a CLIP byte-level BPE, as SAM 3's text encoder reads
     Sam3Processor(Sam3ImageProcessor(size={"height": image_size, "width": image_size}), tokenizer).save_pretrained(str(folder))
     return folder
+
+
+def tiny_vitmatte_config(image_size: int = 128):
+    """A 2-block ViTMatte (one windowed, one global block; hidden 32) in ViTMatte's real layout."""
+    from transformers import VitDetConfig, VitMatteConfig
+
+    backbone = VitDetConfig(hidden_size=32, num_attention_heads=2, num_hidden_layers=2, window_size=14,
+                            window_block_indices=[0], residual_block_indices=[1], num_channels=4,
+                            use_relative_position_embeddings=True, image_size=image_size, pretrain_image_size=112,
+                            out_features=["stage2"])
+    return VitMatteConfig(backbone_config=backbone, hidden_size=32, fusion_hidden_sizes=[16, 16, 8, 8],
+                          convstream_hidden_sizes=[8, 8, 16])
+
+
+def build_tiny_vitmatte(folder: Path, seed: int = 0) -> Path:
+    """A `VitMatteForImageMatting` + `VitMatteImageProcessor` folder laid out as hustvl/vitmatte-small-composition-1k
+    (config.json, model.safetensors, preprocessor_config.json)."""
+    import torch
+    from transformers import VitMatteForImageMatting, VitMatteImageProcessor
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = VitMatteForImageMatting(tiny_vitmatte_config()).eval()
+    with torch.no_grad():
+        # Its init draws batch-norm scales near 0 and small convolutions, so every alpha would be 0.5000:
+        # trained-like scales spread the random alphas over (0, 1), and a test can tell two mattes apart.
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.fill_(1.0)
+        for param in model.parameters():
+            if param.dim() == 4:
+                torch.nn.init.kaiming_normal_(param)
+    model.save_pretrained(str(folder))
+    VitMatteImageProcessor().save_pretrained(str(folder))
+    return folder
+
+
+def declare_folder(root: Path, name: str, backend: str, manifest: Path, extra: str) -> None:
+    """Write `manifest`: one entry naming the folder `root/name` as it is now (sizes and sha256 pinned), as a
+    user, or a future catalogue entry, declares a model of `backend`."""
+    import hashlib
+    import json
+
+    from editanything.models import MODELS
+
+    MODELS.pop(name, None)
+    files = []
+    for path in sorted(p for p in (root / name).iterdir() if p.is_file()):
+        data = path.read_bytes()
+        rel = path.relative_to(root).as_posix()
+        files.append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                      "sources": [{"url": "https://example.invalid/" + rel}]})
+    manifest.write_text(json.dumps([{"name": name, "license": "Apache-2.0", "extra": extra,
+                                     "loader": {"backend": backend}, "files": files}]))
+
+
+def install_declared(folder: Path, tmp_path: Path, monkeypatch, name: str, backend: str, extra: str) -> Path:
+    """A models root holding a copy of `folder` as `name`, declared in $EDITANYTHING_MANIFEST (its files as
+    `models download` lays them out) and the only root searched; the models layer runs on the CPU.
+    The caller drops `name` from MODELS afterwards."""
+    import shutil
+
+    root = tmp_path / "models"
+    shutil.copytree(folder, root / name)
+    manifest = tmp_path / "mine.json"
+    declare_folder(root, name, backend, manifest, extra)
+    monkeypatch.setenv("EDITANYTHING_MANIFEST", str(manifest))
+    monkeypatch.setenv("EDITANYTHING_CHECKPOINTS", str(root))
+    monkeypatch.setenv("EDITANYTHING_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
+    return root / name

@@ -98,13 +98,28 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
 
 
 def add_matte_options(group, when: str = "") -> None:
-    """--matte and --matte-band, shared by edit and segment."""
+    """--matte, --matte-band and --matte-backend, shared by edit and segment."""
     group.add_argument("--matte", action="store_true",
                        help=f"{when}soft edges: an alpha matte of the selection's edge (hair, fur, glass) with "
-                            "the subject's own colours there, no halo of the old background (pymatting)")
+                            "the subject's own colours there, no halo of the old background")
     group.add_argument("--matte-band", type=float, metavar="PX",
                        help="width of the matte's unknown band on each side of the edge (default: 3.5%% of the "
                             "object's size, 3..64 px)")
+    group.add_argument("--matte-backend", metavar="NAME",
+                       help="what solves the band: pymatting (closed-form matting, no weights), vitmatte-small "
+                            "(ViTMatte, 103 MB), or auto (default: ViTMatte when its weights are on disk, else "
+                            "pymatting)")
+
+
+def matte_backend(args) -> str | None:
+    """--matte-backend's name checked before anything loads (None when not given)."""
+    from ..matte import check_matter
+
+    if args.matte_backend is None:
+        return None
+    if not args.matte:
+        raise InvalidInputError("--matte-backend picks what solves --matte's band; add --matte")
+    return check_matter(args.matte_backend)
 
 
 def check_inputs_exist(items: list[str]) -> None:

@@ -24,7 +24,7 @@ from ..naming import output_tag
 from ..storage import check_uris
 from . import progress_bar, remote_opts
 from .common import (MODEL_HELP, add_matte_options, add_selection_options, check_inputs_exist, detector_options,
-                     read_mask, selection_prompt)
+                     matte_backend, read_mask, selection_prompt)
 from .engine_opts import add_engine_options, engine_from_args, print_engine
 from .expand_opts import add_expand_options, expand_from_args
 from .sketch_cmd import print_report
@@ -251,6 +251,8 @@ def run_edit(args: argparse.Namespace) -> int:
         "captioner": _captioner_if_present(), "detector_options": detector_options(args),
         "generator_options": _generator_options(args), "low_memory": args.low_memory,
     }
+    if matte_backend(args) is not None:  # only when asked: "auto" keeps the output names of before
+        editor["matter"] = args.matte_backend
     remote_opts.apply(args, editor)
     if args.dry_run:  # sends and writes nothing: no output folder either
         return remote_opts.dry_run(args, expand_request(args, request, editor), Editor(**editor))
@@ -298,6 +300,8 @@ def run_edit(args: argparse.Namespace) -> int:
             probe.detector
         else:
             _check_detector_files(args.detector)
+    if request.matte and in_process:  # a missing ViTMatte stops here, once, with the download command
+        print(f"matte: {probe.matter.describe()}", file=sys.stderr)
     if in_process and hasattr(generator, "load") and not args.low_memory:
         generator.load()
     loading = time.perf_counter() - loading_start if in_process else None

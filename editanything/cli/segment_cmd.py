@@ -14,7 +14,8 @@ from ..errors import InvalidInputError
 from ..imageio import encode_image, read_image, write_files_atomic
 from ..overlay import overlay
 from ..types import Detections
-from .common import add_matte_options, add_selection_options, detector_options, read_mask, selection_prompt
+from .common import (add_matte_options, add_selection_options, detector_options, matte_backend, read_mask,
+                     selection_prompt)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,12 +57,15 @@ def _select(args: argparse.Namespace, image: np.ndarray) -> Detections:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from ..matte import check_band, compute_matte
+    from ..matte import check_band, compute_matte, get_matter
 
     if args.matte_band is not None and not args.matte:
         raise InvalidInputError("--matte-band sets the width of --matte's band; add --matte")
     band = check_band(args.matte_band)
+    backend = matte_backend(args) or "auto"
     image = read_image(args.image)
+    # built before the selection, so a missing ViTMatte is named before the detector runs
+    matter = get_matter(backend) if args.matte else None
     detections = _select(args, image)
     out = Path(args.output)
     if args.grow:
@@ -72,7 +76,7 @@ def run_segment(args: argparse.Namespace) -> int:
     files["mask.png"] = encode_image(_mask_png(detections.union_mask(), args.feather))
     files["overlay.png"] = encode_image(overlay(image, detections))
     if args.matte:
-        matte = compute_matte(image, detections.union_mask(), band=band)
+        matte = compute_matte(image, detections.union_mask(), matter, band=band)
         files["alpha.png"] = encode_image(matte.alpha_image(image.shape))
         files["cutout.png"] = encode_image(matte.cutout(image))
     files["detections.json"] = json.dumps(

@@ -1,7 +1,10 @@
 """Soft edges: a selection's hard mask → a trimap → an alpha matte and the subject's own colours.
 
-    matte = compute_matte(photo, mask)          # pymatting, weight-free
+    matte = compute_matte(photo, mask)          # ViTMatte when its weights are on disk, else pymatting
     rgba = matte.cutout(photo)                  # the subject on transparency, no halo of the old background
+
+Backends (`get_matter`): pymatting (closed-form matting, no weights) and ViTMatte on transformers
+(`vitmatte-small`, a manifest model); both estimate the subject's colours in the band the same way.
 
 The trimap keeps the mask's interior as sure foreground and everything beyond a band around its edge
 as sure background; only the band is solved. The band's width scales with the object (`auto_band`),
@@ -21,7 +24,7 @@ import numpy as np
 
 from .. import masks
 from ..errors import InvalidInputError, NothingFound
-from ..registry import Registry
+from ..registry import Registry, for_model, on_disk
 from ..types import check_mask, check_rgb
 
 # The band grows with the object's size (sqrt of its box's area): hair on a portrait needs tens of pixels,
@@ -188,13 +191,37 @@ def _pymatting(**settings: Any) -> Matter:
     return PyMatting(**settings)
 
 
-MATTERS: Registry[Matter] = Registry("matting backend", {"pymatting": _pymatting}, order=("pymatting",),
-                                     usable=lambda name: True)
-"""Matting backend name → builder; "auto" is pymatting (weight-free)."""
+def _vitmatte_model(model: str, **settings: Any) -> Matter:
+    from .vitmatte_backend import VitMatte
+
+    return VitMatte.from_model(model, **settings)
+
+
+VITMATTE_MODELS = ("vitmatte-small",)
+_vitmatte = for_model(_vitmatte_model)
+
+
+def _usable(name: str) -> bool:
+    return name == "pymatting" or on_disk(name)
+
+
+MATTERS: Registry[Matter] = Registry(
+    "matting backend", {"pymatting": _pymatting, **{m: _vitmatte(m) for m in VITMATTE_MODELS}},
+    backends={"vitmatte-hf": _vitmatte}, order=(*VITMATTE_MODELS, "pymatting"), usable=_usable)
+"""Matting backend name → builder; "auto" is ViTMatte when its weights are on disk, else pymatting (no weights)."""
 
 
 def get_matter(name: str = "auto", **settings: Any) -> Matter:
     return MATTERS.get(name, **settings)
 
 
-__all__ = ["MATTERS", "Matte", "Matter", "auto_band", "check_band", "compute_matte", "get_matter", "trimap"]
+def check_matter(name: str) -> str:
+    """A matting backend's name as `get_matter` takes it (InvalidInputError naming the known ones), before
+    anything loads."""
+    if name != "auto":
+        MATTERS.builder(name)
+    return name
+
+
+__all__ = ["MATTERS", "VITMATTE_MODELS", "Matte", "Matter", "auto_band", "check_band", "check_matter", "compute_matte",
+           "get_matter", "trimap"]

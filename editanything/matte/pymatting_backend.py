@@ -10,6 +10,14 @@ import numpy as np
 from ..errors import require
 
 
+def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The subject's own colours (uint8 RGB) under an alpha, by pymatting's multilevel foreground estimation:
+    what every matting backend composites, so no halo of the old background comes along."""
+    pymatting = require("pymatting", "matte")
+    fg = pymatting.estimate_foreground_ml(np.asarray(image, np.float64) / 255.0, np.asarray(alpha, np.float64))
+    return np.clip(np.rint(fg * 255.0), 0, 255).astype(np.uint8)
+
+
 class PyMatting:
     """Closed-form matting: on our composites (benchmarks/matting.py) it beat pymatting's large-kernel
     matting on both error and time."""
@@ -26,5 +34,4 @@ class PyMatting:
         # solve still converges, and a CLI's stdout is for results.
         with contextlib.redirect_stdout(io.StringIO()):
             alpha = np.clip(pymatting.estimate_alpha_cf(rgb, np.asarray(trimap, np.float64) / 255.0), 0.0, 1.0)
-        fg = pymatting.estimate_foreground_ml(rgb, alpha)
-        return alpha.astype(np.float32), np.clip(np.rint(fg * 255.0), 0, 255).astype(np.uint8)
+        return alpha.astype(np.float32), estimate_foreground(image, alpha)

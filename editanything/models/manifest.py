@@ -38,6 +38,7 @@ entry (in Python: `register_model(ModelSpec(...))`):
     diffusion      generator   variant: "fp16" when the folder holds only `*.fp16.safetensors`
     sdxl           generator   variant: as for diffusion (an SDXL diffusers folder)
     blip2          captioner   —
+    vitmatte-hf    matter      — (a ViTMatte `save_pretrained` folder: soft edges for --matte)
 
   Other backends add themselves to BACKEND_KINDS and to their stage's registry
   (`SEGMENTERS.register_backend(...)`, likewise `DETECTORS`, `GENERATORS`, `CAPTIONERS`; see `registry.py`).
@@ -65,7 +66,7 @@ BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector"
                                  "text-encoder": "text-encoder", "grounding-dino-hf": "detector",
                                  "mm-grounding-dino-hf": "detector",
                                  "sam2-hf": "segmenter", "sam3-hf": "detector", "causal-lm": "expander",
-                                 "clip-tokenizer": "tokenizer"}
+                                 "clip-tokenizer": "tokenizer", "vitmatte-hf": "matter"}
 """Backend name → the pipeline stage (`kind`) its models serve."""
 _HF_CLASSES = ("model_class", "processor_class", "image_processor_class")
 # The options a backend cannot load without, each a string (the transformers ones: a class name)
