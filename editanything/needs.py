@@ -71,7 +71,9 @@ def job_needs(job: str, *, device: str = "cpu", select: bool = False, clicks: bo
         if generator.pick in ("sd15-inpainting", "sdxl-inpainting"):
             needs.append(Need("LCM-LoRA", (LORA_MODELS[family],), None))
     if not prompt:
-        needs.append(Need("captioner", ("blip2-opt-2.7b",), None))  # writes the prompt nobody gave
+        from .caption import auto_candidates
+
+        needs.append(Need("captioner", auto_candidates(device), None))  # writes the prompt nobody gave
     return needs
 
 

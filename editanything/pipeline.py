@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from . import compose, generation, masks
+from .caption import captioner_download
 from .check import Look, look_again
 from .errors import BadOutput, EditAnythingError, InvalidInputError, ModelNotFound, NothingFound, UnchangedOutput
 from .generate import ClassicalGenerator, GenerationParams, best_remover, get_generator, model_defaults, next_remover
@@ -422,7 +423,7 @@ class Editor:
             if self.captioner is None:
                 raise InvalidInputError(
                     f"{request.mode} needs a prompt (--prompt); or download a captioner to write one: "
-                    "editanything models download blip2-opt-2.7b")
+                    f"{captioner_download()}")
             params = dataclasses.replace(params, prompt=self.captioner.caption(image, mask=masks.invert(mask)))
         return params
 

@@ -180,8 +180,9 @@ def test_official_layout_loads_through_models_layer(blip2_folder, captioner, mon
 
 
 def test_auto_without_weights_names_the_download_command(isolated_models):
+    # On CUDA BLIP-2 is auto's first choice (on a CPU Florence-2 is: tests/test_florence2.py)
     with pytest.raises(ModelNotFound, match="editanything models download blip2-opt-2.7b"):
-        get_captioner("auto")
+        get_captioner("auto", device="cuda")
 
 
 def test_weights_that_do_not_fit_the_config_are_one_line(blip2_folder, tmp_path, capfd):

@@ -31,7 +31,7 @@ def weights_file(tmp_path):
 
 def test_manifest_declares_every_model_the_mission_needs():
     for name in ("sam-vit-h", "sam-vit-l", "sam-vit-b", "groundingdino-swint-ogc", "groundingdino-swinb",
-                 "bert-base-uncased", "blip2-opt-2.7b", "sd15-inpainting", "sd2-inpainting", "controlnet-inpaint",
+                 "bert-base-uncased", "blip2-opt-2.7b", "florence-2-base", "sd15-inpainting", "sd2-inpainting", "controlnet-inpaint",
                  "controlnet-lineart", "controlnet-canny", "controlnet-seg", "hed"):
         spec = get_spec(name)
         assert spec.files and spec.license and all(f.sources for f in spec.files)

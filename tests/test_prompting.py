@@ -328,7 +328,7 @@ def test_prompt_from_a_photo_captions_it_then_expands(capsys, tiny_blip2, tiny_l
 def test_prompt_command_errors_are_one_line(capsys, isolated_models, demo_photo):
     for argv, says in ((["prompt", ""], "nothing to expand"), (["prompt", "x" * 2001], "at most 2000"),
                        (["prompt", "tiger", "--n", "0"], "--n"),
-                       (["prompt", "--image", str(demo_photo)], "models download blip2-opt-2.7b"),
+                       (["prompt", "--image", str(demo_photo)], "models download florence-2-base"),
                        (["prompt", "--image", str(demo_photo.parent / "missing.jpg")], "missing.jpg"),
                        (["prompt", "tiger", "--llm-model", "gpt-5.4-nano"], "--expander openai")):
         assert main(argv) == 2

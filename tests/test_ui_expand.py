@@ -97,7 +97,7 @@ def test_from_photo_fills_the_prompt_with_the_captions_expansion(captioning):
 
 def test_from_photo_without_a_captioner_names_the_download(client):
     load(client, COFFEE)
-    with pytest.raises(AppError, match="models download blip2-opt-2.7b") as info:
+    with pytest.raises(AppError, match="models download florence-2-base") as info:
         client.predict(negative="", generator="This machine", seed=5, api_name="/prompt_from_photo")
     assert "\n" not in str(info.value).strip()
 

@@ -1,53 +1,25 @@
 """BLIP-2 (transformers) behind the Captioner protocol: whole-image and region captions.
 
-A region is captioned on a crop around its mask (the mask's box widened by `padding`, clamped to
-the image), with every pixel outside the mask set to the image processor's mean colour. That
-colour normalises to exactly 0, the least informative input the vision encoder can get, so the
-caption describes the selected object; blurring the background instead would keep its colours and
-shapes, and BLIP-2 readily names the surroundings ("a kite in the blue sky").
-
-Decoding is greedy (no sampling, one beam): the same image and mask always give the same words.
+Regions are captioned on the masked crop `regions.py` describes. Decoding is greedy (no sampling,
+one beam): the same image and mask always give the same words.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .. import masks as mask_ops
 from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
-from ..types import check_mask, check_rgb
+from .regions import RegionCaptioner, check_padding
 
 DEFAULT_PROMPT = "Question: what is this? Answer:"  # BLIP-2's VQA form; pass it to ask rather than describe
 
 
-def region_box(mask: np.ndarray, padding: float = 0.1) -> tuple[int, int, int, int]:
-    """The crop box (x0, y0, x1, y1) around `mask`: its tight box widened on each side by
-    `padding` × the box's longer side (rounded), clamped to the image."""
-    _check_padding(padding)
-    box = mask_ops.bbox(mask)
-    if box is None:
-        raise InvalidInputError("the mask is empty: there is no region to caption")
-    pad = int(round(padding * max(box[2] - box[0], box[3] - box[1])))
-    return mask_ops.crop_around(mask, pad)
-
-
-def region_crop(image: np.ndarray, mask: np.ndarray, padding: float = 0.1,
-                fill: Sequence[int] = (128, 128, 128)) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The crop of `image` around `mask` (see `region_box`) with outside-mask pixels set to `fill`, and its box."""
-    image = check_rgb(image)
-    mask = check_mask(mask, image.shape)
-    x0, y0, x1, y1 = region_box(mask, padding)
-    crop = image[y0:y1, x0:x1].copy()
-    crop[~mask[y0:y1, x0:x1]] = np.asarray(fill, np.uint8)
-    return crop, (x0, y0, x1, y1)
-
-
-class Blip2Captioner:
-    """Captions with `Blip2ForConditionalGeneration`; see the module docstring for regions."""
+class Blip2Captioner(RegionCaptioner):
+    """Captions with `Blip2ForConditionalGeneration`; regions as `RegionCaptioner` crops them."""
 
     def __init__(self, model: Any, processor: Any, *, max_new_tokens: int = 30, padding: float = 0.1,
                  batch_size: int = 8, device: str | None = None, name: str = "blip2", source: str = "") -> None:
@@ -61,7 +33,7 @@ class Blip2Captioner:
             raise InvalidInputError(f"max_new_tokens must be an int >= 1; got {max_new_tokens!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}")
-        _check_padding(padding)
+        check_padding(padding)
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
@@ -115,23 +87,6 @@ class Blip2Captioner:
         source = f" ({self.source})" if self.source else ""
         return f"BLIP-2 {self.name}{source} on {self.device}"
 
-    def caption(self, image: np.ndarray, mask: np.ndarray | None = None, prompt: str | None = None) -> str:
-        """A caption of the whole image, or of the region `mask` selects; with `prompt`, its answer."""
-        image = check_rgb(image)
-        if mask is not None:
-            image, _ = region_crop(image, mask, self.padding, self.fill)
-        return self._generate([image], prompt)[0]
-
-    def caption_regions(self, image: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray,
-                        prompt: str | None = None) -> list[str]:
-        """One caption per mask (a list of (H, W) masks or an (N, H, W) array), generated in batches."""
-        image = check_rgb(image)
-        crops = [region_crop(image, m, self.padding, self.fill)[0] for m in masks]
-        captions: list[str] = []
-        for start in range(0, len(crops), self.batch_size):
-            captions += self._generate(crops[start:start + self.batch_size], prompt)
-        return captions
-
     def _generate(self, images: list[np.ndarray], prompt: str | None) -> list[str]:
         from PIL import Image
 
@@ -147,11 +102,3 @@ class Blip2Captioner:
             # The output repeats the prompt (and the image placeholders) before the answer.
             out = out[:, inputs["input_ids"].shape[1]:]
         return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
-
-
-def _check_padding(padding: float) -> None:
-    if isinstance(padding, bool) or not isinstance(padding, (int, float)) or not 0 <= padding <= 10:
-        raise InvalidInputError(f"padding must be a number in [0, 10] (a fraction of the region's size); "
-                                f"got {padding!r}")
-
-

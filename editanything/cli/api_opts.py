@@ -45,15 +45,14 @@ def api_config(args: argparse.Namespace, max_body: int | None = None):
 
 
 def editor_from(args: argparse.Namespace):
-    from ..models import find_model
     from ..pipeline import Editor
 
-    from .edit_cmd import _generator_options
+    from .edit_cmd import _captioner_if_present, _generator_options
 
     options = {"box_threshold": args.box_threshold} if args.box_threshold is not None else None
     return Editor(detector=args.detector, segmenter=args.segmenter, generator=args.model, detector_options=options,
                   generator_options=_generator_options(args) or None,
-                  captioner="auto" if find_model("blip2-opt-2.7b") is not None else None)
+                  captioner=_captioner_if_present())
 
 
 def host_of(args: argparse.Namespace, what: str = "server") -> str:

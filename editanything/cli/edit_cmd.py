@@ -235,9 +235,9 @@ def _control_files(items: list[str], kinds: list[str] | None) -> dict[str, str]:
 
 
 def _captioner_if_present() -> str | None:
-    from ..models import find_model
+    from ..caption import captioner_on_disk
 
-    return "auto" if find_model("blip2-opt-2.7b") is not None else None
+    return "auto" if captioner_on_disk() is not None else None
 
 
 def run_edit(args: argparse.Namespace) -> int:

@@ -97,10 +97,11 @@ def _mask_png(mask: np.ndarray, feather: float) -> np.ndarray:
 
 
 def run_caption(args: argparse.Namespace) -> int:
-    from ..caption import get_captioner
+    from ..caption import BLIP2_MODELS, get_captioner
 
     image = read_image(args.image)
-    captioner = get_captioner("auto")
+    # Florence-2 answers no questions: a question goes to BLIP-2, whose prompt form this is.
+    captioner = get_captioner(BLIP2_MODELS[0] if args.question else "auto")
     prompt = f"Question: {args.question} Answer:" if args.question else None
     if args.mask:
         print(captioner.caption(image, mask=read_mask(args.mask, image.shape[:2]), prompt=prompt))

@@ -39,6 +39,7 @@ entry (in Python: `register_model(ModelSpec(...))`):
     sdxl           generator   variant: as for diffusion (an SDXL diffusers folder)
     blip2          captioner   —
     vitmatte-hf    matter      — (a ViTMatte `save_pretrained` folder: soft edges for --matte)
+    florence2      captioner   — (a Florence-2 `save_pretrained` folder; also a detector by its name: phrase grounding)
 
   Other backends add themselves to BACKEND_KINDS and to their stage's registry
   (`SEGMENTERS.register_backend(...)`, likewise `DETECTORS`, `GENERATORS`, `CAPTIONERS`; see `registry.py`).
@@ -62,7 +63,7 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 
 BACKEND_KINDS: dict[str, str] = {"sam": "segmenter", "groundingdino": "detector", "diffusion": "generator",
                                  "sdxl": "generator",
-                                 "blip2": "captioner", "controlnet": "controlnet", "hed": "edges",
+                                 "blip2": "captioner", "florence2": "captioner", "controlnet": "controlnet", "hed": "edges",
                                  "text-encoder": "text-encoder", "grounding-dino-hf": "detector",
                                  "mm-grounding-dino-hf": "detector",
                                  "sam2-hf": "segmenter", "sam3-hf": "detector", "causal-lm": "expander",

@@ -161,7 +161,9 @@ def router(api) -> APIRouter:
         with api.slots.run("generation"):
             captioner = api.editor.captioner
             if captioner is None:
-                raise ModelNotFound(f"no captioner on disk; fetch one with: {download_command('blip2-opt-2.7b')}")
+                from ..caption import captioner_download
+
+                raise ModelNotFound(f"no captioner on disk; fetch one with: {captioner_download()}")
             if req.model not in ("clip", getattr(captioner, "name", "")):
                 raise InvalidInputError(f"interrogate model {req.model!r} is not served here; send 'clip' (this "
                                         f"server captions with {getattr(captioner, 'name', 'its captioner')})")

@@ -39,9 +39,10 @@ use_private_gradio_cache()  # before gradio is imported: some of its modules rea
 
 import gradio as gr  # noqa: E402
 
+from ..caption import captioner_on_disk  # noqa: E402
 from ..errors import EditAnythingError  # noqa: E402
 from ..generate import sampler_names  # noqa: E402
-from ..models import download_command, find_model  # noqa: E402
+from ..models import download_command  # noqa: E402
 from ..pipeline import Editor  # noqa: E402
 from ..sketch import STYLES, style_params  # noqa: E402
 from .editing import EDIT_MODES, EditHandlers, edit_event  # noqa: E402
@@ -123,7 +124,7 @@ class Handlers:
 
 
 def _default_editor() -> Editor:
-    captioner = "auto" if find_model("blip2-opt-2.7b") is not None else None
+    captioner = "auto" if captioner_on_disk() is not None else None
     return Editor(captioner=captioner)
 
 

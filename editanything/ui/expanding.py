@@ -14,9 +14,8 @@ import threading
 
 from typing import Any, Callable
 
-from ..caption import CAPTIONER_MODELS
+from ..caption import captioner_download
 from ..errors import EditAnythingError, InvalidInputError, ModelNotFound
-from ..models import download_command
 from ..prompting import TARGETS, Expansion, get_expander, target_for
 from ..types import GenerationParams
 from .locks import ModelLocks
@@ -55,7 +54,7 @@ class ExpandHandlers:
             captioner = editor.captioner
             if captioner is None:
                 raise ModelNotFound("a prompt from the photo needs a captioner: run "
-                                    f"`{download_command(CAPTIONER_MODELS[0])}`, then restart the UI")
+                                    f"`{captioner_download()}`, then restart the UI")
             caption = captioner.caption(session.image)
         target = self._target(generator, lambda: self.locks.editor.generator)
         expansion, negative, note = self._expand(caption, negative, target, seed,

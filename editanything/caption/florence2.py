@@ -1,0 +1,101 @@
+"""Florence-2 (transformers' `Florence2ForConditionalGeneration`) behind the Captioner protocol.
+
+Florence-2 is a 0.23 B (base) image-to-text model steered by task tokens; captions come from
+`<CAPTION>` (one sentence, the default), `<DETAILED_CAPTION>` or `<MORE_DETAILED_CAPTION>`. It
+answers no free questions: a `prompt` must be one of those task tokens. Decoding is deterministic
+(beam search, no sampling), as the model card runs it. A region is captioned on the same crop as
+BLIP-2's (`regions.py`: the mask's padded box, outside-mask pixels set to the processor's mean colour).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, require
+from ..models import pick_device, pick_dtype
+from ..models.transformers_folder import load_pretrained, model_folder
+from .regions import RegionCaptioner, check_padding
+
+CAPTION_TASKS = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>")
+MODEL_CLASS = "Florence2ForConditionalGeneration"
+
+
+def load_florence2(folder: str | Path, device: str | None, extra: str) -> tuple[Any, Any, str]:
+    """(model, processor, device) from a `save_pretrained` folder, in the models layer's dtype for the device."""
+    device = pick_device(device)
+    model, processor = load_pretrained(folder, MODEL_CLASS, extra=extra, device=device, dtype=pick_dtype(device))
+    return model, processor, device
+
+
+def check_beams(max_new_tokens: int, num_beams: int) -> None:
+    for what, value in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{what} must be an int >= 1; got {value!r}")
+
+
+class Florence2Captioner(RegionCaptioner):
+    """Captions with Florence-2; see the module docstring."""
+
+    backend = "florence2"
+
+    def __init__(self, model: Any, processor: Any, *, task: str = "<CAPTION>", max_new_tokens: int = 64,
+                 num_beams: int = 3, padding: float = 0.1, batch_size: int = 8, name: str = "florence-2",
+                 source: str = "") -> None:
+        """`model` is a Florence-2 model on its device, `processor` its `Florence2Processor`."""
+        self._torch = require("torch", "caption")
+        if task not in CAPTION_TASKS:
+            raise InvalidInputError(f"task must be one of {', '.join(CAPTION_TASKS)}; got {task!r}")
+        check_beams(max_new_tokens, num_beams)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}")
+        check_padding(padding)
+        self.model = model.eval()
+        self.processor = processor
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.task = task
+        self.max_new_tokens = max_new_tokens
+        self.num_beams = num_beams
+        self.padding = float(padding)
+        self.batch_size = batch_size
+        self.name = name
+        self.source = source
+        mean = getattr(processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
+        self.fill = tuple(int(round(255 * m)) for m in mean)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "Florence2Captioner":
+        """A local `save_pretrained` folder (model + processor); never downloads."""
+        model, processor, _ = load_florence2(folder, device, "caption")
+        settings.setdefault("source", Path(folder).name)
+        return cls(model, processor, **settings)
+
+    @classmethod
+    def from_model(cls, name: str = "florence-2-base", **settings: Any) -> "Florence2Captioner":
+        """A Florence-2 model of the manifest; ModelNotFound (with the download command) when absent."""
+        settings.setdefault("name", name)
+        return cls.from_folder(model_folder(name, cls.backend, "a Florence-2 model"), **settings)
+
+    def describe(self) -> str:
+        source = f" ({self.source})" if self.source and self.source != self.name else ""
+        return f"Florence-2 {self.name}{source} on {self.device} (transformers)"
+
+    def _generate(self, images: list[np.ndarray], prompt: str | None) -> list[str]:
+        from PIL import Image
+
+        task = self.task if prompt is None else prompt
+        if task not in CAPTION_TASKS:
+            raise InvalidInputError(f"Florence-2 answers no questions; its prompt is one of {', '.join(CAPTION_TASKS)}; "
+                                    f"got {prompt!r}; questions need BLIP-2 (editanything models download blip2-opt-2.7b)")
+        pil = [Image.fromarray(im) for im in images]
+        inputs = self.processor(text=[task] * len(pil), images=pil, return_tensors="pt").to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        with self._torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
+                                      do_sample=False)
+        texts = self.processor.batch_decode(out, skip_special_tokens=False)
+        return [self.processor.post_process_generation(t, task=task, image_size=im.size)[task]
+                for t, im in zip(texts, pil)]
