@@ -176,7 +176,8 @@ def main() -> int:
         expected = tree(work / "pool")
 
         start = time.perf_counter()
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
         startup = time.perf_counter() - start
         try:
             ray_s = timed_sketch(photos, work / "ray", engine="ray")

@@ -36,7 +36,7 @@ def ray_local(tmp_path_factory):
     log.touch()
     (log.parent / "crash-spec").touch()
     paths = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
         "worker_process_setup_hook": "ray_hooks.setup",
         "env_vars": {LOAD_LOG_ENV: str(log), CRASH_SPEC_ENV: str(log.parent / "crash-spec"), "PYTHONPATH": paths,
                      "HF_HUB_OFFLINE": "1", **S3_ENV},
