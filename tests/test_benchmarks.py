@@ -21,6 +21,7 @@ RATIO_LINES = {
     "api_overhead.py": r"^API / Python = [\d.]+x",
     "batch_engines.py": r"^ray / pool = [\d.]+x",
     "batch_engines.py --scale 100": r"^ray / pool per-file overhead = [\d.]+x",
+    "captioners.py": r"^BLIP-2 / Florence-2 = [\d.]+x",
     "click_latency.py": r"^cached / bare decoder = [\d.]+x",
     "edit_scaling.py": r"^\d+x\d+ / 512² = [\d.]+x",
     "first_click.py": r"first click \(cold\) [\d.]+ s: .* [\d.]+x faster than vit_b",
@@ -35,6 +36,7 @@ RATIO_LINES = {
     "ui_click.py": r"^first / later click .*: [\d.]+x",
 }
 NEEDS = {"api_overhead.py": "uvicorn", "batch_engines.py": "ray", "gpu_generate.py": "diffusers",
+         "captioners.py": "transformers",
          "pipeline_memory.py": "groundingdino",
          "click_latency.py": "segment_anything", "first_click.py": "transformers", "ui_click.py": "gradio_client",
          "edit_scaling.py": "diffusers", "prompt_expand.py": "transformers", "matting.py": "pymatting"}

@@ -199,3 +199,14 @@ def test_auto_captioner_for_each_combination_on_disk(catalogue_model, blip2_fold
     elif device == "cpu":  # CUDA is not here to build on: the choice above is what "auto" would build
         built = get_captioner("auto", device=device)
         assert isinstance(built, Florence2Captioner if picked == NAME else Blip2Captioner)
+
+
+def test_caption_command_uses_florence_and_sends_questions_to_blip2(catalogue_model, photos, capsys):
+    from editanything.cli import main
+
+    assert main(["caption", str(DEMOS / "coffee.jpg")]) == 0
+    expected = get_captioner(NAME, device="cpu").caption(photos[0])
+    assert capsys.readouterr().out.strip() == expected.strip()
+    assert main(["caption", str(DEMOS / "coffee.jpg"), "--question", "what is it?"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "editanything models download blip2-opt-2.7b" in err[0], err

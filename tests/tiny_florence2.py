@@ -20,35 +20,55 @@ WEIGHT_GAIN = 3.0  # init-scale weights (std 0.02) wash the image out: every pic
 # rocket.jpg get different captions and different grounded boxes (checked in tests/test_florence2.py).
 SEED = 3
 IMAGE_SIDE = 128  # the real processor resizes to 768x768; 128 runs the same code (4x4 patches + 1 image tokens)
+POST_PROCESSOR = {"pure_text": {}, "phrase_grounding": {"banned_grounding_tokens": []}, "description_with_bboxes": {},
+                  "bboxes": {}, "description_with_bboxes_or_polygons": {}, "polygons": {},
+                  "description_with_polygons": {}, "ocr": {}}
 
 
-def build_tiny_florence2(folder: Path, seed: int = SEED) -> Path:
-    import torch
-    from transformers import (BartConfig, BartTokenizer, CLIPImageProcessor, Florence2Config,
-                              Florence2ForConditionalGeneration, Florence2Processor, Florence2VisionConfig,
-                              GenerationConfig)
+def build_processor(folder: Path, image_side: int = IMAGE_SIDE, vocab_size: int | None = None):
+    """A `Florence2Processor` (byte-level BART tokenizer + `<image>` + 1000 `<loc_N>`; CLIP image processor at
+    `image_side`, ImageNet statistics as the real one). `vocab_size` pads the vocabulary with filler tokens
+    before the location tokens, so every id a real-size model generates decodes."""
+    from transformers import BartTokenizer, CLIPImageProcessor, Florence2Processor
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab = _byte_level_vocab()
     for extra in ("<s>", "<unk>", "<mask>"):
         vocab[extra] = len(vocab)
+    while vocab_size is not None and len(vocab) < vocab_size - 1000:
+        vocab[f"tok{len(vocab)}"] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     tokenizer = BartTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), bos_token="<s>",
                               eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
                               extra_special_tokens={"image_token": "<image>"})
     tokenizer.add_tokens([f"<loc_{i}>" for i in range(1000)])
-    side = IMAGE_SIDE // 32
-    image_processor = CLIPImageProcessor(size={"height": IMAGE_SIDE, "width": IMAGE_SIDE}, do_center_crop=False,
-                                         crop_size={"height": IMAGE_SIDE, "width": IMAGE_SIDE},
+    image_processor = CLIPImageProcessor(size={"height": image_side, "width": image_side}, do_center_crop=False,
+                                         crop_size={"height": image_side, "width": image_side},
                                          image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
                                          do_convert_rgb=True)
-    image_processor.image_seq_length = side * side + 1
-    processor = Florence2Processor(image_processor, tokenizer, post_processor_config={
-        "pure_text": {}, "phrase_grounding": {"banned_grounding_tokens": []}, "description_with_bboxes": {},
-        "bboxes": {}, "description_with_bboxes_or_polygons": {}, "polygons": {}, "description_with_polygons": {},
-        "ocr": {}})
+    image_processor.image_seq_length = (image_side // 32) ** 2 + 1
+    return Florence2Processor(image_processor, tokenizer, post_processor_config=POST_PROCESSOR)
+
+
+def generation_config(tokenizer):
+    """Florence-2's generation settings (beams, no repeated trigram, forced BOS/EOS) for `tokenizer`."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=tokenizer.bos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id, no_repeat_ngram_size=3, num_beams=3, early_stopping=True)
+
+
+def build_tiny_florence2(folder: Path, seed: int = SEED) -> Path:
+    import torch
+    from transformers import BartConfig, Florence2Config, Florence2ForConditionalGeneration, Florence2VisionConfig
+
+    folder = Path(folder)
+    processor = build_processor(folder)
+    tokenizer = processor.tokenizer
     text = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
                       encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
                       max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
@@ -65,10 +85,7 @@ def build_tiny_florence2(folder: Path, seed: int = SEED) -> Path:
         for p in model.parameters():
             if p.dim() > 1:
                 p.mul_(WEIGHT_GAIN)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=tokenizer.bos_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id, no_repeat_ngram_size=3, num_beams=3, early_stopping=True)
+    model.generation_config = generation_config(tokenizer)
     model.save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     processor.image_processor.save_pretrained(str(folder))  # preprocessor_config.json, as the hub repo has
