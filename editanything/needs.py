@@ -23,6 +23,7 @@ class Need:
     stage: str
     candidates: tuple[str, ...]
     without: str | None
+    fetch: str | None = None  # the one to fetch when none is on disk (default: the first candidate)
 
     @property
     def present(self) -> str | None:
@@ -34,7 +35,7 @@ class Need:
     @property
     def pick(self) -> str:
         """What to run: the model on disk, else the best one to fetch."""
-        return self.present or self.candidates[0]
+        return self.present or self.fetch or self.candidates[0]
 
 
 def job_needs(job: str, *, device: str = "cpu", select: bool = False, clicks: bool = False, prompt: bool = False,
@@ -78,13 +79,13 @@ def job_needs(job: str, *, device: str = "cpu", select: bool = False, clicks: bo
 
 
 def _selection(select: bool, clicks: bool, device: str, *, detector_optional: bool = False) -> list[Need]:
-    from .detect import DETECTORS
+    from .detect import DETECTORS, FETCH_FIRST
     from .segment import SEGMENTERS
 
     needs = []
     if select:
         needs.append(Need("detector", DETECTORS.candidates(device),
-                          "selection by text cannot run" if detector_optional else None))
+                          "selection by text cannot run" if detector_optional else None, FETCH_FIRST))
     if select or clicks:
         needs.append(Need("segmenter", SEGMENTERS.candidates(device), "GrabCut (weight-free; rougher edges)"))
     return needs

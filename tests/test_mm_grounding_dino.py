@@ -98,18 +98,22 @@ def test_models_list_shows_its_backend_licence(manifest_model):
     assert "detector" in line and "Apache-2.0" in line
 
 
-def test_llmdet_tiny_is_a_catalogue_detector_outside_auto(tiny_folder, isolated_models, coffee):
+def test_llmdet_tiny_is_a_catalogue_detector_and_auto_takes_it_first(tiny_folder, isolated_models, coffee):
     from editanything.detect import DETECTOR_MODELS
     from editanything.models import get_spec
 
     spec = get_spec("llmdet-tiny")
     assert (spec.kind, spec.license, spec.loader["backend"]) == ("detector", "Apache-2.0", "mm-grounding-dino-hf")
-    assert "llmdet-tiny" not in DETECTOR_MODELS  # its hub revision is second-hand: auto does not download it
+    assert DETECTOR_MODELS[0] == "llmdet-tiny"  # the best published LVIS AP of the catalogue's pinned detectors
     with pytest.raises(ModelNotFound, match="editanything models download llmdet-tiny"):
         get_detector("llmdet-tiny", device="cpu")
+    # none on disk: the download named is the detector whose pins were read on the hub itself
+    with pytest.raises(ModelNotFound, match="editanything models download grounding-dino-tiny"):
+        get_detector("auto", device="cpu")
     (isolated_models / "llmdet-tiny").symlink_to(tiny_folder, target_is_directory=True)
     detector = get_detector("llmdet-tiny", box_threshold=0.5, nms_iou=None, device="cpu")
     assert isinstance(detector, MMGroundingDinoDetector) and detector.name == "llmdet-tiny"
     assert len(detector.detect(coffee, "cup")) > 0
-    with pytest.raises(ModelNotFound, match="editanything models download grounding-dino-tiny"):
-        get_detector("auto", device="cpu")
+    chosen = get_detector("auto", box_threshold=0.5, nms_iou=None, device="cpu")
+    assert isinstance(chosen, MMGroundingDinoDetector) and chosen.name == "llmdet-tiny"
+    assert chosen.detect(coffee, "cup").phrases == detector.detect(coffee, "cup").phrases

@@ -73,7 +73,8 @@ def add_selection_options(p: argparse.ArgumentParser, *, mask: bool = True) -> N
     g.add_argument("--keep", type=indices, metavar="I,J", help="keep only these instances (0-based, see detections.json)")
     g.add_argument("--keep-phrase", action="append", metavar="PHRASE", help="keep only instances whose phrase matches")
     g.add_argument("--segmenter", default="auto", help="edgetam, sam2.1-hiera-tiny/-small/-base-plus/-large, sam-vit-b/-l/-h, sam3, grabcut, or auto (on a CPU the fastest on disk, on a GPU the best)")
-    g.add_argument("--detector", default="auto", help="grounding-dino-tiny/-base, groundingdino-swint-ogc/-swinb, sam3, or auto (the first of these on disk)")
+    g.add_argument("--detector", default="auto", help="llmdet-tiny, grounding-dino-tiny/-base, groundingdino-swint-ogc/-swinb, sam3, "
+                   "or auto (the first of these on disk); also mm-grounding-dino-tiny (by name only)")
     g.add_argument("--box-threshold", type=float, default=0.35, help="detector box score threshold (default 0.35)")
     g.add_argument("--text-threshold", type=float, default=0.25, help="detector phrase threshold (default 0.25)")
 

@@ -334,12 +334,12 @@ def params_with_defaults(params: GenerationParams, generator: Any) -> tuple[Gene
 
 
 def _check_detector_files(name: str) -> None:
-    from ..detect import DETECTOR_MODELS
+    from ..detect import DETECTOR_MODELS, FETCH_FIRST
     from ..models import MODELS, find_model, resolve
 
     names = DETECTOR_MODELS if name == "auto" else (name,) if name in MODELS else ()
     if names and not any(find_model(n) for n in names):
-        resolve(names[0])
+        resolve(FETCH_FIRST if name == "auto" else name)
 
 
 def run_replay(args: argparse.Namespace) -> int:

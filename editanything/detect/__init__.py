@@ -12,7 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..registry import Registry, for_model
+from ..errors import InvalidInputError
+from ..registry import Registry, for_model, name_missing
 from ..types import Detections
 from .grounding_dino import GroundingDinoDetector, load_grounding_dino, normalize_caption
 from .grounding_dino_hf import GroundingDinoHFDetector
@@ -38,9 +39,20 @@ class Detector(Protocol):
 
 HF_DETECTOR_MODELS = ("grounding-dino-tiny", "grounding-dino-base")
 GDINO_PY_MODELS = ("groundingdino-swint-ogc", "groundingdino-swinb")
-# "auto" tries them in this order: transformers first (no BERT download, no groundingdino-py), then
-# groundingdino-py, then SAM 3 (gated, 3.4 GB) last.
-DETECTOR_MODELS = (*HF_DETECTOR_MODELS, *GDINO_PY_MODELS, "sam3")
+# "auto" tries them in this order, by published zero-shot LVIS AP where there is one (README: which model auto
+# takes): LLMDet Swin-T (val 1.0 34.9) before Grounding DINO Swin-T (20.1); those with no published LVIS figure
+# keep their place: transformers first (no BERT download, no groundingdino-py), then groundingdino-py, then
+# SAM 3 (gated, 3.4 GB). Only catalogue entries whose revisions are pinned and whose licence allows commercial
+# use belong here (mm-grounding-dino-tiny follows main: by name only).
+DETECTOR_MODELS = ("llmdet-tiny", *HF_DETECTOR_MODELS, *GDINO_PY_MODELS, "sam3")
+# With none on disk, the download named is Grounding DINO Swin-T's: its revision and weights' sha256 were read on
+# the hub's own pages, llmdet-tiny's in other projects' records (a wrong pin would fail a first download).
+FETCH_FIRST = "grounding-dino-tiny"
+
+
+def _none_found(registry: Registry, **settings: Any) -> Detector:
+    name_missing((FETCH_FIRST, *(m for m in DETECTOR_MODELS if m != FETCH_FIRST)))
+    raise InvalidInputError(f"no detector of {', '.join(DETECTOR_MODELS)} can be built here")
 
 
 def _sam3(model: str, **kwargs: Any) -> Detector:
@@ -51,8 +63,6 @@ def _sam3(model: str, **kwargs: Any) -> Detector:
 
 _gdino_py, _gdino_hf, _sam3_model = (for_model(GroundingDinoDetector.from_model),
                                      for_model(GroundingDinoHFDetector.from_model), for_model(_sam3))
-# MM-Grounding-DINO / LLMDet models (llmdet-tiny, a user's manifest entry) are usable by name; "auto" tries none
-# until a hub revision is checked there (llmdet-tiny's pin is second-hand).
 _mm_gdino = for_model(MMGroundingDinoDetector.from_model)
 _florence2 = for_model(Florence2Detector.from_model)
 DETECTORS: Registry[Detector] = Registry(
@@ -61,7 +71,7 @@ DETECTORS: Registry[Detector] = Registry(
      "sam3": _sam3_model("sam3"), **{m: _florence2(m) for m in FLORENCE2_DETECTORS}},
     backends={"groundingdino": _gdino_py, "grounding-dino-hf": _gdino_hf, "mm-grounding-dino-hf": _mm_gdino,
               "sam3-hf": _sam3_model, "florence2": _florence2},
-    order=DETECTOR_MODELS,
+    order=DETECTOR_MODELS, none_found=_none_found,
 )
 """Detector name → builder taking the backend's keyword settings; manifest backend → builder factory."""
 DETECTOR_BACKENDS = DETECTORS.backends
@@ -74,7 +84,7 @@ def get_detector(name: str = "auto", **kwargs: Any) -> Detector:
 
 
 __all__ = [
-    "DETECTORS", "DETECTOR_BACKENDS", "DETECTOR_MODELS", "Detector", "Florence2Detector", "GroundingDinoDetector", "GroundingDinoHFDetector",
-    "MMGroundingDinoDetector", "get_detector", "load_grounding_dino",
+    "DETECTORS", "DETECTOR_BACKENDS", "DETECTOR_MODELS", "FETCH_FIRST", "Detector", "Florence2Detector",
+    "GroundingDinoDetector", "GroundingDinoHFDetector", "MMGroundingDinoDetector", "get_detector", "load_grounding_dino",
     "normalize_caption", "register_detector",
 ]
