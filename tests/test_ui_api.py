@@ -315,6 +315,7 @@ def test_weight_free_messages_are_the_librarys(client, app, coffee):
     stages, table = client.predict(api_name="/models")
     assert "GrabCut (SAM weights not found — run `editanything models download edgetam`)" in stages
     assert "**auto** takes the first on disk: segmenter edgetam → sam2.1-hiera-tiny → sam2.1-hiera-large" in stages
+    assert "; captioner florence-2-base → blip2-opt-2.7b" in stages  # the light one first on a CPU
     rows = {r[0]: r[4] for r in table["data"]}
     assert rows["sam-vit-b"] == "missing: editanything models download sam-vit-b"
     assert set(rows) >= {"sam-vit-h", "sd15-inpainting", "groundingdino-swint-ogc", "hed"}

@@ -9,6 +9,7 @@ whose lock is busy (a long edit) is shown as last described rather than making t
 
 from __future__ import annotations
 
+from ..caption import auto_candidates as captioner_candidates
 from ..detect import DETECTOR_MODELS
 from ..models import download_command, find_model, list_models
 from ..segment import auto_candidates
@@ -57,7 +58,7 @@ def summary(described: dict[str, str]) -> list[str]:
     """The tab's Markdown lines: one per stage, then the order in which `auto` takes models."""
     # On a CPU the fast segmenter leads; the first of each list that is on disk is the one used.
     auto = (f"- **auto** takes the first on disk: segmenter {' → '.join(auto_candidates())}; "
-            f"detector {' → '.join(DETECTOR_MODELS)}")
+            f"detector {' → '.join(DETECTOR_MODELS)}; captioner {' → '.join(captioner_candidates())}")
     return [*(f"- **{stage}**: {text}" for stage, text in described.items()), auto]
 
 
