@@ -80,7 +80,8 @@ def _expansion_fields(expansion: Any) -> dict[str, str]:
         return {}
     digest = str(expansion.get("model_sha256") or "")[:10]
     model = expansion.get("model") if expansion.get("model") != expansion.get("expander") else None
-    name = " ".join(str(x) for x in (expansion.get("expander"), model) if x)
+    options = expansion.get("options") if isinstance(expansion.get("options"), dict) else {}
+    name = " ".join(str(x) for x in (expansion.get("expander"), model, options.get("precision")) if x)
     return {"Prompt expander": f"{name} [{digest}]" if digest else name, "Prompt words": expansion.get("words")}
 
 

@@ -214,7 +214,7 @@ def test_expand_writes_the_prompt_and_replay_needs_no_expander(sd15, tmp_path, c
     assert _run("replay", out, "-o", tmp_path / "again.png", "-q") == 0
     assert "identical to the original" in capsys.readouterr().out
     assert _run("generate", "a fox", "--expander", "rules", "-o", tmp_path / "x.png", "--model", sd15) == 2
-    assert "--expander and --llm-model go with --expand" in capsys.readouterr().err
+    assert "--expander, --llm-model and --llm-precision go with --expand" in capsys.readouterr().err
 
 
 def test_image_folder_is_a_resumable_img2img_batch(sd15, tmp_path, capsys):

@@ -152,6 +152,58 @@ def test_a_local_lm_is_seeded_bounded_and_keeps_the_keywords(tiny_lm):
     assert all(c.isprintable() for c in a.prompt + sentences.prompt)
 
 
+def test_generation_stops_where_more_tokens_cannot_change_the_prompt(tiny_lm):
+    from editanything.prompting.local import LocalExpander
+    from editanything.prompting.stopping import answer_complete
+
+    words = lambda text: len(text.split())  # noqa: E731  (a counter that needs no CLIP vocabulary)
+    assert answer_complete("a tiger\n\nSure! Here", None, words)  # only the first paragraph is read
+    assert not answer_complete("\n\na tiger", None, words) and not answer_complete("a tiger, " * 40, None, words)
+    assert not answer_complete("a tiger, " * 37, 75, words) and answer_complete("a tiger, " * 38, 75, words)
+    assert not answer_complete("(a tiger:1.2), " * 37, 75, words)  # counted as the prompt will be: cleaned
+
+    class Unstopped(LocalExpander):
+        def stopping_criteria(self, prompt_length, target):
+            return []
+
+    stopped = LocalExpander.from_pretrained(tiny_lm[0], max_new_tokens=400)
+    unstopped = Unstopped.from_pretrained(tiny_lm[0], max_new_tokens=400)
+    for seed in range(3):
+        for target in ("sd15", "flux2-klein"):
+            short, n = stopped.generate("river, tiger", target, seed)
+            full, n_full = unstopped.generate("river, tiger", target, seed)
+            assert full.startswith(short) and n <= n_full  # the same draws, up to the stop
+            if target == "sd15":  # random bytes fill 75 CLIP tokens long before 400 new tokens
+                assert n < 400 and stopped.expand("river, tiger", target, seed).prompt == \
+                    unstopped.expand("river, tiger", target, seed).prompt
+
+
+def test_int8_is_the_cpu_default_seeded_and_recorded(tiny_lm):
+    import torch
+
+    from editanything.prompting import Expansion
+    from editanything.prompting.local import LocalExpander
+
+    int8 = LocalExpander.from_pretrained(tiny_lm[0], max_new_tokens=24)
+    linears = [m for m in int8.model.modules() if type(m).__name__ == "Linear"]
+    assert int8.precision == "int8" and linears and all("quantized" in type(m).__module__ for m in linears)
+    state = torch.random.get_rng_state()
+    a = int8.expand("river, tiger", "sd15", 7)
+    assert torch.equal(state, torch.random.get_rng_state()) and a == int8.expand("river, tiger", "sd15", 7)
+    assert a.options == {"precision": "int8", "max_new_tokens": 24, "stop": "first paragraph, 75 CLIP tokens"}
+    assert Expansion.from_dict(json.loads(json.dumps(a.to_dict()))) == a  # as a recipe stores and reads it
+    fp32 = LocalExpander.from_pretrained(tiny_lm[0], precision="float32")
+    assert not any("quantized" in type(m).__module__ for m in fp32.model.modules())
+    sentences = fp32.expand("river, tiger", "flux2-klein", 7)
+    assert sentences.options == {"precision": "float32", "max_new_tokens": 160, "stop": "first paragraph"}
+    assert "options" not in RulesExpander().expand("tiger", "sd15", 1).to_dict()  # recorded as before
+    for precision, says in (("float16", "float16 is for CUDA"), ("int4", "unknown precision")):
+        with pytest.raises(InvalidInputError, match=says):
+            LocalExpander.from_pretrained(tiny_lm[0], precision=precision)
+    with pytest.raises(InvalidInputError, match="'options' must map"):
+        Expansion.from_dict({**a.to_dict(), "options": {"precision": ["int8"]}})
+
+
 def test_an_lm_that_answers_only_stop_tokens_is_one_line(tiny_lm):
     from editanything.prompting.local import LocalExpander
 
@@ -312,6 +364,7 @@ def test_prompt_from_a_photo_captions_it_then_expands(capsys, tiny_blip2, tiny_l
     first, caption = prompt(demo_photo, "--seed", "3")
     assert caption.strip() and first["words"] == caption.strip()
     assert first["expander"] == "smollm2-360m-instruct" and len(first["model_sha256"]) == 64
+    assert first["options"]["precision"] == "int8"  # the CPU default, recorded
     assert caption.strip() in first["prompt"] and first["prompt"] != first["words"] and first["negative_prompt"]
     assert prompt(demo_photo, "--seed", "3") == (first, caption)  # the caption is greedy, the expansion seeded
     other, same = prompt(demo_photo, "--seed", "4")
@@ -320,6 +373,8 @@ def test_prompt_from_a_photo_captions_it_then_expands(capsys, tiny_blip2, tiny_l
     assert its_caption != caption and its_caption.strip() in coffee["prompt"]  # the captioner reads the photo
     added, _ = prompt(demo_photo, "tiger", "--seed", "3", "--target", "flux2-klein")
     assert added["words"] == f"{caption.strip()}, tiger" and "tiger" in added["prompt"]
+    unquantized, _ = prompt(demo_photo, "--seed", "3", "--llm-precision", "float32")
+    assert unquantized["options"]["precision"] == "float32"
     assert main(["prompt", "--image", str(demo_photo), "--seed", "3"]) == 0  # as people read it
     out = capsys.readouterr()
     assert out.out.splitlines() == [first["prompt"], f"Negative prompt: {first['negative_prompt']}"]
@@ -330,7 +385,8 @@ def test_prompt_command_errors_are_one_line(capsys, isolated_models, demo_photo)
                        (["prompt", "tiger", "--n", "0"], "--n"),
                        (["prompt", "--image", str(demo_photo)], "models download florence-2-base"),
                        (["prompt", "--image", str(demo_photo.parent / "missing.jpg")], "missing.jpg"),
-                       (["prompt", "tiger", "--llm-model", "gpt-5.4-nano"], "--expander openai")):
+                       (["prompt", "tiger", "--llm-model", "gpt-5.4-nano"], "--expander openai"),
+                       (["prompt", "tiger", "--expander", "rules", "--llm-precision", "int8"], "local language model")):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], (argv, err)
@@ -347,6 +403,7 @@ def test_models_list_shows_each_expander_with_size_and_licence(capsys, isolated_
     out = capsys.readouterr()
     rows = {line.split()[0]: line for line in out.out.splitlines()[1:]}
     assert "724 MB" in rows["smollm2-360m-instruct"] and "Apache-2.0" in rows["smollm2-360m-instruct"]
+    assert "269 MB" in rows["smollm2-135m-instruct"] and "Apache-2.0" in rows["smollm2-135m-instruct"]
     assert "1.4 MB" in rows["clip-tokenizer"] and "MIT" in rows["clip-tokenizer"]
     notes = out.err.replace("\n  ", " ").splitlines()  # notes wrap at 100 columns onto indented lines
     note = next(line for line in notes if "prompt expanders" in line)

@@ -23,7 +23,7 @@ from editanything.recipe import read_recipe  # noqa: E402
 # tiny SD 1.5 and line-art ControlNet where their downloads go, beside the real HED, for sd-lineart
 from test_sketch_generative import diffusers, models, tiny_root, torch  # noqa: E402,F401
 
-LM = "smollm2-360m-instruct"
+LM = "smollm2-135m-instruct"  # the default local expander
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def tiny_lm(tmp_path_factory):
 
 @pytest.fixture
 def local_lm(deep, tiny_lm, tmp_path, monkeypatch):
-    """The tiny LM where `models download smollm2-360m-instruct` puts the real one (the home model root)."""
+    """The tiny LM where `models download smollm2-135m-instruct` puts the real one (the home model root)."""
     from model_pins import pin_to_files
 
     home = tmp_path / "home"
@@ -73,7 +73,10 @@ def test_edit_expand_records_the_expansion_and_replays_without_the_lm(local_lm, 
     assert [p.value for p in sampler.negative_prompts] == [expansion["negative_prompt"]]
     assert sampler.parameters["seed"] == "77"
     text = read_png_text(result)["parameters"]
-    assert f'Prompt expander: {LM} [{expansion["model_sha256"][:10]}]' in text and 'Prompt words: "a fox, snow"' in text
+    assert expansion["options"] == {"precision": "int8", "max_new_tokens": 80,  # what shaped the answer
+                                    "stop": "first paragraph, 75 CLIP tokens"}
+    assert f'Prompt expander: {LM} int8 [{expansion["model_sha256"][:10]}]' in text
+    assert 'Prompt words: "a fox, snow"' in text
 
     # How the words are expanded is part of the request: another expander is another edit, beside the first.
     assert main([*argv, "--expander", "rules"]) == 0

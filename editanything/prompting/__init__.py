@@ -5,7 +5,8 @@ did (the prompt, the negative prompt, their name, their model file's sha256, the
 recipe records so `replay` never needs the expander again:
 
 - `rules` (rules.py): weight-free, deterministic, instant; a documented rule set, not a language model.
-- `smollm2-360m-instruct` (local.py): a small instruct model through transformers, on the CPU;
+- `smollm2-135m-instruct`, `smollm2-360m-instruct` (local.py): small instruct models through
+  transformers, int8 on the CPU;
   `magicprompt-sd`: MagicPrompt, a GPT-2 that continues the words into Stable Diffusion tags.
 - `openai` (openai.py): OpenAI's Responses API; only the words leave the machine.
 - `auto`: the local model when its weights are on disk, else `rules`; never a paid service.
@@ -42,7 +43,8 @@ def _local(model: str) -> Callable[..., Expander]:
     def build(**options: Any) -> Expander:
         from .local import LocalExpander
 
-        return LocalExpander.from_model(model, **{k: v for k, v in options.items() if k == "max_new_tokens"})
+        return LocalExpander.from_model(model, **{k: v for k, v in options.items()
+                                                  if k in ("max_new_tokens", "precision")})
 
     return build
 
@@ -53,7 +55,8 @@ def _openai(**options: Any) -> Expander:
     return OpenAIExpander(**{k: v for k, v in options.items() if k in ("model", "base_url")})
 
 
-LOCAL_MODELS = ("smollm2-360m-instruct",)  # "auto" tries them in this order, then the rules; never a paid service
+# "auto" tries them in this order (the default, fastest first), then the rules; never a paid service
+LOCAL_MODELS = ("smollm2-135m-instruct", "smollm2-360m-instruct")
 
 EXPANDERS: Registry[Expander] = Registry(
     # magicprompt-sd writes tags only, so auto (which serves every target) never picks it

@@ -67,8 +67,9 @@ def check_words(words: Any) -> str:
 @dataclass(frozen=True)
 class Expansion:
     """What an expander did: the user's `words`, the `prompt` and `negative_prompt` it wrote for `target`,
-    its name, the sha256 of its model file (None for rules and hosted models), the seed, and notes
-    (e.g. that CLIP tokens were estimated)."""
+    its name, the sha256 of its model file (None for rules and hosted models), the seed, notes (e.g. that
+    CLIP tokens were estimated), and for a local language model the `options` that shaped its answer
+    (precision, token bound, where it stopped: see prompting/local.py)."""
 
     words: str
     prompt: str
@@ -79,9 +80,13 @@ class Expansion:
     model_sha256: str | None = None
     model: str | None = None  # the language model's name or the service's model ID
     notes: str = ""
+    options: dict[str, str | int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.options is None:  # a rules or hosted expansion is recorded as it was before options existed
+            del data["options"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> "Expansion":
@@ -99,4 +104,12 @@ class Expansion:
                 raise InvalidInputError(f"broken recipe: prompt expansion field {name!r} must be a "
                                         f"{kind.__name__}; got {value!r:.60}")
             out[name] = value
+        options = data.get("options")
+        if options is not None:
+            if (not isinstance(options, dict) or len(options) > 16
+                    or not all(isinstance(k, str) and len(k) <= 40 and isinstance(v, (str, int))
+                               and not isinstance(v, bool) and len(str(v)) <= 200 for k, v in options.items())):
+                raise InvalidInputError(f"broken recipe: prompt expansion field 'options' must map names to short "
+                                        f"texts or integers; got {options!r:.60}")
+            out["options"] = dict(options)
         return cls(**out)
