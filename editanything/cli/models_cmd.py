@@ -117,7 +117,7 @@ def _list(args) -> int:
         _note(f"note: {name} is not listed: {why}")
     _note("note: prompt expanders without a model file: rules (rule-based, no weights, 0 bytes, part of "
           "editanything), openai (hosted: OpenAI's terms and prices, key in OPENAI_API_KEY); "
-          "smollm2-360m-instruct above is the local one")
+          "smollm2-135m-instruct and smollm2-360m-instruct above are the local ones")
     return 0
 
 
