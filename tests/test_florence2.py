@@ -210,3 +210,34 @@ def test_caption_command_uses_florence_and_sends_questions_to_blip2(catalogue_mo
     assert main(["caption", str(DEMOS / "coffee.jpg"), "--question", "what is it?"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "editanything models download blip2-opt-2.7b" in err[0], err
+
+
+def test_box_scores_are_the_mean_probability_of_their_location_tokens(tiny_folder, reference, photos):
+    """Recomputed from scratch: one teacher-forced pass over transformers' own answer gives each generated
+    token's log-probability; a box's score is exp(mean) over the four location tokens that dequantize to it."""
+    import re
+
+    from PIL import Image
+
+    detector = Florence2Detector.from_folder(tiny_folder, device="cpu", nms_iou=None)
+    found = detector.detect(photos[0], "cup")
+    model, processor = reference
+    pil = Image.fromarray(photos[0])
+    inputs = processor(text="<CAPTION_TO_PHRASE_GROUNDING>cup", images=pil, return_tensors="pt")
+    with torch.no_grad():
+        sequence = model.generate(**inputs, max_new_tokens=256, num_beams=3, do_sample=False)
+        logits = model(**inputs, decoder_input_ids=sequence[:, :-1]).logits[0]
+    logp = torch.log_softmax(logits.float(), -1).gather(1, sequence[0, 1:, None])[:, 0]
+    tokens = processor.tokenizer.convert_ids_to_tokens(sequence[0, 1:].tolist())
+    keep = [i for i, t in enumerate(tokens) if t not in ("<s>", "</s>", "<pad>")]
+    w, h = pil.size
+    windows = {}
+    for a in range(len(keep) - 3):
+        quad = [re.fullmatch(r"<loc_(\d+)>", tokens[keep[a + k]]) for k in range(4)]
+        if all(quad):
+            bins = [int(m.group(1)) for m in quad]
+            box = tuple(int((b + 0.5) * (side / 1000)) for b, side in zip(bins, (w, h, w, h)))  # as dequantize
+            windows.setdefault(box, []).append(float(torch.exp(logp[[keep[a + k] for k in range(4)]].mean())))
+    for box, score in zip(found.xyxy.tolist(), found.scores.tolist()):
+        candidates = windows[tuple(int(v) for v in box)]
+        assert min(abs(score - c) for c in candidates) < 1e-4 * max(candidates), (box, score, candidates)
