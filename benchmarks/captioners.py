@@ -8,7 +8,8 @@ runs them on a CPU, and caption through the toolkit's own captioners (`Blip2Capt
   51,328): 231,443,968 parameters, the count public records give for florence-community/Florence-2-base;
   768x768 input (577 image tokens), 3 beams as its model card decodes.
 - BLIP-2 OPT-2.7b: EVA ViT-g (39 layers, width 1408, 224 px, patch 14) + Q-Former (12 layers, 32 queries)
-  + OPT-2.7b (32 layers, width 2560, vocabulary 50,272): about 3.9 B parameters, 15.5 GB in float32;
+  + OPT-2.7b (32 layers, width 2560, vocabulary 50,272): 3,744,679,936 parameters, 15.0 GB in float32
+  (the hub's two shards: 10 + 4.98 GB);
   greedy decoding as `Blip2Captioner` does.
 
 Random weights never stop early on their own, so both are held to the same number of new tokens

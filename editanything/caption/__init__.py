@@ -2,7 +2,7 @@
 
 `get_captioner("auto")` builds the first captioner of `auto_candidates()` whose files are on disk,
 else raises ModelNotFound with the `editanything models download …` command of the first. On a CPU
-Florence-2 base (0.23 B parameters, 0.46 GB) comes first, BLIP-2 (3.9 B, 15.5 GB) second; on CUDA,
+Florence-2 base (0.23 B parameters, 0.46 GB) comes first, BLIP-2 (3.7 B, 15 GB) second; on CUDA,
 BLIP-2 first. Importing this package loads neither torch nor transformers.
 """
 
