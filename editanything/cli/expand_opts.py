@@ -26,7 +26,7 @@ def add_expander_options(p: argparse.ArgumentParser | Any) -> None:
     p.add_argument("--expander", default="auto", choices=EXPANDER_NAMES, metavar="NAME", help=EXPANDER_HELP)
     p.add_argument("--llm-model", metavar="ID", help="the OpenAI model for --expander openai (default gpt-5.4-mini)")
     p.add_argument("--llm-precision", choices=PRECISIONS, metavar="P",
-                   help="how a local language model runs: int8 (default on a CPU: int8 Linear layers, about 3x "
+                   help="how a local language model runs: int8 (default on a CPU: int8 Linear layers, 2-3x "
                         "faster than float32, a slightly different answer), float32 (the unquantized model), "
                         "float16 (default on CUDA); the recipe records it")
 
