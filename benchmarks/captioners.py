@@ -160,7 +160,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--new-tokens", type=int, default=20, help="new tokens per caption, both models (default 20)")
     ap.add_argument("--only", choices=("florence2", "blip2"), help="time one model (the ratio needs both)")
-    ap.add_argument("--smoke", action="store_true", help="1 layer per stack, 4 new tokens, 1 run: checks the script runs")
+    ap.add_argument("--smoke", action="store_true",
+                    help="1 layer per stack, 4 new tokens, 1 run: checks the script runs")
     args = ap.parse_args()
     import torch
 

@@ -72,7 +72,7 @@ def reference_run(reference, image: np.ndarray, prompt: str, task: str, max_new_
 
 @pytest.fixture
 def catalogue_model(tiny_folder, isolated_models, monkeypatch):
-    """The tiny folder as the catalogue's florence-2-base; only the weights' size pin is lifted (they are not 463 MB)."""
+    """The tiny folder as the catalogue's florence-2-base; only the weights' size pin is lifted (not 463 MB here)."""
     spec = get_spec(NAME)
     files = tuple(dataclasses.replace(f, size=None) for f in spec.files)
     monkeypatch.setitem(MODELS, NAME, dataclasses.replace(spec, files=files))
@@ -140,6 +140,8 @@ def test_box_threshold_top_k_and_nothing_found(tiny_folder, photos):
     np.testing.assert_array_equal(kept.scores, every.scores[: len(kept)])
     with pytest.raises(NothingFound, match=r"no 'cup' above box_threshold 1; best score 0\.\d\d"):
         Florence2Detector.from_folder(tiny_folder, device="cpu", box_threshold=1.0).detect(photos[0], "cup")
+    with pytest.raises(InvalidInputError, match=r"too long for Florence-2: .* at most 512; use fewer"):
+        Florence2Detector.from_folder(tiny_folder, device="cpu").detect(photos[0], " . ".join(["red car"] * 80))
 
 
 # --- the catalogue entry through the real loading path ---------------------------------------------------

@@ -88,8 +88,9 @@ class Florence2Captioner(RegionCaptioner):
 
         task = self.task if prompt is None else prompt
         if task not in CAPTION_TASKS:
-            raise InvalidInputError(f"Florence-2 answers no questions; its prompt is one of {', '.join(CAPTION_TASKS)}; "
-                                    f"got {prompt!r}; questions need BLIP-2 (editanything models download blip2-opt-2.7b)")
+            raise InvalidInputError(f"Florence-2 answers no questions; its prompt is one of "
+                                    f"{', '.join(CAPTION_TASKS)}; got {prompt!r}; questions need BLIP-2 "
+                                    f"(editanything models download blip2-opt-2.7b)")
         pil = [Image.fromarray(im) for im in images]
         inputs = self.processor(text=[task] * len(pil), images=pil, return_tensors="pt").to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..caption.florence2 import check_beams, load_florence2
-from ..errors import EditAnythingError, NothingFound, require
+from ..errors import EditAnythingError, InvalidInputError, NothingFound, require
 from ..models.transformers_folder import model_folder
 from ..types import Detections, check_rgb
 from .grounding_dino import check_thresholds, normalize_caption
@@ -81,7 +81,12 @@ class Florence2Detector:
         image = check_rgb(image)
         phrases = normalize_caption(text)[:-2].split(" . ")
         pil = Image.fromarray(image)
-        inputs = self.processor(text=TASK + ", ".join(phrases), images=pil, return_tensors="pt").to(self.device)
+        inputs = self.processor(text=TASK + ", ".join(phrases), images=pil, return_tensors="pt")
+        limit, length = self.model.config.text_config.max_position_embeddings, inputs["input_ids"].shape[1]
+        if length > limit:
+            raise InvalidInputError(f"text is too long for Florence-2: with the image it makes {length} tokens, the "
+                                    f"model reads at most {limit}; use fewer or shorter phrases")
+        inputs = inputs.to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
