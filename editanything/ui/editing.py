@@ -124,7 +124,7 @@ class EditHandlers:
         mask = session.mask(chosen, invert)
         if mask is None or not mask.any():
             raise NothingFound("select something first: click on the object, draw a box or type a phrase")
-        matte = compute_matte(session.image, mask)
+        matte = compute_matte(session.image, mask, self.locks.editor.matter)  # the editor's, built once
         path = write_image(self.workspace.folder(session) / f"{Path(session.title or 'photo').stem}-cutout.png",
                            matte.cutout(session.image))
         return str(path), (f"Cut-out of the selection with soft edges (a {matte.band:g} px band solved by "
