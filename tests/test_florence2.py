@@ -243,3 +243,11 @@ def test_box_scores_are_the_mean_probability_of_their_location_tokens(tiny_folde
     for box, score in zip(found.xyxy.tolist(), found.scores.tolist()):
         candidates = windows[tuple(int(v) for v in box)]
         assert min(abs(score - c) for c in candidates) < 1e-4 * max(candidates), (box, score, candidates)
+
+
+def test_no_captioner_on_disk_is_answered_without_importing_torch(isolated_models):
+    code = ("import sys; from editanything.caption import captioner_on_disk; "
+            "print(captioner_on_disk(), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "EDITANYTHING_DEVICE"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and result.stdout.split() == ["None", "False"], result.stderr

@@ -66,6 +66,8 @@ def get_captioner(name: str = "auto", **kwargs: Any) -> Captioner:
 
 def captioner_on_disk(device: str | None = None) -> str | None:
     """The captioner "auto" would build (its files are on disk), or None: no captioner can write a prompt."""
+    if not any(CAPTIONERS.usable(m) for m in CAPTIONER_MODELS):
+        return None  # without asking torch for the device: a weight-free job never imports it
     return CAPTIONERS.pick(device)
 
 
