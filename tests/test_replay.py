@@ -369,6 +369,9 @@ TAMPERED = {
     "size of three": _set("inputs", "size", [1, 2, 3]),
     "threads absurd": _set("models", "generator", "threads", 10**9),
     "per-instance without step masks": _set("parameters", "prompt_for", {"cup": "a mug"}),
+    "unknown matting backend": _set("parameters", "matte", {"backend": "nope", "band": 5, "box": [0, 0, 9, 9]}),
+    "a detector as matting backend": _set("parameters", "matte", {"backend": "grounding-dino-tiny", "band": 5,
+                                                                  "box": [0, 0, 9, 9]}),
 }
 
 
