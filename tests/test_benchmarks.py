@@ -32,7 +32,7 @@ RATIO_LINES = {
     "prompt_expand.py": r"^default / baseline = [\d.]+x faster",
     "remove_quality.py": r"^best / Telea: \S+, [+-][\d.]+ dB",
     "sketch_throughput.py": r"^pencil / naive = [\d.]+x",
-    "sketch_throughput.py --hed-speed": r"^hed fastest / today = ",
+    "sketch_throughput.py --hed-speed": r"^hed style: new default / today = ",
     "ui_click.py": r"^first / later click .*: [\d.]+x",
 }
 NEEDS = {"api_overhead.py": "uvicorn", "batch_engines.py": "ray", "gpu_generate.py": "diffusers",

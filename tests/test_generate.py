@@ -370,10 +370,11 @@ def test_lines_controlnet_uses_hed_lines_inverted(folder, controlnet, monkeypatc
     drawing = np.full(image.shape[:2], 255, np.uint8)
     drawing[SIZE // 2, :] = 0  # a dark line on white, as hed_lines draws
     calls = []
-    monkeypatch.setattr(hed, "hed_lines", lambda img: calls.append(img.shape) or drawing)
+    monkeypatch.setattr(hed, "hed_lines", lambda img, runtime: calls.append((img.shape, runtime)) or drawing)
     gen = DiffusionGenerator(folder, controlnets=[("lines", controlnet)])
     auto = gen.inpaint(image, mask, PARAMS).images[0]
-    assert calls == [image.shape]
+    # PyTorch's HED, as before the runtime setting: an edit's recipe records none, and replays to the same bits
+    assert calls == [(image.shape, "torch")]
     given = gen.inpaint(image, mask, PARAMS, control={"lines": np.repeat((255 - drawing)[..., None], 3, 2)}).images[0]
     np.testing.assert_array_equal(auto, given)
 

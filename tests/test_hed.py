@@ -227,6 +227,31 @@ def test_port_matches_the_keras_network_real_weights(torch, h5py, safetensors_nu
     np.testing.assert_allclose(torch_hed(rgb, hed.convert_weights(REAL_H5)), np_hed(rgb, arrays), atol=1e-4)
 
 
+@pytest.mark.parametrize("size", [(37, 45), (64, 80)])
+def test_nnpack_forward_is_the_network_random_weights(random_keras, size):
+    """The NNPACK runtime's forward pass (NCHW, Winograd convolutions, its own pooling and 1x1 convolutions)
+    computes the network's map: odd sizes give every pooling level a ragged edge."""
+    import torch
+
+    if not hed.nnpack_available():
+        pytest.skip("this PyTorch has no NNPACK")
+    net = hed.load_network(hed.convert_weights(random_keras[0]))
+    rgb = photo_crop(*size)
+    x = torch.from_numpy(hed.preprocess(rgb))
+    with torch.inference_mode():
+        want, got = net(x)[0, 0].numpy(), hed._nnpack_forward(net, x)[0, 0].numpy()
+    assert got.shape == want.shape and got.std() > 0.01  # a map that varies, not a constant
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_the_2x2_pooling_is_max_pool_with_ceil_mode(torch):
+    F = torch.nn.functional
+    rng = torch.Generator().manual_seed(0)
+    for shape in [(1, 3, 7, 9), (1, 5, 8, 8), (1, 2, 1, 1), (1, 4, 6, 11), (1, 4, 11, 6)]:
+        x = torch.rand(shape, generator=rng)
+        assert torch.equal(hed._max_pool_2x2(x), F.max_pool2d(x, 2, 2, ceil_mode=True)), shape
+
+
 # --- loading through the models store -----------------------------------------------------------------
 
 @pytest.fixture
@@ -315,10 +340,10 @@ def edges_of(torch, h5py, safetensors_numpy):
     cache: dict[tuple, np.ndarray] = {}
     real = hed.edge_map
 
-    def edge_map(rgb: np.ndarray) -> np.ndarray:
-        key = (rgb.shape, hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest())
+    def edge_map(rgb: np.ndarray, precision: str = "fp32", runtime: str = "torch") -> np.ndarray:
+        key = (rgb.shape, hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest(), precision, runtime)
         if key not in cache:
-            cache[key] = real(rgb)
+            cache[key] = real(rgb, precision, runtime)
         return cache[key]
 
     return edge_map
@@ -367,6 +392,28 @@ def test_bf16_draws_the_lines_fp32_draws(edges_of, torch):
     assert f_measure(fp32, fp32, 2.0) == 1.0 and f_measure(np.zeros_like(fp32), fp32, 2.0) == 0.0
     with pytest.raises(InvalidInputError, match="HED precision 'fp16' is not one of fp32, bf16"):
         hed.edge_map(rgb, precision="fp16")
+
+
+@real_hed
+def test_nnpack_draws_the_lines_fp32_draws(edges_of, torch):
+    """The NNPACK runtime's centre lines against today's fp32 map (F-measure within 2 px, as the benchmark
+    computes it) on a real photo; a runtime it cannot be is one line."""
+    import sys
+
+    if not hed.nnpack_available():
+        pytest.skip("this PyTorch has no NNPACK")
+    sys.path.insert(0, str(DEMOS.parent / "benchmarks"))
+    from sketch_throughput import f_measure
+
+    rgb = cv2.resize(read_image(DEMOS / "chelsea.jpg"), (320, 240), interpolation=cv2.INTER_AREA)
+    fp32, fast = edges_of(rgb), hed.edge_map(rgb, runtime="nnpack")
+    np.testing.assert_allclose(fast, fp32, atol=1e-4)
+    lines = hed.edge_pixels(fp32)
+    assert lines.sum() > 500 and f_measure(hed.edge_pixels(fast), lines, 2.0) >= 0.99
+    with pytest.raises(InvalidInputError, match="HED runtime 'onnx' is not one of torch, nnpack"):
+        hed.edge_map(rgb, runtime="onnx")
+    with pytest.raises(InvalidInputError, match="runtime 'nnpack' runs fp32"):
+        hed.edge_map(rgb, precision="bf16", runtime="nnpack")
 
 
 def test_edge_pixels_are_the_lines_drawn():
@@ -426,6 +473,32 @@ def test_hed_style_parameters(cached_hed):
     assert np.abs(lines_only.astype(int) - default).mean() < 1  # pencil=0: the hed style alone
     strong, light = sketch(rgb, "hed-pencil", pencil=1.0), sketch(rgb, "hed-pencil", pencil=0.3)
     assert strong.mean() < light.mean() < lines_only.mean()
+
+
+@real_hed
+def test_a_hed_sketch_records_the_runtime_it_drew_with(tmp_path, torch):
+    """A new sketch runs the fastest runtime and its recipe names it; `runtime=torch` draws today's bytes;
+    a runtime that does not exist stops the batch before HED loads."""
+    from editanything.batch import sketch_file, sketch_folder
+    from editanything.recipe import read_recipe
+
+    photo = tmp_path / "coffee.png"
+    rgb = cv2.resize(read_image(DEMOS / "coffee.jpg"), (200, 150), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(photo), rgb[:, :, ::-1])
+    for style in ("hed", "hed-pencil"):
+        for asked, used in (({}, hed.fastest_runtime()), ({"runtime": "torch"}, "torch")):
+            out = tmp_path / f"{style}-{used}.png"
+            sketch_file(photo, out, style=style, params=asked, max_side=None)
+            assert read_recipe(out).parameters["sketch"] == {"runtime": used}
+            drawn = read_image(out, gray=True)
+            np.testing.assert_array_equal(drawn, sketch(rgb, style, runtime=used))
+    if hed.nnpack_available():
+        assert hed.fastest_runtime() == "nnpack"
+        fast, today = read_image(tmp_path / "hed-nnpack.png", gray=True), read_image(tmp_path / "hed-torch.png", gray=True)
+        assert np.abs(fast.astype(int) - today).max() <= 2  # the same lines, a grey level or two apart at most
+    with pytest.raises(InvalidInputError, match="runtime='onnx' is not one of auto, torch, nnpack"):
+        sketch_folder([photo], tmp_path / "never", style="hed", params={"runtime": "onnx"}, progress=False)
+    assert not (tmp_path / "never").exists()
 
 
 # --- a damaged or foreign file is an error, not a blank sketch -------------------------------------------

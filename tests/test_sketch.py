@@ -62,7 +62,9 @@ def test_styles_and_colour_needs():
     assert [needs_color(s) for s in STYLES] == [False, False, False, True, True]
     for style in STYLES:
         params = style_params(style)
-        assert params and all(isinstance(v, (int, float, bool)) for v in params.values())
+        # Numbers and switches, and the HED styles' runtime, which says how the network runs.
+        assert params and all(isinstance(v, (int, float, bool)) or (k, v) == ("runtime", "auto") for k, v in params.items())
+        assert ("runtime" in params) == style.startswith("hed")
         # Every parameter is documented in the style's help.
         assert all(name in style_help(style) for name in params)
 

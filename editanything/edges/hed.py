@@ -201,24 +201,93 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
 
 
 PRECISIONS = ("fp32", "bf16")
+RUNTIMES = ("torch", "nnpack")
+"""How the network runs: "torch" is PyTorch's own convolutions (oneDNN on a CPU), "nnpack" the same fp32
+network with NNPACK's Winograd convolutions (CPU only; `nnpack_available()`)."""
 
 
-def edge_map(rgb: np.ndarray, precision: str = "fp32") -> np.ndarray:
+def edge_map(rgb: np.ndarray, precision: str = "fp32", runtime: str = "torch") -> np.ndarray:
     """HED edge probability of an RGB uint8 image: float32 (H, W) in [0, 1], high on object boundaries.
 
     precision "bf16" runs the convolutions in bfloat16 (torch autocast; the weights stay fp32): about
     twice the arithmetic rate on CPUs with AVX512-BF16 or AMX (`bf16_native()`), emulated and slower
-    elsewhere. `benchmarks/sketch_throughput.py --hed-speed` measures it against fp32, lines included.
+    elsewhere. runtime "nnpack" computes the fp32 3x3 convolutions by Winograd's algorithm (NNPACK,
+    inside PyTorch's CPU builds): several times fewer multiplications, the same map within 1e-4, so
+    the same lines. `benchmarks/sketch_throughput.py --hed-speed` measures both against fp32, lines included.
     """
     if precision not in PRECISIONS:
         raise InvalidInputError(f"HED precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if runtime not in RUNTIMES:
+        raise InvalidInputError(f"HED runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     torch = require("torch", "hed")
     net, device, dtype = get_model()
+    if runtime == "nnpack":
+        if precision != "fp32" or not nnpack_available() or torch.device(device).type != "cpu":
+            raise InvalidInputError(f"HED runtime 'nnpack' runs fp32 on a CPU whose PyTorch has NNPACK; "
+                                    f"this is {precision} on {device} (NNPACK {'in' if nnpack_available() else 'not in'} "
+                                    f"this PyTorch): use runtime 'torch'")
+        with torch.inference_mode():
+            return _nnpack_forward(net, torch.from_numpy(preprocess(rgb)))[0, 0].numpy()
     x = torch.from_numpy(preprocess(rgb)).to(device=device, dtype=dtype, memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
                                                 enabled=precision == "bf16"):
         y = net(x)
     return y[0, 0].float().cpu().numpy()
+
+
+def nnpack_available() -> bool:
+    """Whether this PyTorch has NNPACK's convolutions on this CPU. The check also initialises NNPACK,
+    which its convolutions need first (they fail without it)."""
+    torch = require("torch", "hed")
+    return bool(torch._nnpack_available())
+
+
+def fastest_runtime() -> str:
+    """The runtime new HED sketches use: "nnpack" where it runs (its lines are fp32's), else "torch"."""
+    from ..models import pick_device
+
+    return "nnpack" if pick_device() == "cpu" and nnpack_available() else "torch"
+
+
+def _nnpack_forward(net, x):
+    """`net`'s forward pass (1, 3, H, W) → (1, 1, H, W) in NCHW, the 3x3 convolutions on NNPACK.
+
+    Every other op keeps NCHW too: the model's channels-last weights would make PyTorch copy each
+    full-size activation to channels-last and back (a seventh of the time, profiled)."""
+    torch = require("torch", "hed")
+    F = torch.nn.functional
+    size = x.shape[-2:]
+    side_maps = []
+    for i, (convs, side) in enumerate(zip(net.blocks, net.sides)):
+        if i:
+            x = _max_pool_2x2(x)
+        for conv in convs:
+            x = torch._nnpack_spatial_convolution(x, conv.weight.contiguous(), conv.bias, [1, 1]).relu_()
+        side_maps.append(F.interpolate(_conv_1x1(x, side), size=size, mode="bilinear", align_corners=False))
+    return torch.sigmoid(_conv_1x1(torch.cat(side_maps, dim=1), net.fuse))
+
+
+def _conv_1x1(x, conv):
+    """A 1x1 convolution to one channel as a matrix product: conv2d would follow the weights' channels-last
+    layout and copy the full-size activation to it first."""
+    c, h, w = x.shape[1:]
+    return (conv.weight.reshape(1, c) @ x.reshape(c, h * w) + conv.bias[:, None]).reshape(1, 1, h, w)
+
+
+def _max_pool_2x2(x):
+    """`max_pool2d(x, 2, 2, ceil_mode=True)` of a ReLU's output (>= 0), exactly, a few times faster on NCHW:
+    the maximum of row pairs (whole rows, vectorised), then of column pairs. Zero padding stands in for
+    ceil mode's cut-off windows since nothing is below zero."""
+    torch = require("torch", "hed")
+    F = torch.nn.functional
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = F.pad(x, (0, w % 2, 0, h % 2))
+        h, w = h + h % 2, w + w % 2
+    c = x.shape[1]
+    pairs = x.reshape(c, h // 2, 2 * w)
+    rows = torch.maximum(pairs[:, :, :w], pairs[:, :, w:])
+    return F.max_pool1d(rows.reshape(c * (h // 2), 1, w), 2).reshape(1, c, h // 2, w // 2)
 
 
 def bf16_native() -> bool:
@@ -279,28 +348,44 @@ def lines_from_edges(edges: np.ndarray, *, low: float = 0.2, high: float = 0.5, 
     return np.round(255 - 255 * np.clip(ink, 0, 1)).astype(np.uint8)
 
 
-def _edges_at(rgb: np.ndarray, size: int) -> np.ndarray:
+def check_runtime(runtime: str) -> None:
+    """A style's `runtime` setting: "auto" or one of `RUNTIMES`."""
+    if runtime != "auto" and runtime not in RUNTIMES:
+        raise InvalidInputError(f"sketch parameter runtime={runtime!r} is not one of auto, {', '.join(RUNTIMES)}")
+
+
+def resolve_runtime(runtime: str) -> str:
+    """"auto" → `fastest_runtime()`; a named runtime as it is (checked)."""
+    check_runtime(runtime)
+    return fastest_runtime() if runtime == "auto" else runtime
+
+
+def _edges_at(rgb: np.ndarray, size: int, runtime: str) -> np.ndarray:
     """The HED map of the image shrunk so its longer side is at most `size` (0: as it is)."""
     h, w = rgb.shape[:2]
     f = size / max(h, w) if size else 1.0
     if f < 1:
         rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return edge_map(rgb)
+    return edge_map(rgb, runtime=runtime)
 
 
 def hed_lines(rgb: np.ndarray, *, low: float = 0.2, high: float = 0.5, width: float = 1.5,
-              size: int = 1024) -> np.ndarray:
+              size: int = 1024, runtime: str = "auto") -> np.ndarray:
     """Clean line art from HED: object contours as pen lines on white.
 
     low/high: edge probabilities for the hysteresis (lower = more lines). width: pen width in px
     at the resolution HED runs at. size: HED runs on the image shrunk to this longer side (0 = full
-    size; memory grows with it), and the drawing is scaled back to the image's size.
+    size; memory grows with it), and the drawing is scaled back to the image's size. runtime: how
+    the network runs: "torch" (PyTorch's convolutions, the drawings before this setting existed),
+    "nnpack" (the same fp32 network with Winograd convolutions, about twice as fast on a CPU; its
+    lines match torch's, a grey level apart in a few pixels), "auto" (nnpack where it runs, else torch).
     """
     if size < 0:
         raise InvalidInputError(f"sketch parameter size={size} must be >= 0 (0 = full resolution)")
     _check_lines(low, high, width)
+    runtime = resolve_runtime(runtime)
     h, w = rgb.shape[:2]
-    lines = lines_from_edges(_edges_at(rgb, size), low=low, high=high, width=width)
+    lines = lines_from_edges(_edges_at(rgb, size, runtime), low=low, high=high, width=width)
     if lines.shape != (h, w):
         lines = cv2.resize(lines, (w, h), interpolation=cv2.INTER_LINEAR)
     return lines

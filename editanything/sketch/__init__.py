@@ -139,6 +139,15 @@ def check_values(style: str, params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def resolve_params(style: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` checked, with what a drawing depends on made concrete, for its recipe: the HED styles'
+    runtime ("auto" becomes the one that runs here). A generative style's are `generative.resolve_params`'."""
+    kwargs = check_params(style, params)
+    if style in ("hed", "hed-pencil"):
+        kwargs["runtime"] = hed.resolve_runtime(kwargs.get("runtime", "auto"))
+    return kwargs
+
+
 def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
     """Draw `image` (RGB uint8 (H, W, 3) or grey (H, W)) in `style`: grey uint8 (H, W) on white.
 
@@ -180,6 +189,6 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "check_values", "is_generative", "needs_color", "sketch", "sketch_generated", "style_help",
-           "style_params"]
+__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "check_values", "is_generative", "needs_color",
+           "resolve_params", "sketch", "sketch_generated", "style_help", "style_params"]
 
