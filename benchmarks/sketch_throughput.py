@@ -10,13 +10,18 @@ naive baseline and ≥ 85 % of the bound.
 
 `--hed-speed` compares ways of running HED's network on `--hed-n` photos (default 4) of 1024x768, in
 this process, each path over the same photos in turn, round robin: today's PyTorch fp32 (the
-baseline), PyTorch bfloat16 (`edges.hed.edge_map(precision="bf16")`), and ONNX Runtime: the graph
-exported from the loaded weights in fp32, and quantized to int8 (static, calibrated on 4 other photos). Printed per path: images/s of the edge map and the
-F-measure of its drawn centre lines (`edges.hed.edge_pixels`) against the baseline's, matched
-within 2 px and within BSDS's 0.0075 of the diagonal; the worst photo and the mean. Targets: a path
->= 4x the baseline's images/s with F >= 0.95 (within 2 px) on every photo.
+baseline), PyTorch bfloat16 (`edges.hed.edge_map(precision="bf16")`), the same fp32 network on NNPACK's
+Winograd convolutions (`runtime="nnpack"`), and ONNX Runtime: the graph exported from the loaded
+weights in fp32, and quantized to int8 (static, calibrated on 4 other photos). Printed per path:
+images/s of the edge map and the F-measure of its drawn centre lines (`edges.hed.edge_pixels`) against
+the baseline's, matched within 2 px and within BSDS's 0.0075 of the diagonal, the worst photo and the
+mean, over the timed photos and the demo photos (each at most 1024 px, untimed). Then the `hed` style
+itself, end to end (decode, HED, lines, PNG) on `--hed-style-n` photos (default 16, made as above) through
+`sketch_folder` with `--workers` processes (each loads HED once, inside the clock): today's
+runtime (`--param runtime=torch`) against the new default (`auto`), images/s of each. Targets: the hed
+style >= 4x today's images/s, its lines F >= 0.95 (within 2 px) on every photo.
 
-    python benchmarks/sketch_throughput.py --hed-speed [--hed-n 4]
+    python benchmarks/sketch_throughput.py --hed-speed [--hed-n 4] [--hed-style-n 16] [--workers 2]
 
 `--smoke` runs 4 photos of 256x192 (1 for HED) on 2 workers: it checks the script, it measures nothing.
 """
@@ -132,22 +137,39 @@ def onnx_paths(folder: Path, calibration: list[np.ndarray]) -> dict:
     return paths
 
 
-def hed_speed(n: int, smoke: bool) -> int:
-    """HED's network paths side by side: images/s and the F-measure of their lines against fp32's."""
+def demo_photos(limit: int) -> list[np.ndarray]:
+    """The demo photos as the hed style sees them by default: the longer side at most `limit`."""
+    photos = []
+    for path in sorted((ROOT / "demos").glob("*.jpg")):
+        rgb = read_image(path)
+        f = limit / max(rgb.shape[:2])
+        if f < 1:
+            rgb = cv2.resize(rgb, (round(rgb.shape[1] * f), round(rgb.shape[0] * f)), interpolation=cv2.INTER_AREA)
+        photos.append(rgb)
+    return photos
+
+
+def hed_speed(n: int, style_n: int, workers: int, smoke: bool) -> int:
+    """HED's network paths side by side (images/s and the F-measure of their lines against fp32's), then
+    the hed style end to end with today's runtime and the new default."""
     import torch
 
     from editanything.edges import hed
 
     if find_model("hed") is None:
-        print(f"hed fastest / today = not measured: HED weights missing (editanything models download hed)"
+        print(f"hed style: new default / today = not measured: HED weights missing (editanything models download hed)"
               f"{' [smoke]' if smoke else ''}")
         return 0 if smoke else 1
     size = (256, 192) if smoke else (1024, 768)
     work = Path(tempfile.mkdtemp(prefix="hed-speed-"))
     try:
-        made = [read_image(p) for p in make_photos(work, n + 4, size)]
+        files = make_photos(work, n + 4, size)
+        made = [read_image(p) for p in files]
         photos, calibration = made[:n], made[n:]
+        demos = demo_photos(256 if smoke else 1024)
         paths = {"torch fp32 (today)": hed.edge_map, "torch bf16": partial(hed.edge_map, precision="bf16")}
+        if hed.nnpack_available():
+            paths["torch nnpack"] = partial(hed.edge_map, runtime="nnpack")
         try:
             paths.update(onnx_paths(work, calibration))
         except ImportError as exc:
@@ -156,35 +178,64 @@ def hed_speed(n: int, smoke: bool) -> int:
             run(photos[0])
         seconds = {name: 0.0 for name in paths}
         maps: dict[str, list[np.ndarray]] = {name: [] for name in paths}
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) at the start"
+              f"{' [smoke]' if smoke else ''}")
         for photo in photos:
             for name, run in paths.items():  # round robin: a change in the machine's load hits every path
                 start = time.perf_counter()
                 maps[name].append(run(photo))
                 seconds[name] += time.perf_counter() - start
+        for photo in demos:  # quality only, off the clock
+            for name, run in paths.items():
+                maps[name].append(run(photo))
         reference = [hed.edge_pixels(m) for m in maps["torch fp32 (today)"]]
-        diagonal = float(np.hypot(*size))
-        print(f"HED network on {n} photos {size[0]}x{size[1]}, {torch.get_num_threads()} torch threads; bf16 in "
-              f"hardware: {hed.bf16_native()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        diagonals = [float(np.hypot(*p.shape[:2])) for p in photos + demos]
+        print(f"HED network on {n} photos {size[0]}x{size[1]} (F also on the {len(demos)} demo photos), "
+              f"{torch.get_num_threads()} torch threads; bf16 in hardware: {hed.bf16_native()}; "
+              f"NNPACK: {hed.nnpack_available()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
               f"{' [smoke]' if smoke else ''}")
         print(f"\n{'path':22} {'img/s':>7} {'speed-up':>9} {'F 2px min':>10} {'mean':>6} {'F BSDS min':>11}")
         base = n / seconds["torch fp32 (today)"]
-        best = None
+        best, worst_f = None, {}
         for name in paths:
             rate = n / seconds[name]
             lines = [hed.edge_pixels(m) for m in maps[name]]
             strict = [f_measure(p, r, 2.0) for p, r in zip(lines, reference)]
-            bsds = [f_measure(p, r, 0.0075 * diagonal) for p, r in zip(lines, reference)]
+            bsds = [f_measure(p, r, 0.0075 * d) for p, r, d in zip(lines, reference, diagonals)]
+            worst_f[name] = min(strict)
             print(f"{name:22} {rate:7.2f} {rate / base:8.2f}x {min(strict):10.3f} {np.mean(strict):6.3f} {min(bsds):11.3f}")
             if name != "torch fp32 (today)" and min(strict) >= 0.95 and (best is None or rate > best[1]):
                 best = (name, rate)
         if best is None:
             print("\nhed fastest / today = none holds F >= 0.95")
         else:
-            print(f"\nhed fastest / today = {best[1] / base:.2f}x with {best[0]} (target >= 4x "
-                  f"{'met' if best[1] / base >= 4 else 'MISSED'}; its lines F >= 0.95 within 2 px on every photo)")
+            print(f"\nhed fastest / today = {best[1] / base:.2f}x with {best[0]} (network alone, in this process; "
+                  f"its lines F >= 0.95 within 2 px on every photo)")
+        (work / "style").mkdir()
+        style_speed(make_photos(work / "style", style_n, size), work, workers, hed.fastest_runtime(), worst_f, smoke)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def style_speed(files: list[Path], work: Path, workers: int, fastest: str, worst_f: dict[str, float],
+                smoke: bool) -> None:
+    """The hed style end to end through `sketch_folder`: today's runtime, then the new default ("auto")."""
+    rates = {}
+    for name, params in (("torch", {"runtime": "torch"}), (fastest, {})):
+        if name in rates:
+            continue
+        t = timed(partial(sketch_folder, files, work / f"style-{name}", style="hed", params=params, workers=workers,
+                          progress=False))
+        rates[name] = len(files) / t
+    print(f"\nhed style, {len(files)} photos, {workers} workers; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end{' [smoke]' if smoke else ''}")
+    for name, rate in rates.items():
+        print(f"  runtime {name:8} {rate:7.3f} img/s{'  (today)' if name == 'torch' else '  (new default)'}")
+    f = worst_f.get("torch nnpack" if fastest == "nnpack" else "torch fp32 (today)", 1.0)
+    ratio = rates[fastest] / rates["torch"]
+    print(f"\nhed style: new default / today = {ratio:.2f}x with runtime {fastest}, lines F min {f:.3f} "
+          f"(targets >= 4x: {'met' if ratio >= 4 else 'MISSED'}; F >= 0.95: {'met' if f >= 0.95 else 'MISSED'})")
 
 
 def main() -> int:
@@ -192,6 +243,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=200, help="photos for the fast styles")
     ap.add_argument("--hed-n", type=int, default=None,
                     help="photos for the HED styles (about 2 s each per core; default 16, 4 with --hed-speed)")
+    ap.add_argument("--hed-style-n", type=int, default=16,
+                    help="--hed-speed: photos for the hed style end to end (each worker loads HED once)")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--hed-speed", action="store_true", help="HED's network: fp32 (today) vs faster paths, with F-measure")
     ap.add_argument("--smoke", action="store_true", help="a few photos: checks the script, measures nothing")
@@ -199,9 +252,9 @@ def main() -> int:
     if args.hed_n is None:
         args.hed_n = 4 if args.hed_speed else 16
     if args.smoke:
-        args.n, args.hed_n, args.workers = 4, 1, 2
+        args.n, args.hed_n, args.hed_style_n, args.workers = 4, 1, 2, 2
     if args.hed_speed:
-        return hed_speed(args.hed_n, args.smoke)
+        return hed_speed(args.hed_n, args.hed_style_n, args.workers, args.smoke)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     cv2.setNumThreads(1)  # the pools use one process per core; the parent must not compete
     work = Path(tempfile.mkdtemp(prefix="sketch-bench-"))
