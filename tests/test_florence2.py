@@ -251,3 +251,17 @@ def test_no_captioner_on_disk_is_answered_without_importing_torch(isolated_model
     env = {k: v for k, v in os.environ.items() if k != "EDITANYTHING_DEVICE"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0 and result.stdout.split() == ["None", "False"], result.stderr
+
+
+def test_a_background_edit_without_a_prompt_is_written_by_florence(deep, captioner, photos):
+    from editanything import Prompt
+    from editanything.generate import GenerationParams
+    from editanything.pipeline import Editor, EditRequest
+
+    coffee = photos[0]
+    editor = Editor(segmenter="grabcut", captioner=captioner)
+    box = Prompt(boxes=[(180, 20, 410, 270)])
+    params = GenerationParams(steps=2, seed=3, resolution=64)
+    result = editor.edit(coffee, EditRequest(mode="background", selection=box, params=params))
+    written = result.recipe.parameters["generation"]["prompt"]
+    assert written and written == captioner.caption(coffee, mask=~result.mask)
