@@ -172,3 +172,15 @@ def test_the_catalogue_entry_is_pinned_and_auto_takes_it_only_when_present(isola
     pin_to_files(monkeypatch, isolated_models, "vitmatte-small")
     chosen = get_matter()
     assert chosen.name == "vitmatte-small" and chosen.describe().startswith("ViTMatte vitmatte-small")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_missing_vitmatte_stops_the_edit_once_naming_the_download(isolated_models, tmp_path, capsys, workers):
+    image, alpha, _ = composite((48, 48), seed=1)
+    write_image(tmp_path / "p.png", image)
+    write_image(tmp_path / "m.png", segmenter_mask(alpha).astype(np.uint8) * 255)
+    status = main(["edit", str(tmp_path / "p.png"), "--mask", str(tmp_path / "m.png"), "--recolor", "red", "--matte",
+                   "--matte-backend", "vitmatte-small", "--workers", workers, "-q", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and "editanything models download vitmatte-small" in err
+    assert not any((tmp_path / "out").glob("*.png"))

@@ -300,8 +300,11 @@ def run_edit(args: argparse.Namespace) -> int:
             probe.detector
         else:
             _check_detector_files(args.detector)
-    if request.matte and in_process:  # a missing ViTMatte stops here, once, with the download command
-        print(f"matte: {probe.matter.describe()}", file=sys.stderr)
+    if request.matte:  # a missing ViTMatte stops here, once, with the download command
+        if in_process:
+            print(f"matte: {probe.matter.describe()}", file=sys.stderr)
+        else:
+            _check_model_files(editor.get("matter", "auto"))
     if in_process and hasattr(generator, "load") and not args.low_memory:
         generator.load()
     loading = time.perf_counter() - loading_start if in_process else None
@@ -331,6 +334,14 @@ def params_with_defaults(params: GenerationParams, generator: Any) -> tuple[Gene
     defaults = model_defaults(generator)
     taken = describe_defaults({n: defaults[n] for n in unset}) if hasattr(generator, "default_params") else ""
     return params.with_defaults(defaults), taken
+
+
+def _check_model_files(name: str) -> None:
+    """A catalogue model named for the workers is on disk (else ModelNotFound naming the download)."""
+    from ..models import MODELS, resolve
+
+    if name in MODELS:
+        resolve(name)
 
 
 def _check_detector_files(name: str) -> None:
