@@ -6,6 +6,13 @@ checks of every field, PNG encoding of the answer with its recipe, and HTTP on 1
 Generator: a tiny random-weight SD 1.5 inpainting pipeline (the same code path as real weights),
 2 steps on a 512² photo, generating at 64 px by default: the tiny UNet's time grows fast with its
 resolution on a CPU, and the smaller the generation, the larger the share of the overhead measured.
+Both sides run the edit at one CPU thread (EDITANYTHING_THREADS=1; checked from the recipes): the
+server's thread policy splits the cores between selection and generation, so left to itself it
+would give its edit half of what a plain Python call takes, and measure the policy, not the API
+(with the policy, the server also samples the load for ~8 ms before each job; a count set by
+EDITANYTHING_THREADS skips that). The HTTP side pays what a client pays: JSON-encoding the request,
+decoding the answer's JSON, base64 and PNG to pixels. The body's base64 PNGs are made once, as a
+client sending files it has would; the Python side starts from the decoded photo.
 Target: API / Python ≤ 1.15x.
 
     python benchmarks/api_overhead.py [--repeats 5] [--resolution 64] [--smoke]
@@ -27,6 +34,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["EDITANYTHING_THREADS"] = "1"  # before editanything loads: the same count on both sides
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -60,6 +68,22 @@ def _serve(app):
     return server, thread, server.servers[0].sockets[0].getsockname()[1]
 
 
+def _threads_of_api(client, body) -> int | None:
+    """The threads the server's edit ran with, from the recipe in its PNG."""
+    import json
+
+    from PIL import Image
+
+    from editanything.recipe import RECIPE_KEY
+
+    png = Image.open(io.BytesIO(base64.b64decode(client.post("/sdapi/v1/img2img", json=body).json()["images"][0])))
+    return json.loads(png.text[RECIPE_KEY])["models"]["generator"].get("threads")
+
+
+def _threads_of_python(editor, image, request) -> int | None:
+    return editor.edit(image, request, name="init_image.png").recipe.models["generator"].get("threads")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -71,6 +95,9 @@ def main() -> int:
 
     import httpx
     import tiny_sd
+    import torch
+
+    torch.set_num_threads(1)  # the Python side's count (the server's handler threads take it from the policy)
 
     from editanything.pipeline import Editor, EditRequest
     from editanything.server import create_app
@@ -106,6 +133,11 @@ def main() -> int:
 
                 if not np.array_equal(through_api(), through_python()):  # also the warm-up (model load)
                     print("the API's image differs from the Python API's: the comparison would be unfair")
+                    return 1
+                threads = {_threads_of_api(client, body), _threads_of_python(editor, image, request)}
+                if threads != {1}:
+                    print(f"the two sides ran at {sorted(threads)} threads, not both at 1: the comparison would "
+                          "be unfair")
                     return 1
                 times: dict[str, list[float]] = {"Python API": [], "HTTP API": []}
                 for _ in range(repeats):  # interleaved, so that load changes hit both alike

@@ -1,3 +1,4 @@
+import io
 import os
 
 import numpy as np
@@ -234,3 +235,93 @@ def test_a_huge_file_behind_a_small_header_is_refused_before_its_bytes_are_read(
             "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
     assert "far more than a 64x64 image needs" in out and int(out.split()[-1]) < 400 * 1024, out  # KiB, not 1 GiB
+
+
+def _png_chunk_bytes(data: bytes) -> list[bytes]:
+    """Each chunk of a PNG, length to CRC."""
+    import struct
+
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        chunks.append(data[pos:pos + 12 + length])
+        pos += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize("shape", [(37, 23), (37, 23, 3), (37, 23, 4), (1, 1, 3)])
+@pytest.mark.parametrize("flat", [False, True])
+def test_fast_png_stored_or_deflated_round_trips_every_layout_with_its_text_in_pillow_and_opencv(shape, flat):
+    import cv2
+
+    from editanything.imageio import encode_image
+
+    rng = np.random.default_rng(1)
+    image = np.full(shape, 200, np.uint8) if flat else rng.integers(0, 256, shape, dtype=np.uint8)
+    data = encode_image(image, "png", text={"parameters": "a cat\nSteps: 2", "note": "café ✓"})
+    png = Image.open(io.BytesIO(data))
+    assert np.array_equal(np.asarray(png), image)
+    assert png.text == {"parameters": "a cat\nSteps: 2", "note": "café ✓"}
+    other = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image.ndim == 3:
+        other = cv2.cvtColor(other, cv2.COLOR_BGRA2RGBA if shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    assert np.array_equal(other, image)
+
+
+def test_fast_png_stores_a_photo_in_one_idat_chunk_and_still_deflates_a_mask(tmp_path):
+    from editanything.imageio import encode_image
+
+    photo = bad.photo()
+    raw = photo.nbytes + photo.shape[0]  # a filter byte per row
+    data = encode_image(photo, "png")
+    assert [chunk[4:8] for chunk in _png_chunk_bytes(data)] == [b"IHDR", b"IDAT", b"IEND"]
+    assert raw < len(data) < raw * 1.01  # stored: deflate saves a photo's runs too little to pay for itself
+    assert np.array_equal(read_image(write_image(tmp_path / "x.png", photo)), photo)
+    mask = np.zeros((384, 512), np.uint8)
+    mask[100:300, 50:400] = 255
+    assert len(encode_image(mask, "png")) < mask.nbytes / 50
+    assert len(encode_image(np.dstack([photo, photo[..., :1]]), "png")) > photo.nbytes  # RGBA photo: stored
+
+
+def test_a_grey_png_reads_as_grey_without_the_trip_through_rgb(tmp_path):
+    from editanything.imageio import decode_image, decode_mask
+
+    grey = np.arange(256, dtype=np.uint8).repeat(3).reshape(16, 48)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    data = (tmp_path / "g.png").read_bytes()
+    assert np.array_equal(decode_image(data, "g.png", gray=True), grey)
+    assert np.array_equal(read_image(tmp_path / "g.png", gray=True), grey)
+    assert np.array_equal(decode_mask(data, "g.png"), grey > 127)
+    # a grey PNG with a transparent level still composites over white
+    Image.fromarray(grey).save(tmp_path / "t.png", transparency=0)
+    assert decode_image((tmp_path / "t.png").read_bytes(), "t.png", gray=True)[0, 0] == 255
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_plain_pngs_decode_to_pillows_pixels_upright(tmp_path, gray):
+    """decode_image hands 8-bit grey and RGB PNGs to OpenCV: the pixels must be Pillow's, EXIF applied."""
+    from editanything.imageio import _read_with_pillow, decode_image
+
+    photo = bad.photo()
+    cases = {"rgb": (photo, {}), "grey": (photo[..., 1], {}), "rotated": (photo, {"exif": _orientation(6)})}
+    for name, (pixels, options) in cases.items():
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png", **options)
+    # the orientation after the pixels, where Pillow finds it only once it has decoded them
+    chunks = _png_chunk_bytes((tmp_path / "rotated.png").read_bytes())
+    exif = [c for c in chunks if c[4:8] == b"eXIf"]
+    rest = [c for c in chunks if c[4:8] != b"eXIf"]
+    (tmp_path / "rotated-late.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(rest[:-1] + exif + rest[-1:]))
+    for name in (*cases, "rotated-late"):
+        data = (tmp_path / f"{name}.png").read_bytes()
+        expected = _read_with_pillow(name, Image.open(io.BytesIO(data)), gray)
+        assert np.array_equal(decode_image(data, name, gray=gray), expected), name
+    for name in ("rotated", "rotated-late"):
+        assert decode_image((tmp_path / f"{name}.png").read_bytes(), name).shape[:2] == photo.shape[1::-1]
+    with pytest.raises(ImageError, match="truncated"):
+        decode_image((tmp_path / "rgb.png").read_bytes()[:20000], "cut.png")
+
+
+def _orientation(value: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif.tobytes()

@@ -605,3 +605,44 @@ def test_serve_honours_the_dino_thresholds_clients_send(deep, monkeypatch, coffe
         r = httpx.post(f"http://127.0.0.1:{port}/sam/dino-predict",
                        json={"input_image": b64png(coffee), "text_prompt": "cup", "box_threshold": 0.01})
         assert r.status_code == 422 and "below this server's detector threshold 0.05" in r.json()["detail"]
+
+
+def test_an_img2img_answer_is_the_webuis_json_with_pngs_that_carry_the_recipe(deep, coffee):
+    mask = np.zeros(coffee.shape[:2], np.uint8)
+    mask[120:260, 300:430] = 255
+    body = {"init_images": [b64png(coffee)], "mask": "data:image/png;base64," + b64png(mask), "prompt": "x",
+            "inpainting_fill": 1, "seed": 3, "steps": 2, "width": 64, "height": 64}
+    with live(Editor()) as port:
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json=body, timeout=300)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        answer = json.loads(r.content)
+        assert list(answer) == ["images", "parameters", "info"]
+        assert answer["parameters"]["init_images"] is None and answer["parameters"]["seed"] == 3
+        png = Image.open(io.BytesIO(base64.b64decode(answer["images"][0], validate=True)))
+        assert np.array_equal(pixels(png)[mask == 0], coffee[mask == 0])
+        assert json.loads(png.text[RECIPE_KEY])["operation"] == "edit:replace"
+        assert png.text["parameters"] == json.loads(answer["info"])["infotexts"][0]
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json={**body, "send_images": False}, timeout=300)
+        assert r.json()["images"] == [] and json.loads(r.json()["info"])["all_seeds"] == [3]
+
+
+@pytest.mark.parametrize("value", ["iVBORw0K\nGgo=", "iVBORw0KGgo", "iVBO Rw0KGgo=", "iVBORw0KGgo==",
+                                   "AAAAdata:image/png;base64,iVBORw0KGgo=", "/etc/passwd", "é"])
+def test_image_data_is_strict_base64_or_a_data_uri_at_the_start(value):
+    from editanything.errors import InvalidInputError
+    from editanything.server.images import image_bytes
+
+    with pytest.raises(InvalidInputError, match="not base64 image data"):
+        image_bytes(value, "input_image")
+    assert image_bytes(" data:image/png;base64,iVBORw0KGgo= ", "x") == b"\x89PNG\r\n\x1a\n"
+    assert image_bytes("DATA:image/webp;base64,iVBORw0KGgo=", "x") == b"\x89PNG\r\n\x1a\n"
+
+
+def test_json_with_images_is_what_a_json_encoder_writes():
+    from editanything.server.images import json_with_images
+
+    rest = {"parameters": {"a": [1, 2.5, None], "é": "\"q\"\n"}, "info": json.dumps({"x": 1})}
+    images = [base64.b64encode(bytes(range(256)) * 3), b""]
+    assert json.loads(json_with_images(images, rest)) == {"images": [i.decode() for i in images], **rest}
+    assert json.loads(json_with_images([], {})) == {"images": []}
+    assert json.loads(json_with_images([b"QQ=="], {"n": float("inf")})) == {"images": ["QQ=="], "n": None}

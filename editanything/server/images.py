@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Any
 
-import cv2
 import numpy as np
+import pydantic_core
 
 from ..errors import InvalidInputError
 from ..imageio import decode_image, decode_mask, encode_image
@@ -19,7 +20,10 @@ def image_bytes(value: object, field: str) -> bytes:
     """The bytes of a base64 image or data URI. Anything else (a file path, a URL) is refused, not read."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{field}: send the image as base64 or a data:image/…;base64 URI")
-    text = _DATA_URI.sub("", value.strip(), count=1)
+    text = value.strip()
+    prefix = _DATA_URI.match(text)  # anchored: a search would scan the whole upload for a prefix
+    if prefix:
+        text = text[prefix.end():]
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -40,14 +44,24 @@ def read_b64_mask(value: object, field: str, max_pixels: int) -> np.ndarray:
 
 
 def png_b64(image: np.ndarray, text: dict[str, str] | None = None) -> str:
-    return base64.b64encode(encode_image(image, "png", text=text)).decode("ascii")
+    return png_b64_bytes(image, text).decode("ascii")
+
+
+def png_b64_bytes(image: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    return base64.b64encode(encode_image(image, "png", text=text))
+
+
+def json_with_images(images: list[bytes], rest: dict[str, Any]) -> bytes:
+    """`{"images": [...], **rest}` as JSON bytes, the images (base64, ASCII bytes) put in as they are.
+
+    Base64's alphabet needs no escaping in JSON, so nothing is lost by not passing megabytes of it
+    through a JSON encoder (which scans every character: ~2 ms per MB here). `rest` is encoded as
+    FastAPI encodes a route's answer (pydantic; NaN and infinities as null)."""
+    tail = pydantic_core.to_json(rest, inf_nan_mode="null")[1:] if rest else b"}"
+    return b'{"images":[' + b",".join(b'"' + image + b'"' for image in images) + b"]" + \
+        (b"," if rest else b"") + tail
 
 
 def rgba_png_b64(image: np.ndarray, alpha: np.ndarray) -> str:
     """An RGB image with `alpha` (bool: opaque where True) as a base64 PNG."""
-    bgra = cv2.cvtColor(image, cv2.COLOR_RGB2BGRA)
-    bgra[..., 3] = np.where(alpha, 255, 0).astype(np.uint8)
-    ok, buf = cv2.imencode(".png", bgra)
-    if not ok:
-        raise InvalidInputError("could not encode the masked image as PNG")
-    return base64.b64encode(buf.tobytes()).decode("ascii")
+    return png_b64(np.dstack([image, np.where(alpha, 255, 0).astype(np.uint8)]))

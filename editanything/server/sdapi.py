@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import InvalidInputError, ModelNotFound
@@ -17,7 +17,7 @@ from ..types import wrap_seed
 from ..imageio import decode_png_text
 from ..models import download_command, find_model, list_models
 from ..recipe import PARAMETERS_KEY, RECIPE_KEY
-from .images import image_bytes, png_b64, read_b64_image, read_b64_mask
+from .images import image_bytes, json_with_images, png_b64_bytes, read_b64_image, read_b64_mask
 from .pnginfo import parse_parameters
 from .webui import (SCHEDULERS, Img2ImgRequest, Txt2ImgRequest, check_fill, check_model_override, edit_mask,
                     generation_params, mask_blur, refuse_unsupported)
@@ -185,7 +185,7 @@ def _stem(path: str) -> str:
     return Path(path).stem
 
 
-def _answer(req: Img2ImgRequest | Txt2ImgRequest, result) -> dict:
+def _answer(req: Img2ImgRequest | Txt2ImgRequest, result) -> Response:
     """`{images, parameters, info}` as the WebUI answers, `info` a JSON string."""
     recipe = result.recipe
     gen = recipe.parameters["generation"]
@@ -209,6 +209,7 @@ def _answer(req: Img2ImgRequest | Txt2ImgRequest, result) -> dict:
     parameters = req.model_dump()
     if isinstance(req, Img2ImgRequest):
         parameters.update(init_images=None, mask=None)
-    images = [png_b64(img, {PARAMETERS_KEY: t[PARAMETERS_KEY], RECIPE_KEY: t[RECIPE_KEY]})
+    images = [png_b64_bytes(img, {PARAMETERS_KEY: t[PARAMETERS_KEY], RECIPE_KEY: t[RECIPE_KEY]})
               for img, t in zip(result.images, texts)] if req.send_images else []
-    return {"images": images, "parameters": parameters, "info": json.dumps(info)}
+    return Response(json_with_images(images, {"parameters": parameters, "info": json.dumps(info)}),
+                    media_type="application/json")
