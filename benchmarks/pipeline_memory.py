@@ -1,7 +1,8 @@
 """Peak RSS of one full text-driven edit with real-size models: Grounding DINO → SAM → SD 1.5 inpainting.
 
-Issue 4's target: a full CPU pipeline with real-size models (SAM vit_b, Grounding DINO Swin-T OGC
-with its BERT, SD 1.5 inpainting) stays under 12 GB of resident memory with lazy load and release.
+Issue 24's target: the full CPU edit with real-size models (SAM vit_b, Grounding DINO Swin-T OGC with
+its BERT, SD 1.5 inpainting) peaks under 6 GB of resident memory on the low-memory path (the default
+when memory is short) with output pixels identical to the default path's (issue 4's target was 12 GB).
 
 1. Builds real-size random-weight models (random weights cost the same memory and time as trained
    ones) and saves them in a folder of their own, in the official formats but under names of their
@@ -18,9 +19,13 @@ with its BERT, SD 1.5 inpainting) stays under 12 GB of resident memory with lazy
    thresholds at 0 (random weights then still find boxes), and reports the time of each stage and the
    peak RSS: `getrusage(RUSAGE_SELF).ru_maxrss` (the kernel's high-water mark) and, to say in which
    stage the peak happens, VmRSS read from /proc/self/status every 50 ms by a background thread.
-   Modes: `default` (models stay loaded), `low-memory` (`Editor(low_memory=True)`: detector and
-   segmenter released once the masks are computed, before Stable Diffusion loads).
-3. Prints a table: peak RSS per mode, its ratio to the 12 GB target, and per-stage times and peaks.
+   Modes: `default` (`Editor(low_memory=False)`: models stay loaded), `low-memory`
+   (`Editor(low_memory=True)`: detector and segmenter released, and their freed heap given back to
+   the system, once the masks are computed, before Stable Diffusion loads; its text encoder freed
+   once the prompt is encoded).
+3. Prints a table: peak RSS per mode, its ratio to the 6 GB target, and per-stage times and peaks,
+   and whether the output pixels of every mode are identical (sha256 of the edited image): a mode
+   that changes a pixel fails the run.
 
 Times on a shared machine are indicative; the memory figures are the point. GB here is 10^9 bytes.
 On a GPU (`--device cuda`) the backends pick fp16 and the table adds `torch.cuda.max_memory_allocated`.
@@ -36,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hashlib
 import io
 import inspect
 import json
@@ -55,7 +61,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-TARGET_GB = 12.0
+TARGET_GB = 6.0  # for the low-memory path
 GB = 1e9
 PHOTO = ROOT / "demos" / "coffee.jpg"
 MODES = {"default": False, "low-memory": True}
@@ -323,6 +329,8 @@ def worker(mode: str, smoke: bool = False) -> dict[str, Any]:
         register_tiny_sam()
     meter = StageMeter()
     meter.start()
+    import numpy as np
+
     from editanything import Prompt, read_image
     from editanything.detect import GroundingDinoDetector
     from editanything.generate import GenerationParams
@@ -358,6 +366,7 @@ def worker(mode: str, smoke: bool = False) -> dict[str, Any]:
         "rss_after": meter.rss_after, "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "boxes": len(result.detections), "mask_fraction": float(result.mask.mean()),
         "output_shape": list(result.images[0].shape),
+        "output_sha256": hashlib.sha256(np.ascontiguousarray(result.images[0]).tobytes()).hexdigest(),
     }
     if device.startswith("cuda"):
         import torch
@@ -386,18 +395,20 @@ def run_worker(mode: str, checkpoints: Path, device: str | None, timeout: float,
 
 def report(results: list[dict[str, Any]]) -> bool:
     print(f"\nfull text edit on {PHOTO.name} ({results[0]['device']}): 'cup' → 'a mug', 1 step at {results[0]['resolution']} px")
-    print(f"peak = ru_maxrss of the worker process; target < {TARGET_GB:g} GB (GB = 10^9 bytes)\n")
+    print(f"peak = ru_maxrss of the worker process; target < {TARGET_GB:g} GB on the low-memory path "
+          f"(GB = 10^9 bytes)\n")
     head = (f"{'mode':<11} {'peak GB':>7} {'/target':>7} {'anon GB':>7} {'peak stage':>13} {'detect s':>9} {'segment s':>9} "
             f"{'generate s':>10} {'loads s':>7} {'total s':>7}")
     print(head)
     print("-" * len(head))
     ok = True
     for r in results:
+        if r["mode"] == "low-memory":
+            ok &= r["ru_maxrss"] / GB < TARGET_GB
         s = r["seconds"]
         peak = r["ru_maxrss"] / GB
         stage = max(r["peak_sampled"], key=r["peak_sampled"].get)
         loads = s["detect:load"] + s["segment:load"] + s["generate:load"]
-        ok &= peak < TARGET_GB
         print(f"{r['mode']:<11} {peak:7.2f} {peak / TARGET_GB:6.2f}x {max(r['peak_anon'].values()) / GB:7.2f} {stage:>13} "
               f"{s['detect']:9.1f} {s['segment']:9.1f} "
               f"{s['generate']:10.1f} {loads:7.1f} {r['total_s']:7.1f}")
@@ -421,8 +432,13 @@ def report(results: list[dict[str, Any]]) -> bool:
             print(f"{r['mode']}: torch.cuda.max_memory_allocated {r['cuda_max_allocated'] / GB:.2f} GB")
     print(f"(boxes kept: {results[0]['boxes']}, mask covers {results[0]['mask_fraction']:.0%} of the photo, "
           f"output {tuple(results[0]['output_shape'])})")
-    print(f"\nall modes under {TARGET_GB:g} GB: {'ok' if ok else 'MISSED'}")
-    return ok
+    same = len({r["output_sha256"] for r in results}) == 1
+    print(f"\noutput pixels: {'identical in every mode' if same else 'DIFFER between modes'} "
+          f"(sha256 {', '.join(r['mode'] + ' ' + r['output_sha256'][:12] for r in results)})")
+    if any(r["mode"] == "low-memory" for r in results):
+        print(f"low-memory under {TARGET_GB:g} GB: {'ok' if ok else 'MISSED'}")
+    print(f"load average now {os.getloadavg()[0]:.1f}")
+    return ok and same
 
 
 def main() -> int:

@@ -11,7 +11,6 @@ Editor costs nothing until it is used, and `release()` frees the deep models aga
 from __future__ import annotations
 
 import dataclasses
-import gc
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from .generate.recolor import RecolorGenerator, parse_color
 from .generation import GenerateRequest, GenerateResult
 from .imageio import write_image
 from .matte import Matte, check_band, compute_matte, get_matter
+from .memory import low_memory_default, trim
 from .models import download_command
 from .recipe import array_sha256, backend_info, encode_mask, library_versions, png_text
 from .storage import is_uri, location
@@ -158,14 +158,16 @@ class Editor:
 
     `low_memory`: once an edit's masks are computed, release the detector and segmenter before the
     generator loads, so their weights and cached embeddings never share memory with Stable Diffusion's
-    (they load again on the next selection).
+    (they load again on the next selection), and have a generator built by name free its text encoder
+    once the prompt is encoded (loaded again for the next prompt). None (the default) decides by the
+    memory available now (`memory.low_memory_default`). Either way the pixels are the same.
     """
 
     def __init__(self, *, detector: Any = "auto", segmenter: Any = "auto", generator: Any = "auto",
                  captioner: Any = None, detector_options: dict | None = None, segmenter_options: dict | None = None,
-                 generator_options: dict | None = None, low_memory: bool = False, remover: Any = "auto",
+                 generator_options: dict | None = None, low_memory: bool | None = None, remover: Any = "auto",
                  matter: Any = "auto") -> None:
-        self.low_memory = low_memory
+        self.low_memory = low_memory_default() if low_memory is None else bool(low_memory)
         if detector == "auto" and segmenter == "sam3":
             detector = "sam3"  # SAM 3 answers a phrase itself: every instance's mask in one model
         if _is_auto(remover) and not (_is_auto(generator) and not generator_options):
@@ -184,7 +186,10 @@ class Editor:
             if not isinstance(spec, (str, Path)):
                 self._built[kind] = spec
             else:
-                self._built[kind] = _BUILDERS[kind](spec, **self._options[kind])
+                built = _BUILDERS[kind](spec, **self._options[kind])
+                if self.low_memory and hasattr(built, "free_text_encoder"):
+                    built.free_text_encoder = True
+                self._built[kind] = built
         return self._built[kind]
 
     @property
@@ -211,6 +216,8 @@ class Editor:
             name, why = pick_text(with_options=bool(self._options["generator"]))
             built = get_generator(name, **self._options["generator"])
             built.note = why
+            if self.low_memory and hasattr(built, "free_text_encoder"):
+                built.free_text_encoder = True
             self._built["text_generator"] = built
         return self._built["text_generator"]
 
@@ -272,6 +279,7 @@ class Editor:
             if hasattr(backend, "release"):
                 backend.release()
         self._built.clear()
+        trim()
 
     @staticmethod
     def check_generator(mode: str, generator: Any) -> None:
@@ -287,7 +295,7 @@ class Editor:
             backend = self._built.pop(kind, None)
             if hasattr(backend, "release"):
                 backend.release()
-        gc.collect()
+        trim()
 
     def select(self, image: np.ndarray, selection: Prompt, *, keep: list[int] | None = None,
                keep_phrases: list[str] | None = None, min_score: float | None = None) -> Detections:

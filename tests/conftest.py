@@ -6,6 +6,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Editor() would otherwise pick the low-memory path by the memory free at that moment (memory.py):
+# the suite must not depend on what else runs on the machine.
+os.environ["EDITANYTHING_LOW_MEMORY"] = "0"
 
 from pathlib import Path  # noqa: E402
 

@@ -1,4 +1,6 @@
-"""Editor(low_memory=True): the detector and segmenter are freed before generation, results unchanged.
+"""Editor(low_memory=True): the detector and segmenter are freed before generation, and Stable
+Diffusion's text encoder once the prompt is encoded; results unchanged. low_memory=None follows
+the memory available (memory.low_memory_default).
 
 Runs on tiny random-weight Grounding DINO, SAM and SD 1.5 inpainting files found by the models layer
 under their official names, so the backends are built by name exactly as with real weights.
@@ -11,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import DEMOS
-from editanything import Prompt, read_image
+from editanything import Prompt, memory, read_image
+from editanything.errors import InvalidInputError
 from editanything.generate import GenerationParams
 from editanything.pipeline import Editor, EditRequest
 
@@ -36,8 +39,9 @@ def _loaded_selection_models(editor: Editor) -> tuple[weakref.ref, ...]:
 
 
 def test_low_memory_frees_detector_and_segmenter_and_keeps_the_result(deep, coffee):
-    lean, full = Editor(detector_options=DETECT, low_memory=True), Editor(detector_options=DETECT)
+    lean, full = Editor(detector_options=DETECT, low_memory=True), Editor(detector_options=DETECT, low_memory=False)
     lean_refs, full_refs = _loaded_selection_models(lean), _loaded_selection_models(full)
+    lean_encoder, full_encoder = (weakref.ref(e.generator.load().text_encoder) for e in (lean, full))
 
     lean_result = lean.edit(coffee, _request())
     full_result = full.edit(coffee, _request())
@@ -46,12 +50,45 @@ def test_low_memory_frees_detector_and_segmenter_and_keeps_the_result(deep, coff
     assert all(ref() is None for ref in lean_refs)  # nothing else kept them alive: their memory is back
     assert all(ref() is not None for ref in full_refs)  # the default editor keeps them for the next edit
     assert lean.generator.loaded  # the generator stays loaded: it is what the next edit needs first
+    assert lean_encoder() is None and lean.generator.load().text_encoder is None  # freed once the prompt was encoded
+    assert full.generator.load().text_encoder is full_encoder()
     assert np.array_equal(lean_result.mask, full_result.mask)
     assert len(lean_result.images) == len(full_result.images) == 1
     assert np.array_equal(lean_result.images[0], full_result.images[0])
     assert lean_result.recipe.models == full_result.recipe.models
     assert {"detector", "segmenter", "generator"} <= set(lean_result.recipe.models)
 
-    again = lean.edit(coffee, _request())  # builds them again from the files on disk
+    # builds them again from the files on disk, the text encoder too, for another prompt
+    again = lean.edit(coffee, _request())
     assert np.array_equal(again.images[0], lean_result.images[0])
+    other = EditRequest(selection=Prompt(text="cup"),
+                        params=GenerationParams(prompt="a red bowl", steps=2, seed=0, resolution=64))
+    assert np.array_equal(lean.edit(coffee, other).images[0], full.edit(coffee, other).images[0])
+
+
+@pytest.mark.parametrize("env, available, expected", [
+    (None, 4 * 10**9, True), (None, 32 * 10**9, False), (None, None, False),
+    ("1", 32 * 10**9, True), ("0", 4 * 10**9, False), ("off", 4 * 10**9, False)])
+def test_low_memory_default_follows_the_memory_available_unless_the_environment_says(monkeypatch, env, available,
+                                                                                      expected):
+    if env is None:
+        monkeypatch.delenv(memory.ENV, raising=False)
+    else:
+        monkeypatch.setenv(memory.ENV, env)
+    monkeypatch.setattr(memory, "available_bytes", lambda: available)
+    assert memory.low_memory_default() is expected
+    editor = Editor(segmenter="grabcut", detector=None, generator="classical")
+    assert editor.low_memory is expected
+    assert Editor(generator="classical", low_memory=not expected).low_memory is (not expected)  # an explicit value wins
+
+
+def test_a_bad_low_memory_setting_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv(memory.ENV, "maybe")
+    with pytest.raises(InvalidInputError, match="EDITANYTHING_LOW_MEMORY='maybe'"):
+        Editor(generator="classical")
+
+
+def test_memory_available_is_read_from_the_system():
+    available = memory.available_bytes()
+    assert available is not None and 0 < available
 

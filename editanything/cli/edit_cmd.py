@@ -98,8 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_matte_options(out, "with --background or --recolor: ")
     out.add_argument("--workers", type=int, default=None,
                      help="parallel photos (default 1: deep models take all cores; with Ray: one per CPU or GPU share)")
-    out.add_argument("--low-memory", action="store_true",
-                     help="free the detector and segmenter before Stable Diffusion loads (reloaded per photo)")
+    out.add_argument("--low-memory", action=argparse.BooleanOptionalAction, default=None,
+                     help="free the detector and segmenter before Stable Diffusion loads and its text encoder once "
+                          "the prompt is encoded (reloaded per photo; same pixels). Default: on when under 12 GB "
+                          "of memory is available, or as EDITANYTHING_LOW_MEMORY=1/0 says")
     out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, library warnings or log lines")
     add_engine_options(p)
@@ -305,7 +307,7 @@ def run_edit(args: argparse.Namespace) -> int:
             print(f"matte: {probe.matter.describe()}", file=sys.stderr)
         else:
             _check_model_files(editor.get("matter", "auto"))
-    if in_process and hasattr(generator, "load") and not args.low_memory:
+    if in_process and hasattr(generator, "load") and not probe.low_memory:
         generator.load()
     loading = time.perf_counter() - loading_start if in_process else None
     # A local diffusion model on Ray: one copy per few CPUs, not one per CPU

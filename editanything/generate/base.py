@@ -22,7 +22,6 @@ call arguments (a txt2img `generate(params)` passes height and width and no `sou
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import re
 import threading
@@ -33,6 +32,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, require
+from ..memory import trim
 from ..models.store import cached_sha256
 from ..progress import Step, report
 from ..types import GenerationParams, check_mask, check_rgb
@@ -113,13 +113,6 @@ def load_loras(pipe, loras: Sequence[Lora]) -> None:
     pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])
 
 
-def free_memory() -> None:
-    """Give back what a dropped pipeline held: Python's heap now, and the CUDA cache where there is one."""
-    gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def use_sampler(pipe: Any, sampler: str, scheduler_config: Mapping[str, Any], loras: Sequence[Lora]) -> Path | None:
@@ -186,6 +179,10 @@ class DiffusersGenerator:
     pipelines: dict[str, str] = {}  # other modes -> diffusers pipeline class, built from the loaded one's parts
     loras: Sequence[Lora] = ()
     threads: int | None = None
+    # Free the text encoder once a call's prompt is encoded (Editor(low_memory=True) turns it on):
+    # it loads again, from its files, for the next call. A family that can reload it implements
+    # `drop_text_encoder` and `restore_text_encoder`.
+    free_text_encoder = False
     _pipe: Any = None
     _scheduler_config: dict[str, Any] = {}
 
@@ -242,6 +239,12 @@ class DiffusersGenerator:
 
         return {"image": Image.fromarray(image), "strength": params.strength}
 
+    def drop_text_encoder(self) -> None:
+        """Free the loaded pipeline's text encoder, if this family can load it again (`restore_text_encoder`)."""
+
+    def restore_text_encoder(self) -> None:
+        """Load the text encoder `drop_text_encoder` freed again (nothing to do if it is there)."""
+
     def finish(self, image: np.ndarray, source: np.ndarray | None) -> np.ndarray:
         """One output image as returned (FLUX.2 cuts its padding off here)."""
         return image
@@ -283,7 +286,7 @@ class DiffusersGenerator:
                 return
             self._pipe = None
             self._modes = {}
-        free_memory()
+        trim()
 
     # ---- generation ----------------------------------------------------------------------
 
@@ -329,8 +332,11 @@ class DiffusersGenerator:
         seeds = params.image_seeds()
         with pinned(threads or self.threads) as used:
             pipe = self.pipeline(mode)
+            self.restore_text_encoder()  # before the sampler switch, which may attach LoRAs to it
             lcm = self.set_sampler(pipe, params)
             call = {**self.encode(pipe, params), **inputs(pipe)}
+            if self.free_text_encoder and lcm is None:
+                self.drop_text_encoder()  # the call takes the embeddings; the UNet runs without it
             images: list[np.ndarray] = []
             for index, seed in enumerate(seeds):
                 out = pipe(**call, num_inference_steps=params.steps, guidance_scale=params.cfg_scale,

@@ -20,11 +20,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InvalidInputError, ModelNotFound, require
+from ..memory import trim
 from ..models.checkpoint import load_torch_state
 from ..models.store import cached_sha256
 from ..types import GenerationParams
-from .base import (DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_in_channels, unet_weights,
-                   weights_file)
+from .base import (_LOADING, DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_in_channels,
+                   unet_weights, weights_file)
 from .prompts import encode_prompts
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
@@ -266,6 +267,45 @@ class DiffusionGenerator(DiffusersGenerator):
         place(pipe, device, self.cpu_offload)
         self.weights_sha256()  # once, at load, not on every recipe
         return pipe
+
+    def _reloadable_text_encoder(self) -> Path | None:
+        """The folder the text encoder loads from again: a diffusers folder's, unchanged by embeddings or
+        LoRAs and not under CPU offload's hooks; None where it cannot be freed."""
+        if self._wrapped or self.source.single_file or self.embeddings or self.loras or self.cpu_offload:
+            return None
+        folder = self.source.path / "text_encoder"
+        return folder if (folder / "config.json").is_file() else None
+
+    def _set_text_encoder(self, encoder: Any) -> None:
+        for pipe in (self._pipe, *self._modes.values()):  # the other modes' pipelines share it
+            pipe.register_modules(text_encoder=encoder)
+
+    def drop_text_encoder(self) -> None:
+        with _LOADING:
+            if self._pipe is None or self._pipe.text_encoder is None or self._reloadable_text_encoder() is None:
+                return
+            self._set_text_encoder(None)
+        trim()
+
+    def restore_text_encoder(self) -> None:
+        with _LOADING:
+            if self._pipe is None or self._pipe.text_encoder is not None:
+                return
+            import json
+
+            from ..models import pick_device, pick_dtype
+
+            transformers = require("transformers", "diffusion")
+            folder = self._reloadable_text_encoder()
+            if folder is None:
+                return
+            _, class_name = json.loads((self.source.path / "model_index.json").read_text(encoding="utf-8"))["text_encoder"]
+            device = pick_device(self._device)
+            with loading("text encoder of", self.name, folder):
+                encoder = getattr(transformers, class_name).from_pretrained(
+                    str(folder), dtype=self._dtype or pick_dtype(device), variant=self.source.variant,
+                    local_files_only=True)
+            self._set_text_encoder(encoder.to(device).eval())
 
     # ---- generation ----------------------------------------------------------------------
 

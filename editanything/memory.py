@@ -1,0 +1,81 @@
+"""Process memory: giving freed memory back to the system, and when to run the low-memory path.
+
+`trim()` after a model is dropped: Python's collector frees the tensors, but glibc keeps most of what
+they occupied in its heap and arenas (blocks under its mmap threshold, which rises to 32 MB as large
+blocks are freed), so without `malloc_trim` the process stays as large as it was. Measured on a full
+CPU edit: releasing Grounding DINO and SAM gave back 0.5 GB, trimming 1.0 GB more.
+
+`low_memory_default()` is the rule `Editor(low_memory=None)` follows: the low-memory path (each stage's
+models released before the next stage loads, Stable Diffusion's text encoder freed after encoding)
+when the memory available now is below `LOW_MEMORY_BELOW`, or as `EDITANYTHING_LOW_MEMORY` (1/0) says.
+Neither path changes a pixel; only when models load differs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+import sys
+
+from .errors import InvalidInputError
+
+# A full CPU edit with every model kept (Grounding DINO Swin-T, SAM vit_b, SD 1.5) peaks at 6–7.6 GB;
+# below twice that available, the low-memory path leaves room for the rest of the machine.
+LOW_MEMORY_BELOW = 12 * 10**9
+ENV = "EDITANYTHING_LOW_MEMORY"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None  # glibc has it; musl does not
+
+
+_LIBC = _libc()
+
+
+def trim() -> None:
+    """Collect garbage and hand freed heap memory back to the system (glibc), and CUDA's cache if in use."""
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+    torch = sys.modules.get("torch")  # only if something imported it: this must not import torch
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def available_bytes() -> int | None:
+    """Memory available to new work now (MemAvailable, or psutil where there is no /proc); None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def low_memory_default() -> bool:
+    """Whether an Editor not told otherwise runs the low-memory path (see the module's docstring)."""
+    value = os.environ.get(ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    if value:
+        raise InvalidInputError(f"{ENV}={os.environ[ENV]!r}: set it to 1 (low-memory path) or 0 (keep models loaded), "
+                                "or unset it to decide by the memory available")
+    available = available_bytes()
+    return available is not None and available < LOW_MEMORY_BELOW
