@@ -159,7 +159,7 @@ class Editor:
     `low_memory`: once an edit's masks are computed, release the detector and segmenter before the
     generator loads, so their weights and cached embeddings never share memory with Stable Diffusion's
     (they load again on the next selection), and have a generator built by name free its text encoder
-    once the prompt is encoded (loaded again for the next prompt). None (the default) decides by the
+    once the prompt is encoded and its UNet before the VAE decodes (loaded again when next needed). None (the default) decides by the
     memory available now (`memory.low_memory_default`). Either way the pixels are the same.
     """
 
@@ -187,8 +187,8 @@ class Editor:
                 self._built[kind] = spec
             else:
                 built = _BUILDERS[kind](spec, **self._options[kind])
-                if self.low_memory and hasattr(built, "free_text_encoder"):
-                    built.free_text_encoder = True
+                if self.low_memory and hasattr(built, "low_memory"):
+                    built.low_memory = True
                 self._built[kind] = built
         return self._built[kind]
 
@@ -216,8 +216,8 @@ class Editor:
             name, why = pick_text(with_options=bool(self._options["generator"]))
             built = get_generator(name, **self._options["generator"])
             built.note = why
-            if self.low_memory and hasattr(built, "free_text_encoder"):
-                built.free_text_encoder = True
+            if self.low_memory and hasattr(built, "low_memory"):
+                built.low_memory = True
             self._built["text_generator"] = built
         return self._built["text_generator"]
 

@@ -1,5 +1,5 @@
 """Editor(low_memory=True): the detector and segmenter are freed before generation, and Stable
-Diffusion's text encoder once the prompt is encoded; results unchanged. low_memory=None follows
+Diffusion's text encoder once the prompt is encoded and its UNet before the VAE decodes; results unchanged. low_memory=None follows
 the memory available (memory.low_memory_default).
 
 Runs on tiny random-weight Grounding DINO, SAM and SD 1.5 inpainting files found by the models layer
@@ -41,7 +41,8 @@ def _loaded_selection_models(editor: Editor) -> tuple[weakref.ref, ...]:
 def test_low_memory_frees_detector_and_segmenter_and_keeps_the_result(deep, coffee):
     lean, full = Editor(detector_options=DETECT, low_memory=True), Editor(detector_options=DETECT, low_memory=False)
     lean_refs, full_refs = _loaded_selection_models(lean), _loaded_selection_models(full)
-    lean_encoder, full_encoder = (weakref.ref(e.generator.load().text_encoder) for e in (lean, full))
+    lean_parts, full_parts = ([weakref.ref(e.generator.load().text_encoder), weakref.ref(e.generator.load().unet)]
+                              for e in (lean, full))
 
     lean_result = lean.edit(coffee, _request())
     full_result = full.edit(coffee, _request())
@@ -50,8 +51,10 @@ def test_low_memory_frees_detector_and_segmenter_and_keeps_the_result(deep, coff
     assert all(ref() is None for ref in lean_refs)  # nothing else kept them alive: their memory is back
     assert all(ref() is not None for ref in full_refs)  # the default editor keeps them for the next edit
     assert lean.generator.loaded  # the generator stays loaded: it is what the next edit needs first
-    assert lean_encoder() is None and lean.generator.load().text_encoder is None  # freed once the prompt was encoded
-    assert full.generator.load().text_encoder is full_encoder()
+    # freed once the prompt was encoded, and after the last denoising step
+    assert all(ref() is None for ref in lean_parts)
+    assert lean.generator.load().text_encoder is None and lean.generator.load().unet is None
+    assert [full.generator.load().text_encoder, full.generator.load().unet] == [ref() for ref in full_parts]
     assert np.array_equal(lean_result.mask, full_result.mask)
     assert len(lean_result.images) == len(full_result.images) == 1
     assert np.array_equal(lean_result.images[0], full_result.images[0])
@@ -61,9 +64,12 @@ def test_low_memory_frees_detector_and_segmenter_and_keeps_the_result(deep, coff
     # builds them again from the files on disk, the text encoder too, for another prompt
     again = lean.edit(coffee, _request())
     assert np.array_equal(again.images[0], lean_result.images[0])
+    # another prompt, two images: the UNet freed after the first image's last step loads again for the second
     other = EditRequest(selection=Prompt(text="cup"),
-                        params=GenerationParams(prompt="a red bowl", steps=2, seed=0, resolution=64))
-    assert np.array_equal(lean.edit(coffee, other).images[0], full.edit(coffee, other).images[0])
+                        params=GenerationParams(prompt="a red bowl", steps=2, seed=0, resolution=64, batch_size=2))
+    lean_images, full_images = lean.edit(coffee, other).images, full.edit(coffee, other).images
+    assert len(lean_images) == len(full_images) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(lean_images, full_images))
 
 
 @pytest.mark.parametrize("env, available, expected", [

@@ -150,10 +150,13 @@ def to_uint8(images: np.ndarray, who: str = "the model") -> list[np.ndarray]:
     return list((finite(images, who) * 255).round().astype(np.uint8))
 
 
-def _on_step_end(index: int, count: int) -> Callable[..., dict]:
-    """diffusers' `callback_on_step_end`: report the step (a listener may raise Cancelled, which ends the call)."""
+def _on_step_end(index: int, count: int, after_last: Callable[[], None] | None = None) -> Callable[..., dict]:
+    """diffusers' `callback_on_step_end`: report the step (a listener may raise Cancelled, which ends the call);
+    `after_last` runs once the last denoising step is done, before the VAE decodes."""
     def callback(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
         report(Step(index, count, step, pipe.num_timesteps))
+        if after_last is not None and step == pipe.num_timesteps - 1:
+            after_last()
         return {}
 
     return callback
@@ -179,10 +182,10 @@ class DiffusersGenerator:
     pipelines: dict[str, str] = {}  # other modes -> diffusers pipeline class, built from the loaded one's parts
     loras: Sequence[Lora] = ()
     threads: int | None = None
-    # Free the text encoder once a call's prompt is encoded (Editor(low_memory=True) turns it on):
-    # it loads again, from its files, for the next call. A family that can reload it implements
-    # `drop_text_encoder` and `restore_text_encoder`.
-    free_text_encoder = False
+    # Editor(low_memory=True) turns it on: the text encoder is freed once a call's prompt is encoded,
+    # the UNet once its last denoising step is done (before the VAE decodes); each loads again, from
+    # its files, when next needed. A family that can reload them implements `drop` and `restore`.
+    low_memory = False
     _pipe: Any = None
     _scheduler_config: dict[str, Any] = {}
 
@@ -239,11 +242,11 @@ class DiffusersGenerator:
 
         return {"image": Image.fromarray(image), "strength": params.strength}
 
-    def drop_text_encoder(self) -> None:
-        """Free the loaded pipeline's text encoder, if this family can load it again (`restore_text_encoder`)."""
+    def drop(self, component: str) -> None:
+        """Free a component of the loaded pipelines ("text_encoder", "unet"), if this family can `restore` it."""
 
-    def restore_text_encoder(self) -> None:
-        """Load the text encoder `drop_text_encoder` freed again (nothing to do if it is there)."""
+    def restore(self, component: str) -> None:
+        """Load a component `drop` freed again (nothing to do if it is there)."""
 
     def finish(self, image: np.ndarray, source: np.ndarray | None) -> np.ndarray:
         """One output image as returned (FLUX.2 cuts its padding off here)."""
@@ -332,16 +335,20 @@ class DiffusersGenerator:
         seeds = params.image_seeds()
         with pinned(threads or self.threads) as used:
             pipe = self.pipeline(mode)
-            self.restore_text_encoder()  # before the sampler switch, which may attach LoRAs to it
+            for component in ("text_encoder", "unet"):  # before the sampler switch, which may attach LoRAs
+                self.restore(component)
             lcm = self.set_sampler(pipe, params)
             call = {**self.encode(pipe, params), **inputs(pipe)}
-            if self.free_text_encoder and lcm is None:
-                self.drop_text_encoder()  # the call takes the embeddings; the UNet runs without it
+            lean = self.low_memory and lcm is None  # the LCM-LoRA is attached to the loaded UNet
+            if lean:
+                self.drop("text_encoder")  # the call takes the embeddings
             images: list[np.ndarray] = []
             for index, seed in enumerate(seeds):
+                self.restore("unet")
                 out = pipe(**call, num_inference_steps=params.steps, guidance_scale=params.cfg_scale,
                            num_images_per_prompt=1, generator=torch.Generator("cpu").manual_seed(seed),
-                           output_type="np", callback_on_step_end=_on_step_end(index, len(seeds)))
+                           output_type="np", callback_on_step_end=_on_step_end(
+                               index, len(seeds), (lambda: self.drop("unet")) if lean else None))
                 images += [self.finish(x, source) for x in to_uint8(out.images, self.name)]
         if source is not None:
             changed(source, images, self.name)

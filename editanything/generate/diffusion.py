@@ -268,44 +268,45 @@ class DiffusionGenerator(DiffusersGenerator):
         self.weights_sha256()  # once, at load, not on every recipe
         return pipe
 
-    def _reloadable_text_encoder(self) -> Path | None:
-        """The folder the text encoder loads from again: a diffusers folder's, unchanged by embeddings or
-        LoRAs and not under CPU offload's hooks; None where it cannot be freed."""
-        if self._wrapped or self.source.single_file or self.embeddings or self.loras or self.cpu_offload:
+    def _reload_folder(self, component: str) -> Path | None:
+        """The folder `component` loads from again: a diffusers folder's, unchanged by LoRAs (or, for the
+        text encoder, embeddings) and not under CPU offload's hooks; None where it cannot be freed."""
+        if self._wrapped or self.source.single_file or self.loras or self.cpu_offload:
             return None
-        folder = self.source.path / "text_encoder"
+        if component == "text_encoder" and self.embeddings:
+            return None
+        folder = self.source.path / component
         return folder if (folder / "config.json").is_file() else None
 
-    def _set_text_encoder(self, encoder: Any) -> None:
+    def _set_component(self, component: str, module: Any) -> None:
         for pipe in (self._pipe, *self._modes.values()):  # the other modes' pipelines share it
-            pipe.register_modules(text_encoder=encoder)
+            pipe.register_modules(**{component: module})
 
-    def drop_text_encoder(self) -> None:
+    def drop(self, component: str) -> None:
         with _LOADING:
-            if self._pipe is None or self._pipe.text_encoder is None or self._reloadable_text_encoder() is None:
+            if self._pipe is None or getattr(self._pipe, component) is None or self._reload_folder(component) is None:
                 return
-            self._set_text_encoder(None)
+            self._set_component(component, None)
         trim()
 
-    def restore_text_encoder(self) -> None:
+    def restore(self, component: str) -> None:
         with _LOADING:
-            if self._pipe is None or self._pipe.text_encoder is not None:
+            if self._pipe is None or getattr(self._pipe, component) is not None:
+                return
+            folder = self._reload_folder(component)
+            if folder is None:
                 return
             import json
 
             from ..models import pick_device, pick_dtype
 
-            transformers = require("transformers", "diffusion")
-            folder = self._reloadable_text_encoder()
-            if folder is None:
-                return
-            _, class_name = json.loads((self.source.path / "model_index.json").read_text(encoding="utf-8"))["text_encoder"]
+            library, class_name = json.loads((self.source.path / "model_index.json").read_text(encoding="utf-8"))[component]
             device = pick_device(self._device)
-            with loading("text encoder of", self.name, folder):
-                encoder = getattr(transformers, class_name).from_pretrained(
+            with loading(component.replace("_", " ") + " of", self.name, folder):
+                module = getattr(require(library, "diffusion"), class_name).from_pretrained(
                     str(folder), dtype=self._dtype or pick_dtype(device), variant=self.source.variant,
                     local_files_only=True)
-            self._set_text_encoder(encoder.to(device).eval())
+            self._set_component(component, module.to(device).eval())
 
     # ---- generation ----------------------------------------------------------------------
 
