@@ -325,3 +325,15 @@ def _orientation(value: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = value
     return exif.tobytes()
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 3 * 65535 + 7])
+def test_stored_zlib_streams_inflate_to_their_data(size):
+    import zlib
+
+    from editanything.imageio import _stored_zlib
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    stream = _stored_zlib(memoryview(data))
+    assert zlib.decompress(stream) == data.tobytes()
+    assert len(stream) == size + 6 + 5 * max(1, -(-size // 65535))  # header, adler32, 5 bytes a block
