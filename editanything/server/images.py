@@ -57,9 +57,11 @@ def json_with_images(images: list[bytes], rest: dict[str, Any]) -> bytes:
     Base64's alphabet needs no escaping in JSON, so nothing is lost by not passing megabytes of it
     through a JSON encoder (which scans every character: ~2 ms per MB here). `rest` is encoded as
     FastAPI encodes a route's answer (pydantic; NaN and infinities as null)."""
-    tail = pydantic_core.to_json(rest, inf_nan_mode="null")[1:] if rest else b"}"
-    return b'{"images":[' + b",".join(b'"' + image + b'"' for image in images) + b"]" + \
-        (b"," if rest else b"") + tail
+    parts = [b'{"images":[']
+    for i, image in enumerate(images):
+        parts += [b',"' if i else b'"', image, b'"']
+    parts += [b"],", pydantic_core.to_json(rest, inf_nan_mode="null")[1:]] if rest else [b"]}"]
+    return b"".join(parts)  # one copy of the images
 
 
 def rgba_png_b64(image: np.ndarray, alpha: np.ndarray) -> str:
