@@ -12,7 +12,8 @@ naive baseline and ≥ 85 % of the bound.
 this process, each path over the same photos in turn, round robin: today's PyTorch fp32 (the
 baseline), PyTorch bfloat16 (`edges.hed.edge_map(precision="bf16")`), the same fp32 network on NNPACK's
 Winograd convolutions (`runtime="nnpack"`), and ONNX Runtime: the graph exported from the loaded
-weights in fp32, and quantized to int8 (static, calibrated on 4 other photos). Printed per path:
+weights in fp32, and quantized to int8 (static, calibrated on 4 other photos; every layer, or all but
+the fusion of the side outputs). Printed per path:
 images/s of the edge map and the F-measure of its drawn centre lines (`edges.hed.edge_pixels`) against
 the baseline's, matched within 2 px and within BSDS's 0.0075 of the diagonal, the worst photo and the
 mean, over the timed photos and the demo photos (each at most 1024 px, untimed). Then the `hed` style
@@ -107,7 +108,8 @@ def f_measure(pred: np.ndarray, ref: np.ndarray, within: float) -> float:
 def onnx_paths(folder: Path, calibration: list[np.ndarray]) -> dict:
     """HED's loaded network exported to ONNX, on ONNX Runtime (the process's torch threads): as it is
     (fp32), and quantized to int8 (static, QDQ, per-channel weights, activation ranges from `calibration`,
-    photos other than the measured ones)."""
+    photos other than the measured ones): every layer, or all but the fusion (the side outputs' resizing
+    to full size, their concatenation, the 1x1 fuse and the sigmoid stay fp32)."""
     import onnxruntime as ort
     import torch
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -116,7 +118,8 @@ def onnx_paths(folder: Path, calibration: list[np.ndarray]) -> dict:
     from editanything.edges import hed
 
     net, _, _ = hed.get_model()
-    fp32, prepared, int8 = folder / "hed.onnx", folder / "hed-prepared.onnx", folder / "hed-int8.onnx"
+    fp32, prepared = folder / "hed.onnx", folder / "hed-prepared.onnx"
+    int8, int8_tail = folder / "hed-int8.onnx", folder / "hed-int8-fp32-fusion.onnx"
     x = torch.from_numpy(hed.preprocess(np.zeros((96, 128, 3), np.uint8)))
     torch.onnx.export(net, x, str(fp32), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
                       dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
@@ -129,12 +132,17 @@ def onnx_paths(folder: Path, calibration: list[np.ndarray]) -> dict:
             return next(self.inputs, None)
 
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(int8), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    import onnx
+
+    fusion = [n.name for n in onnx.load(str(prepared)).graph.node
+              if n.op_type in ("Resize", "Concat", "Sigmoid") or n.name.startswith("/fuse/")]
+    for path, exclude in ((int8, []), (int8_tail, fusion)):
+        quantize_static(str(prepared), str(path), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     paths = {}
-    for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8)):
+    for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8), ("ort int8, fp32 fusion", int8_tail)):
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         paths[name] = lambda rgb, s=session: s.run(None, {"x": hed.preprocess(rgb)})[0][0, 0]
     return paths
