@@ -98,3 +98,28 @@ def test_memory_available_is_read_from_the_system():
     available = memory.available_bytes()
     assert available is not None and 0 < available
 
+
+
+def _anon_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+
+
+@pytest.mark.skipif(memory._LIBC is None, reason="malloc_trim is glibc's")
+def test_trim_hands_freed_heap_back_to_the_system():
+    import ctypes
+
+    libc = memory._LIBC
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size, count = 64 * 1024, 2048  # 128 MiB in blocks under glibc's mmap threshold: they come from the heap
+    blocks = [libc.malloc(size) for _ in range(count)]
+    for block in blocks:
+        ctypes.memset(block, 1, size)  # resident
+    for block in blocks[:-1]:  # the last one pins the heap's top, so free() alone gives nothing back
+        libc.free(block)
+    before = _anon_bytes()
+    memory.trim()
+    after = _anon_bytes()
+    libc.free(blocks[-1])
+    assert before - after > 64 * 2**20
