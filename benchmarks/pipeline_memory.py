@@ -302,7 +302,11 @@ class StageMeter:
         """Count calls of `owner.method` (a function or classmethod, its own or inherited) as `stage`."""
         raw = inspect.getattr_static(owner, method)
         is_classmethod = isinstance(raw, classmethod)
-        func = raw.__func__ if is_classmethod else raw
+        timed = self.timed(raw.__func__ if is_classmethod else raw, stage)
+        setattr(owner, method, classmethod(timed) if is_classmethod else timed)
+
+    def timed(self, func: Callable, stage: str) -> Callable:
+        """`func`, its calls counted as `stage`."""
         meter = self
 
         def timed(*args, **kwargs):
@@ -318,7 +322,7 @@ class StageMeter:
                     meter._stack[-1][2] += elapsed
                 meter.rss_after[stage] = meter._record(stage)
 
-        setattr(owner, method, classmethod(timed) if is_classmethod else timed)
+        return timed
 
 
 def worker(mode: str, smoke: bool = False) -> dict[str, Any]:
@@ -335,13 +339,14 @@ def worker(mode: str, smoke: bool = False) -> dict[str, Any]:
     from editanything.detect import GroundingDinoDetector
     from editanything.generate import GenerationParams
     from editanything.generate.diffusion import DiffusionGenerator
+    from editanything import pipeline
     from editanything.models import pick_device
     from editanything.pipeline import Editor, EditRequest
     from editanything.segment import SamSegmenter
 
-    for owner, method, stage in ((GroundingDinoDetector, "from_model", "detect:load"),
-                                 (GroundingDinoDetector, "detect", "detect"),
-                                 (SamSegmenter, "from_model", "segment:load"), (SamSegmenter, "segment", "segment"),
+    for kind, stage in (("detector", "detect:load"), ("segmenter", "segment:load")):  # the Editor builds them by name
+        pipeline._BUILDERS[kind] = meter.timed(pipeline._BUILDERS[kind], stage)
+    for owner, method, stage in ((GroundingDinoDetector, "detect", "detect"), (SamSegmenter, "segment", "segment"),
                                  (Editor, "_release_selection", "release"),  # what low_memory runs
                                  (DiffusionGenerator, "load", "generate:load"),
                                  (DiffusionGenerator, "inpaint", "generate")):
