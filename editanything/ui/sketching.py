@@ -20,6 +20,7 @@ import gradio as gr
 
 from .. import threads
 from ..batch import sketch_folder
+from ..edges.hed import RUNTIMES
 from ..errors import InvalidInputError
 from ..imageio import IMAGE_SUFFIXES, limit_size
 from ..progress import CancelToken
@@ -33,6 +34,7 @@ PREVIEW_SIZE = 1024  # long side of the sketch preview
 GALLERY_SIZE = 12
 # Slider ranges for sketch parameters; others get 0 .. 4 x their default.
 _UNIT_PARAMS = {"shade", "pencil", "low", "high"}
+_CHOICES = {"runtime": ("auto", *RUNTIMES)}  # the parameters that take a word, and their words
 
 
 class SketchHandlers:
@@ -166,6 +168,8 @@ def param_control(name: str, default: Any, visible: bool):
     info = all_help().get(name)
     if isinstance(default, bool):
         return gr.Checkbox(value=default, label=label, info=info, visible=visible)
+    if isinstance(default, str):
+        return gr.Dropdown(list(_CHOICES[name]), value=default, label=label, info=info, visible=visible)
     top = 1.0 if name in _UNIT_PARAMS else max(1.0, 4.0 * float(default))
     step = 1 if isinstance(default, int) else round(top / 100, 4)
     return gr.Slider(0, top, value=default, step=step, label=label, info=info, visible=visible)
