@@ -36,7 +36,7 @@ from fake_image_apis import start  # noqa: E402
 from model_pins import pin_to_files  # noqa: E402
 from tiny_removers import save_tiny_lama, save_tiny_migan  # noqa: E402
 
-from editanything.errors import BadOutput, Cancelled, UnchangedOutput  # noqa: E402
+from editanything.errors import BadOutput, Cancelled, InvalidInputError, UnchangedOutput  # noqa: E402
 from editanything.generate import GENERATORS, Generated, GenerationParams, get_generator  # noqa: E402
 from editanything.generate.recolor import RecolorGenerator  # noqa: E402
 from editanything.models import find_model  # noqa: E402
@@ -329,3 +329,14 @@ def test_each_step_is_reported_and_a_cancel_leaves_nothing_half_made(case):
     assert torch.get_num_threads() == process  # the pinned count was given back
     np.testing.assert_array_equal(_run(c, gen, image, mask, batch_size=2).images[1], first.images[1])
 
+
+
+@pytest.mark.parametrize("case", [n for n, c in CASES.items() if c.kind == "denoiser"], indirect=True)
+def test_steps_times_strength_below_one_is_refused_in_one_line_before_the_model_loads(case):
+    name, c, _ = case
+    gen = c.build()  # a fresh one, not loaded yet
+    image, mask = _inputs(c)
+    with pytest.raises(InvalidInputError, match=r"^1 step\(s\) at strength 0.75 leave no denoising step .*at least 2 "):
+        _run(c, gen, image, mask, steps=1, strength=0.75)
+    assert not gen.loaded
+    assert len(_run(c, gen, image, mask, steps=2, strength=0.75).images) == 1  # one step: it runs

@@ -624,6 +624,10 @@ def test_an_img2img_answer_is_the_webuis_json_with_pngs_that_carry_the_recipe(de
         assert png.text["parameters"] == json.loads(answer["info"])["infotexts"][0]
         r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img", json={**body, "send_images": False}, timeout=300)
         assert r.json()["images"] == [] and json.loads(r.json()["info"])["all_seeds"] == [3]
+        # diffusers would run int(1 x 0.75) = 0 steps: a one-line 422, not a 500 from inside the pipeline
+        r = httpx.post(f"http://127.0.0.1:{port}/sdapi/v1/img2img",
+                       json={**body, "steps": 1, "denoising_strength": 0.75}, timeout=300)
+        assert r.status_code == 422 and r.json()["detail"].startswith("1 step(s) at strength 0.75 leave no denoising")
 
 
 @pytest.mark.parametrize("value", ["iVBORw0K\nGgo=", "iVBORw0KGgo", "iVBO Rw0KGgo=", "iVBORw0KGgo==",

@@ -297,6 +297,11 @@ class DiffusersGenerator:
         """`params` with the model's defaults for unset sampler, steps and CFG, a concrete seed, and checked."""
         params = params.with_defaults(model_defaults(self)).with_seed()  # the WebUI's unless `default_params`
         self.check_params(params)
+        denoised = int(params.steps * params.strength)  # diffusers' own count: it runs the last `denoised` steps
+        if denoised < 1:
+            raise InvalidInputError(
+                f"{params.steps} step(s) at strength {params.strength:g} leave no denoising step (steps x strength "
+                f"< 1); raise steps to at least {math.ceil(1 / params.strength)} or the strength")
         return params
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, params: GenerationParams,
