@@ -97,6 +97,21 @@ def busy_cores(samples: int = 5, gap: float = 0.002) -> float:
     return float(max(0, statistics.median(looks)))
 
 
+BUSY_MAX_AGE = 1.0  # seconds a look at the load serves: it costs ~8 ms, a click's decoder ~60
+_busy_seen: tuple[float, float] | None = None  # (monotonic time, busy cores) of the last look
+
+
+def recent_busy_cores() -> float:
+    """`busy_cores()`, looked at again only when the last look is over `BUSY_MAX_AGE` old: every click and job
+    asks, and a batch that starts or stops is still seen within a second."""
+    global _busy_seen
+    now = time.monotonic()
+    seen = _busy_seen
+    if seen is None or now - seen[0] > BUSY_MAX_AGE:
+        seen = _busy_seen = (now, busy_cores())
+    return seen[1]
+
+
 def available(environ: Mapping[str, str] = os.environ, *, cores: int | None = None,
               busy: float | None = None) -> int:
     """The process's thread count: `EDITANYTHING_THREADS`, else the usable cores that other work leaves free
@@ -142,7 +157,7 @@ def threads_for(role: str, environ: Mapping[str, str] = os.environ) -> int:
         sharing = {r for r in _side_by_side if r == role or _running[r]}
         if role not in _interactive:
             sharing |= _interactive
-    busy = None if from_env(environ) is not None else max(0.0, busy_cores() - own)
+    busy = None if from_env(environ) is not None else max(0.0, recent_busy_cores() - own)
     total = available(environ, busy=busy)
     return total if role not in _side_by_side else max(1, total // len(sharing))
 

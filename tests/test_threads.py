@@ -171,3 +171,18 @@ def test_the_http_api_splits_the_threads_as_the_ui_does(monkeypatch, undeclared)
     assert threads.threads_for("generation") == 4
     add_api(fastapi.FastAPI(), Editor(segmenter="grabcut", generator="classical"))
     assert threads.threads_for("generation") == 2 and threads.threads_for("selection") == 4
+
+
+def test_the_load_is_looked_at_once_a_second_not_per_click(monkeypatch):
+    looks = []
+    monkeypatch.setattr(threads, "busy_cores", lambda: looks.append(1) or 1.0)
+    monkeypatch.setattr(threads, "_busy_seen", None)
+    monkeypatch.delenv(threads.ENV, raising=False)
+    clock = [100.0]
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
+    for _ in range(5):
+        threads.threads_for("selection")
+    assert len(looks) == 1  # five clicks within the second: one look (~8 ms) instead of five
+    clock[0] += threads.BUSY_MAX_AGE + 0.1
+    threads.threads_for("selection")
+    assert len(looks) == 2  # a batch that started meanwhile is seen
