@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, require
 from ..models import get_spec, pick_device, pick_dtype, resolve
-from .regions import RegionCaptioner, check_padding
+from .regions import RegionCaptioner
 
 DEFAULT_PROMPT = "Question: what is this? Answer:"  # BLIP-2's VQA form; pass it to ask rather than describe
 
@@ -31,20 +31,14 @@ class Blip2Captioner(RegionCaptioner):
         torch = require("torch", "caption")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise InvalidInputError(f"max_new_tokens must be an int >= 1; got {max_new_tokens!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}")
-        check_padding(padding)
+        self._regions(processor, padding, batch_size)
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.processor = processor
         self.max_new_tokens = max_new_tokens
-        self.padding = float(padding)
-        self.batch_size = batch_size
         self.name = name
         self.source = source
-        mean = getattr(processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
-        self.fill = tuple(int(round(255 * m)) for m in mean)
         self._torch = torch
 
     @classmethod

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InvalidInputError, require
 from ..models import pick_device, pick_dtype
 from ..models.transformers_folder import load_pretrained, model_folder
-from .regions import RegionCaptioner, check_padding
+from .regions import RegionCaptioner
 
 CAPTION_TASKS = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>")
 MODEL_CLASS = "Florence2ForConditionalGeneration"
@@ -49,9 +49,7 @@ class Florence2Captioner(RegionCaptioner):
         if task not in CAPTION_TASKS:
             raise InvalidInputError(f"task must be one of {', '.join(CAPTION_TASKS)}; got {task!r}")
         check_beams(max_new_tokens, num_beams)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}")
-        check_padding(padding)
+        self._regions(processor, padding, batch_size)
         self.model = model.eval()
         self.processor = processor
         self.device = next(model.parameters()).device
@@ -59,12 +57,8 @@ class Florence2Captioner(RegionCaptioner):
         self.task = task
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
-        self.padding = float(padding)
-        self.batch_size = batch_size
         self.name = name
         self.source = source
-        mean = getattr(processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
-        self.fill = tuple(int(round(255 * m)) for m in mean)
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "Florence2Captioner":

@@ -9,7 +9,7 @@ shapes, and BLIP-2 readily names the surroundings ("a kite in the blue sky").
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -53,6 +53,16 @@ class RegionCaptioner:
     padding: float
     fill: tuple[int, ...]
     batch_size: int
+
+    def _regions(self, processor: Any, padding: float, batch_size: int) -> None:
+        """Check and set the region settings; crops are filled outside the region with the processor's mean
+        colour, which normalises to zero (the model sees nothing there)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be an int >= 1; got {batch_size!r}")
+        check_padding(padding)
+        self.padding, self.batch_size = float(padding), batch_size
+        mean = getattr(processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
+        self.fill = tuple(int(round(255 * m)) for m in mean)
 
     def _generate(self, images: list[np.ndarray], prompt: str | None) -> list[str]:
         raise NotImplementedError
