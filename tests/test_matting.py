@@ -40,11 +40,13 @@ class FlatGenerator:
         return {"name": self.name}
 
 
+@pytest.mark.parametrize("backend", ["pymatting-fast", "pymatting"])
 @pytest.mark.parametrize("background", BACKGROUNDS)
-def test_matte_error_is_well_below_the_feathered_masks(pymatting, background):
+def test_matte_error_is_well_below_the_feathered_masks(pymatting, background, backend):
     image, alpha, _ = composite((192, 192), seed=3, background=background)
     mask = segmenter_mask(alpha)
-    matte = compute_matte(image, mask)
+    matte = compute_matte(image, mask, get_matter(backend))
+    assert matte.backend == backend
     ours = matte.alpha_image(image.shape) / 255.0
     feathered = feathered_alpha(mask)
     sad, sad_feathered = np.abs(ours - alpha).sum(), np.abs(feathered - alpha).sum()
@@ -84,7 +86,7 @@ def test_background_edit_keeps_the_subject_exactly_and_has_no_halo_of_the_old_ba
     err_hard = np.abs(hard.images[0][band].astype(np.float32) - truth[band]).mean()
     assert err_soft < 0.7 * err_hard
     recorded = soft.recipe.parameters["matte"]
-    assert recorded == {"backend": "pymatting", "band": matte.band, "box": list(matte.box)}
+    assert recorded == {"backend": "pymatting-fast", "band": matte.band, "box": list(matte.box)}
 
 
 def test_recolor_with_a_matte_changes_nothing_outside_the_band(pymatting):
@@ -99,10 +101,10 @@ def test_recolor_with_a_matte_changes_nothing_outside_the_band(pymatting):
 
 def test_a_tiny_object_in_a_40_megapixel_photo_is_solved_on_its_crop_only(pymatting):
     shapes = []
-    solver = get_matter("pymatting")
+    solver = get_matter("pymatting-fast")
 
     class Recording:
-        name = "pymatting"
+        name = "pymatting-fast"
 
         def estimate(self, image, tri):
             shapes.append(image.shape)
@@ -163,3 +165,22 @@ def test_a_matted_edit_replays_exactly(pymatting, isolated_models, photo_and_mas
     assert main(["replay", str(result), "--beside", "-q"]) == 0
     assert "identical to the original" in capsys.readouterr().out
     assert np.array_equal(read_image(result.with_name(result.stem + ".replay.png")), read_image(result))
+
+
+def test_a_recipe_naming_the_exact_solve_replays_with_it(pymatting, isolated_models, photo_and_mask, tmp_path,
+                                                         capsys):
+    """Recipes written before pymatting-fast became the default say "pymatting": they must keep their bytes."""
+    photo, mask, _ = photo_and_mask
+    outputs = {}
+    for backend in ("pymatting", "pymatting-fast"):
+        out = tmp_path / backend
+        assert main(["edit", str(photo), "--mask", str(mask), "--recolor", "#3050ff", "--matte", "--matte-band", "6",
+                     "--matte-backend", backend, "-q", "-o", str(out)]) == 0
+        outputs[backend] = edit_output(out, "subject")
+        assert read_recipe(outputs[backend]).parameters["matte"]["backend"] == backend
+    exact = outputs["pymatting"]
+    assert not np.array_equal(read_image(exact), read_image(outputs["pymatting-fast"]))  # replay can tell them apart
+    capsys.readouterr()
+    assert main(["replay", str(exact), "--beside", "-q"]) == 0
+    assert "identical to the original" in capsys.readouterr().out
+    assert np.array_equal(read_image(exact.with_name(exact.stem + ".replay.png")), read_image(exact))

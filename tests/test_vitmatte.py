@@ -160,8 +160,8 @@ def test_the_catalogue_entry_is_pinned_and_auto_takes_it_only_when_present(isola
     spec = get_spec("vitmatte-small")
     assert (spec.kind, spec.license, spec.backend) == ("matter", "Apache-2.0", "vitmatte-hf")
     assert all(f.pinned and f.size and all(s.pinned for s in f.sources) for f in spec.files)
-    assert MATTERS.pick() == "pymatting"  # nothing on disk: the weight-free backend
-    assert get_matter().name == "pymatting"
+    assert MATTERS.pick() == "pymatting-fast"  # nothing on disk: the weight-free backend
+    assert get_matter().name == "pymatting-fast"
     with pytest.raises(ModelNotFound, match="editanything models download vitmatte-small"):
         get_matter("vitmatte-small")
     (isolated_models / "vitmatte-small").symlink_to(tiny_folder, target_is_directory=True)

@@ -107,9 +107,9 @@ def add_matte_options(group, when: str = "") -> None:
                        help="width of the matte's unknown band on each side of the edge (default: 3.5%% of the "
                             "object's size, 3..64 px)")
     group.add_argument("--matte-backend", metavar="NAME",
-                       help="what solves the band: pymatting (closed-form matting, no weights), vitmatte-small "
-                            "(ViTMatte, 103 MB), or auto (default: ViTMatte when its weights are on disk, else "
-                            "pymatting)")
+                       help="what solves the band: pymatting-fast (closed-form matting, fast solve, no weights), "
+                            "pymatting (the same, solved exactly: slower), vitmatte-small (ViTMatte, 103 MB), or "
+                            "auto (default: ViTMatte when its weights are on disk, else pymatting-fast)")
 
 
 def matte_backend(args) -> str | None:

@@ -3,8 +3,10 @@
     matte = compute_matte(photo, mask)          # ViTMatte when its weights are on disk, else pymatting
     rgba = matte.cutout(photo)                  # the subject on transparency, no halo of the old background
 
-Backends (`get_matter`): pymatting (closed-form matting, no weights) and ViTMatte on transformers
-(`vitmatte-small`, a manifest model); both estimate the subject's colours in the band the same way.
+Backends (`get_matter`): pymatting-fast and pymatting (closed-form matting, no weights; see
+pymatting_backend) and ViTMatte on transformers (`vitmatte-small`, a manifest model). ViTMatte and
+pymatting estimate the subject's colours in the band by pymatting's multilevel estimation,
+pymatting-fast by blur fusion.
 
 The trimap keeps the mask's interior as sure foreground and everything beyond a band around its edge
 as sure background; only the band is solved. The band's width scales with the object (`auto_band`),
@@ -191,6 +193,10 @@ def _pymatting(**settings: Any) -> Matter:
     return PyMatting(**settings)
 
 
+def _pymatting_fast(**settings: Any) -> Matter:
+    return _pymatting(fast=True, **settings)
+
+
 def _vitmatte_model(model: str, **settings: Any) -> Matter:
     from .vitmatte_backend import VitMatte
 
@@ -201,14 +207,19 @@ VITMATTE_MODELS = ("vitmatte-small",)
 _vitmatte = for_model(_vitmatte_model)
 
 
+WEIGHT_FREE = ("pymatting-fast", "pymatting")
+
+
 def _usable(name: str) -> bool:
-    return name == "pymatting" or on_disk(name)
+    return name in WEIGHT_FREE or on_disk(name)
 
 
 MATTERS: Registry[Matter] = Registry(
-    "matting backend", {"pymatting": _pymatting, **{m: _vitmatte(m) for m in VITMATTE_MODELS}},
-    backends={"vitmatte-hf": _vitmatte}, order=(*VITMATTE_MODELS, "pymatting"), usable=_usable)
-"""Matting backend name → builder; "auto" is ViTMatte when its weights are on disk, else pymatting (no weights)."""
+    "matting backend",
+    {"pymatting-fast": _pymatting_fast, "pymatting": _pymatting, **{m: _vitmatte(m) for m in VITMATTE_MODELS}},
+    backends={"vitmatte-hf": _vitmatte}, order=(*VITMATTE_MODELS, "pymatting-fast"), usable=_usable)
+"""Matting backend name → builder; "auto" is ViTMatte when its weights are on disk, else pymatting-fast (no
+weights). `pymatting` is the exact solve that --matte used before: recipes that name it replay with it."""
 
 
 def get_matter(name: str = "auto", **settings: Any) -> Matter:
