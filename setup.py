@@ -4,7 +4,8 @@ TORCH = ["torch==2.14.1", "torchvision==0.29.1"]  # torchvision: segment_anythin
 TRANSFORMERS = ["transformers==5.23.0", "tokenizers==0.23.3", "huggingface-hub==2.4.0"]
 
 EXTRAS = {
-    "hed": TORCH + ["safetensors>=0.4", "h5py>=3.10"],
+    # onnx*: the `onnx-int8` runtime, HED quantized on ONNX Runtime (edges/hed_onnx.py), the CPU default
+    "hed": TORCH + ["safetensors>=0.4", "h5py>=3.10", "onnxruntime==1.31.1", "onnx==1.23.2"],
     # onnx*: SAM's mask decoder runs on ONNX Runtime on a CPU (segment/sam_onnx.py), ~1.7x faster per click
     "sam": TORCH + ["segment-anything==1.0", "onnxruntime==1.31.1", "onnx==1.23.2", "onnxscript==0.7.2"],
     "detect": TORCH + TRANSFORMERS + ["groundingdino-py==0.4.0", "timm==1.0.31", "supervision==0.6.0",
@@ -43,7 +44,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["editanything", "editanything.*"]),
-    package_data={"editanything.generate": ["configs/*.yaml"], "editanything.models": ["models.json"]},
+    package_data={"editanything.generate": ["configs/*.yaml"], "editanything.models": ["models.json"],
+                  "editanything.edges": ["calibration/*.jpg", "calibration/README.md"]},
     install_requires=["numpy>=1.26", "opencv-python==5.0.0.93", "pillow>=10", "tqdm>=4.60", "huggingface-hub==2.4.0"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["editanything=editanything.cli:main"]},

@@ -12,8 +12,8 @@ naive baseline and ≥ 85 % of the bound.
 this process, each path over the same photos in turn, round robin: today's PyTorch fp32 (the
 baseline), PyTorch bfloat16 (`edges.hed.edge_map(precision="bf16")`), the same fp32 network on NNPACK's
 Winograd convolutions (`runtime="nnpack"`), and ONNX Runtime: the graph exported from the loaded
-weights in fp32, and quantized to int8 (static, calibrated on 4 other photos; every layer, or all but
-the fusion of the side outputs). Printed per path:
+weights in fp32, and the `onnx-int8` runtime (quantized to int8, calibrated on the demo photos shipped
+with the package; `edges.hed_onnx`; made on its first call, outside the clock). Printed per path:
 images/s of the edge map and the F-measure of its drawn centre lines (`edges.hed.edge_pixels`) against
 the baseline's, matched within 2 px and within BSDS's 0.0075 of the diagonal, the worst photo and the
 mean, over the timed photos and the demo photos (each at most 1024 px, untimed). Then the `hed` style
@@ -105,47 +105,19 @@ def f_measure(pred: np.ndarray, ref: np.ndarray, within: float) -> float:
     return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
 
 
-def onnx_paths(folder: Path, calibration: list[np.ndarray]) -> dict:
-    """HED's loaded network exported to ONNX, on ONNX Runtime (the process's torch threads): as it is
-    (fp32), and quantized to int8 (static, QDQ, per-channel weights, activation ranges from `calibration`,
-    photos other than the measured ones): every layer, or all but the fusion (the side outputs' resizing
-    to full size, their concatenation, the 1x1 fuse and the sigmoid stay fp32)."""
+def onnx_fp32_path(folder: Path):
+    """HED's loaded network exported to ONNX as it is (fp32), on ONNX Runtime with the process's torch threads."""
     import onnxruntime as ort
     import torch
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from editanything.edges import hed
+    from editanything.edges import hed, hed_onnx
+    from editanything.models.onnx_cache import session_options
 
     net, _, _ = hed.get_model()
-    fp32, prepared = folder / "hed.onnx", folder / "hed-prepared.onnx"
-    int8, int8_tail = folder / "hed-int8.onnx", folder / "hed-int8-fp32-fusion.onnx"
-    x = torch.from_numpy(hed.preprocess(np.zeros((96, 128, 3), np.uint8)))
-    torch.onnx.export(net, x, str(fp32), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
-                      dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
-
-    class Photos(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.inputs = iter({"x": hed.preprocess(p)} for p in calibration)
-
-        def get_next(self):
-            return next(self.inputs, None)
-
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    import onnx
-
-    fusion = [n.name for n in onnx.load(str(prepared)).graph.node
-              if n.op_type in ("Resize", "Concat", "Sigmoid") or n.name.startswith("/fuse/")]
-    for path, exclude in ((int8, []), (int8_tail, fusion)):
-        quantize_static(str(prepared), str(path), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    paths = {}
-    for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8), ("ort int8, fp32 fusion", int8_tail)):
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        paths[name] = lambda rgb, s=session: s.run(None, {"x": hed.preprocess(rgb)})[0][0, 0]
-    return paths
+    hed_onnx.export_fp32(net, folder / "hed.onnx")
+    session = ort.InferenceSession(str(folder / "hed.onnx"), session_options(torch.get_num_threads()),
+                                   providers=["CPUExecutionProvider"])
+    return lambda rgb: session.run(None, {"x": hed.preprocess(rgb)})[0][0, 0]
 
 
 def demo_photos(limit: int) -> list[np.ndarray]:
@@ -165,7 +137,7 @@ def hed_speed(n: int, style_n: int, workers: int, smoke: bool) -> int:
     the hed style end to end with today's runtime and the new default."""
     import torch
 
-    from editanything.edges import hed
+    from editanything.edges import hed, hed_onnx
 
     if find_model("hed") is None:
         print(f"hed style: new default / today = not measured: HED weights missing (editanything models download hed)"
@@ -174,17 +146,16 @@ def hed_speed(n: int, style_n: int, workers: int, smoke: bool) -> int:
     size = (256, 192) if smoke else (1024, 768)
     work = Path(tempfile.mkdtemp(prefix="hed-speed-"))
     try:
-        files = make_photos(work, n + 4, size)
-        made = [read_image(p) for p in files]
-        photos, calibration = made[:n], made[n:]
+        photos = [read_image(p) for p in make_photos(work, n, size)]
         demos = demo_photos(256 if smoke else 1024)
         paths = {"torch fp32 (today)": hed.edge_map, "torch bf16": partial(hed.edge_map, precision="bf16")}
         if hed.nnpack_available():
             paths["torch nnpack"] = partial(hed.edge_map, runtime="nnpack")
-        try:
-            paths.update(onnx_paths(work, calibration))
-        except ImportError as exc:
-            print(f"onnxruntime skipped: {exc}")
+        if hed_onnx.available():
+            paths["onnxruntime fp32"] = onnx_fp32_path(work)
+            paths["onnx-int8"] = partial(hed.edge_map, runtime="onnx-int8")  # made and cached on its first call
+        else:
+            print("onnxruntime skipped: onnxruntime or onnx is not installed")
         for run in paths.values():  # weights loaded, sessions and kernels warm: outside the clock
             run(photos[0])
         seconds = {name: 0.0 for name in paths}
@@ -250,7 +221,7 @@ def style_speed(files: list[Path], work: Path, workers: int, fastest: str, worst
         how = (f"runtime {params.get('runtime', fastest)}, " + (f"{count} worker processes x 1 thread" if count > 1 else
                f"this process x {cores} threads (no start-up)"))
         print(f"  {label:12} {how:52} {rates[label]:7.3f} img/s")
-    f = worst_f.get("torch nnpack" if fastest == "nnpack" else "torch fp32 (today)", 1.0)
+    f = worst_f.get({"nnpack": "torch nnpack", "onnx-int8": "onnx-int8"}.get(fastest, "torch fp32 (today)"), 1.0)
     ratio = rates["new default"] / rates["today"]
     print(f"\nhed style: new default / today = {ratio:.2f}x with runtime {fastest}, lines F min {f:.3f} "
           f"(targets >= 4x: {'met' if ratio >= 4 else 'MISSED'}; F >= 0.95: {'met' if f >= 0.95 else 'MISSED'})")

@@ -16,7 +16,7 @@ import pytest
 from editanything.errors import InvalidInputError, ModelNotFound
 from editanything.imageio import read_image
 from editanything.models import find_model
-from editanything.edges import hed
+from editanything.edges import hed, hed_onnx
 from editanything.sketch import sketch
 from model_pins import pin_to_files
 
@@ -410,7 +410,7 @@ def test_nnpack_draws_the_lines_fp32_draws(edges_of, torch):
     np.testing.assert_allclose(fast, fp32, atol=1e-4)
     lines = hed.edge_pixels(fp32)
     assert lines.sum() > 500 and f_measure(hed.edge_pixels(fast), lines, 2.0) >= 0.99
-    with pytest.raises(InvalidInputError, match="HED runtime 'onnx' is not one of torch, nnpack"):
+    with pytest.raises(InvalidInputError, match="HED runtime 'onnx' is not one of torch, nnpack, onnx-int8$"):
         hed.edge_map(rgb, runtime="onnx")
     with pytest.raises(InvalidInputError, match="runtime 'nnpack' runs fp32"):
         hed.edge_map(rgb, precision="bf16", runtime="nnpack")
@@ -492,11 +492,13 @@ def test_a_hed_sketch_records_the_runtime_it_drew_with(tmp_path, torch):
             assert read_recipe(out).parameters["sketch"] == {"runtime": used}
             drawn = read_image(out, gray=True)
             np.testing.assert_array_equal(drawn, sketch(rgb, style, runtime=used))
-    if hed.nnpack_available():
+    if hed_onnx.available():
+        assert hed.fastest_runtime() == "onnx-int8"
+    elif hed.nnpack_available():
         assert hed.fastest_runtime() == "nnpack"
         fast, today = read_image(tmp_path / "hed-nnpack.png", gray=True), read_image(tmp_path / "hed-torch.png", gray=True)
         assert np.abs(fast.astype(int) - today).max() <= 2  # the same lines, a grey level or two apart at most
-    with pytest.raises(InvalidInputError, match="runtime='onnx' is not one of auto, torch, nnpack"):
+    with pytest.raises(InvalidInputError, match="runtime='onnx' is not one of auto, torch, nnpack, onnx-int8$"):
         sketch_folder([photo], tmp_path / "never", style="hed", params={"runtime": "onnx"}, progress=False)
     assert not (tmp_path / "never").exists()
 
@@ -561,3 +563,103 @@ def test_download_converts_through_the_post_download_hook(isolated_models, rando
 
     with safe_open(str(isolated_models / "hed" / "hed_bsds500.safetensors"), "np") as f:
         assert f.metadata()["source_sha256"] == digest
+
+
+# --- the int8 runtime on ONNX Runtime ----------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_int8(monkeypatch, tmp_path, torch):
+    """A random-weight HED, quantized with the calibration photos shrunk to 64x48 (the cache in seconds):
+    (network, cache folder, the quantizations made)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("EDITANYTHING_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hed_onnx, "CALIBRATION_SIZE", (64, 48))
+    monkeypatch.setattr(hed_onnx, "_sessions", {})
+    calls: list[int] = []
+    quantize = hed_onnx.quantize
+    monkeypatch.setattr(hed_onnx, "quantize", lambda net: calls.append(1) or quantize(net))
+    torch.manual_seed(0)
+    return hed.build_network().eval(), tmp_path / "cache", calls
+
+
+def test_the_int8_graph_is_made_once_then_loaded_and_made_again_when_damaged(tiny_int8, torch, caplog):
+    import logging
+
+    net, cache, calls = tiny_int8
+    x = hed.preprocess(photo_crop(40, 56))
+    first = hed_onnx.edge_map(net, x, 1)
+    (path,) = cache.glob("hed-int8-*.onnx")
+    assert first.shape == (40, 56) and calls == [1]
+    np.testing.assert_allclose(first, net(torch.from_numpy(x))[0, 0].detach().numpy(), atol=0.1)
+    hed_onnx._sessions.clear()  # as a new process: the graph is loaded, not made
+    np.testing.assert_array_equal(hed_onnx.edge_map(net, x, 1), first)
+    hed_onnx.edge_map(net, x, 2)  # another thread count: another session of the same graph
+    assert calls == [1] and len(hed_onnx._sessions) == 2
+    whole = path.stat().st_size
+    path.write_bytes(path.read_bytes()[:1000])
+    hed_onnx._sessions.clear()
+    with caplog.at_level(logging.WARNING, logger=hed_onnx.__name__):
+        np.testing.assert_array_equal(hed_onnx.edge_map(net, x, 1), first)
+    assert calls == [1, 1] and "does not load" in caplog.text and path.stat().st_size == whole
+    with torch.no_grad():
+        net.fuse.bias += 1  # other weights: another graph
+    hed_onnx._sessions.clear()
+    hed_onnx.edge_map(net, x, 1)
+    assert calls == [1, 1, 1] and len(list(cache.glob("hed-int8-*.onnx"))) == 2
+
+
+def test_two_processes_making_the_same_graph_at_once_leave_one_whole_file(tmp_path):
+    """Both build (a barrier holds them until both have missed the cache) and both write; each write is
+    a temp file and a rename, so the file is one whole graph and no temp file is left."""
+    import logging
+    import threading
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from editanything.models.onnx_cache import cached_session
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in ("x", "y")]
+    graph = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", io[:1], io[1:]),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    together = threading.Barrier(2)
+
+    def build() -> bytes:
+        together.wait(timeout=30)
+        return graph.SerializeToString()
+
+    sessions = []
+    workers = [threading.Thread(target=lambda: sessions.append(
+        cached_session("g.onnx", build, threads=1, log=logging.getLogger("t"), cache_dir=tmp_path)))
+        for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert len(sessions) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
+    assert onnx.load(str(tmp_path / "g.onnx")) == graph
+    x = np.array([[-1, 2, -3, 4]], np.float32)
+    np.testing.assert_array_equal(sessions[0].run(None, {"x": x})[0], np.maximum(x, 0))
+
+
+@real_hed
+def test_int8_draws_the_lines_fp32_draws(edges_of, torch):
+    """The int8 runtime's centre lines against today's fp32 map on a real photo (F-measure within 2 px, as
+    the benchmark computes it): the quality `auto` relies on to pick it. A runtime it cannot be is one line."""
+    import sys
+
+    if not hed_onnx.available():
+        pytest.skip("onnxruntime or onnx is not installed")
+    sys.path.insert(0, str(DEMOS.parent / "benchmarks"))
+    from sketch_throughput import f_measure
+
+    assert hed.fastest_runtime() == "onnx-int8"
+    for name in ("chelsea", "rocket"):  # chelsea's fur has the most faint lines: the hardest demo photo
+        rgb = read_image(DEMOS / f"{name}.jpg")
+        fp32, fast = edges_of(rgb), hed.edge_map(rgb, runtime="onnx-int8")
+        assert 0.001 < np.abs(fast - fp32).max() < 0.2  # int8: near fp32, not it
+        lines = hed.edge_pixels(fp32)
+        assert lines.sum() > 500 and f_measure(hed.edge_pixels(fast), lines, 2.0) >= 0.95
+    with pytest.raises(InvalidInputError, match="runtime 'onnx-int8' runs on a CPU"):
+        hed.edge_map(rgb, precision="bf16", runtime="onnx-int8")

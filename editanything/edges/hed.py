@@ -201,9 +201,10 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
 
 
 PRECISIONS = ("fp32", "bf16")
-RUNTIMES = ("torch", "nnpack")
+RUNTIMES = ("torch", "nnpack", "onnx-int8")
 """How the network runs: "torch" is PyTorch's own convolutions (oneDNN on a CPU), "nnpack" the same fp32
-network with NNPACK's Winograd convolutions (CPU only; `nnpack_available()`)."""
+network with NNPACK's Winograd convolutions (CPU only; `nnpack_available()`), "onnx-int8" the network
+quantized to int8 on ONNX Runtime (CPU only; `hed_onnx`)."""
 
 
 def edge_map(rgb: np.ndarray, precision: str = "fp32", runtime: str = "torch") -> np.ndarray:
@@ -213,7 +214,10 @@ def edge_map(rgb: np.ndarray, precision: str = "fp32", runtime: str = "torch") -
     twice the arithmetic rate on CPUs with AVX512-BF16 or AMX (`bf16_native()`), emulated and slower
     elsewhere. runtime "nnpack" computes the fp32 3x3 convolutions by Winograd's algorithm (NNPACK,
     inside PyTorch's CPU builds): several times fewer multiplications, the same map within 1e-4, so
-    the same lines. `benchmarks/sketch_throughput.py --hed-speed` measures both against fp32, lines included.
+    the same lines. runtime "onnx-int8" runs the network quantized to int8 on ONNX Runtime (`hed_onnx`;
+    made and cached on first use), with the thread count torch has in this thread (the thread policy's):
+    a map a few hundredths off, its lines F >= 0.95 against fp32's. `benchmarks/sketch_throughput.py
+    --hed-speed` measures them all against fp32, lines included.
     """
     if precision not in PRECISIONS:
         raise InvalidInputError(f"HED precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -228,6 +232,15 @@ def edge_map(rgb: np.ndarray, precision: str = "fp32", runtime: str = "torch") -
                                     f"this PyTorch): use runtime 'torch'")
         with torch.inference_mode():
             return _nnpack_forward(net, torch.from_numpy(preprocess(rgb)))[0, 0].numpy()
+    if runtime == "onnx-int8":
+        from . import hed_onnx
+
+        if precision != "fp32" or not hed_onnx.available() or torch.device(device).type != "cpu":
+            raise InvalidInputError(f"HED runtime 'onnx-int8' runs on a CPU with onnxruntime and onnx installed "
+                                    f"(pip install 'editanything[hed]'); this is {precision} on {device}, "
+                                    f"onnxruntime {'installed' if hed_onnx.available() else 'missing'}: "
+                                    f"use runtime 'torch'")
+        return hed_onnx.edge_map(net, preprocess(rgb), torch.get_num_threads())
     x = torch.from_numpy(preprocess(rgb)).to(device=device, dtype=dtype, memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
                                                 enabled=precision == "bf16"):
@@ -243,10 +256,14 @@ def nnpack_available() -> bool:
 
 
 def fastest_runtime() -> str:
-    """The runtime new HED sketches use: "nnpack" where it runs (its lines are fp32's), else "torch"."""
+    """The runtime new HED sketches use on a CPU: "onnx-int8" where ONNX Runtime is installed (its lines
+    F >= 0.95 against fp32's, tested on a demo photo), else "nnpack" where it runs (fp32's lines), else "torch"."""
     from ..models import pick_device
+    from . import hed_onnx
 
-    return "nnpack" if pick_device() == "cpu" and nnpack_available() else "torch"
+    if pick_device() != "cpu":
+        return "torch"
+    return "onnx-int8" if hed_onnx.available() else "nnpack" if nnpack_available() else "torch"
 
 
 def _nnpack_forward(net, x):
@@ -378,7 +395,9 @@ def hed_lines(rgb: np.ndarray, *, low: float = 0.2, high: float = 0.5, width: fl
     size; memory grows with it), and the drawing is scaled back to the image's size. runtime: how
     the network runs: "torch" (PyTorch's convolutions, the drawings before this setting existed),
     "nnpack" (the same fp32 network with Winograd convolutions, about twice as fast on a CPU; its
-    lines match torch's, a grey level apart in a few pixels), "auto" (nnpack where it runs, else torch).
+    lines match torch's, a grey level apart in a few pixels), "onnx-int8" (the network quantized to int8
+    on ONNX Runtime, CPU only; lines F >= 0.95 against torch's), "auto" (on a CPU onnx-int8 where
+    onnxruntime is installed, else nnpack where it runs; else torch).
     """
     if size < 0:
         raise InvalidInputError(f"sketch parameter size={size} must be >= 0 (0 = full resolution)")

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib.util
 import logging
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import first_line
-from ..imageio import write_bytes_atomic
-from ..models.store import cache_dir as default_cache_dir
+from ..models.onnx_cache import cached_session, state_sha256
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +61,15 @@ class OnnxMaskDecoder:
         `image_pe` is the prompt encoder's dense positional encoding (its shape fixes the graph's).
         Raises whatever export or loading raises; `load` turns that into a fallback.
         """
-        import onnxruntime as ort
         import torch
 
-        cache_dir = cache_dir or default_cache_dir()
-        path = cache_dir / f"sam-decoder-{_weights_key(decoder, image_pe)}.onnx"
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        # Spinning worker threads would keep the cores busy after each call, slowing the overlay
-        # drawing and the web server that share them.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if path.is_file():
-            try:
-                return cls(decoder, ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"]))
-            except Exception as exc:  # noqa: BLE001 - a damaged cache entry is made again
-                log.warning("exporting SAM's decoder again: the cached %s does not load (%s)", path.name,
-                            first_line(exc))
-        log.info("exporting SAM's mask decoder to ONNX (once per checkpoint, a few seconds)")
-        graph = _export(decoder, image_pe)
-        try:
-            write_bytes_atomic(path, graph)
-        except OSError as exc:  # a read-only cache only costs the export at the next start
-            log.warning("could not cache the SAM decoder graph in %s: %s", cache_dir, first_line(exc))
-        return cls(decoder, ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"]))
+        def export() -> bytes:
+            log.info("exporting SAM's mask decoder to ONNX (once per checkpoint, a few seconds)")
+            return _export(decoder, image_pe)
+
+        session = cached_session(f"sam-decoder-{_weights_key(decoder, image_pe)}.onnx", export,
+                                 threads=threads or torch.get_num_threads(), log=log, cache_dir=cache_dir)
+        return cls(decoder, session)
 
     def __call__(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings):
         args = (image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
@@ -127,13 +111,7 @@ def routed(model: Any, fast: OnnxMaskDecoder | None) -> Iterator[None]:
 def _weights_key(decoder: Any, image_pe: Any) -> str:
     import torch
 
-    h = hashlib.sha256(f"v{EXPORT_VERSION} torch {torch.__version__}".encode())
-    for name, tensor in sorted(decoder.state_dict().items()):
-        h.update(name.encode())
-        h.update(repr((tuple(tensor.shape), str(tensor.dtype))).encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    h.update(image_pe.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:24]
+    return state_sha256(decoder, f"v{EXPORT_VERSION} torch {torch.__version__}", image_pe)[:24]
 
 
 def _export(decoder: Any, image_pe: Any) -> bytes:
