@@ -36,6 +36,16 @@ def test_ui_and_edit_model_help_lists_todays_generators(capsys):
                 assert name in text, (command, name)
 
 
+def test_sketch_help_lists_the_hed_runtimes(capsys):
+    from editanything.edges.hed import RUNTIMES
+
+    with pytest.raises(SystemExit):
+        main(["sketch", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"runtime (how HED's network runs) is one of auto, {', '.join(RUNTIMES)};" in text
+    assert "onnx-int8" in RUNTIMES
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])

@@ -7,6 +7,7 @@ import sys
 import time
 
 from ..batch import OUTPUT_FORMATS, BatchReport, default_workers, sketch_folder
+from ..edges.hed import RUNTIMES
 from ..errors import InvalidInputError
 from ..prompting import Expansion
 from ..sketch import ALL_STYLES, GENERATIVE_STYLES, style_params
@@ -26,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sketch", help="turn photos into pencil, ink or line-art sketches (batch, parallel, resumable)",
         description="Turn photos into sketches. Finished outputs are skipped on re-run; a bad file is "
                     "reported at the end and makes the exit status 1, the rest of the batch still runs.",
-        epilog=f"style parameters (set with --param NAME=VALUE): {styles_help}",
+        epilog=f"style parameters (set with --param NAME=VALUE): {styles_help}. The hed styles' runtime (how HED's "
+               f"network runs) is one of auto, {', '.join(RUNTIMES)}; auto: onnx-int8 on a CPU with onnxruntime "
+               f"installed, else nnpack where PyTorch has it, else torch (the drawings from before runtimes existed).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive), glob patterns, or URIs "
                    "(s3://, gs://, file://)")
