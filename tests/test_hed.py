@@ -609,11 +609,12 @@ def test_the_int8_graph_is_made_once_then_loaded_and_made_again_when_damaged(tin
     assert calls == [1, 1, 1] and len(list(cache.glob("hed-int8-*.onnx"))) == 2
 
 
-def test_two_processes_making_the_same_graph_at_once_leave_one_whole_file(tmp_path):
-    """Both build (a barrier holds them until both have missed the cache) and both write; each write is
-    a temp file and a rename, so the file is one whole graph and no temp file is left."""
+def test_workers_asking_for_a_graph_at_once_build_it_once(tmp_path):
+    """Two workers miss the cache together: one builds (holding the lock file), the other waits and loads
+    what it wrote; the file is one whole graph and no temp file is left."""
     import logging
     import threading
+    import time
 
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
@@ -623,24 +624,29 @@ def test_two_processes_making_the_same_graph_at_once_leave_one_whole_file(tmp_pa
     io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in ("x", "y")]
     graph = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", io[:1], io[1:]),
                               opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    together = threading.Barrier(2)
+    builds, started = [], threading.Barrier(2)
 
     def build() -> bytes:
-        together.wait(timeout=30)
+        builds.append(1)
+        time.sleep(0.5)  # the other worker asks meanwhile
         return graph.SerializeToString()
 
-    sessions = []
-    workers = [threading.Thread(target=lambda: sessions.append(
-        cached_session("g.onnx", build, threads=1, log=logging.getLogger("t"), cache_dir=tmp_path)))
-        for _ in range(2)]
+    def worker() -> None:
+        started.wait(timeout=30)
+        sessions.append(cached_session("g.onnx", build, threads=1, log=logging.getLogger("t"), cache_dir=tmp_path))
+
+    sessions: list = []
+    workers = [threading.Thread(target=worker) for _ in range(2)]
     for w in workers:
         w.start()
     for w in workers:
         w.join(60)
-    assert len(sessions) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
+    assert len(sessions) == 2 and builds == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.onnx.lock", "g.onnx"]
     assert onnx.load(str(tmp_path / "g.onnx")) == graph
     x = np.array([[-1, 2, -3, 4]], np.float32)
-    np.testing.assert_array_equal(sessions[0].run(None, {"x": x})[0], np.maximum(x, 0))
+    for session in sessions:
+        np.testing.assert_array_equal(session.run(None, {"x": x})[0], np.maximum(x, 0))
 
 
 @real_hed
