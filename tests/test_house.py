@@ -71,7 +71,7 @@ def test_tests_that_need_no_heavy_library_run_without_it(tmp_path):
 # or a lower one. A new module must be placed here.
 LAYERS = (
     ("errors",),
-    ("storage", "masks", "progress", "threads", "multipart"),
+    ("storage", "masks", "progress", "threads", "memory", "multipart"),
     ("types", "imageio"),
     ("models",),
     ("registry",),
