@@ -489,7 +489,8 @@ class Editor:
                 **({"prompt_expansion": request.expansion} if request.expansion else {}),
                 **({"matte": matte.record()} if matte is not None else {}),
             },
-            models={"generator": generated.recipe_model(), **selection_models},
+            models={"generator": generated.recipe_model(), **selection_models,
+                    **({"matter": backend_info(self.matter)} if matte is not None else {})},
             seed=params.seed,
             versions=library_versions(),
         )

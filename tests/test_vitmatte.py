@@ -5,9 +5,11 @@ takes it only when its weights are on disk."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,7 +82,7 @@ def test_the_band_is_transformers_alpha_and_nothing_else_changes(manifest_model,
     np.testing.assert_array_equal(matte.foreground[band], fg.astype(np.uint8)[band])
 
 
-def test_a_background_edit_with_vitmatte_changes_only_the_band(manifest_model, subject):
+def test_a_background_edit_with_vitmatte_changes_only_the_band(manifest_model, subject, tiny_folder):
     from test_matting import FlatGenerator
 
     image, mask = subject
@@ -92,6 +94,10 @@ def test_a_background_edit_with_vitmatte_changes_only_the_band(manifest_model, s
     assert np.array_equal(out[kept], image[kept])  # the subject, bit-exact
     assert (out[outside] == [0, 200, 0]).all()  # beyond the band: the new background only
     assert result.recipe.parameters["matte"] == {"backend": NAME, "band": 5.0, "box": list(matte.box)}
+    # what ran: the weights' hash of the file on disk
+    weights = {Path(f["path"]).name: f["sha256"] for f in result.recipe.models["matter"]["files"]}
+    assert result.recipe.models["matter"]["name"] == NAME
+    assert weights["model.safetensors"] == hashlib.sha256((tiny_folder / "model.safetensors").read_bytes()).hexdigest()
     pym = Editor(generator=FlatGenerator(), segmenter="grabcut", matter="pymatting").edit(
         image, EditRequest(mode="background", mask=mask, params=params, matte=True, matte_band=5))
     band = ~kept & ~outside
