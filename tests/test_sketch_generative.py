@@ -108,7 +108,7 @@ def test_matches_the_diffusers_pipeline_called_directly(models, torch, diffusers
 
     pipe = _reference_pipeline(models, torch, diffusers)
     pipe.scheduler = diffusers.EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
-    lines = sketch(rgb, "hed")  # the photo's own HED lines, white on black for the ControlNet
+    lines = sketch(rgb, "hed", runtime="torch")  # the photo's own HED lines (the ControlNet's runtime), white on black
     out = pipe(prompt="pencil drawing, cross-hatching", negative_prompt="color", image=Image.fromarray(rgb),
                control_image=Image.fromarray(255 - lines).convert("RGB"), height=48, width=64, strength=0.8,
                num_inference_steps=3, guidance_scale=6.0, controlnet_conditioning_scale=0.9,
