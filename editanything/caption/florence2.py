@@ -30,16 +30,52 @@ def load_florence2(folder: str | Path, device: str | None, extra: str) -> tuple[
     return model, processor, device
 
 
+class Florence2Model:
+    """What the Florence-2 captioner and detector share: the loaded model and its processor, built from a
+    folder or the manifest. A subclass names its `extra` (the pip extra a missing library points to) and
+    `task` (what `describe` says it does)."""
+
+    backend = "florence2"
+    extra = ""
+    doing = ""
+
+    def _bind(self, model: Any, processor: Any, name: str, source: str) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.name = name
+        self.source = source
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any):
+        """A local `save_pretrained` folder (model + processor); never downloads."""
+        model, processor, _ = load_florence2(folder, device, cls.extra)
+        settings.setdefault("source", Path(folder).name)
+        return cls(model, processor, **settings)
+
+    @classmethod
+    def from_model(cls, name: str = "florence-2-base", **settings: Any):
+        """A Florence-2 model of the manifest; ModelNotFound (with the download command) when absent."""
+        settings.setdefault("name", name)
+        return cls.from_folder(model_folder(name, cls.backend, "a Florence-2 model"), **settings)
+
+    def describe(self) -> str:
+        source = f" ({self.source})" if self.source and self.source != self.name else ""
+        return f"Florence-2 {self.name}{source} on {self.device} ({self.doing})"
+
+
 def check_beams(max_new_tokens: int, num_beams: int) -> None:
     for what, value in (("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInputError(f"{what} must be an int >= 1; got {value!r}")
 
 
-class Florence2Captioner(RegionCaptioner):
+class Florence2Captioner(Florence2Model, RegionCaptioner):
     """Captions with Florence-2; see the module docstring."""
 
-    backend = "florence2"
+    extra = "caption"
+    doing = "transformers"
 
     def __init__(self, model: Any, processor: Any, *, task: str = "<CAPTION>", max_new_tokens: int = 64,
                  num_beams: int = 3, padding: float = 0.1, batch_size: int = 8, name: str = "florence-2",
@@ -50,32 +86,10 @@ class Florence2Captioner(RegionCaptioner):
             raise InvalidInputError(f"task must be one of {', '.join(CAPTION_TASKS)}; got {task!r}")
         check_beams(max_new_tokens, num_beams)
         self._regions(processor, padding, batch_size)
-        self.model = model.eval()
-        self.processor = processor
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
+        self._bind(model, processor, name, source)
         self.task = task
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
-        self.name = name
-        self.source = source
-
-    @classmethod
-    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "Florence2Captioner":
-        """A local `save_pretrained` folder (model + processor); never downloads."""
-        model, processor, _ = load_florence2(folder, device, "caption")
-        settings.setdefault("source", Path(folder).name)
-        return cls(model, processor, **settings)
-
-    @classmethod
-    def from_model(cls, name: str = "florence-2-base", **settings: Any) -> "Florence2Captioner":
-        """A Florence-2 model of the manifest; ModelNotFound (with the download command) when absent."""
-        settings.setdefault("name", name)
-        return cls.from_folder(model_folder(name, cls.backend, "a Florence-2 model"), **settings)
-
-    def describe(self) -> str:
-        source = f" ({self.source})" if self.source and self.source != self.name else ""
-        return f"Florence-2 {self.name}{source} on {self.device} (transformers)"
 
     def _generate(self, images: list[np.ndarray], prompt: str | None) -> list[str]:
         from PIL import Image

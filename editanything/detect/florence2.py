@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..caption.florence2 import check_beams, load_florence2
+from ..caption.florence2 import Florence2Model, check_beams
 from ..errors import EditAnythingError, InvalidInputError, NothingFound, require
-from ..models.transformers_folder import model_folder
 from ..types import Detections, check_rgb
 from .grounding_dino import check_thresholds, normalize_caption
 
@@ -28,11 +27,12 @@ _LOC = re.compile(r"<loc_(\d+)>")
 _DELETED = ("<s>", "</s>", "<pad>")
 
 
-class Florence2Detector:
+class Florence2Detector(Florence2Model):
     """Text → boxes with Florence-2's phrase grounding; boxes best first, clipped, NMS and top-k as the
     Grounding DINO backends do. `box_threshold` applies to the location score (see the module docstring)."""
 
-    backend = "florence2"
+    extra = "detect"
+    doing = "transformers, phrase grounding"
 
     def __init__(self, model: Any, processor: Any, *, box_threshold: float = 0.0, top_k: int | None = None,
                  nms_iou: float | None = 0.5, max_new_tokens: int = 256, num_beams: int = 3,
@@ -45,29 +45,12 @@ class Florence2Detector:
         self.nms_iou = None if nms_iou is None else float(nms_iou)
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
-        self.model = model.eval()
-        self.processor = processor
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
-        self.name = name
-        self.source = source
+        self._bind(model, processor, name, source)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, device: str | None = None, text_threshold: float | None = None,
-                    **settings: Any) -> "Florence2Detector":
-        """A local `save_pretrained` folder; `text_threshold` (a Grounding DINO setting) means nothing here."""
-        model, processor, _ = load_florence2(folder, device, "detect")
-        settings.setdefault("source", Path(folder).name)
-        return cls(model, processor, **settings)
-
-    @classmethod
-    def from_model(cls, name: str = "florence-2-base", **settings: Any) -> "Florence2Detector":
-        settings.setdefault("name", name)
-        return cls.from_folder(model_folder(name, cls.backend, "a Florence-2 model"), **settings)
-
-    def describe(self) -> str:
-        source = f" ({self.source})" if self.source and self.source != self.name else ""
-        return f"Florence-2 {self.name}{source} on {self.device} (transformers, phrase grounding)"
+    def from_folder(cls, folder: str | Path, *, text_threshold: float | None = None, **settings: Any):
+        """As `Florence2Model.from_folder`; `text_threshold` (a Grounding DINO setting) means nothing here."""
+        return super().from_folder(folder, **settings)
 
     def detect(self, image: np.ndarray, text: str) -> Detections:
         """Boxes (xyxy, pixels, clipped), scores and phrases for `text` ("cup . red car"), best first.
