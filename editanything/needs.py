@@ -40,8 +40,9 @@ class Need:
 
 def job_needs(job: str, *, device: str = "cpu", select: bool = False, clicks: bool = False, prompt: bool = False,
               remove: bool = False, recolor: bool = False, controlnets: tuple[str, ...] = (), lcm: bool = False,
-              style: str | None = None) -> list[Need]:
-    """The stages `job` goes through with these options (the CLI's flags of the same names) on `device`."""
+              style: str | None = None, matte: str | None = None) -> list[Need]:
+    """The stages `job` goes through with these options (the CLI's flags of the same names) on `device`;
+    `matte` is --matte's backend ("auto", a name of the matting registry; None: no --matte)."""
     if job not in JOBS:
         raise InvalidInputError(f"unknown job {job!r}; choose one of: {', '.join(JOBS)}")
     cuda = str(device).startswith("cuda")
@@ -49,6 +50,7 @@ def job_needs(job: str, *, device: str = "cpu", select: bool = False, clicks: bo
         return _sketch_needs(style or "pencil")
     ui = job == "ui"  # every tool of the app: each stage has a way to run without its models
     needs = _selection(select or ui, clicks or ui, device, detector_optional=ui)
+    needs += _matter("auto" if ui else matte)  # the app's soft edges use "auto"
     if job == "segment":
         return needs
     if ui:
@@ -101,6 +103,22 @@ def _remover() -> Need:
     from .generate.removal import REMOVERS
 
     return Need("remover", REMOVERS.candidates(), "OpenCV's fill (smears large holes)")
+
+
+def _matter(backend: str | None) -> list[Need]:
+    """--matte's models: none for a weight-free backend; "auto" tries the registry's models, then falls back
+    to its first weight-free backend."""
+    if backend is None:
+        return []
+    from .matte import MATTERS, WEIGHT_FREE, check_matter
+
+    if check_matter(backend) in WEIGHT_FREE:  # raises InvalidInputError for an unknown backend
+        return []
+    if backend != "auto":
+        return [Need("matting", (backend,), None)]
+    order = MATTERS.candidates()
+    fallback = next(m for m in order if m in WEIGHT_FREE)
+    return [Need("matting", tuple(m for m in order if m not in WEIGHT_FREE), f"{fallback} (weight-free)")]
 
 
 def _sketch_needs(style: str) -> list[Need]:

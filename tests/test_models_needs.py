@@ -46,7 +46,7 @@ def test_a_gpu_prefers_other_models(isolated_models):
     assert needs["segmenter"].pick == "sam2.1-hiera-large" and needs["generator"].pick == "flux2-klein-4b"
     assert [n.stage for n in job_needs("edit", device="cuda", clicks=True, recolor=True)] == ["segmenter"]
     ui = job_needs("ui", device="cpu")  # every tool, each with a way to run without its models
-    assert [n.stage for n in ui] == ["detector", "segmenter", "generator", "remover"]
+    assert [n.stage for n in ui] == ["detector", "segmenter", "matting", "generator", "remover"]
     assert all(n.without for n in ui)
 
 
@@ -60,6 +60,35 @@ def test_sketch_styles_and_a_long_download_command(isolated_models, capsys):
     command = out[out.index("editanything models download"):].replace("\\\n", " ").split()
     assert command[3:] == ["grounding-dino-tiny", "edgetam", "sd15-inpainting", "controlnet-canny",
                            "lcm-lora-sd15", "florence-2-base"]  # on a CPU the light captioner comes first
+
+
+def test_matte_names_vitmatte_when_it_would_run_and_nothing_for_a_weight_free_backend(isolated_models, capsys):
+    out = _run(capsys, "edit", "--point", "--recolor", "--matte", "--matte-backend", "vitmatte-small")
+    assert "--matte --matte-backend vitmatte-small on" in out.splitlines()[0]
+    matting = next(line for line in out.splitlines() if line.startswith("matting"))
+    assert matting.split()[1:5] == ["vitmatte-small", "103", "MB", "missing"] and "the job stops" in matting
+    assert out.rstrip().endswith("editanything models download edgetam vitmatte-small")
+    # auto: ViTMatte when it is on disk, else pymatting-fast, which needs nothing
+    out = _run(capsys, "segment", "--select", "--matte")
+    matting = next(line for line in out.splitlines() if line.startswith("matting"))
+    assert matting.split()[1] == "vitmatte-small" and "pymatting-fast (weight-free)" in matting
+    assert out.rstrip().endswith("editanything models download grounding-dino-tiny edgetam vitmatte-small")
+    for backend in ("pymatting-fast", "pymatting"):
+        out = _run(capsys, "edit", "--point", "--recolor", "--matte", "--matte-backend", backend)
+        assert not any(line.startswith("matting") for line in out.splitlines()) and "vitmatte" not in out
+        assert out.rstrip().endswith("editanything models download edgetam")
+    needs = {n.stage: n for n in job_needs("edit", clicks=True, recolor=True, matte="auto")}
+    assert needs["matting"].candidates == ("vitmatte-small",)
+    assert "matting" not in {n.stage for n in job_needs("edit", clicks=True, recolor=True)}
+
+
+@pytest.mark.parametrize("args", [["edit", "--point", "--remove", "--matte"], ["edit", "--point", "--matte"],
+                                  ["sketch", "--matte"], ["edit", "--point", "--recolor", "--matte-backend", "pymatting"],
+                                  ["edit", "--point", "--recolor", "--matte", "--matte-backend", "nope"]])
+def test_matte_options_a_job_would_refuse(args, isolated_models, capsys):
+    assert main(["models", "needs", *args]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "matte" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("cuda", [False, True])

@@ -8,12 +8,14 @@ import sys
 import textwrap
 from urllib.parse import urlsplit
 
+from ..errors import InvalidInputError
 from ..models import find_model, get_spec, list_models, resolve, verify_model
 from ..models.download import download_model
 from ..models.manifest import NOT_IN_MANIFEST, HfSource, ModelSpec, WheelSource
 from ..models.manifest import with_dependencies
 from ..models.store import download_root, size_problem
 from ..needs import JOBS, Need, approx_bytes, human, job_needs
+from .common import matte_backend
 
 WIDTH = 100  # the tables and notes fit a 100-column terminal; longer entries wrap onto indented lines
 
@@ -41,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--controlnet", action="append", default=[], metavar="KIND", help="add a ControlNet (SD 1.5)")
     n.add_argument("--lcm", action="store_true", help="the LCM sampler (its LCM-LoRA)")
     n.add_argument("--style", help="sketch: the style (default pencil)")
+    n.add_argument("--matte", action="store_true", help="edit --background/--recolor, segment: soft edges")
+    n.add_argument("--matte-backend", metavar="NAME", help="--matte's backend (default auto)")
     n.add_argument("--device", help="cpu or cuda (default: the device this machine would use)")
     d = msub.add_parser("download", help="fetch a model (and the models it needs) and check its sha256",
                         description="Files go to checkpoints/ in a source checkout, else to $EDITANYTHING_HOME "
@@ -136,14 +140,21 @@ def _job_words(args) -> str:
              if getattr(args, name)]
     flags = ["--point" if f == "--clicks" else f for f in flags]
     flags += [f"--controlnet {k}" for k in args.controlnet] + ([f"--style {args.style}"] if args.style else [])
+    flags += (["--matte"] if args.matte else []) + ([f"--matte-backend {args.matte_backend}"]
+                                                    if args.matte_backend else [])
     return " ".join([args.job, *flags])
 
 
 def _needs(args) -> int:
+    backend = matte_backend(args)  # checks the name, and that --matte is there
+    matte = (backend or "auto") if args.matte else None
+    if matte and (args.job not in ("edit", "segment") or args.job == "edit" and not (args.recolor or args.background)):
+        raise InvalidInputError("--matte softens a kept subject's edge: use it with segment, or with edit "
+                                "--background or --recolor")
     device = _device(args.device)
     needs = job_needs(args.job, device=device, select=args.select, clicks=args.clicks,
                       prompt=args.prompt or args.background, remove=args.remove, recolor=args.recolor,
-                      controlnets=tuple(args.controlnet), lcm=args.lcm, style=args.style)
+                      controlnets=tuple(args.controlnet), lcm=args.lcm, style=args.style, matte=matte)
     print(f"{_job_words(args)} on {device}:")
     if not needs:
         print("  no model: it runs on what is installed")
