@@ -8,6 +8,7 @@ library versions) that `editanything replay` runs again. Every kind of output (`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from importlib import metadata
@@ -162,6 +163,13 @@ def backend_info(backend: Any) -> dict[str, Any]:
 
 
 def library_versions() -> dict[str, str]:
+    """The versions of the libraries an output depends on (a fresh dict: callers may change theirs)."""
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> dict[str, str]:
+    # Reading package metadata costs a few ms a call; what is installed does not change under a running process.
     versions = {}
     for dist in ("editanything", "torch", "diffusers", "transformers", "segment-anything", "groundingdino-py",
                  "opencv-python", "numpy"):
