@@ -433,12 +433,13 @@ def sketch_file(source: Path, output: Path, *, style: str, params: dict[str, Any
         meta = generative_text(sketch_recipe(style, params, source=source, photo=photo, drawn=drawn,
                                              max_side=max_side, expansion=expansion), drawing)
     else:
-        from .sketch import resolve_params
+        from .sketch import drawing_models, resolve_params
 
         params = resolve_params(style, params)  # the recipe says how it was drawn (HED's runtime)
         drawing = sketch(image, style, **params)
         meta = {"Software": "editanything",
-                RECIPE_KEY: Recipe(operation=f"sketch:{style}", parameters={"sketch": params}).to_json()}
+                RECIPE_KEY: Recipe(operation=f"sketch:{style}", parameters={"sketch": params},
+                                   models=drawing_models(style)).to_json()}
     write_image(output, drawing, text=meta, inputs=(source,))
 
 

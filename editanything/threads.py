@@ -19,6 +19,7 @@ import contextlib
 import math
 import os
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ _side_by_side: tuple[str, ...] = ()
 _interactive: frozenset[str] = frozenset()
 _running: Counter = Counter()  # role -> blocks running now
 _granted: Counter = Counter()  # role -> threads those blocks took (they are in the load: not "other work")
+_local = threading.local()  # .counts: the counts of the `using` blocks open in this thread, innermost last
 
 
 def from_env(environ: Mapping[str, str] = os.environ) -> int | None:
@@ -172,16 +174,35 @@ def using(role: str, threads: int | None = None) -> Iterator[int]:
         _granted[role] += count
     torch = _torch()
     before = torch.get_num_threads() if torch else None
+    counts = _local.__dict__.setdefault("counts", [])
+    counts.append(count)
     try:
         if torch and count != before:
             torch.set_num_threads(count)
         yield count
     finally:
+        counts.pop()
         if torch and count != before:
             torch.set_num_threads(before)
         with _lock:
             _running[role] -= 1
             _granted[role] -= count
+
+
+def current(environ: Mapping[str, str] = os.environ) -> int:
+    """The thread count work in this thread runs with, for runtimes other than torch (ONNX Runtime): torch's
+    count here where torch is loaded (`using` sets it), else the innermost `using` block's, else a batch
+    worker's slot (`OMP_NUM_THREADS`, which the pool sets), else `available()`. Imports nothing."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return torch.get_num_threads()
+    counts = getattr(_local, "counts", None)
+    if counts:
+        return counts[-1]
+    omp = environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    return available(environ)
 
 
 def _torch():

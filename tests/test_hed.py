@@ -256,8 +256,9 @@ def test_the_2x2_pooling_is_max_pool_with_ceil_mode(torch):
 
 @pytest.fixture
 def fresh_model(monkeypatch):
-    """Forget the process-wide model, so the test sees the store it sets up."""
-    monkeypatch.setattr(hed, "_model", None)
+    """Forget the process-wide model and weights file, so the test sees the store it sets up."""
+    for name in ("_model", "_weights", "_auto"):
+        monkeypatch.setattr(hed, name, None)
 
 
 def test_missing_weights_raise_model_not_found(isolated_models, fresh_model, monkeypatch, torch):
@@ -567,10 +568,17 @@ def test_download_converts_through_the_post_download_hook(isolated_models, rando
 
 # --- the int8 runtime on ONNX Runtime ----------------------------------------------------------------------
 
+def save_weights(net, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path
+
+
 @pytest.fixture
 def tiny_int8(monkeypatch, tmp_path, torch):
-    """A random-weight HED, quantized with the calibration photos shrunk to 64x48 (the cache in seconds):
-    (network, cache folder, the quantizations made)."""
+    """A random-weight HED saved as a weights file, quantized with the calibration photos shrunk to 64x48
+    (the cache in seconds): (weights file, network, cache folder, the quantizations made)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     monkeypatch.setenv("EDITANYTHING_CACHE", str(tmp_path / "cache"))
@@ -578,35 +586,142 @@ def tiny_int8(monkeypatch, tmp_path, torch):
     monkeypatch.setattr(hed_onnx, "_sessions", {})
     calls: list[int] = []
     quantize = hed_onnx.quantize
-    monkeypatch.setattr(hed_onnx, "quantize", lambda net: calls.append(1) or quantize(net))
+    monkeypatch.setattr(hed_onnx, "quantize", lambda weights: calls.append(1) or quantize(weights))
     torch.manual_seed(0)
-    return hed.build_network().eval(), tmp_path / "cache", calls
+    net = hed.build_network().eval()
+    return save_weights(net, tmp_path / "hed.safetensors"), net, tmp_path / "cache", calls
 
 
 def test_the_int8_graph_is_made_once_then_loaded_and_made_again_when_damaged(tiny_int8, torch, caplog):
     import logging
 
-    net, cache, calls = tiny_int8
+    weights, net, cache, calls = tiny_int8
     x = hed.preprocess(photo_crop(40, 56))
-    first = hed_onnx.edge_map(net, x, 1)
+    first = hed_onnx.edge_map(weights, x, 1)
     (path,) = cache.glob("hed-int8-*.onnx")
     assert first.shape == (40, 56) and calls == [1]
     np.testing.assert_allclose(first, net(torch.from_numpy(x))[0, 0].detach().numpy(), atol=0.1)
     hed_onnx._sessions.clear()  # as a new process: the graph is loaded, not made
-    np.testing.assert_array_equal(hed_onnx.edge_map(net, x, 1), first)
-    hed_onnx.edge_map(net, x, 2)  # another thread count: another session of the same graph
+    np.testing.assert_array_equal(hed_onnx.edge_map(weights, x, 1), first)
+    hed_onnx.edge_map(weights, x, 2)  # another thread count: another session of the same graph
     assert calls == [1] and len(hed_onnx._sessions) == 2
     whole = path.stat().st_size
     path.write_bytes(path.read_bytes()[:1000])
     hed_onnx._sessions.clear()
     with caplog.at_level(logging.WARNING, logger=hed_onnx.__name__):
-        np.testing.assert_array_equal(hed_onnx.edge_map(net, x, 1), first)
+        np.testing.assert_array_equal(hed_onnx.edge_map(weights, x, 1), first)
     assert calls == [1, 1] and "does not load" in caplog.text and path.stat().st_size == whole
     with torch.no_grad():
         net.fuse.bias += 1  # other weights: another graph
+    save_weights(net, weights)
     hed_onnx._sessions.clear()
-    hed_onnx.edge_map(net, x, 1)
+    hed_onnx.edge_map(weights, x, 1)
     assert calls == [1, 1, 1] and len(list(cache.glob("hed-int8-*.onnx"))) == 2
+
+
+def test_the_int8_graph_is_keyed_by_the_weights_file_bytes(tiny_int8, tmp_path, torch, monkeypatch):
+    """The cache key is the file's sha256 (with the settings, ONNX Runtime's version and the calibration
+    photos), not its name or place: a copy shares the graph, a file one weight apart gets its own."""
+    weights, net, _, _ = tiny_int8
+    copy = tmp_path / "elsewhere" / "renamed.safetensors"
+    copy.parent.mkdir()
+    copy.write_bytes(weights.read_bytes())
+    assert hed_onnx.graph_name(copy) == hed_onnx.graph_name(weights)
+    with torch.no_grad():
+        net.blocks[0][0].bias[0] += 1e-3
+    other = save_weights(net, tmp_path / "other.safetensors")
+    assert hed_onnx.graph_name(other) != hed_onnx.graph_name(weights)
+    name = hed_onnx.graph_name(weights)
+    monkeypatch.setattr(hed_onnx, "SETTINGS", hed_onnx.SETTINGS + " changed")
+    assert hed_onnx.graph_name(weights) != name
+
+
+CACHED_WORKER = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from editanything.edges import hed, hed_onnx
+from editanything.sketch import drawing_models, resolve_params, sketch
+
+hed_onnx.CALIBRATION_SIZE = (64, 48)
+hed._weights = Path(sys.argv[1])  # as the store would find it (the store's own checks are tested above)
+params = resolve_params("hed", {})
+drawn = sketch(np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8), "hed", **params)
+print(params["runtime"], drawn.shape, drawing_models("hed")["hed"]["sha256"])
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
+"""
+
+
+def test_a_worker_whose_graph_is_cached_never_imports_torch(tiny_int8, monkeypatch):
+    """A fresh process (a batch worker) drawing `auto` with the int8 graph cached hashes the weights file and
+    loads the graph: torch is never imported, the torch network never built. Its recipe names the runtime
+    and the weights file's sha256."""
+    import subprocess
+    import sys
+
+    from editanything.models.store import sha256_file
+
+    weights, _, cache, calls = tiny_int8
+    hed_onnx.session(weights, 1)  # the graph, made in this process (with torch) and cached
+    assert calls == [1]
+    env = {**__import__("os").environ, "EDITANYTHING_CACHE": str(cache), "EDITANYTHING_DEVICE": "cpu",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", CACHED_WORKER, str(weights)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    drawn, imported = done.stdout.splitlines()[-2:]
+    assert drawn == f"onnx-int8 (40, 56) {sha256_file(weights)}"
+    assert imported == "[]"
+    assert sorted(p.name for p in cache.glob("hed-int8-*.onnx")) == [hed_onnx.graph_name(weights)]  # not made again
+
+
+@pytest.fixture
+def fresh_runtime(monkeypatch, tiny_int8):
+    """The process's HED state forgotten, its weights file the tiny one: (weights file, cache folder)."""
+    weights, _, cache, _ = tiny_int8
+    monkeypatch.setenv("EDITANYTHING_DEVICE", "cpu")
+    for name, value in (("_model", None), ("_auto", None), ("_weights", weights)):
+        monkeypatch.setattr(hed, name, value)
+    return weights, cache
+
+
+def test_auto_falls_back_when_the_int8_graph_cannot_be_made(fresh_runtime, tmp_path, monkeypatch, caplog):
+    """A quantizer or export that fails: `auto` draws with nnpack (torch where NNPACK is missing), says so in
+    one warning, once per process, and the recipe records the runtime that drew; asking for onnx-int8 by
+    name is one clear error."""
+    import logging
+
+    from editanything.batch import sketch_file
+    from editanything.errors import EditAnythingError
+    from editanything.models.store import sha256_file
+    from editanything.recipe import read_recipe
+
+    weights, cache = fresh_runtime
+
+    def broken(weights):
+        raise RuntimeError("Exporting the operator 'aten::foo' to ONNX opset version 17 is not supported.\nmore")
+
+    monkeypatch.setattr(hed_onnx, "quantize", broken)
+    expected = "nnpack" if hed.nnpack_available() else "torch"
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), photo_crop(40, 56)[:, :, ::-1])
+    with caplog.at_level(logging.WARNING, logger=hed.__name__):
+        for out in (tmp_path / "a.png", tmp_path / "b.png"):
+            sketch_file(photo, out, style="hed", params={}, max_side=None)
+            recipe = read_recipe(out)
+            assert recipe.parameters["sketch"] == {"runtime": expected}
+            assert recipe.models["hed"]["sha256"] == sha256_file(weights)
+    warnings = [r.getMessage() for r in caplog.records if r.name == hed.__name__]
+    assert warnings == [f"HED runtime auto: drawing with {expected}, not onnx-int8: HED's int8 graph could not be made "
+                        f"from hed.safetensors (RuntimeError: Exporting the operator 'aten::foo' to ONNX opset "
+                        f"version 17 is not supported.); use runtime nnpack or torch"]
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png", gray=True),
+                                  sketch(read_image(photo), "hed", runtime=expected))
+    assert not list(cache.glob("hed-int8-*.onnx"))
+    with pytest.raises(EditAnythingError, match=r"^HED's int8 graph could not be made .*use runtime nnpack or torch$"):
+        hed.edge_map(photo_crop(40, 56), runtime="onnx-int8")
 
 
 def test_workers_asking_for_a_graph_at_once_build_it_once(tmp_path):

@@ -10,6 +10,7 @@ them, so TensorFlow is never needed.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -17,7 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from ..errors import EditAnythingError, InvalidInputError, ModelNotFound, first_line, require
+
+log = logging.getLogger(__name__)
 
 SAFETENSORS_NAME = "hed_bsds500.safetensors"
 # Convolutions per VGG16 block and their output channels.
@@ -26,7 +29,9 @@ BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
 _model = None  # (module, device, dtype), loaded once per process
-_model_lock = threading.Lock()  # the UI's sketch tab and a ControlNet's line art may ask at once
+_weights: Path | None = None  # the converted weights file, found (and verified) once per process
+_auto: str | None = None  # the runtime "auto" draws with in this process, settled on its first use
+_model_lock = threading.RLock()  # the UI's sketch tab and a ControlNet's line art may ask at once
 
 
 def h5_key_map() -> dict[str, str]:
@@ -165,12 +170,24 @@ def after_download(spec, root: Path) -> None:
     convert_weights(Path(root) / spec.files[0].path)
 
 
-def _weights_path() -> Path:
-    from ..models import verified
+def weights_file() -> Path:
+    """The converted weights file (`hed_bsds500.safetensors`), found once per process: the .h5 is hashed
+    against its pinned sha256 before it is converted or used, so a damaged file stops here rather than
+    becoming a network that draws nothing."""
+    global _weights
+    with _model_lock:
+        if _weights is None:
+            from ..models import verified
 
-    # The .h5 is hashed against its pinned sha256 before it is converted or used: a damaged file
-    # must stop here rather than become a network that draws nothing.
-    return convert_weights(verified("hed").path())
+            _weights = convert_weights(verified("hed").path())
+        return _weights
+
+
+def weights_sha256() -> str:
+    """sha256 of the weights file every runtime draws with (for recipes; hashed once per process)."""
+    from ..models.store import sha256_file
+
+    return sha256_file(weights_file())
 
 
 def get_model():
@@ -186,7 +203,7 @@ def get_model():
             from ..models import pick_device
 
             device = pick_device()
-            _model = (load_network(_weights_path(), device, torch.float32), device, torch.float32)
+            _model = (load_network(weights_file(), device, torch.float32), device, torch.float32)
         return _model
 
 
@@ -223,6 +240,16 @@ def edge_map(rgb: np.ndarray, precision: str = "fp32", runtime: str = "torch") -
         raise InvalidInputError(f"HED precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if runtime not in RUNTIMES:
         raise InvalidInputError(f"HED runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if runtime == "onnx-int8":  # no torch: the graph is made from the weights file only when not cached
+        from .. import threads
+        from . import hed_onnx
+
+        if precision != "fp32" or not hed_onnx.available():
+            raise InvalidInputError(f"HED runtime 'onnx-int8' runs on a CPU with onnxruntime and onnx installed "
+                                    f"(pip install 'editanything[hed]'); this is {precision}, "
+                                    f"onnxruntime {'installed' if hed_onnx.available() else 'missing'}: "
+                                    f"use runtime 'torch'")
+        return hed_onnx.edge_map(weights_file(), preprocess(rgb), threads.current())
     torch = require("torch", "hed")
     net, device, dtype = get_model()
     if runtime == "nnpack":
@@ -232,15 +259,6 @@ def edge_map(rgb: np.ndarray, precision: str = "fp32", runtime: str = "torch") -
                                     f"this PyTorch): use runtime 'torch'")
         with torch.inference_mode():
             return _nnpack_forward(net, torch.from_numpy(preprocess(rgb)))[0, 0].numpy()
-    if runtime == "onnx-int8":
-        from . import hed_onnx
-
-        if precision != "fp32" or not hed_onnx.available() or torch.device(device).type != "cpu":
-            raise InvalidInputError(f"HED runtime 'onnx-int8' runs on a CPU with onnxruntime and onnx installed "
-                                    f"(pip install 'editanything[hed]'); this is {precision} on {device}, "
-                                    f"onnxruntime {'installed' if hed_onnx.available() else 'missing'}: "
-                                    f"use runtime 'torch'")
-        return hed_onnx.edge_map(net, preprocess(rgb), torch.get_num_threads())
     x = torch.from_numpy(preprocess(rgb)).to(device=device, dtype=dtype, memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
                                                 enabled=precision == "bf16"):
@@ -257,13 +275,18 @@ def nnpack_available() -> bool:
 
 def fastest_runtime() -> str:
     """The runtime new HED sketches use on a CPU: "onnx-int8" where ONNX Runtime is installed (its lines
-    F >= 0.95 against fp32's, tested on a demo photo), else "nnpack" where it runs (fp32's lines), else "torch"."""
-    from ..models import pick_device
+    F >= 0.95 against fp32's, tested on a demo photo), else "nnpack" where it runs (fp32's lines), else "torch".
+    Where no GPU can be, decided without importing torch."""
+    from ..models.device import pick_device_cheaply
     from . import hed_onnx
 
-    if pick_device() != "cpu":
+    if pick_device_cheaply() != "cpu":
         return "torch"
-    return "onnx-int8" if hed_onnx.available() else "nnpack" if nnpack_available() else "torch"
+    return "onnx-int8" if hed_onnx.available() else _fp32_runtime()
+
+
+def _fp32_runtime() -> str:
+    return "nnpack" if nnpack_available() else "torch"
 
 
 def _nnpack_forward(net, x):
@@ -372,9 +395,29 @@ def check_runtime(runtime: str) -> None:
 
 
 def resolve_runtime(runtime: str) -> str:
-    """"auto" → `fastest_runtime()`; a named runtime as it is (checked)."""
+    """The runtime that draws when `runtime` is asked for: a named one as it is (checked); "auto" →
+    `fastest_runtime()`, its network made ready now, once per process. Where that is onnx-int8 and its graph
+    is neither cached nor can be made (onnx or its quantizer missing pieces, an export error), "auto" falls
+    back to nnpack (else torch) with one warning, and says so: the recipe records what drew."""
+    global _auto
     check_runtime(runtime)
-    return fastest_runtime() if runtime == "auto" else runtime
+    if runtime != "auto":
+        return runtime
+    with _model_lock:
+        if _auto is None:
+            chosen = fastest_runtime()
+            if chosen == "onnx-int8":
+                from .. import threads
+                from . import hed_onnx
+
+                weights = weights_file()  # a missing or damaged weights file is the user's to fix: it raises
+                try:
+                    hed_onnx.session(weights, threads.current())
+                except EditAnythingError as exc:
+                    chosen = _fp32_runtime()
+                    log.warning("HED runtime auto: drawing with %s, not onnx-int8: %s", chosen, first_line(exc))
+            _auto = chosen
+        return _auto
 
 
 def _edges_at(rgb: np.ndarray, size: int, runtime: str) -> np.ndarray:

@@ -6,8 +6,10 @@ channel, activations uint8 with ranges at the 99.999th percentile of the four de
 resizing to full size, the concatenation, the 1x1 fuse and the sigmoid) stay fp32: they are a small
 share of the work, and in int8 they moved the lines visibly. On the demo photos, natively and scaled
 to 1024 px, the lines are F >= 0.953 against fp32's (min-max ranges instead: 0.939, with the side
-outputs in int8 as well). The graph is made once per weights, ONNX Runtime version and these settings
-(`models.onnx_cache`), a minute or so, and then only loaded.
+outputs in int8 as well). The graph is made once per weights file (its sha256 on disk), ONNX Runtime
+version, calibration photos and these settings (`models.onnx_cache`), a minute or so, and then only loaded:
+a process whose graph is cached never imports torch nor builds the torch network (two to three seconds
+of each batch worker's start), only a build does.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ CALIBRATION = Path(__file__).with_name("calibration")
 SETTINGS = "v1 opset17 QDQ per-channel weights:QInt8 activations:QUInt8 percentile-99.999 sides+fusion:fp32"
 CALIBRATION_SIZE = (640, 480)  # the percentile calibration stacks its inputs' activations: one shape for all
 
-# (id of the loaded network, threads) → (that network, its session): holding the network keeps its id unique
-_sessions: dict[tuple[int, int], tuple] = {}
+# (weights file, threads) → its session
+_sessions: dict[tuple[str, int], object] = {}
 _lock = threading.Lock()
 
 
@@ -47,15 +49,17 @@ def calibration_photos() -> list[np.ndarray]:
             for p in sorted(CALIBRATION.glob("*.jpg"))]
 
 
-def graph_name(net) -> str:
+def graph_name(weights: Path) -> str:
+    """The cache's name for the int8 graph of the weights file `weights` (hashed, not loaded)."""
     import onnxruntime as ort
 
-    from ..models.onnx_cache import state_sha256
+    from ..models.store import sha256_file
 
-    h = hashlib.sha256(f"{SETTINGS} {CALIBRATION_SIZE} onnxruntime {ort.__version__}".encode())
+    h = hashlib.sha256(f"{SETTINGS} {CALIBRATION_SIZE} onnxruntime {ort.__version__} "
+                       f"weights {sha256_file(weights)}".encode())
     for path in sorted(CALIBRATION.glob("*.jpg")):
         h.update(path.read_bytes())
-    return f"hed-int8-{state_sha256(net, h.hexdigest())[:24]}.onnx"
+    return f"hed-int8-{h.hexdigest()[:24]}.onnx"
 
 
 def export_fp32(net, path: Path) -> None:
@@ -70,8 +74,8 @@ def export_fp32(net, path: Path) -> None:
                           dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
 
 
-def quantize(net) -> bytes:
-    """The int8 graph of `net` (see the module's docstring), serialized."""
+def quantize(weights: Path) -> bytes:
+    """The int8 graph of the weights file `weights` (see the module's docstring), serialized."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -88,6 +92,7 @@ def quantize(net) -> bytes:
         def get_next(self):
             return next(self.inputs, None)
 
+    net = hed.load_network(weights, "cpu")
     with tempfile.TemporaryDirectory(prefix="hed-int8-") as tmp:
         fp32, prepared, int8 = (Path(tmp) / f for f in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         export_fp32(net, fp32)
@@ -100,17 +105,30 @@ def quantize(net) -> bytes:
         return int8.read_bytes()
 
 
-def session(net, threads: int):
-    """The int8 session of the loaded `net` with `threads` intra-op threads (one per count, kept)."""
+def session(weights: Path, threads: int):
+    """The int8 session of the weights file `weights` with `threads` intra-op threads (one per count, kept).
+
+    Raises EditAnythingError (one line) when the graph is not cached and cannot be made (onnx or the
+    quantizer missing pieces, an export that fails), InvalidInputError when `weights` is not HED's."""
+    from ..errors import EditAnythingError, first_line
     from ..models.onnx_cache import cached_session
 
+    def build() -> bytes:
+        try:
+            return quantize(weights)
+        except EditAnythingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever torch.onnx or the quantizer raise: one line
+            raise EditAnythingError(f"HED's int8 graph could not be made from {Path(weights).name} "
+                                    f"({type(exc).__name__}: {first_line(exc)}); use runtime nnpack or torch") from exc
+
     with _lock:
-        key = (id(net), threads)
+        key = (str(weights), threads)
         if key not in _sessions:
-            _sessions[key] = (net, cached_session(graph_name(net), lambda: quantize(net), threads=threads, log=log))
-        return _sessions[key][1]
+            _sessions[key] = cached_session(graph_name(weights), build, threads=threads, log=log)
+        return _sessions[key]
 
 
-def edge_map(net, x: np.ndarray, threads: int) -> np.ndarray:
+def edge_map(weights: Path, x: np.ndarray, threads: int) -> np.ndarray:
     """The int8 network's edge map of a preprocessed input (1, 3, H, W) → (H, W) float32."""
-    return session(net, threads).run(None, {"x": x})[0][0, 0]
+    return session(weights, threads).run(None, {"x": x})[0][0, 0]

@@ -141,11 +141,18 @@ def check_values(style: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_params(style: str, params: dict[str, Any]) -> dict[str, Any]:
     """`params` checked, with what a drawing depends on made concrete, for its recipe: the HED styles'
-    runtime ("auto" becomes the one that runs here). A generative style's are `generative.resolve_params`'."""
+    runtime ("auto" becomes the one that runs here, its network made ready). A generative style's are `generative.resolve_params`'."""
     kwargs = check_params(style, params)
     if style in ("hed", "hed-pencil"):
         kwargs["runtime"] = hed.resolve_runtime(kwargs.get("runtime", "auto"))
     return kwargs
+
+
+def drawing_models(style: str) -> dict[str, dict[str, Any]]:
+    """The model files a (non-generative) style draws with, for its recipe: HED's weights file and its sha256."""
+    if style not in ("hed", "hed-pencil"):
+        return {}
+    return {"hed": {"file": hed.weights_file().name, "sha256": hed.weights_sha256()}}
 
 
 def sketch(image: np.ndarray, style: str = "pencil", **params: Any) -> np.ndarray:
@@ -189,6 +196,6 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "check_values", "is_generative", "needs_color",
-           "resolve_params", "sketch", "sketch_generated", "style_help", "style_params"]
+__all__ = ["ALL_STYLES", "GENERATIVE_STYLES", "STYLES", "check_params", "check_values", "drawing_models", "is_generative",
+           "needs_color", "resolve_params", "sketch", "sketch_generated", "style_help", "style_params"]
 
