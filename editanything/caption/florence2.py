@@ -9,60 +9,28 @@ BLIP-2's (`regions.py`: the mask's padded box, outside-mask pixels set to the pr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError, require
-from ..models import pick_device, pick_dtype
-from ..models.transformers_folder import load_pretrained, model_folder
+from ..models.transformers_folder import FolderModel
 from .regions import RegionCaptioner
 
 CAPTION_TASKS = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>")
 MODEL_CLASS = "Florence2ForConditionalGeneration"
 
 
-def load_florence2(folder: str | Path, device: str | None, extra: str) -> tuple[Any, Any, str]:
-    """(model, processor, device) from a `save_pretrained` folder, in the models layer's dtype for the device."""
-    device = pick_device(device)
-    model, processor = load_pretrained(folder, MODEL_CLASS, extra=extra, device=device, dtype=pick_dtype(device))
-    return model, processor, device
+class Florence2Model(FolderModel):
+    """What the Florence-2 captioner and detector share: the model class and the manifest's backend. A
+    subclass names its `extra` (the pip extra a missing library points to) and `doing` (what `describe`
+    says it does)."""
 
-
-class Florence2Model:
-    """What the Florence-2 captioner and detector share: the loaded model and its processor, built from a
-    folder or the manifest. A subclass names its `extra` (the pip extra a missing library points to) and
-    `task` (what `describe` says it does)."""
-
+    model_class = MODEL_CLASS
     backend = "florence2"
-    extra = ""
-    doing = ""
-
-    def _bind(self, model: Any, processor: Any, name: str, source: str) -> None:
-        self.model = model.eval()
-        self.processor = processor
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
-        self.name = name
-        self.source = source
-
-    @classmethod
-    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any):
-        """A local `save_pretrained` folder (model + processor); never downloads."""
-        model, processor, _ = load_florence2(folder, device, cls.extra)
-        settings.setdefault("source", Path(folder).name)
-        return cls(model, processor, **settings)
-
-    @classmethod
-    def from_model(cls, name: str = "florence-2-base", **settings: Any):
-        """A Florence-2 model of the manifest; ModelNotFound (with the download command) when absent."""
-        settings.setdefault("name", name)
-        return cls.from_folder(model_folder(name, cls.backend, "a Florence-2 model"), **settings)
-
-    def describe(self) -> str:
-        source = f" ({self.source})" if self.source and self.source != self.name else ""
-        return f"Florence-2 {self.name}{source} on {self.device} ({self.doing})"
+    default_model = "florence-2-base"
+    family = "Florence-2"
+    what = "a Florence-2 model"
 
 
 def check_beams(max_new_tokens: int, num_beams: int) -> None:

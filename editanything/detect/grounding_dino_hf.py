@@ -10,30 +10,30 @@ and `NothingFound` instead of an empty result.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError, NothingFound, require
-from ..models import pick_device, pick_dtype
-from ..models.transformers_folder import load_pretrained, model_folder
+from ..models.transformers_folder import FolderModel
 from ..types import Detections, check_rgb
 from .grounding_dino import check_thresholds, normalize_caption
 
 
-class GroundingDinoHFDetector:
+class GroundingDinoHFDetector(FolderModel):
     """Text → boxes with transformers' Grounding DINO.
 
     The thresholds mean what they mean in the groundingdino-py backend: a query is kept when its
     best token score exceeds `box_threshold`; the tokens above `text_threshold` form its phrase.
     Then boxes are sorted by score, overlapping boxes suppressed whatever their phrase (`nms_iou`,
     None = off) and the best `top_k` kept. The processor resizes to its configured 800/1333 px.
-    Subclasses for other models of the family set the three class attributes below.
+    Subclasses for other models of the family set `model_class`, `backend` and `family`.
     """
 
     model_class = "GroundingDinoForObjectDetection"
     backend = "grounding-dino-hf"
+    default_model = "grounding-dino-tiny"
+    extra = "detect"
     family = "Grounding DINO"
 
     def __init__(self, model: Any, processor: Any, *, box_threshold: float = 0.35, text_threshold: float = 0.25,
@@ -46,31 +46,7 @@ class GroundingDinoHFDetector:
         self.text_threshold = float(text_threshold)
         self.top_k = top_k
         self.nms_iou = None if nms_iou is None else float(nms_iou)
-        self.model = model.eval()
-        self.processor = processor
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
-        self.name = name
-        self.source = source
-
-    @classmethod
-    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "GroundingDinoHFDetector":
-        """A `save_pretrained` folder (config.json, model.safetensors, processor and tokenizer files)."""
-        device = pick_device(device)
-        model, processor = load_pretrained(folder, cls.model_class, extra="detect", device=device,
-                                           dtype=pick_dtype(device))
-        settings.setdefault("source", Path(folder).name)
-        return cls(model, processor, **settings)
-
-    @classmethod
-    def from_model(cls, name: str = "grounding-dino-tiny", **settings: Any) -> "GroundingDinoHFDetector":
-        """A detector declared in the manifest (ModelNotFound names the download command)."""
-        settings.setdefault("name", name)
-        return cls.from_folder(model_folder(name, cls.backend, f"a transformers {cls.family}"), **settings)
-
-    def describe(self) -> str:
-        source = f" ({self.source})" if self.source and self.source != self.name else ""
-        return f"{self.family} {self.name}{source} on {self.device} (transformers)"
+        self._bind(model, processor, name, source)
 
     def detect(self, image: np.ndarray, text: str) -> Detections:
         """Boxes (xyxy, pixels, clipped to the image), scores and phrases for `text`, best first.

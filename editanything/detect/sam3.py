@@ -16,19 +16,27 @@ from typing import Any
 import numpy as np
 
 from ..errors import NothingFound, require
-from ..models import pick_device, pick_dtype
-from ..models.transformers_folder import load_pretrained, model_folder
+from ..models.transformers_folder import FolderModel
 from ..types import Detections, check_rgb, image_key
 from .grounding_dino import check_score, check_top_k, normalize_caption
 
 
-class Sam3Detector:
+class Sam3Detector(FolderModel):
     """Text → instance masks with SAM 3.
 
     `threshold`: an instance is kept when its score (detection × presence) exceeds it;
     `mask_threshold`: the probability above which a pixel belongs to the mask; `top_k`: keep the
     best k over all phrases (None = all).
     """
+
+    model_class = "Sam3Model"
+    processor_class = "Sam3Processor"
+    backend = "sam3-hf"
+    default_model = "sam3"
+    extra = "sam2"
+    family = "SAM 3"
+    doing = "text → instance masks"
+    what = "SAM 3"
 
     def __init__(self, model: Any, processor: Any, *, threshold: float = 0.5, mask_threshold: float = 0.5,
                  top_k: int | None = None, name: str = "sam3", source: str = "", cache_size: int = 2) -> None:
@@ -38,39 +46,21 @@ class Sam3Detector:
         check_score("mask_threshold", mask_threshold)
         check_top_k(top_k)
         self.threshold, self.mask_threshold, self.top_k = float(threshold), float(mask_threshold), top_k
-        self.model = model.eval()
-        self.processor = processor
-        param = next(model.parameters())
-        self.device, self.dtype = param.device, param.dtype
-        self.name, self.source = name, source
+        self._bind(model, processor, name, source)
         self.cache_size = cache_size
         self._cache: OrderedDict[bytes, Any] = OrderedDict()
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, device: str | None = None, box_threshold: float | None = None,
+    def from_folder(cls, folder: str | Path, *, box_threshold: float | None = None,
                     text_threshold: float | None = None, **settings: Any) -> "Sam3Detector":
         """A `save_pretrained` folder as published in `facebook/sam3`.
 
         `box_threshold` (the CLI's detector threshold) is SAM 3's instance `threshold`;
         `text_threshold` has no meaning for SAM 3 and is ignored.
         """
-        device = pick_device(device)
-        model, processor = load_pretrained(folder, "Sam3Model", extra="sam2", device=device, dtype=pick_dtype(device),
-                                           processor_class="Sam3Processor")
         if box_threshold is not None:
             settings.setdefault("threshold", box_threshold)
-        settings.setdefault("source", Path(folder).name)
-        return cls(model, processor, **settings)
-
-    @classmethod
-    def from_model(cls, name: str = "sam3", **settings: Any) -> "Sam3Detector":
-        """SAM 3 as declared in the manifest (ModelNotFound names the download command)."""
-        settings.setdefault("name", name)
-        return cls.from_folder(model_folder(name, "sam3-hf", "SAM 3"), **settings)
-
-    def describe(self) -> str:
-        source = f" ({self.source})" if self.source and self.source != self.name else ""
-        return f"SAM 3 {self.name}{source} on {self.device} (text → instance masks)"
+        return super().from_folder(folder, **settings)
 
     def detect(self, image: np.ndarray, text: str) -> Detections:
         """Every instance of each phrase: boxes (xyxy, pixels), scores, phrases and masks, best first.

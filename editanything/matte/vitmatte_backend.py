@@ -8,15 +8,13 @@ The subject's colours in the band come from the same foreground estimation as th
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
 from ..errors import require
-from ..models import pick_device
-from ..models.transformers_folder import load_pretrained, model_folder
+from ..models.transformers_folder import FolderModel
 from .pymatting_backend import estimate_foreground
 
 BACKEND = "vitmatte-hf"
@@ -25,38 +23,26 @@ BACKEND = "vitmatte-hf"
 MAX_PIXELS = 1536 * 1536
 
 
-class VitMatte:
+class VitMatte(FolderModel):
     """Alpha from transformers' ViTMatte; settings: `max_pixels` (the largest crop the model sees at full size)."""
+
+    model_class = "VitMatteForImageMatting"
+    processor_class = "VitMatteImageProcessor"
+    backend = BACKEND
+    default_model = "vitmatte-small"
+    extra = "matte"
+    family = "ViTMatte"
 
     def __init__(self, model: Any, processor: Any, *, name: str = "vitmatte", source: str = "",
                  max_pixels: int = MAX_PIXELS) -> None:
         self._torch = require("torch", "matte")
-        self.model = model.eval()
-        self.processor = processor
-        self.device = next(model.parameters()).device
-        self.name = name
-        self.source = source
+        self._bind(model, processor, name, source)
         self.max_pixels = int(max_pixels)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any) -> "VitMatte":
-        """A `save_pretrained` folder; fp32 on every device (the alpha is a fine-grained regression)."""
-        torch = require("torch", "matte")
-        model, processor = load_pretrained(folder, "VitMatteForImageMatting", extra="matte",
-                                           device=pick_device(device), dtype=torch.float32,
-                                           processor_class="VitMatteImageProcessor")
-        settings.setdefault("source", Path(folder).name)
-        return cls(model, processor, **settings)
-
-    @classmethod
-    def from_model(cls, name: str = "vitmatte-small", **settings: Any) -> "VitMatte":
-        """A matting model declared in the manifest (ModelNotFound names the download command)."""
-        settings.setdefault("name", name)
-        return cls.from_folder(model_folder(name, BACKEND, "a transformers ViTMatte"), **settings)
-
-    def describe(self) -> str:
-        source = f" ({self.source})" if self.source and self.source != self.name else ""
-        return f"ViTMatte {self.name}{source} on {self.device} (transformers)"
+    def _dtype(cls, device: str) -> Any:
+        """fp32 on every device: the alpha is a fine-grained regression."""
+        return require("torch", "matte").float32
 
     def alpha(self, image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         """The model's alpha (float32 (h, w) in [0, 1]) for an RGB uint8 crop and its uint8 trimap."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, ModelNotFound, first_line, require
+from .device import pick_device, pick_dtype
 
 
 @contextlib.contextmanager
@@ -86,3 +87,56 @@ def load_pretrained(folder: str | Path, model_class: str, *, extra: str, device:
             "it holds another model: download it again"
         )
     return model.eval().to(device), processor
+
+
+class FolderModel:
+    """A backend over one transformers model and its processor, built from a local `save_pretrained` folder
+    or from a manifest model of its `backend`.
+
+    A subclass names `model_class` and `processor_class` (transformers class names), the manifest `backend`
+    and its `default_model`, the pip `extra` a missing library points to, the `family` that `describe` names
+    and what it runs as (`doing`), and `what` a model of another backend is not (default "a transformers
+    <family>"). Its constructor takes (model, processor, **settings, name, source) and calls `_bind`.
+    """
+
+    model_class = ""
+    processor_class = "AutoProcessor"
+    backend = ""
+    default_model = ""
+    extra = ""
+    family = ""
+    doing = "transformers"
+    what = ""
+
+    def _bind(self, model: Any, processor: Any, name: str, source: str) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.name = name
+        self.source = source
+
+    @classmethod
+    def _dtype(cls, device: str) -> Any:
+        """The dtype the model loads in on `device`."""
+        return pick_dtype(device)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, device: str | None = None, **settings: Any):
+        """A local `save_pretrained` folder (model + processor); never downloads."""
+        device = pick_device(device)
+        model, processor = load_pretrained(folder, cls.model_class, extra=cls.extra, device=device,
+                                           dtype=cls._dtype(device), processor_class=cls.processor_class)
+        settings.setdefault("source", Path(folder).name)
+        return cls(model, processor, **settings)
+
+    @classmethod
+    def from_model(cls, name: str | None = None, **settings: Any):
+        """A model of the manifest; ModelNotFound (with the download command) when its files are absent."""
+        name = name or cls.default_model
+        settings.setdefault("name", name)
+        return cls.from_folder(model_folder(name, cls.backend, cls.what or f"a transformers {cls.family}"), **settings)
+
+    def describe(self) -> str:
+        source = f" ({self.source})" if self.source and self.source != self.name else ""
+        return f"{self.family} {self.name}{source} on {self.device} ({self.doing})"
