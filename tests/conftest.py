@@ -95,3 +95,28 @@ def edit_output(folder, stem: str, index: int = 0) -> Path:
     hits = [p for p in Path(folder).iterdir() if pattern.fullmatch(p.name)]
     assert len(hits) == 1, f"expected one edit output of {stem} in {folder}; found {sorted(p.name for p in hits)}"
     return hits[0]
+
+
+def run_cli(*args: str):
+    """`python -m editanything ARGS` in a fresh process, as a user runs it, in this process's environment."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "editanything", *args], capture_output=True, text=True,
+                          env=os.environ.copy())
+
+
+def models_list_row(name: str) -> str:
+    """The row of model `name` in `editanything models list`."""
+    result = run_cli("models", "list")
+    assert result.returncode == 0, result.stderr
+    return next(line for line in result.stdout.splitlines() if line.startswith(name))
+
+
+def assert_segment_names_download(detector: str, out: Path) -> None:
+    """`segment --select cup --detector DETECTOR` stops with one line: the command that downloads it."""
+    result = run_cli("segment", str(DEMOS / "coffee.jpg"), "-o", str(out), "--select", "cup", "--detector", detector,
+                     "--segmenter", "grabcut")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"editanything models download {detector}" in lines[0], result.stderr

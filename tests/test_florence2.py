@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DEMOS
+from conftest import DEMOS, assert_segment_names_download, models_list_row
 
 from editanything import read_image
 from editanything.caption import (CAPTIONERS, Blip2Captioner, Florence2Captioner, auto_candidates, get_captioner,
@@ -162,20 +162,11 @@ def test_missing_weights_name_the_download_command(catalogue_model, tmp_path):
     for build in (lambda: get_captioner(NAME), lambda: get_detector(NAME)):
         with pytest.raises(ModelNotFound, match=f"editanything models download {NAME}"):
             build()
-    result = subprocess.run(
-        [sys.executable, "-m", "editanything", "segment", str(DEMOS / "coffee.jpg"), "-o", str(tmp_path / "out"),
-         "--select", "cup", "--detector", NAME, "--segmenter", "grabcut"],
-        capture_output=True, text=True, env=os.environ.copy())
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"editanything models download {NAME}" in lines[0], result.stderr
+    assert_segment_names_download(NAME, tmp_path / "out")
 
 
 def test_models_list_shows_florence_and_its_licence(isolated_models):
-    result = subprocess.run([sys.executable, "-m", "editanything", "models", "list"], capture_output=True, text=True,
-                            env=os.environ.copy())
-    assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith(NAME))
+    line = models_list_row(NAME)
     assert "captioner" in line and "MIT" in line
 
 

@@ -4,14 +4,11 @@ post-processing gives on the same tiny random weights (saved with `save_pretrain
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import DEMOS
+from conftest import DEMOS, assert_segment_names_download, models_list_row
 from tiny_hf_models import build_tiny_grounding_dino_hf, declare_folder, install_declared, reference_grounded_detect
 
 from editanything import read_image
@@ -72,13 +69,7 @@ def test_missing_weights_name_the_download_command(manifest_model):
     (manifest_model / "model.safetensors").unlink()
     with pytest.raises(ModelNotFound, match=f"editanything models download {NAME}"):
         get_detector(NAME, device="cpu")
-    result = subprocess.run(
-        [sys.executable, "-m", "editanything", "segment", str(DEMOS / "coffee.jpg"), "-o", str(manifest_model.parent / "out"),
-         "--select", "cup", "--detector", NAME, "--segmenter", "grabcut"],
-        capture_output=True, text=True, env=os.environ.copy())
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"editanything models download {NAME}" in lines[0], result.stderr
+    assert_segment_names_download(NAME, manifest_model.parent / "out")
 
 
 def test_a_grounding_dino_folder_is_refused_as_mm_grounding_dino(manifest_model, tmp_path):
@@ -91,10 +82,7 @@ def test_a_grounding_dino_folder_is_refused_as_mm_grounding_dino(manifest_model,
 
 
 def test_models_list_shows_its_backend_licence(manifest_model):
-    result = subprocess.run([sys.executable, "-m", "editanything", "models", "list"], capture_output=True, text=True,
-                            env=os.environ.copy())
-    assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith(NAME))
+    line = models_list_row(NAME)
     assert "detector" in line and "Apache-2.0" in line
 
 
