@@ -82,9 +82,10 @@ def test_matte_names_vitmatte_when_it_would_run_and_nothing_for_a_weight_free_ba
     assert "matting" not in {n.stage for n in job_needs("edit", clicks=True, recolor=True)}
 
 
-@pytest.mark.parametrize("args", [["edit", "--point", "--remove", "--matte"], ["edit", "--point", "--matte"],
-                                  ["sketch", "--matte"], ["edit", "--point", "--recolor", "--matte-backend", "pymatting"],
-                                  ["edit", "--point", "--recolor", "--matte", "--matte-backend", "nope"]])
+@pytest.mark.parametrize("args", [
+    ["edit", "--point", "--remove", "--matte"], ["edit", "--point", "--matte"], ["sketch", "--matte"],
+    ["edit", "--point", "--recolor", "--matte-backend", "pymatting"],
+    ["edit", "--point", "--recolor", "--matte", "--matte-backend", "nope"]])
 def test_matte_options_a_job_would_refuse(args, isolated_models, capsys):
     assert main(["models", "needs", *args]) != 0
     err = capsys.readouterr().err
