@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import copy
 import io
+import math
 import os
-import urllib.parse
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,7 @@ from ...imageio import max_pixels_default
 from ...types import GenerationParams, check_mask, check_rgb
 from ..generated import Generated, changed
 from ..params import WEBUI_DEFAULTS
-from .http import Breaker, Client, RetryPolicy, Upload, api_key, check_base_url, is_loopback
+from .http import Breaker, Client, RetryPolicy, Upload, api_key, check_base_url, in_clear
 
 # WebUI settings a hosted edit endpoint has no field for, with the option that sets each.
 WEBUI_ONLY = {"sampler": "--sampler", "steps": "--steps", "cfg_scale": "--cfg", "strength": "--strength",
@@ -54,12 +54,9 @@ class Planned:
     def describe(self) -> str:
         files = ", ".join(f"{name}: {u.content_type} {len(u.data) / 1024:.0f} KiB" for name, u in self.files.items())
         fields = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
-        parts = urllib.parse.urlsplit(self.url)
-        clear = ("; UNENCRYPTED: plain http to another machine (allowed by --allow-insecure), the key and the "
-                 "crop travel in clear" if parts.scheme == "http" and not is_loopback(parts.hostname or "") else "")
         return (f"would {self.method} {self.url}; crop {self.crop_size[0]}x{self.crop_size[1]} sent as "
                 f"{self.sent_size[0]}x{self.sent_size[1]} ({files}); mask: {self.mask_encoding}; "
-                f"parameters: {fields}; cost: {self.cost}{clear}")
+                f"parameters: {fields}; cost: {self.cost}{in_clear(self.url, 'crop')}")
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -73,16 +70,22 @@ def encode_png(array: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def decode_image(data: bytes, service: str, sent: tuple[int, int]) -> np.ndarray:
-    """An answer's image bytes as RGB uint8 (an alpha channel is dropped), if it is the size that was sent.
+def decode_answer(data: bytes, service: str, *, size: tuple[int, int] | None = None, ratio: float | None = None,
+                  then: str = "saved") -> np.ndarray:
+    """An answer's image as RGB uint8 (an alpha channel is dropped), if it is `size` (when given) or of aspect
+    ratio `ratio` (within 5 %: services round their sizes to a grid); else RemoteServiceError saying the
+    answer was not `then` (saved, pasted).
 
-    The size is read from the header before anything is decoded, so an answer the size of a
-    decompression bomb costs nothing; the pixel limit for user input applies as well.
+    The size is read from the header before anything is decoded, within the pixel limit for user input, so
+    an answer the size of a decompression bomb costs nothing.
     """
-    size = answer_size(data, service)
-    if size != tuple(sent):
-        raise RemoteServiceError(f"{service} answered with a {size[0]}x{size[1]} image for a {sent[0]}x{sent[1]} "
-                                 "request: a bad answer, not pasted; try again")
+    width, height = answer_size(data, service)
+    if size is not None and (width, height) != tuple(size):
+        raise RemoteServiceError(f"{service} answered with a {width}x{height} image for a {size[0]}x{size[1]} "
+                                 f"request: a bad answer, not {then}; try again")
+    if ratio is not None and abs(math.log((width / height) / ratio)) > 0.05:
+        raise RemoteServiceError(f"{service} answered with a {width}x{height} image, not the aspect ratio asked "
+                                 f"for: a bad answer, not {then}; try again")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise RemoteServiceError(f"{service} answered with an image that cannot be decoded")

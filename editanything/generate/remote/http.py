@@ -156,6 +156,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def in_clear(url: str, cargo: str) -> str:
+    """What a dry run adds when `url` is plain http to another machine (the key and `cargo` would travel
+    unencrypted), else ""."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
+        return ""
+    return (f"; UNENCRYPTED: plain http to another machine (allowed by --allow-insecure), the key and the {cargo} "
+            "travel in clear")
+
+
 def answer_cap(width: int, height: int, images: int = 1) -> int:
     """Bytes an answer holding `images` PNGs of width x height may take: incompressible RGBA, base64 in JSON."""
     png = width * height * 4 + height + (width * height * 4) // 64 + 64 * 1024  # filter bytes, deflate blocks

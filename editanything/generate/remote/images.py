@@ -16,13 +16,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ...errors import InvalidInputError, RemoteServiceError
 from ..generated import Generated
-from .base import DryRun, answer_size
-from .http import Client, Upload, is_loopback
+from .base import DryRun
+from .http import Client, Upload, in_clear
 
 ANSWER_MAX_SIDE = 4096  # no generation endpoint answers larger; the cap on reading an answer follows from it
 
@@ -40,31 +39,8 @@ class PlannedGeneration:
     def describe(self) -> str:
         sent = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
         files = "".join(f"; {name}: {u.content_type} {len(u.data) / 1024:.0f} KiB" for name, u in self.files.items())
-        parts = urllib.parse.urlsplit(self.url)
-        clear = ("; UNENCRYPTED: plain http to another machine (allowed by --allow-insecure), the key and the "
-                 "prompt travel in clear" if parts.scheme == "http" and not is_loopback(parts.hostname or "") else "")
         body = "JSON" if self.as_json else "multipart form"
-        return f"would POST {self.url} ({body}): {sent}{files}; cost: {self.cost}{clear}"
-
-
-def decode_answer(data: bytes, service: str, ratio: float | None = None,
-                  size: tuple[int, int] | None = None) -> np.ndarray:
-    """An answer's image as RGB uint8, if it is `size` (when given) or of aspect ratio `ratio` (within 5 %:
-    services round their sizes to a grid).
-
-    The header is read first, within the pixel limit for user input, so a bad answer costs nothing.
-    """
-    width, height = answer_size(data, service)
-    if size is not None and (width, height) != tuple(size):
-        raise RemoteServiceError(f"{service} answered with a {width}x{height} image for a {size[0]}x{size[1]} "
-                                 "request: a bad answer, not saved; try again")
-    if ratio is not None and abs(math.log((width / height) / ratio)) > 0.05:
-        raise RemoteServiceError(f"{service} answered with a {width}x{height} image, not the aspect ratio asked "
-                                 "for: a bad answer, not saved; try again")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise RemoteServiceError(f"{service} answered with an image that cannot be decoded")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return f"would POST {self.url} ({body}): {sent}{files}; cost: {self.cost}{in_clear(self.url, 'prompt')}"
 
 
 class TextToImage:

@@ -33,9 +33,9 @@ import numpy as np
 
 from ...errors import InvalidInputError, RemoteServiceError
 from ...types import GenerationParams
-from .base import Planned, RemoteGenerator, b64decode, decode_image, encode_png
+from .base import Planned, RemoteGenerator, b64decode, decode_answer, encode_png
 from .http import ContentRefused, QuotaExceeded, Response, Upload, answer_cap
-from .images import PlannedGeneration, TextToImage, answer_bytes, decode_answer, reject_local_settings
+from .images import PlannedGeneration, TextToImage, answer_bytes, reject_local_settings
 from .sizing import Fitted, closest_size, fit_exact
 
 MASK_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "chatgpt-image-latest", "dall-e-2")
@@ -105,7 +105,8 @@ class OpenAIGenerator(TextToImage, RemoteGenerator):
             images = [d.get("b64_json") for d in data if isinstance(d, dict) and d.get("b64_json")]
             if len(images) != n:
                 raise RemoteServiceError(f"OpenAI images/edits: asked for {n} images, the answer holds {len(images)}")
-            answers = [decode_image(b64decode(b, self.service), self.service, fitted.size) for b in images]
+            answers = [decode_answer(b64decode(b, self.service), self.service, size=fitted.size, then="pasted")
+                       for b in images]
             self.record(requests, planned, response, model=self.model, answer_size=list(fitted.size))
             out += [fitted.undo(answer) for answer in answers]
         return out

@@ -39,9 +39,9 @@ import numpy as np
 
 from ...errors import InvalidInputError, RemoteServiceError
 from ...types import GenerationParams
-from .base import Planned, RemoteGenerator, b64decode, decode_image, encode_png
+from .base import Planned, RemoteGenerator, b64decode, decode_answer, encode_png
 from .http import ContentRefused, QuotaExceeded, Response, Upload, answer_cap
-from .images import PlannedGeneration, TextToImage, answer_bytes, check_ratio, decode_answer, reject_local_settings
+from .images import PlannedGeneration, TextToImage, answer_bytes, check_ratio, reject_local_settings
 from .sizing import Fitted, fit_limits
 
 EDIT = "/v2beta/stable-image/edit/"
@@ -149,7 +149,8 @@ class StabilityGenerator(TextToImage, RemoteGenerator):
                                      f"(finish_reason CONTENT_FILTERED); change the prompt or the selection")
             if not body.get("image"):
                 raise RemoteServiceError(f"Stability AI {route}: the answer holds no image")
-            answer = decode_image(b64decode(body["image"], self.service), self.service, fitted.size)
+            answer = decode_answer(b64decode(body["image"], self.service), self.service, size=fitted.size,
+                                   then="pasted")
             self.record(requests, planned, response, seed_sent=int(fields["seed"]), seed_used=body.get("seed"),
                         finish_reason=body.get("finish_reason"), generation_id=generation_id,
                         request_id=response.request_id or generation_id, answer_size=list(fitted.size))
