@@ -95,6 +95,26 @@ def test_from_photo_fills_the_prompt_with_the_captions_expansion(captioning):
     assert other != prompt and other.endswith(".")  # another photo's caption, as prose for the hosted service
 
 
+def test_from_photo_with_two_clients_interleaving_captions_each_ones_own_photo(captioning):
+    """The captioner is shared, the photo is the session's: B's upload between A's upload and A's click
+    does not change what A's prompt is written from."""
+    from editanything.caption import get_captioner
+    from editanything.prompting import expand
+
+    a, b = Client(captioning, verbose=False), Client(captioning, verbose=False)
+    photos = {"a": COFFEE, "b": DEMOS / "astronaut.jpg"}
+    load(a, photos["a"])
+    load(b, photos["b"])
+    got = {name: client.predict(negative="", generator="This machine", seed=5, api_name="/prompt_from_photo")[0]
+           for name, client in (("a", a), ("b", b))}
+    captioner = get_captioner("auto")
+    captions = {name: captioner.caption(read_image(photo)) for name, photo in photos.items()}
+    assert captions["a"] != captions["b"]  # else the test could not tell the sessions apart
+    for name in photos:
+        assert got[name] == expand(captions[name], target="sd15", seed=5).prompt
+    assert a.predict(negative="", generator="This machine", seed=5, api_name="/prompt_from_photo")[0] == got["a"]
+
+
 def test_from_photo_without_a_captioner_names_the_download(client):
     load(client, COFFEE)
     with pytest.raises(AppError, match="models download florence-2-base") as info:
