@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,20 +178,31 @@ class Editor:
         self._options = {"detector": detector_options or {}, "segmenter": segmenter_options or {},
                          "generator": generator_options or {}, "captioner": {}, "remover": {}, "matter": {}}
         self._built: dict[str, Any] = {}
+        self._building: dict[str, threading.Lock] = {}
+        self._building_lock = threading.Lock()
 
     def _backend(self, kind: str) -> Any:
-        if kind not in self._built:
-            spec = self._specs[kind]
-            if spec is None:
-                return None
-            if not isinstance(spec, (str, Path)):
-                self._built[kind] = spec
-            else:
-                built = _BUILDERS[kind](spec, **self._options[kind])
+        spec = self._specs[kind]
+        if spec is None:
+            return None
+        if not isinstance(spec, (str, Path)):
+            return self._built.setdefault(kind, spec)  # the caller's own: released with the rest
+        return self._build_once(kind, lambda: _BUILDERS[kind](spec, **self._options[kind]))
+
+    def _build_once(self, key: str, build) -> Any:
+        """`self._built[key]`, built by `build()` the first time. One build per key even when two UI sessions
+        ask at once (a second copy of a model would double its memory); keys build independently."""
+        if key in self._built:
+            return self._built[key]
+        with self._building_lock:
+            lock = self._building.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._built:
+                built = build()
                 if self.low_memory and hasattr(built, "low_memory"):
                     built.low_memory = True
-                self._built[kind] = built
-        return self._built[kind]
+                self._built[key] = built
+            return self._built[key]
 
     @property
     def detector(self):
@@ -210,16 +222,15 @@ class Editor:
         on disk for the device (FLUX.2 klein, SDXL base, SD 1.5; not the inpainting models `edit` picks)."""
         if not _is_auto(self._specs["generator"]):
             return self.generator
-        if "text_generator" not in self._built:
+        def build():
             from .generate.auto import pick_text
 
             name, why = pick_text(with_options=bool(self._options["generator"]))
             built = get_generator(name, **self._options["generator"])
             built.note = why
-            if self.low_memory and hasattr(built, "low_memory"):
-                built.low_memory = True
-            self._built["text_generator"] = built
-        return self._built["text_generator"]
+            return built
+
+        return self._build_once("text_generator", build)
 
     @property
     def captioner(self):

@@ -197,3 +197,31 @@ def test_prompt_for_edits_each_instance_with_its_own_prompt(deep, coffee):
         editor.edit(coffee, dataclasses.replace(request, prompt_for={"cup": "a blue mug"}))
     with pytest.raises(InvalidInputError, match="does not combine with background"):
         EditRequest(mode="background", selection=Prompt(text="cup"), prompt_for={"cup": "a mug"})
+
+
+def test_two_sessions_asking_for_a_backend_at_once_build_it_once(monkeypatch):
+    """The UI's sessions share one Editor: a model both ask for while it loads must load once, not twice."""
+    import threading
+    import time
+
+    from editanything import pipeline
+
+    builds = []
+
+    def slow_matter(name, **options):
+        builds.append(name)
+        time.sleep(0.2)  # long enough for the other thread to arrive while this one builds
+        return object()
+
+    monkeypatch.setitem(pipeline._BUILDERS, "matter", slow_matter)
+    editor = pipeline.Editor(matter="pymatting-fast", low_memory=False)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(editor.matter)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert builds == ["pymatting-fast"]
+    assert got[0] is got[1]
+    editor.release()
+    assert editor.matter is not got[0] and builds == ["pymatting-fast"] * 2  # released, built again on next use
