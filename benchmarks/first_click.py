@@ -18,14 +18,18 @@ Targets: the fast segmenter's first click <= 2 s and >= 6x faster than vit_b's, 
 
     python benchmarks/first_click.py [--models sam-vit-b,sam2.1-hiera-tiny,edgetam] [--clicks 10] [--size 1600] [--smoke]
 
-`--contention` measures the fast segmenter's first click while a pencil batch keeps every core busy
-(`editanything sketch` at its default workers, in another process, as on a shared machine), in fresh
-processes alternating the thread policies, `--rounds` times each, then once each with the batch
-stopped (a quiet machine):
-- today: torch's default, one thread per core;
-- policy: `editanything.threads` (the selection's share of the cores the load leaves free), as the UI
-  runs a click.
-Target: the policy's first click under contention >= 2x faster than today's, and no slower when quiet.
+`--contention` measures the fast segmenter's cold first click while a pencil batch keeps every core busy
+(`editanything sketch` at its default workers, in another process of the same session, as on a shared
+machine), in fresh processes, the arms alternating `--rounds` times, the batch restarted for each arm at
+its niceness; then once each with the batch stopped (a quiet machine):
+- today: the batch's workers at niceness 0 (`EDITANYTHING_BATCH_NICE=0`), the click at torch's default
+  threads (one per core);
+- new: the defaults now: the batch's workers niced (+10), the click at `editanything.threads`' count (the
+  selection's share of the cores the load leaves free), as the UI runs a click;
+- niced, all threads: the niced batch, the click at torch's default: whether the thread policy should take
+  the cores a niced batch keeps busy as free (it counts them as load today).
+Target: the new defaults' first click under contention >= 2x faster than today's, and no slower quiet.
+The load average is printed before (other people's work), during each batch and after.
 
     python benchmarks/first_click.py --contention [--rounds 2] [--size 1600]
 
@@ -36,15 +40,18 @@ batch, one round): it checks the script, it measures nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -134,8 +141,6 @@ def timed(fn) -> float:
 def measure(name: str, size: int, n: int, smoke: bool = False, policy: str = "today") -> dict:
     """One model in this process: cold and warm first clicks, later clicks, peak RSS. `policy`: how many
     torch threads the first click runs with ("today": torch's default; "policy": the UI's selection share)."""
-    import contextlib
-
     import torch
 
     from editanything import threads
@@ -166,11 +171,16 @@ def pencil_load(folder: Path, smoke: bool) -> None:
             time.sleep(0.2)
 
 
-def child_env() -> dict:
-    """The environment a user's process has: no thread settings (the caller's OMP_NUM_THREADS would hide today's default)."""
+def child_env(batch_nice: int | None = None) -> dict:
+    """The environment a user's process has: no thread settings (the caller's OMP_NUM_THREADS would hide today's
+    default); the batch's niceness `batch_nice` (None: editanything's default)."""
+    from editanything.engines.priority import ENV as NICE_ENV
+
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "EDITANYTHING_THREADS")}
+           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "EDITANYTHING_THREADS", NICE_ENV)}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    if batch_nice is not None:
+        env[NICE_ENV] = str(batch_nice)
     return env
 
 
@@ -187,43 +197,91 @@ def load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def pool_workers(pid: int) -> dict[int, int]:
+    """The pool workers the process `pid` runs now (its spawned children, not the resource tracker) and the
+    niceness of each, from /proc."""
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            worker = int(fields[1]) == pid and b"spawn_main" in (proc / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if worker:  # field 4: the parent; field 19: the niceness
+            found[int(proc.name)] = int(fields[16])
+    return found
+
+
+# arm: (the batch workers' niceness, None = the default now; the click's threads: "today" = torch's default)
+ARMS = {"today": (0, "today"), "new": (None, "policy"), "niced, all threads": (None, "today")}
+
+
+@contextlib.contextmanager
+def batch_running(folder: Path, nice: int | None, smoke: bool) -> Iterator[list[int]]:
+    """The pencil batch looping in another process, its workers at `nice`; yields their niceness as seen."""
+    batch = subprocess.Popen([sys.executable, __file__, "--pencil-load", str(folder), *(["--smoke"] if smoke else [])],
+                             cwd=ROOT, env=child_env(nice), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2 if smoke else 8)  # the pool's workers started and busy
+        if batch.poll() is not None:
+            raise SystemExit(f"the pencil batch failed:\n{batch.stderr.read().decode()[-2000:]}")
+        for _ in range(50):  # between two passes over the folder the pool is down: look again
+            seen = pool_workers(batch.pid)
+            if seen:
+                break
+            time.sleep(0.1)
+        yield sorted(seen.values())
+    finally:
+        # Not in a session (and process group) of its own, which would end it at once: the kernel weighs
+        # niceness within one session (autogroup), as between a UI and a batch started from one shell.
+        workers = pool_workers(batch.pid)
+        batch.kill()
+        batch.wait()
+        for pid in workers:  # the workers of the pass running now; none outlives its arm
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def contention(size: int, rounds: int, smoke: bool) -> None:
-    """The fast segmenter's cold first click beside a pencil batch, today's threads against the policy's."""
+    """The fast segmenter's cold first click beside a pencil batch: today's batch and threads against the new defaults."""
+    from editanything.engines.priority import DEFAULT_NICE
     from editanything.threads import usable_cores
 
+    before = load()
     n, side = (6, 320) if smoke else (48, 1600)
+    busy: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    seen_nice: dict[str, list[int]] = {}
+    busy_load: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
         source = photo(ROOT / "demos" / "chelsea.jpg", side)
         for i in range(n):
             cv2.imwrite(str(folder / "in" / f"p{i:03d}.jpg"), np.roll(source, 7 * i, axis=1)[:, :, ::-1])
-        batch = subprocess.Popen([sys.executable, __file__, "--pencil-load", tmp, *(["--smoke"] if smoke else [])],
-                                 cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            time.sleep(2 if smoke else 8)  # the pool's workers started and busy
-            if batch.poll() is not None:
-                raise SystemExit(f"the pencil batch failed:\n{batch.stderr.read().decode()[-2000:]}")
-            busy = {"today": [], "policy": []}
-            for _ in range(rounds):
-                for policy in busy:
-                    busy[policy].append(one(FAST, size, 2, smoke, policy))
-            busy_load = load()
-        finally:
-            batch.kill()
-            batch.wait()
+        for _ in range(rounds):
+            for nice in (0, None):  # one batch per niceness and round, its arms measured beside it
+                with batch_running(folder, nice, smoke) as workers:
+                    for arm, (arm_nice, policy) in ARMS.items():
+                        if arm_nice == nice:
+                            busy[arm].append(one(FAST, size, 2, smoke, policy))
+                            seen_nice[arm] = workers
+                    busy_load[str(nice)] = load()
     time.sleep(0 if smoke else 5)
     quiet = {policy: one(FAST, size, 2, smoke, policy) for policy in ("today", "policy")}
-    med = {p: statistics.median(r["cold"] for r in rs) for p, rs in busy.items()}
+    med = {arm: statistics.median(r["cold"] for r in rs) for arm, rs in busy.items()}
     print(f"{'toy-size model [smoke], ' if smoke else ''}{FAST} cold first click on a {size}px photo, "
-          f"{usable_cores()} usable cores; beside a pencil batch of {n} photos looping "
-          f"(load average then {busy_load}); median of {rounds}")
-    print(f"{'policy':8s} {'threads':>8s} {'under contention':>17s} {'quiet':>8s}")
-    for p in ("today", "policy"):
-        print(f"{p:8s} {busy[p][-1]['click_threads']:>4d}/{quiet[p]['click_threads']:<3d} {med[p]:16.2f}s "
-              f"{quiet[p]['cold']:7.2f}s")
-    speedup, quiet_ratio = med["today"] / med["policy"], quiet["policy"]["cold"] / quiet["today"]["cold"]
-    print(f"under contention the policy's first click is {speedup:.2f}x today's (target >= 2x "
+          f"{usable_cores()} usable cores; beside a pencil batch of {n} photos looping; median of {rounds}; "
+          f"load average before {before}, during the nice-0 batch {busy_load['0']}, during the niced one "
+          f"{busy_load['None']}")
+    print(f"{'arm':20s} {'batch nice':>10s} {'threads':>8s} {'under contention':>17s} {'quiet':>8s}")
+    for arm, (nice, policy) in ARMS.items():
+        quiet_s = f"{quiet[policy]['cold']:7.2f}s" if arm != "niced, all threads" else f"{'':8s}"
+        print(f"{arm:20s} {','.join(map(str, seen_nice[arm])) or '?':>10s} "
+              f"{busy[arm][-1]['click_threads']:>4d}/{quiet[policy]['click_threads']:<3d} {med[arm]:16.2f}s {quiet_s}")
+    speedup, quiet_ratio = med["today"] / med["new"], quiet["policy"]["cold"] / quiet["today"]["cold"]
+    print(f"(the new defaults nice the batch +{DEFAULT_NICE}; niced, all threads: {med['today'] / med['niced, all threads']:.2f}x "
+          f"today's under contention, the new defaults' {med['niced, all threads'] / med['new']:.2f}x its time)")
+    print(f"under contention the new defaults' first click is {speedup:.2f}x faster than today's (target >= 2x "
           f"{'met' if speedup >= 2 else 'MISSED'}); quiet: {quiet_ratio:.2f}x today's time (target <= 1.0x, "
           f"noise aside: {'met' if quiet_ratio <= 1.1 else 'MISSED'}); load average now {load()}")
 
@@ -235,8 +293,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1600, help="width of the test photo, px (height = width * 1068 / 1600)")
     ap.add_argument("--smoke", action="store_true", help="toy-size models: checks the script, measures nothing")
     ap.add_argument("--contention", action="store_true",
-                    help="the fast segmenter's first click beside a pencil batch: today's threads against the policy's")
-    ap.add_argument("--rounds", type=int, default=2, help="--contention: runs of each policy under contention")
+                    help="the fast segmenter's first click beside a pencil batch: today's batch priority and "
+                         "threads against the new defaults")
+    ap.add_argument("--rounds", type=int, default=2, help="--contention: runs of each arm under contention")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model and print JSON
     ap.add_argument("--policy", default="today", choices=("today", "policy"), help=argparse.SUPPRESS)
     ap.add_argument("--pencil-load", help=argparse.SUPPRESS)  # internal: the batch beside the clicks

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
 from .engines import Engine, get_engine
+from .engines.priority import batch_nice
 from .errors import CHECK_FAILED, NOT_ANSWERING, CheckFailed, InvalidInputError
 from .imageio import IMAGE_SUFFIXES, PARTIAL_SUFFIX, check_writable_folder, limit_size
 from .multipart import remove_left_behind
@@ -362,13 +363,17 @@ def pending(jobs: Sequence[Job]) -> list[Job]:
 
 def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | None = None,
               overwrite: bool = False, progress: bool | Progress = True, desc: str = "batch",
-              engine: str | Engine = "local", engine_options: dict[str, Any] | None = None) -> BatchReport:
+              engine: str | Engine = "local", engine_options: dict[str, Any] | None = None,
+              nice: int | None = None) -> BatchReport:
     """Run `work(source, output)` for every job whose output does not exist yet (all with `overwrite`).
 
     `work` must be picklable (a module-level function or a functools.partial of one) and write
     its output atomically. `progress`: True draws a bar on a terminal (nothing elsewhere), a
     `Progress` callable hears of each finished job instead. `engine` runs the jobs (see `editanything.engines`): "local" (a process
     pool of `workers`), "ray" (with `engine_options` for its constructor), or an engine instance.
+    Worker processes and Ray actors run at niceness `nice` (None: `EDITANYTHING_BATCH_NICE`, default 10;
+    0: as this process), below interactive work; an engine instance keeps its own; jobs run in this
+    process (one local worker) keep its priority.
     """
     report = BatchReport()
     remove_partials(j.output for j in jobs)
@@ -379,9 +384,9 @@ def run_batch(jobs: Sequence[Job], work: Callable[..., Any], *, workers: int | N
         raise InvalidInputError(f"--workers must be at least 1; got {workers}")
     if engine == "local":
         workers = default_workers() if workers is None else workers
-        engine = get_engine("local", workers=min(workers, max(1, len(todo))), cores=default_workers())
-    else:
-        engine = get_engine(engine, workers=workers, **(engine_options or {}))
+        engine = get_engine("local", workers=min(workers, max(1, len(todo))), cores=default_workers(), nice=nice)
+    elif isinstance(engine, str):
+        engine = get_engine(engine, workers=workers, nice=nice, **(engine_options or {}))
     bar = _bar(len(todo), desc, progress is True)
     last = time.perf_counter()
     try:
@@ -448,7 +453,8 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
                   max_side: int | None = None, fmt: str = "png", overwrite: bool = False,
                   progress: bool | Progress = True, engine: str | Engine = "local", ray_address: str | None = None,
                   gpus_per_worker: float | None = None, cpus_per_worker: int | None = None,
-                  expansion: dict[str, Any] | None = None, max_pixels: int | None = None) -> BatchReport:
+                  expansion: dict[str, Any] | None = None, max_pixels: int | None = None,
+                  nice: int | None = None) -> BatchReport:
     """Sketch every photo in `inputs` (files, folders, globs, URIs) into `outdir` (a folder or URI),
     keeping folder structure. `expansion` (a generative style's `prompting.Expansion.to_dict()`) goes into
     each recipe: how `params["prompt"]` was written. `max_pixels`: a tighter pixel limit (the web UI's
@@ -457,6 +463,7 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
     Finished outputs are skipped on re-run unless `overwrite`; failures are collected in the report.
     `engine="ray"` runs the jobs on a Ray cluster (`ray_address`; see `editanything.engines.ray`);
     CPU actors ask for `cpus_per_worker` CPUs each (default 1; 4 for a generative style).
+    `nice`: the workers' niceness (see `run_batch`).
     """
     from .sketch import GENERATIVE_STYLES, check_values, style_params
 
@@ -466,6 +473,7 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
     if unknown:
         raise InvalidInputError(f"style {style!r} has no parameter {unknown[0]!r}; it takes: {', '.join(known) or 'none'}")
     check_values(style, params)  # a value out of range stops here, not once per photo
+    nice = batch_nice(nice)
     if max_side is not None and max_side < 16:
         raise InvalidInputError(f"--max-side must be at least 16 pixels; got {max_side}")
     if isinstance(inputs, (str, os.PathLike)):
@@ -491,7 +499,7 @@ def sketch_folder(inputs: Sequence[str | os.PathLike] | str | os.PathLike, outdi
     work = partial(sketch_file, style=style, params=params, max_side=max_side, expansion=expansion,
                    max_pixels=max_pixels)
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc=f"sketch:{style}",
-                       engine=engine, engine_options=options)
+                       engine=engine, engine_options=options, nice=nice)
     report.failed = problems + report.failed
     return report
 
@@ -550,7 +558,7 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
                 editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
                 progress: bool | Progress = True, prebuilt: Any = None, engine: str | Engine = "local",
                 ray_address: str | None = None, gpus_per_worker: float | None = None,
-                cpus_per_worker: int | None = None, tag: str | None = None) -> BatchReport:
+                cpus_per_worker: int | None = None, tag: str | None = None, nice: int | None = None) -> BatchReport:
     """Run one EditRequest on every photo of `inputs` into `outdir` (paths or URIs; resumable, failures collected).
 
     Outputs are named `STEM.TAG.png` (`STEM.TAG-1.png`, … for more images per photo), `tag` being
@@ -561,9 +569,10 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
     the jobs run in this process). Deep models take all cores (and the GPU) in one process, so
     locally `workers` defaults to 1; weight-free backends scale with more. `engine="ray"` runs the
     jobs on Ray actors (default: one per CPU, or per `cpus_per_worker` CPUs, or per `gpus_per_worker`
-    share of the cluster's GPUs).
+    share of the cluster's GPUs). `nice`: the workers' niceness (see `run_batch`).
     """
     options = _engine_options(engine, ray_address, gpus_per_worker, cpus_per_worker)
+    nice = batch_nice(nice)
     if workers is None and engine == "local":
         workers = 1
     check_uris(inputs)
@@ -573,6 +582,6 @@ def edit_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, 
         _editor(dict(editor or {}), prebuilt)
     work = partial(edit_file, editor=dict(editor or {}), request=request)
     report = run_batch(jobs, work, workers=workers, overwrite=overwrite, progress=progress, desc="edit",
-                       engine=engine, engine_options=options)
+                       engine=engine, engine_options=options, nice=nice)
     report.failed = problems + report.failed
     return report

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from .batch import BatchReport, Job, Progress, _editor, _engine_options, numbered_output, plan_jobs, run_batch
 from .engines import Engine
+from .engines.priority import batch_nice
 from .errors import InvalidInputError
 from .types import MAX_SEED, GenerationParams
 from .imageio import check_writable_folder
@@ -159,10 +160,12 @@ def generate_prompts(prompts_file: str | os.PathLike, outdir: str | os.PathLike,
                      editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
                      progress: bool | Progress = True, prebuilt: Any = None, engine: str | Engine = "local",
                      ray_address: str | None = None, gpus_per_worker: float | None = None,
-                     cpus_per_worker: int | None = None, styled: Any = None) -> BatchReport:
+                     cpus_per_worker: int | None = None, styled: Any = None, nice: int | None = None) -> BatchReport:
     """Generate every prompt of `prompts_file` into `outdir` with `params` (each line's own negative and
-    seed win). `styled(prompt, negative) -> (prompt, negative)` applies saved styles to each line."""
+    seed win). `styled(prompt, negative) -> (prompt, negative)` applies saved styles to each line. `nice`:
+    the workers' niceness (see `batch.run_batch`)."""
     options = _engine_options(engine, ray_address, gpus_per_worker, cpus_per_worker)
+    nice = batch_nice(nice)
     lines, bad = read_prompts(prompts_file)
     if styled is not None:
         lines = [dataclasses.replace(line, **dict(zip(("prompt", "negative"), styled(
@@ -174,7 +177,8 @@ def generate_prompts(prompts_file: str | os.PathLike, outdir: str | os.PathLike,
         _editor(dict(editor or {}), prebuilt)
     work = partial(generate_line, editor=dict(editor or {}), params=params)
     report = run_batch(jobs, work, workers=1 if workers is None and engine == "local" else workers,
-                       overwrite=overwrite, progress=progress, desc="generate", engine=engine, engine_options=options)
+                       overwrite=overwrite, progress=progress, desc="generate", engine=engine, engine_options=options,
+                       nice=nice)
     report.failed = [(Path(where), reason) for where, reason in bad] + report.failed
     return report
 
@@ -183,9 +187,11 @@ def generate_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLi
                     editor: dict[str, Any] | None = None, workers: int | None = None, overwrite: bool = False,
                     progress: bool | Progress = True, prebuilt: Any = None, engine: str | Engine = "local",
                     ray_address: str | None = None, gpus_per_worker: float | None = None,
-                    cpus_per_worker: int | None = None) -> BatchReport:
-    """img2img of every photo of `inputs` (files, folders, globs, URIs) into `outdir`, resumable."""
+                    cpus_per_worker: int | None = None, nice: int | None = None) -> BatchReport:
+    """img2img of every photo of `inputs` (files, folders, globs, URIs) into `outdir`, resumable (`nice`:
+    the workers' niceness, see `batch.run_batch`)."""
     options = _engine_options(engine, ray_address, gpus_per_worker, cpus_per_worker)
+    nice = batch_nice(nice)
     check_uris(inputs)
     check_writable_folder(outdir)
     jobs, problems = plan_jobs(inputs, outdir, "png", count=params.n_images)
@@ -193,6 +199,7 @@ def generate_folder(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLi
         _editor(dict(editor or {}), prebuilt)
     work = partial(generate_file, editor=dict(editor or {}), params=params)
     report = run_batch(jobs, work, workers=1 if workers is None and engine == "local" else workers,
-                       overwrite=overwrite, progress=progress, desc="generate", engine=engine, engine_options=options)
+                       overwrite=overwrite, progress=progress, desc="generate", engine=engine, engine_options=options,
+                       nice=nice)
     report.failed = problems + report.failed
     return report

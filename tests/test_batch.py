@@ -335,3 +335,86 @@ def test_when_every_file_kills_its_worker_the_pool_stops_restarting(tmp_path):
     assert len(reasons) == 20 and not report.done
     assert sum("died on this file twice" in r for r in reasons) == GIVE_UP
     assert sum(r.startswith("not run: worker processes died") for r in reasons) == 20 - GIVE_UP
+
+
+def _niceness_run(tmp_path, name, **options):
+    """Four jobs that each write (pid, its thread's niceness, its process's least) where they ran."""
+    from niceness_work import write_niceness
+
+    from editanything.batch import Job, run_batch
+
+    jobs = [Job(tmp_path / f"p{i}.txt", tmp_path / name / f"p{i}.txt") for i in range(4)]
+    report = run_batch(jobs, write_niceness, progress=False, **options)
+    assert not report.failed, report.failed
+    return [tuple(int(v) for v in job.output.read_text().split()) for job in jobs]
+
+
+@pytest.mark.parametrize("asked, env, expected", [(None, None, 10), (0, "7", 0), (None, "5", 5), (3, "12", 3)])
+def test_batch_workers_lower_their_own_priority_as_asked_and_this_process_keeps_its_own(
+        tmp_path, monkeypatch, asked, env, expected):
+    from editanything.engines.priority import ENV
+
+    if env is None:
+        monkeypatch.delenv(ENV, raising=False)
+    else:
+        monkeypatch.setenv(ENV, env)
+    here = os.getpriority(os.PRIO_PROCESS, 0)
+    ran = _niceness_run(tmp_path, "pool", workers=2, nice=asked)
+    assert all(pid != os.getpid() for pid, _, _ in ran)
+    # every thread of a worker, not only the one that ran the job: the threads torch starts inherit it
+    assert {(nice, least) for _, nice, least in ran} == {(max(expected, here),) * 2}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == here
+    # one worker runs the jobs in this process (a UI's batch): its priority is not the batch's to lower
+    ran = _niceness_run(tmp_path, "here", workers=1, nice=asked)
+    assert {(pid, nice) for pid, nice, _ in ran} == {(os.getpid(), here)}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == here
+
+
+def test_a_worker_never_raises_its_priority():
+    """A batch started under `nice -n 12` asked for 3 stays at 12 (lowering niceness needs privileges)."""
+    code = ("import os; os.nice(12)\n"
+            "from editanything.engines.priority import lower_priority\n"
+            "print(lower_priority(3), lower_priority(15), os.getpriority(os.PRIO_PROCESS, 0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["12", "15", "15"]
+
+
+def test_a_bad_niceness_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+    from editanything.engines.priority import ENV
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(DEMOS / "coffee.jpg", tmp_path / "in")
+    monkeypatch.delenv(ENV, raising=False)
+    for value in ("-1", "20"):
+        assert main(["sketch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--nice", value]) == 2
+        assert "error: --nice: the niceness of batch workers is a whole number from 0" in capsys.readouterr().err
+    for value in ("-1", "20", "ten", "2.5"):
+        monkeypatch.setenv(ENV, value)
+        assert main(["sketch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {ENV}={value!r}: ") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setenv(ENV, "0")
+    assert main(["sketch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q", "--nice", "4"]) == 0
+
+
+def test_an_edit_batch_in_niced_workers_replays_bit_exactly_in_this_process(tmp_path, monkeypatch, capsys):
+    from editanything.batch import edit_folder
+    from editanything.engines.priority import ENV
+    from editanything.pipeline import EditRequest
+    from editanything.types import Prompt
+
+    monkeypatch.delenv(ENV, raising=False)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("coffee.jpg", "chelsea.jpg"):
+        shutil.copy(DEMOS / name, photos / name)
+    request = EditRequest(mode="remove", selection=Prompt(boxes=[(120, 60, 300, 240)]))
+    editor = {"segmenter": "grabcut", "generator": "classical", "detector": None}
+    report = edit_folder([photos], tmp_path / "out", request, editor=editor, workers=2, progress=False)
+    assert sorted(p.name for p in report.done) == ["chelsea.jpg", "coffee.jpg"] and not report.failed
+    for result in sorted((tmp_path / "out").glob("*.png")):
+        again = tmp_path / f"again-{result.name}"
+        assert main(["replay", str(result), "-o", str(again)]) == 0
+        assert "identical to the original" in capsys.readouterr().out
+        assert np.array_equal(imageio.read_image(result), imageio.read_image(again))

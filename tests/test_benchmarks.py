@@ -25,7 +25,7 @@ RATIO_LINES = {
     "click_latency.py": r"^cached / bare decoder = [\d.]+x",
     "edit_scaling.py": r"^\d+x\d+ / 512² = [\d.]+x",
     "first_click.py": r"first click \(cold\) [\d.]+ s: .* [\d.]+x faster than vit_b",
-    "first_click.py --contention": r"^under contention the policy's first click is [\d.]+x today's",
+    "first_click.py --contention": r"^under contention the new defaults' first click is [\d.]+x faster than today's",
     "gpu_generate.py": r"^SD 1\.5: LCM \d+ steps / its default sampler \d+ steps = [\d.]+x",
     "matting.py": r"^pymatting / feathered SAD = [\d.]+ ",
     "pipeline_memory.py": r"^low-memory / default peak RSS: [\d.]+x",

@@ -413,3 +413,24 @@ def test_a_cluster_that_wants_a_token_says_how_to_give_it_in_one_line(tmp_path):
         joined = subprocess.run([sys.executable, "-c", _CONNECT, f"127.0.0.1:{port}"], env={**env, **token},
                                 capture_output=True, text=True, timeout=240)
         assert joined.returncode == 0 and joined.stdout.split()[-1].endswith(f":{port}"), joined.stderr
+
+
+def test_ray_actors_lower_their_own_priority_as_the_local_pool_does(ray_local, tmp_path, monkeypatch):
+    """Ray starts a worker's main thread at niceness 15 (its `worker_niceness`), its other threads at 0:
+    an actor raises every thread to the niceness asked, never lowers one (0 leaves them as Ray made them)."""
+    from niceness_work import write_niceness
+
+    from editanything.batch import Job, run_batch
+    from editanything.engines.priority import DEFAULT_NICE, ENV
+
+    monkeypatch.delenv(ENV, raising=False)
+    here = os.getpriority(os.PRIO_PROCESS, 0)
+    for asked, expected in ((None, DEFAULT_NICE), (0, 0), (6, 6)):
+        jobs = [Job(tmp_path / f"p{i}.txt", tmp_path / str(asked) / f"p{i}.txt") for i in range(4)]
+        report = run_batch(jobs, write_niceness, engine="ray", nice=asked, progress=False)
+        assert not report.failed, report.failed
+        ran = [tuple(int(v) for v in job.output.read_text().split()) for job in jobs]
+        assert all(pid != os.getpid() for pid, _, _ in ran)
+        assert {least for _, _, least in ran} == {expected}  # the least nice thread of the actor's process
+        assert all(nice >= expected for _, nice, _ in ran)  # the thread that ran the job
+    assert os.getpriority(os.PRIO_PROCESS, 0) == here

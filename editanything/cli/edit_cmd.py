@@ -315,7 +315,7 @@ def run_edit(args: argparse.Namespace) -> int:
     with progress_bar.step_bar(in_process and not args.quiet and progress_bar.on_terminal()):
         report = edit_folder(args.images, args.output, request, editor=editor, workers=workers, engine=engine,
                              overwrite=args.overwrite, progress=progress_bar.batch_progress(args.quiet, "edit"),
-                             prebuilt=probe if in_process else None, tag=tag)
+                             prebuilt=probe if in_process else None, tag=tag, nice=args.nice)
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start, loading=loading,
                  images_per_job=request.params.n_images)

@@ -1,4 +1,4 @@
-"""`--engine`, `--ray-address`, `--gpus-per-worker`: where a batch command's jobs run."""
+"""`--engine`, `--ray-address`, `--gpus-per-worker`, `--nice`: where a batch command's jobs run, and at what priority."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..engines import ENGINES, get_engine
+from ..engines.priority import DEFAULT_NICE, ENV, MAX_NICE, batch_nice
 from ..engines.ray import HEAVY_CPUS
 from ..errors import InvalidInputError
 
@@ -23,19 +24,25 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help=f"CPUs (and threads) each Ray CPU worker asks for, so fewer model copies load "
                         f"(default: 1; {HEAVY_CPUS} for the sd-lineart sketch style and for edits "
                         f"with a local diffusion model)")
+    g.add_argument("--nice", type=int, metavar="N",
+                   help=f"niceness of the worker processes and Ray actors, 0 (as this command) to {MAX_NICE}, so "
+                        f"interactive work on the machine (the UI's clicks) goes first (default: {ENV}, else "
+                        f"{DEFAULT_NICE}; a batch that runs in this process, with one local worker, keeps this "
+                        f"command's priority)")
 
 
 def engine_from_args(args: argparse.Namespace, workers: int | None, heavy: bool = False) -> Any:
     """"local", or a Ray engine built from the options (kept, so the nodes it used can be told after).
 
     `heavy`: the job loads a diffusion model, so CPU actors default to HEAVY_CPUS CPUs each."""
+    batch_nice(args.nice)  # a bad --nice or EDITANYTHING_BATCH_NICE stops here, before anything loads
     if args.engine == "local":
         if args.ray_address is not None or args.gpus_per_worker is not None or args.cpus_per_worker is not None:
             raise InvalidInputError("--ray-address, --gpus-per-worker and --cpus-per-worker need --engine ray")
         return "local"
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (HEAVY_CPUS if heavy else None)
     return get_engine(args.engine, workers=workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
-                      cpus_per_worker=cpus)
+                      cpus_per_worker=cpus, nice=args.nice)
 
 
 def print_engine(engine: Any) -> None:

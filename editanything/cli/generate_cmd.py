@@ -197,7 +197,8 @@ def _run_batch(args: argparse.Namespace, params: GenerationParams, editor: dict,
     expand_from_args(args, "", target="sd15", seed=0)
     in_process = workers == 1 and args.engine == "local"
     common = dict(editor=editor, workers=workers, engine=engine, overwrite=args.overwrite,
-                  progress=progress_bar.batch_progress(args.quiet, "generate"), prebuilt=probe if in_process else None)
+                  progress=progress_bar.batch_progress(args.quiet, "generate"), prebuilt=probe if in_process else None,
+                  nice=args.nice)
     start = time.perf_counter()
     with progress_bar.step_bar(in_process and not args.quiet and progress_bar.on_terminal()):
         if args.prompts_file:

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             args.inputs, args.output, style=args.style, params=params, workers=args.workers,
             max_side=args.max_side, fmt=args.format, overwrite=args.overwrite,
             progress=progress_bar.batch_progress(args.quiet, f"sketch:{args.style}"), engine=engine,
-            expansion=expansion.to_dict() if expansion else None,
+            expansion=expansion.to_dict() if expansion else None, nice=args.nice,
         )
     print_engine(engine)
     print_report(report, args.output, time.perf_counter() - start)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import WorkerStartupError
 from .base import attempt, limit_threads
+from .priority import batch_nice, lower_priority
 
 CRASHED = "its worker process died on this file twice (a crash, or out of memory?); the other files went on"
 GIVE_UP = 3
@@ -31,7 +32,8 @@ STARTUP = ("the worker processes died while starting, before any file: a script 
            "with workers=1)")
 
 
-def _start_worker(threads: int, started: Any) -> None:
+def _start_worker(threads: int, nice: int, started: Any) -> None:
+    lower_priority(nice)  # first: the threads OpenCV and torch start take this thread's niceness
     limit_threads(threads)
     with started.get_lock():
         started.value += 1
@@ -70,13 +72,15 @@ def attempt_all(work: Callable[..., Any], jobs: Sequence[Any]) -> list[str | Non
 
 
 class LocalEngine:
-    """`workers` processes (1: in this process, so a prebuilt model is reused)."""
+    """`workers` processes (1: in this process, so a prebuilt model is reused), each at niceness `nice`
+    (None: `priority.batch_nice()`; the calling process keeps its own, so workers=1 runs at it)."""
 
     name = "local"
 
-    def __init__(self, workers: int, cores: int) -> None:
+    def __init__(self, workers: int, cores: int, nice: int | None = None) -> None:
         self.workers = workers
         self.cores = cores
+        self.nice = batch_nice(nice)
 
     def run(self, jobs: Sequence[Any], work: Callable[..., Any]) -> Iterator[tuple[Any, str | None]]:
         if self.workers == 1:
@@ -114,7 +118,7 @@ class LocalEngine:
         threads = max(1, self.cores // self.workers)
         started = context.Value("i", 0)
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                   initargs=(threads, started))
+                                   initargs=(threads, self.nice, started))
         return pool, started
 
     def _parallel(self, pool: ProcessPoolExecutor, chunks: list[list[Any]], work: Callable[..., Any],

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InvalidInputError, MissingDependency
 from .base import attempt, limit_threads
+from .priority import batch_nice, lower_priority
 
 # A worker that dies on the same file this many more times fails that file (instead of looping forever).
 TASK_RETRIES = 3
@@ -43,12 +44,14 @@ class RayEngine:
     private local Ray started for the run, never one already running on the machine); `workers` actors
     (default: as many as fit the cluster); `gpus_per_worker` > 0 asks each actor for that share of a GPU;
     else each asks for `cpus_per_worker` CPUs (default 1, at most what the largest node has) and runs that
-    many threads, so a job that loads a diffusion model keeps one copy per few CPUs instead of one per CPU."""
+    many threads, so a job that loads a diffusion model keeps one copy per few CPUs instead of one per CPU.
+    Each actor's process runs at niceness `nice` (None: `priority.batch_nice()`), as the local pool's do."""
 
     name = "ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None,
-                 gpus_per_worker: float | None = None, cpus_per_worker: int | None = None) -> None:
+                 gpus_per_worker: float | None = None, cpus_per_worker: int | None = None,
+                 nice: int | None = None) -> None:
         if gpus_per_worker is not None and not gpus_per_worker > 0:
             raise InvalidInputError(f"--gpus-per-worker must be above 0 (fractions allowed); got {gpus_per_worker}")
         if cpus_per_worker is not None and (isinstance(cpus_per_worker, bool) or not isinstance(cpus_per_worker, int)
@@ -58,6 +61,7 @@ class RayEngine:
         self.address = address
         self.gpus_per_worker = gpus_per_worker
         self.cpus_per_worker = cpus_per_worker
+        self.nice = batch_nice(nice)
         self.nodes: set[str] = set()  # the nodes that ran jobs in the last run
 
     def run(self, jobs: Sequence[Any], work: Callable[..., Any]) -> Iterator[tuple[Any, str | None]]:
@@ -178,7 +182,8 @@ class RayEngine:
                 # counted) with it, so a file that keeps killing its worker would take good ones down too.
                 _Worker, batch_size=rows, compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
                 # CPU actors: a thread per CPU asked for, as the local pool's processes (Ray sets OMP_NUM_THREADS alike)
-                fn_constructor_kwargs={"work": work, "table": [table], "threads": cpus, "cwd": os.getcwd()},
+                fn_constructor_kwargs={"work": work, "table": [table], "threads": cpus, "cwd": os.getcwd(),
+                                      "nice": self.nice},
                 max_restarts=-1, max_task_retries=retries, **resources,
             )
 
@@ -211,9 +216,10 @@ def job_table(jobs: Sequence[Any]) -> tuple[Any, Any]:
 class _Worker:
     """One actor: keeps `work`'s process-wide caches (loaded models) across all its jobs."""
 
-    def __init__(self, work: Callable[..., Any], table: list, threads: int | None, cwd: str) -> None:
+    def __init__(self, work: Callable[..., Any], table: list, threads: int | None, cwd: str, nice: int = 0) -> None:
         import ray
 
+        lower_priority(nice)  # before the threads torch and OpenCV start, which take their creator's niceness
         if threads:
             limit_threads(threads)
         # Relative paths mean what they mean to the driver, and `work` sees them as a local run does
