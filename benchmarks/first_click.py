@@ -20,8 +20,8 @@ Targets: the fast segmenter's first click <= 2 s and >= 6x faster than vit_b's, 
 
 `--contention` measures the fast segmenter's cold first click while a pencil batch keeps every core busy
 (`editanything sketch` at its default workers, in another process of the same session, as on a shared
-machine), in fresh processes, the arms alternating `--rounds` times, the batch restarted for each arm at
-its niceness; then once each with the batch stopped (a quiet machine):
+machine), in fresh processes, `--rounds` times each arm; each round starts the batch at niceness 0 for
+today's arm, then at the default for the others; then once each with the batch stopped (a quiet machine):
 - today: the batch's workers at niceness 0 (`EDITANYTHING_BATCH_NICE=0`), the click at torch's default
   threads (one per core);
 - new: the defaults now: the batch's workers niced (+10), the click at `editanything.threads`' count (the

@@ -261,11 +261,13 @@ def test_a_generative_sketch_on_ray_asks_for_several_cpus_per_actor_unless_told(
     from editanything.cli.engine_opts import engine_from_args
     from editanything.engines.ray import HEAVY_CPUS
 
-    args = argparse.Namespace(engine="ray", ray_address=None, gpus_per_worker=None, cpus_per_worker=None)
+    args = argparse.Namespace(engine="ray", ray_address=None, gpus_per_worker=None, cpus_per_worker=None, nice=None)
     assert engine_from_args(args, None, heavy=True).cpus_per_worker == HEAVY_CPUS
     assert engine_from_args(args, None).cpus_per_worker is None
     args.cpus_per_worker = 1
     assert engine_from_args(args, None, heavy=True).cpus_per_worker == 1
+    args.nice = 3  # --nice reaches the actors as the local pool's workers
+    assert engine_from_args(args, None).nice == 3
 
 
 def test_an_edit_with_a_local_diffusion_model_gives_each_ray_actor_several_cpus(ray_local, tiny_checkpoints, tmp_path):
