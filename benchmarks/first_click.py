@@ -197,17 +197,20 @@ def load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def pool_workers(pid: int) -> dict[int, int]:
-    """The pool workers the process `pid` runs now (its spawned children, not the resource tracker) and the
-    niceness of each, from /proc."""
+def pool_workers(pid: int, settled: float = 0.0) -> dict[int, int]:
+    """The pool workers the process `pid` runs now (its spawned children, not the resource tracker), running
+    for `settled` seconds at least, and the niceness of each, from /proc. A worker lowers its priority
+    as it starts, after Python's start-up: the first fraction of a second runs at its parent's."""
     found = {}
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             worker = int(fields[1]) == pid and b"spawn_main" in (proc / "cmdline").read_bytes()
         except (OSError, ValueError):
             continue
-        if worker:  # field 4: the parent; field 19: the niceness
+        # fields 4, 19 and 22 of stat: the parent, the niceness, the start in clock ticks after boot
+        if worker and uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK") >= settled:
             found[int(proc.name)] = int(fields[16])
     return found
 
@@ -225,8 +228,8 @@ def batch_running(folder: Path, nice: int | None, smoke: bool) -> Iterator[list[
         time.sleep(2 if smoke else 8)  # the pool's workers started and busy
         if batch.poll() is not None:
             raise SystemExit(f"the pencil batch failed:\n{batch.stderr.read().decode()[-2000:]}")
-        for _ in range(50):  # between two passes over the folder the pool is down: look again
-            seen = pool_workers(batch.pid)
+        for _ in range(50):  # between two passes over the folder the pool is down or starting: look again
+            seen = pool_workers(batch.pid, settled=1.0)
             if seen:
                 break
             time.sleep(0.1)
