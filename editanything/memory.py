@@ -7,8 +7,9 @@ CPU edit: releasing Grounding DINO and SAM gave back 0.5 GB, trimming 1.0 GB mor
 
 `low_memory_default()` is the rule `Editor(low_memory=None)` follows: the low-memory path (each stage's
 models released before the next stage loads, Stable Diffusion's text encoder freed after encoding)
-when the memory available now is below `LOW_MEMORY_BELOW`, or as `EDITANYTHING_LOW_MEMORY` (1/0) says.
-Neither path changes a pixel; only when models load differs.
+as `EDITANYTHING_LOW_MEMORY` (1/0) says, else for a one-shot edit (the CLI's single photo: nothing is
+used twice, so releasing each model after its last use costs nothing), else when the memory available
+now is below `LOW_MEMORY_BELOW`. Neither path changes a pixel; only when models load differs.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def available_bytes() -> int | None:
     return int(psutil.virtual_memory().available)
 
 
-def low_memory_default() -> bool:
-    """Whether an Editor not told otherwise runs the low-memory path (see the module's docstring)."""
+def low_memory_default(one_shot: bool = False) -> bool:
+    """Whether an Editor not told otherwise runs the low-memory path (see the module's docstring);
+    `one_shot`: its caller runs one edit (one generation) and nothing after it."""
     value = os.environ.get(ENV, "").strip().lower()
     if value in _TRUE:
         return True
@@ -77,5 +79,7 @@ def low_memory_default() -> bool:
     if value:
         raise InvalidInputError(f"{ENV}={os.environ[ENV]!r}: set it to 1 (low-memory path) or 0 (keep models loaded), "
                                 "or unset it to decide by the memory available")
+    if one_shot:
+        return True
     available = available_bytes()
     return available is not None and available < LOW_MEMORY_BELOW

@@ -385,3 +385,41 @@ def test_wrapped_pipeline_is_not_reloaded_after_release(reference):
     gen.release()
     with pytest.raises(InvalidInputError, match="released"):
         gen.load()
+
+
+def _half_fraction(module) -> float:
+    """The share of `module`'s weight bytes held in fp16."""
+    sizes = [(p.numel() * p.element_size(), p.dtype == torch.float16) for p in module.parameters()]
+    return sum(n for n, half in sizes if half) / sum(n for n, _ in sizes)
+
+
+def test_fp16_files_keep_their_weights_in_fp16_on_a_cpu_with_the_pixels_of_upcasting_them_at_load(released, folder):
+    from editanything.generate.upcast import stored_half
+
+    image, mask = tiny_sd.image_and_mask(SIZE)
+    params = GenerationParams(prompt="a (red:1.2) apple", negative_prompt="blurry", sampler="Euler a", steps=3,
+                              cfg_scale=6.0, seed=5, batch_size=2, resolution=SIZE)
+    lean, upcast = DiffusionGenerator(released), DiffusionGenerator(released, layerwise_upcast=False)
+    pipe = lean.load()
+    loaded = {c: [p.data_ptr() for p in getattr(pipe, c).parameters()] for c in ("unet", "vae", "text_encoder")}
+    got, want = lean.inpaint(image, mask, params).images, upcast.inpaint(image, mask, params).images
+    assert len(got) == len(want) == 2 and all(np.array_equal(a, b) for a, b in zip(got, want))
+    for component in ("unet", "vae", "text_encoder"):
+        module = getattr(pipe, component)
+        assert stored_half(module) and module.dtype == torch.float32  # what the pipeline casts its inputs to
+        # the layers hold the tensors they were loaded with, not copies made on each call
+        assert [p.data_ptr() for p in module.parameters()] == loaded[component]
+        assert not stored_half(getattr(upcast.load(), component))
+    assert _half_fraction(pipe.unet) > 0.95 and _half_fraction(pipe.vae) > 0.95
+    encoder = {n: p.dtype for n, p in pipe.text_encoder.named_parameters()}
+    assert {d for n, d in encoder.items() if n.startswith("encoder.") and "norm" not in n} == {torch.float16}
+    assert encoder["embeddings.token_embedding.weight"] == torch.float32  # the dtype transformers reports
+    assert all(p.dtype == torch.float32 for p in upcast.load().unet.parameters())
+    # fp32 files are never kept narrower
+    assert all(p.dtype == torch.float32 for p in DiffusionGenerator(folder).load().unet.parameters())
+    # the low-memory path loads a freed UNet and text encoder again the same way
+    lean.low_memory = True
+    again = lean.inpaint(image, mask, params).images
+    assert all(np.array_equal(a, b) for a, b in zip(again, want))
+    lean.restore("unet"), lean.restore("text_encoder")
+    assert stored_half(pipe.unet) and stored_half(pipe.text_encoder)

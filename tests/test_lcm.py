@@ -112,3 +112,18 @@ def test_lcm_without_its_lora_says_how_to_fetch_it(folder, isolated_models):
     image, mask = tiny_sd.image_and_mask(SIZE)
     with pytest.raises(ModelNotFound, match="editanything models download lcm-lora-sd15"):
         DiffusionGenerator(folder).inpaint(image, mask, LCM)
+
+
+def test_lcm_on_fp16_files_loads_the_unet_as_fp32_for_its_lora_with_the_same_pixels(work, lcm_present):
+    """fp16 files keep their UNet in fp16 (generate/upcast.py) until the LCM-LoRA is asked for: PEFT builds
+    its layers in the dtype of the weights they wrap, so the UNet is loaded again as fp32 first."""
+    from editanything.generate.upcast import stored_half
+
+    released = tiny_sd.save_diffusers(work / "released" / "sd15-inpainting", variant="fp16")
+    image, mask = tiny_sd.image_and_mask(SIZE)
+    ddim = GenerationParams(prompt="a red apple", sampler="DDIM", steps=2, seed=3, resolution=SIZE)
+    lean, upcast = DiffusionGenerator(released), DiffusionGenerator(released, layerwise_upcast=False)
+    np.testing.assert_array_equal(lean.inpaint(image, mask, ddim).images[0], upcast.inpaint(image, mask, ddim).images[0])
+    assert stored_half(lean.load().unet)
+    np.testing.assert_array_equal(lean.inpaint(image, mask, LCM).images[0], upcast.inpaint(image, mask, LCM).images[0])
+    assert not stored_half(lean.load().unet) and stored_half(lean.load().vae)

@@ -123,3 +123,65 @@ def test_trim_hands_freed_heap_back_to_the_system():
     after = _anon_bytes()
     libc.free(blocks[-1])
     assert before - after > 64 * 2**20
+
+
+def _cli_editors(monkeypatch) -> list[Editor]:
+    """Every Editor the CLI builds, kept for inspection; the memory rule left to the CLI (no environment
+    setting, plenty of memory available)."""
+    from editanything import pipeline
+
+    monkeypatch.delenv(memory.ENV, raising=False)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 10**9)
+    built, init = [], pipeline.Editor.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(pipeline.Editor, "__init__", recording)
+    return built
+
+
+CLI_EDIT = ["--select", "cup", "--box-threshold", "0.05", "--text-threshold", "0.05", "--prompt", "a mug",
+            "--steps", "2", "--seed", "3", "--resolution", "64", "-q"]
+
+
+def test_the_cli_edit_of_one_photo_releases_each_model_after_its_last_use_with_the_same_pixels(deep, tmp_path,
+                                                                                              monkeypatch):
+    from conftest import edit_output
+    from editanything.cli import main
+
+    editors = _cli_editors(monkeypatch)
+    photo = str(DEMOS / "coffee.jpg")
+    assert main(["edit", photo, *CLI_EDIT, "-o", str(tmp_path / "one-shot")]) == 0
+    one_shot = editors[-1]
+    assert one_shot.low_memory
+    assert not {"detector", "segmenter"} & set(one_shot._built)  # released once the masks were made
+    pipe = one_shot.generator.load()
+    assert pipe.text_encoder is None and pipe.unet is None  # after the prompt was encoded / the last step
+
+    assert main(["edit", photo, *CLI_EDIT, "--no-low-memory", "-o", str(tmp_path / "kept")]) == 0
+    kept = editors[-1]
+    assert not kept.low_memory and {"detector", "segmenter"} <= set(kept._built)
+    assert kept.generator.load().unet is not None
+    assert np.array_equal(read_image(edit_output(tmp_path / "one-shot", "coffee")),
+                          read_image(edit_output(tmp_path / "kept", "coffee")))
+
+
+# Weight-free: the rule is the CLI's, whatever the models.
+SPOON = ["--box", "318,62,428,330", "--segmenter", "grabcut", "--remove", "--model", "classical", "-q"]
+
+
+@pytest.mark.parametrize("more, one_shot", [([], True), (["--batch-size", "2"], False), (["EXTRA_PHOTO"], False),
+                                            (["--low-memory"], True), (["--no-low-memory"], False)])
+def test_the_cli_keeps_models_loaded_when_a_model_is_used_again(tmp_path, monkeypatch, more, one_shot):
+    from editanything.cli import main
+
+    editors = _cli_editors(monkeypatch)
+    photos = [str(DEMOS / "coffee.jpg")]
+    if more == ["EXTRA_PHOTO"]:  # a second photo reuses every model
+        photos.append(str(tmp_path / "coffee2.jpg"))
+        (tmp_path / "coffee2.jpg").write_bytes((DEMOS / "coffee.jpg").read_bytes())
+        more = []
+    assert main(["edit", *photos, *SPOON, *more, "-o", str(tmp_path / "out")]) == 0
+    assert editors[-1].low_memory is one_shot

@@ -20,6 +20,7 @@ from ..generate.diffusion import NEEDS_CONTROL_IMAGE
 from ..generate.params import describe_defaults
 from ..generate.prompts import apply_styles
 from ..imageio import check_writable_folder, read_image
+from ..memory import low_memory_default
 from ..naming import output_tag
 from ..storage import check_uris
 from . import progress_bar, remote_opts
@@ -99,9 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--workers", type=int, default=None,
                      help="parallel photos (default 1: deep models take all cores; with Ray: one per CPU or GPU share)")
     out.add_argument("--low-memory", action=argparse.BooleanOptionalAction, default=None,
-                     help="free the detector and segmenter before Stable Diffusion loads and its text encoder once "
-                          "the prompt is encoded (reloaded per photo; same pixels). Default: on when under 12 GB "
-                          "of memory is available, or as EDITANYTHING_LOW_MEMORY=1/0 says")
+                     help="free the detector and segmenter before Stable Diffusion loads, its text encoder once "
+                          "the prompt is encoded and its UNet before the VAE decodes (reloaded per photo; same "
+                          "pixels). Default: as EDITANYTHING_LOW_MEMORY=1/0 says, else on for a single photo making "
+                          "one image (nothing is reused) or when under 12 GB of memory is available")
     out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, library warnings or log lines")
     add_engine_options(p)
@@ -266,16 +268,19 @@ def run_edit(args: argparse.Namespace) -> int:
     # Named by the request as asked: before the model's defaults fill it in, and before --expand writes
     # the prompt (the words and how to expand them name it), so a re-run finds its outputs with no model.
     tag = output_tag(request, editor, _expand_asked(args))
-    if not args.overwrite:
-        jobs, problems = edit_jobs(args.images, args.output, request, editor, tag)
-        if jobs and not pending(jobs) and not problems:
-            print(f"nothing to do: the outputs of this request ({', '.join(j.output.name for j in jobs[:3])}"
-                  f"{', …' if len(jobs) > 3 else ''}) are in {args.output} already; --overwrite redoes them")
-            return 0
+    jobs, problems = edit_jobs(args.images, args.output, request, editor, tag)
+    todo = jobs if args.overwrite else pending(jobs)
+    if jobs and not todo and not problems:
+        print(f"nothing to do: the outputs of this request ({', '.join(j.output.name for j in jobs[:3])}"
+              f"{', …' if len(jobs) > 3 else ''}) are in {args.output} already; --overwrite redoes them")
+        return 0
     request = expand_request(args, request, editor)  # a local language model may load here
-    probe = Editor(**editor)
     # else each worker (process or Ray actor) loads its own models: the parent must not load them too
     in_process = workers == 1 and args.engine == "local"
+    if args.low_memory is None:
+        # One photo, one generation: no model is used again, so each is released after its last use for free.
+        editor["low_memory"] = low_memory_default(one_shot=in_process and len(todo) == 1 and _one_generation(request))
+    probe = Editor(**editor)
     generator = None
     if request.mode != "recolor":
         generator = probe.remover if request.mode == "remove" else probe.generator  # building it loads nothing yet
@@ -320,6 +325,11 @@ def run_edit(args: argparse.Namespace) -> int:
     print_report(report, args.output, time.perf_counter() - start, loading=loading,
                  images_per_job=request.params.n_images)
     return 0 if report.ok else 1
+
+
+def _one_generation(request: EditRequest) -> bool:
+    """Whether an edit of one photo calls its generator once (one image, no per-instance steps, no second look)."""
+    return request.params.n_images == 1 and not request.prompt_for and not request.steps and request.check is None
 
 
 def _with_model_defaults(request: EditRequest, generator: Any) -> tuple[EditRequest, str]:

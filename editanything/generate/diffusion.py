@@ -6,7 +6,8 @@ when ControlNets are asked for. Weights come from a diffusers folder (a model na
 `editanything.models`, or a path) or a WebUI/Civitai single-file `.safetensors`/`.ckpt`, always with
 `local_files_only=True`: nothing is downloaded here. The pipeline loads on first use and
 `release()` frees it. CUDA runs fp16 with PyTorch's scaled-dot-product attention (diffusers' default
-processor on torch 2); CPU runs fp32.
+processor on torch 2); CPU runs fp32, and from fp16 files (as the released SD 1.5 inpainting has) keeps
+the weights in fp16 and upcasts each layer as it runs (`upcast.py`: same pixels, half the memory).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from ..models.store import cached_sha256
 from ..types import GenerationParams
 from .base import (_LOADING, DiffusersGenerator, Lora, load_loras, loading, parse_lora, place, unet_in_channels,
                    unet_weights, weights_file)
+from .lcm import SAMPLER as LCM_SAMPLER
 from .prompts import encode_prompts
+from .upcast import COMPONENTS as HALF_STORABLE, stored_half, upcast_per_layer
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
                      "lines": "controlnet-lineart", "seg": "controlnet-seg"}
@@ -114,6 +117,9 @@ class DiffusionGenerator(DiffusersGenerator):
     loras:        `Lora(path, scale)` (or "PATH:SCALE" strings); embeddings: `Embedding(path, token)`.
     threads:      torch's CPU threads while generating (default: the process's count). The last bits of
                   a CPU result depend on it; the recipe records it and replay uses it again.
+    layerwise_upcast: on a CPU, fp16 files (a diffusers folder without LoRAs) keep their weights in
+                  fp16, each layer upcast to fp32 as it runs: the pixels of upcasting them all at load,
+                  with half the memory for weights and casts on every step. False upcasts at load.
     """
 
     # The diffusers pipelines `build` makes: plain, and with ControlNets (a subclass may run img2img instead).
@@ -135,6 +141,7 @@ class DiffusionGenerator(DiffusersGenerator):
         dtype: Any = None,
         cpu_offload: bool = False,
         threads: int | None = None,
+        layerwise_upcast: bool = True,
     ):
         super().__init__(threads=threads)
         self.source = _resolve_model(model)
@@ -156,6 +163,8 @@ class DiffusionGenerator(DiffusersGenerator):
         self.config = Path(config) if config is not None else None
         self.original_config = Path(original_config) if original_config is not None else None
         self._device, self._dtype, self.cpu_offload = device, dtype, cpu_offload
+        self.layerwise_upcast = bool(layerwise_upcast)
+        self._full: set[str] = set()  # components upcast at load even so (the UNet once the LCM-LoRA is asked for)
         self._wrapped = False
         self._sha256: str | None = None
 
@@ -177,6 +186,7 @@ class DiffusionGenerator(DiffusersGenerator):
         self.loras, self.embeddings = [], []
         self.config = self.original_config = None
         self._device, self._dtype, self.cpu_offload = str(pipe.device), pipe.dtype, False
+        self.layerwise_upcast, self._full = False, set()
         self._pipe, self._scheduler_config = pipe, dict(pipe.scheduler.config)
         self._wrapped, self._sha256 = True, None
         return self
@@ -251,7 +261,14 @@ class DiffusionGenerator(DiffusersGenerator):
             if self.source.single_file:
                 pipe = self._load_single_file(cls, common)
             else:
+                half = [c for c in HALF_STORABLE if self._half_stored(c)]
+                if half:
+                    import torch
+
+                    common["dtype"] = {"default": dtype, **{c: torch.float16 for c in half}}
                 pipe = cls.from_pretrained(str(self.source.path), variant=self.source.variant, **common)
+                for component in half:
+                    upcast_per_layer(getattr(pipe, component), component)
             if self.controlnets:
                 from ..models.variants import model_variant
 
@@ -278,6 +295,38 @@ class DiffusionGenerator(DiffusersGenerator):
         folder = self.source.path / component
         return folder if (folder / "config.json").is_file() else None
 
+    def _half_stored(self, component: str) -> bool:
+        """Whether `component` loads keeping its fp16 file's weights, upcast per layer as it runs (upcast.py):
+        on a CPU computing in fp32, from fp16 files that loads can read again as they are."""
+        if not (self.layerwise_upcast and component in HALF_STORABLE and component not in self._full
+                and self.source.variant == "fp16" and self._reload_folder(component) is not None):
+            return False
+        import torch
+
+        from ..models import pick_device, pick_dtype
+
+        device = pick_device(self._device)
+        return device == "cpu" and (self._dtype or pick_dtype(device)) == torch.float32
+
+    def _load_component(self, component: str, folder: Path) -> Any:
+        """One component from its folder, as `build` loads it (placed on the device, eval mode)."""
+        import json
+
+        import torch
+
+        from ..models import pick_device, pick_dtype
+
+        library, class_name = json.loads((self.source.path / "model_index.json").read_text(encoding="utf-8"))[component]
+        device = pick_device(self._device)
+        half = self._half_stored(component)
+        with loading(component.replace("_", " ") + " of", self.name, folder):
+            module = getattr(require(library, "diffusion"), class_name).from_pretrained(
+                str(folder), dtype=torch.float16 if half else self._dtype or pick_dtype(device),
+                variant=self.source.variant, local_files_only=True)
+        if half:
+            upcast_per_layer(module, component)
+        return module.to(device).eval()
+
     def _set_component(self, component: str, module: Any) -> None:
         for pipe in (self._pipe, *self._modes.values()):  # the other modes' pipelines share it
             pipe.register_modules(**{component: module})
@@ -296,17 +345,16 @@ class DiffusionGenerator(DiffusersGenerator):
             folder = self._reload_folder(component)
             if folder is None:
                 return
-            import json
+            self._set_component(component, self._load_component(component, folder))
 
-            from ..models import pick_device, pick_dtype
-
-            library, class_name = json.loads((self.source.path / "model_index.json").read_text(encoding="utf-8"))[component]
-            device = pick_device(self._device)
-            with loading(component.replace("_", " ") + " of", self.name, folder):
-                module = getattr(require(library, "diffusion"), class_name).from_pretrained(
-                    str(folder), dtype=self._dtype or pick_dtype(device), variant=self.source.variant,
-                    local_files_only=True)
-            self._set_component(component, module.to(device).eval())
+    def set_sampler(self, pipe: Any, params: GenerationParams) -> Path | None:
+        if params.sampler == LCM_SAMPLER and stored_half(pipe.unet):
+            # PEFT makes the LCM-LoRA's layers in the dtype of the weights they wrap: load the UNet's as fp32
+            with _LOADING:
+                self._full.add("unet")
+                self.drop("unet")
+                self.restore("unet")
+        return super().set_sampler(pipe, params)
 
     # ---- generation ----------------------------------------------------------------------
 
