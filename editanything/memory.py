@@ -9,7 +9,9 @@ CPU edit: releasing Grounding DINO and SAM gave back 0.5 GB, trimming 1.0 GB mor
 models released before the next stage loads, Stable Diffusion's text encoder freed after encoding)
 as `EDITANYTHING_LOW_MEMORY` (1/0) says, else for a one-shot edit (the CLI's single photo: nothing is
 used twice, so releasing each model after its last use costs nothing), else when the memory available
-now is below `LOW_MEMORY_BELOW`. Neither path changes a pixel; only when models load differs.
+now is below `low_memory_below(needs)`: twice what keeping the chosen models loaded takes (their
+files' size on disk plus `WORKING_BYTES`), or `LOW_MEMORY_BELOW` when the models are not known.
+Neither path changes a pixel; only when models load differs.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import ctypes.util
 import gc
 import os
 import sys
+from typing import Callable
 
 from .errors import InvalidInputError
 
-# A full CPU edit with every model kept (Grounding DINO Swin-T, SAM vit_b, SD 1.5) peaks at 6–7.6 GB;
-# below twice that available, the low-memory path leaves room for the rest of the machine.
-LOW_MEMORY_BELOW = 12 * 10**9
+# A full CPU edit with every model kept (Grounding DINO Swin-T, SAM vit_b, SD 1.5 from fp16 files) peaks at
+# 5.6 GB, 3.6 GB of it its files on disk: the rest is activations (SAM's image encoder at 1024 px alone
+# holds 2.4 GB for a moment) and the runtime. Below twice the peak available, the low-memory path leaves
+# room for the rest of the machine.
+WORKING_BYTES = 2 * 10**9
+LOW_MEMORY_BELOW = 12 * 10**9  # models not known (an instance passed in)
 ENV = "EDITANYTHING_LOW_MEMORY"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -68,9 +74,15 @@ def available_bytes() -> int | None:
     return int(psutil.virtual_memory().available)
 
 
-def low_memory_default(one_shot: bool = False) -> bool:
+def low_memory_below(needs: int | None) -> int:
+    """The memory available under which the low-memory path is the default, for models of `needs` bytes on disk."""
+    return LOW_MEMORY_BELOW if needs is None else 2 * (needs + WORKING_BYTES)
+
+
+def low_memory_default(one_shot: bool = False, needs: Callable[[], int | None] | None = None) -> bool:
     """Whether an Editor not told otherwise runs the low-memory path (see the module's docstring);
-    `one_shot`: its caller runs one edit (one generation) and nothing after it."""
+    `one_shot`: its caller runs one edit (one generation) and nothing after it; `needs()`: the bytes
+    on disk of the models it would keep loaded (None: unknown)."""
     value = os.environ.get(ENV, "").strip().lower()
     if value in _TRUE:
         return True
@@ -82,4 +94,4 @@ def low_memory_default(one_shot: bool = False) -> bool:
     if one_shot:
         return True
     available = available_bytes()
-    return available is not None and available < LOW_MEMORY_BELOW
+    return available is not None and available < low_memory_below(needs() if needs is not None else None)

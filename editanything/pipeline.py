@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,15 +161,15 @@ class Editor:
     `low_memory`: once an edit's masks are computed, release the detector and segmenter before the
     generator loads, so their weights and cached embeddings never share memory with Stable Diffusion's
     (they load again on the next selection), and have a generator built by name free its text encoder
-    once the prompt is encoded and its UNet before the VAE decodes (loaded again when next needed). None (the default) decides by the
-    memory available now (`memory.low_memory_default`). Either way the pixels are the same.
+    once the prompt is encoded and its UNet before the VAE decodes (loaded again when next needed). None (the
+    default) decides by the memory available now against the size of the models it would build
+    (`memory.low_memory_default`). Either way the pixels are the same.
     """
 
     def __init__(self, *, detector: Any = "auto", segmenter: Any = "auto", generator: Any = "auto",
                  captioner: Any = None, detector_options: dict | None = None, segmenter_options: dict | None = None,
                  generator_options: dict | None = None, low_memory: bool | None = None, remover: Any = "auto",
                  matter: Any = "auto") -> None:
-        self.low_memory = low_memory_default() if low_memory is None else bool(low_memory)
         if detector == "auto" and segmenter == "sam3":
             detector = "sam3"  # SAM 3 answers a phrase itself: every instance's mask in one model
         if _is_auto(remover) and not (_is_auto(generator) and not generator_options):
@@ -180,6 +181,21 @@ class Editor:
         self._built: dict[str, Any] = {}
         self._building: dict[str, threading.Lock] = {}
         self._building_lock = threading.Lock()
+        self.low_memory = low_memory_default(needs=self._weights_on_disk) if low_memory is None else bool(low_memory)
+
+    def _weights_on_disk(self) -> int | None:
+        """Bytes on disk of the detector, segmenter and generator this editor builds ("auto": the ones it would
+        pick), found without loading them; None when one was passed in built."""
+        from .models import bytes_on_disk
+
+        total = 0
+        for kind in ("detector", "segmenter", "generator"):
+            spec = self._specs[kind]
+            if spec is not None and not isinstance(spec, (str, Path)):
+                return None
+            name = _auto_pick(kind, self._options[kind]) if _is_auto(spec) else spec
+            total += bytes_on_disk(name) if name else 0
+        return total
 
     def _backend(self, kind: str) -> Any:
         spec = self._specs[kind]
@@ -611,6 +627,25 @@ def _build_remover(name: str, **options):
                           f"or {download_command('migan')}")
             return telea
     return get_generator(name, **options)
+
+
+def _auto_pick(kind: str, options: dict) -> str | None:
+    """The model "auto" builds for `kind`, named without building it."""
+    if kind == "detector":
+        from .detect import DETECTORS
+
+        return DETECTORS.pick()
+    from .models import pick_device
+
+    # The device decides the order; sizing the models must not be what imports torch (seconds).
+    device = pick_device() if "torch" in sys.modules else "cpu"
+    if kind == "segmenter":
+        from .segment import SEGMENTERS
+
+        return SEGMENTERS.pick(device)
+    from .generate.auto import pick
+
+    return pick(with_options=bool(options), device=device)[0]
 
 
 def _is_auto(spec: Any) -> bool:

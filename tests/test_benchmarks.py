@@ -29,6 +29,7 @@ RATIO_LINES = {
     "gpu_generate.py": r"^SD 1\.5: LCM \d+ steps / its default sampler \d+ steps = [\d.]+x",
     "matting.py": r"^pymatting / feathered SAD = [\d.]+ ",
     "pipeline_memory.py": r"^low-memory / default peak RSS: [\d.]+x",
+    "pipeline_memory.py --step-cost": r"^per-layer upcast / upcast at load UNet step = [\d.]+x",
     "prompt_expand.py": r"^default / baseline = [\d.]+x faster",
     "remove_quality.py": r"^best / Telea: \S+, [+-][\d.]+ dB",
     "sketch_throughput.py": r"^pencil / naive = [\d.]+x",

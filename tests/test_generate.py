@@ -423,3 +423,13 @@ def test_fp16_files_keep_their_weights_in_fp16_on_a_cpu_with_the_pixels_of_upcas
     assert all(np.array_equal(a, b) for a, b in zip(again, want))
     lean.restore("unet"), lean.restore("text_encoder")
     assert stored_half(pipe.unet) and stored_half(pipe.text_encoder)
+
+
+def test_fp16_files_with_a_controlnet_keep_the_pixels_of_upcasting_at_load(released, controlnet):
+    from editanything.generate.upcast import stored_half
+
+    image, mask = tiny_sd.image_and_mask(SIZE)
+    lean = DiffusionGenerator(released, controlnets=[("inpaint", controlnet)])
+    upcast = DiffusionGenerator(released, controlnets=[("inpaint", controlnet)], layerwise_upcast=False)
+    np.testing.assert_array_equal(lean.inpaint(image, mask, PARAMS).images[0], upcast.inpaint(image, mask, PARAMS).images[0])
+    assert stored_half(lean.load().unet) and not stored_half(lean.load().controlnet)

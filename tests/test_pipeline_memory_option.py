@@ -73,8 +73,8 @@ def test_low_memory_frees_detector_and_segmenter_and_keeps_the_result(deep, coff
 
 
 @pytest.mark.parametrize("env, available, expected", [
-    (None, 4 * 10**9, True), (None, 32 * 10**9, False), (None, None, False),
-    ("1", 32 * 10**9, True), ("0", 4 * 10**9, False), ("off", 4 * 10**9, False)])
+    (None, 3 * 10**9, True), (None, 32 * 10**9, False), (None, None, False),
+    ("1", 32 * 10**9, True), ("0", 3 * 10**9, False), ("off", 3 * 10**9, False)])
 def test_low_memory_default_follows_the_memory_available_unless_the_environment_says(monkeypatch, env, available,
                                                                                       expected):
     if env is None:
@@ -86,6 +86,27 @@ def test_low_memory_default_follows_the_memory_available_unless_the_environment_
     editor = Editor(segmenter="grabcut", detector=None, generator="classical")
     assert editor.low_memory is expected
     assert Editor(generator="classical", low_memory=not expected).low_memory is (not expected)  # an explicit value wins
+
+
+def test_the_low_memory_threshold_is_twice_what_the_chosen_models_take_on_disk(deep, monkeypatch):
+    from editanything.generate import ClassicalGenerator
+    from editanything.models import find_model
+
+    monkeypatch.delenv(memory.ENV, raising=False)
+    files = {p for name in ("groundingdino-swint-ogc", "bert-base-uncased", "sam-vit-b", "sd15-inpainting")
+             for p in find_model(name).files.values()}
+    needs = sum(p.stat().st_size for p in files)
+    assert Editor(low_memory=False)._weights_on_disk() == needs > 0  # what "auto" picks, found without loading it
+    below = 2 * (needs + memory.WORKING_BYTES)
+    for available, expected in ((below - 1, True), (below + 1, False)):
+        monkeypatch.setattr(memory, "available_bytes", lambda: available)
+        assert Editor().low_memory is expected
+    # a generator named by its folder counts the files in it; one passed in built is of unknown size
+    folder = deep / "sd15-inpainting"
+    assert Editor(detector=None, segmenter="grabcut", generator=str(folder), low_memory=False)._weights_on_disk() == sum(
+        p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.LOW_MEMORY_BELOW - 1)
+    assert Editor(detector=None, segmenter="grabcut", generator=ClassicalGenerator()).low_memory
 
 
 def test_a_bad_low_memory_setting_is_one_clear_error(monkeypatch):
@@ -174,7 +195,7 @@ SPOON = ["--box", "318,62,428,330", "--segmenter", "grabcut", "--remove", "--mod
 
 @pytest.mark.parametrize("more, one_shot", [([], True), (["--batch-size", "2"], False), (["EXTRA_PHOTO"], False),
                                             (["--low-memory"], True), (["--no-low-memory"], False)])
-def test_the_cli_keeps_models_loaded_when_a_model_is_used_again(tmp_path, monkeypatch, more, one_shot):
+def test_the_cli_releases_models_only_when_none_is_used_again(tmp_path, monkeypatch, more, one_shot):
     from editanything.cli import main
 
     editors = _cli_editors(monkeypatch)

@@ -103,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="free the detector and segmenter before Stable Diffusion loads, its text encoder once "
                           "the prompt is encoded and its UNet before the VAE decodes (reloaded per photo; same "
                           "pixels). Default: as EDITANYTHING_LOW_MEMORY=1/0 says, else on for a single photo making "
-                          "one image (nothing is reused) or when under 12 GB of memory is available")
+                          "one image (nothing is reused) or when less memory is available than twice what keeping "
+                          "the models loaded takes (their size on disk + 2 GB)")
     out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, library warnings or log lines")
     add_engine_options(p)

@@ -20,15 +20,16 @@ def order(cuda: bool) -> tuple[str, ...]:
     return ("sd15-inpainting", "sdxl-inpainting", "flux2-klein-4b")
 
 
-def pick(with_options: bool = False) -> tuple[str, str]:
-    """(registry name, why). Options such as LoRAs or ControlNets need SD 1.5 (ModelNotFound if missing)."""
+def pick(with_options: bool = False, device: str | None = None) -> tuple[str, str]:
+    """(registry name, why) for `device` (default: the deep backends'). Options such as LoRAs or ControlNets
+    need SD 1.5 (ModelNotFound if missing)."""
     from ..models import find_model, pick_device
 
     sd15, sdxl = find_model("sd15-inpainting") is not None, find_model("sdxl-inpainting") is not None
     flux2 = find_model("flux2-klein-4b") is not None
     if with_options:
         return "sd15-inpainting", "the LoRAs, embeddings or ControlNets asked for are SD 1.5 add-ons"
-    cuda = pick_device().startswith("cuda")
+    cuda = (device or pick_device()).startswith("cuda")
     if flux2 and (cuda or not (sd15 or sdxl)):
         why = ("FLUX.2 [klein] 4B on CUDA: the newest, 4 steps in about 13 GB of VRAM" if cuda else
                "the only diffusion model present; on a CPU it needs about 32 GB of RAM and is slow")

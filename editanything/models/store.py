@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ChecksumMismatch, ModelNotFound
-from .manifest import MODELS, HfSource, ModelFile, ModelSpec, get_spec
+from .manifest import MODELS, HfSource, ModelFile, ModelSpec, find_spec, get_spec, with_dependencies
 
 
 def checkpoints_dir() -> Path:
@@ -230,6 +230,18 @@ def verified(name: str) -> ResolvedModel:
             raise ChecksumMismatch(f"{check.path}: {why}; the file is damaged: delete it and run "
                                    f"`{download_command(name)}`")
     return found
+
+
+def bytes_on_disk(model: str | os.PathLike) -> int:
+    """The size of a model's files on disk and of the models it requires (a model name), or of the files in
+    a checkpoint file or folder (a path); 0 for what is not there."""
+    if isinstance(model, str) and find_spec(model) is not None:
+        found = [find_model(spec.name) for spec in with_dependencies(model)]
+        paths = {p for f in found if f is not None for p in f.files.values()}
+    else:
+        path = Path(model).expanduser()
+        paths = set(path.rglob("*")) if path.is_dir() else {path}
+    return sum(p.stat().st_size for p in paths if p.is_file())
 
 
 def model_files(name: str) -> list[dict[str, str]]:
