@@ -619,6 +619,41 @@ def test_the_int8_graph_is_made_once_then_loaded_and_made_again_when_damaged(tin
     assert calls == [1, 1, 1] and len(list(cache.glob("hed-int8-*.onnx"))) == 2
 
 
+def test_the_side_outputs_are_int8_at_their_full_range(tiny_int8):
+    """Every convolution but the fuse runs in int8 (a DequantizeLinear in, a QuantizeLinear out), and each side
+    output is quantized over the whole range it takes on the calibration photos, not clipped at a percentile."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights, _, _, _ = tiny_int8
+    graph = onnx.load_from_string(hed_onnx.quantize(weights)).graph
+    made_by = {out: node for node in graph.node for out in node.output}
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert len(convs) == 13 + 5 + 1
+    for conv in convs:
+        quantized = made_by[conv.input[0]].op_type == "DequantizeLinear"
+        assert quantized == (not conv.name.startswith("/fuse/")), conv.name
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    full = hed.load_network(weights, "cpu")
+    ranges = hed_onnx.side_output_ranges(onnx.load_from_string(_fp32_graph(full)))
+    for name, (lo, hi) in ranges.items():
+        (quantize,) = [n for n in consumers[name] if n.op_type == "QuantizeLinear"]
+        scale = float(constants[quantize.input[1]])
+        assert lo < hi and scale == pytest.approx((max(hi, 0) - min(lo, 0)) / 255, rel=1e-5)  # the range holds 0
+
+
+def _fp32_graph(net) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hed_onnx.export_fp32(net, Path(tmp) / "fp32.onnx")
+        return (Path(tmp) / "fp32.onnx").read_bytes()
+
+
 def test_the_int8_graph_is_keyed_by_the_weights_file_bytes(tiny_int8, tmp_path, torch, monkeypatch):
     """The cache key is the file's sha256 (with the settings, ONNX Runtime's version and the calibration
     photos), not its name or place: a copy shares the graph, a file one weight apart gets its own."""
