@@ -21,7 +21,7 @@ itself, end to end (decode, HED, lines, PNG) on `--hed-style-n` photos (default 
 `sketch_folder` with `--workers` processes (each starts and loads HED once, inside the clock): today's
 runtime (`--param runtime=torch`) against the new default (`auto`), and the default again in one fresh
 process with every core's threads (processes vs threads; its start-up inside the clock too), images/s of
-each. The load average is printed at the start and the end of each part: figures taken under load are
+each, every shape run twice in mirrored order (A B C C B A) so a steady change in the load meets each alike. The load average is printed at the start and the end of each part: figures taken under load are
 not the machine's. Targets: the hed style >= 4x today's images/s, its lines F >= 0.95 (within
 2 px) on every photo.
 
@@ -234,16 +234,19 @@ def style_speed(files: list[Path], work: Path, workers: int, fastest: str, worst
     runs = [("today", {"runtime": "torch"}, workers), ("new default", {}, workers)]
     if workers > 1:
         runs.append(("threads", {}, 1))
-    rates = {}
+    seconds = {label: 0.0 for label, _, _ in runs}
     start_load = load()
-    for label, params, count in runs:
-        out = work / f"style-{label}"
+    # Each shape twice, in mirrored order (A B C C B A): a load that rises or falls steadily meanwhile costs
+    # every shape the same.
+    for i, (label, params, count) in enumerate(runs + runs[::-1]):
+        out = work / f"style-{label}-{i}"
         if count == 1:
-            t = timed(partial(one_process, files, out, cores))
+            seconds[label] += timed(partial(one_process, files, out, cores))
         else:
-            t = timed(partial(sketch_folder, files, out, style="hed", params=params, workers=count, progress=False))
-        rates[label] = len(files) / t
-    print(f"\nhed style, {len(files)} photos; load average {start_load} at the start, {load()} at the end "
+            seconds[label] += timed(partial(sketch_folder, files, out, style="hed", params=params, workers=count,
+                                            progress=False))
+    rates = {label: 2 * len(files) / t for label, t in seconds.items()}
+    print(f"\nhed style, {len(files)} photos, each shape twice (mirrored order); load average {start_load} at the start, {load()} at the end "
           f"(1, 5, 15 min){' [smoke]' if smoke else ''}")
     for label, params, count in runs:
         how = (f"runtime {params.get('runtime', fastest)}, " + (f"{count} worker processes x 1 thread" if count > 1 else
@@ -263,7 +266,8 @@ def main() -> int:
     ap.add_argument("--hed-n", type=int, default=None,
                     help="photos for the HED styles (about 2 s each per core; default 16, 4 with --hed-speed)")
     ap.add_argument("--hed-style-n", type=int, default=32,
-                    help="--hed-speed: photos for the hed style end to end (each worker loads HED once)")
+                    help="--hed-speed: photos for the hed style end to end, each shape run twice over them "
+                         "(each worker loads HED once per run)")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--hed-speed", action="store_true", help="HED's network: fp32 (today) vs faster paths, with F-measure")
     ap.add_argument("--smoke", action="store_true", help="a few photos: checks the script, measures nothing")
