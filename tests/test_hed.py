@@ -759,6 +759,21 @@ def test_auto_falls_back_when_the_int8_graph_cannot_be_made(fresh_runtime, tmp_p
         hed.edge_map(photo_crop(40, 56), runtime="onnx-int8")
 
 
+def test_auto_falls_back_when_onnxruntime_does_not_load(fresh_runtime, monkeypatch, caplog):
+    """An onnxruntime that is installed but does not import (a missing shared library) is a fallback too."""
+    import logging
+
+    def broken(weights, threads):
+        raise ImportError("libonnxruntime.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(hed_onnx, "session", broken)
+    expected = "nnpack" if hed.nnpack_available() else "torch"
+    with caplog.at_level(logging.WARNING, logger=hed.__name__):
+        assert hed.resolve_runtime("auto") == expected
+    assert [r.getMessage() for r in caplog.records if r.name == hed.__name__] == [
+        f"HED runtime auto: drawing with {expected}, not onnx-int8: libonnxruntime.so.1: cannot open shared object file"]
+
+
 def test_workers_asking_for_a_graph_at_once_build_it_once(tmp_path):
     """Two workers miss the cache together: one builds (holding the lock file), the other waits and loads
     what it wrote; the file is one whole graph and no temp file is left."""

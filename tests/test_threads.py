@@ -186,3 +186,25 @@ def test_the_load_is_looked_at_once_a_second_not_per_click(monkeypatch):
     clock[0] += threads.BUSY_MAX_AGE + 0.1
     threads.threads_for("selection")
     assert len(looks) == 2  # a batch that started meanwhile is seen
+
+
+def test_current_count_without_torch(monkeypatch):
+    """Where torch is not loaded (a batch worker drawing with ONNX Runtime), the count is the innermost `using`
+    block's in this thread, else the pool slot's OMP_NUM_THREADS, else the policy's; and torch is not imported."""
+    import sys
+    import threading
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails: as an install without it
+    monkeypatch.setenv("EDITANYTHING_THREADS", "4")
+    assert threads.current({"OMP_NUM_THREADS": "3"}) == 3
+    assert threads.current({"EDITANYTHING_THREADS": "4"}) == 4
+    seen = {}
+    with threads.using("sketch", threads=5):
+        with threads.using("selection", threads=2):
+            seen["inner"] = threads.current({"OMP_NUM_THREADS": "3"})
+        seen["outer"] = threads.current({"OMP_NUM_THREADS": "3"})
+        other = threading.Thread(target=lambda: seen.setdefault("other thread", threads.current({"OMP_NUM_THREADS": "3"})))
+        other.start()
+        other.join()
+    assert seen == {"inner": 2, "outer": 5, "other thread": 3}
+    assert threads.current({"OMP_NUM_THREADS": "3"}) == 3 and sys.modules["torch"] is None

@@ -413,7 +413,7 @@ def resolve_runtime(runtime: str) -> str:
                 weights = weights_file()  # a missing or damaged weights file is the user's to fix: it raises
                 try:
                     hed_onnx.session(weights, threads.current())
-                except EditAnythingError as exc:
+                except (EditAnythingError, ImportError) as exc:  # ImportError: an onnxruntime that does not load
                     chosen = _fp32_runtime()
                     log.warning("HED runtime auto: drawing with %s, not onnx-int8: %s", chosen, first_line(exc))
             _auto = chosen
