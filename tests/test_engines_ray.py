@@ -125,7 +125,7 @@ def test_blocks_of_many_jobs_and_a_file_that_kills_its_worker_there_fails_alone(
     from editanything.engines.ray import block_rows, job_table
 
     photos = _copies(tmp_path / "photos", 48)
-    assert block_rows(48, 2) == 3 and block_rows(100_000, 2) == 256 and block_rows(5, 2) == 1
+    assert block_rows(48, 2) == 3 and block_rows(100_000, 2) == 1024 and block_rows(5, 2) == 1
     jobs = [SimpleNamespace(source=p, output=tmp_path / "out" / p.name) for p in sorted(photos.iterdir())]
     offsets, table = job_table(jobs)
     assert len(offsets) == 49 and pickle.loads(table[offsets[7]:offsets[8]]) == (jobs[7].source, jobs[7].output)

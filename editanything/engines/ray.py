@@ -34,7 +34,7 @@ TASK_RETRIES = 3
 START_TIMEOUT_S = 600
 # An explicit cluster address must answer this fast; else ray.init would retry it for minutes.
 REACH_TIMEOUT_S = 5
-BLOCK_ROWS = 256  # most jobs in one block: few enough blocks for Ray Data at 100k files, results still stream
+BLOCK_ROWS = 1024  # most jobs in one block: each block costs Ray Data ~80 ms of scheduling (measured at 20k files); results still stream
 HEAVY_CPUS = 4  # CPUs per actor for jobs that load Stable Diffusion: one model copy per 4 CPUs, not per CPU
 _CONTEXT = ("enable_progress_bars", "max_errored_blocks", "wait_for_min_actors_s")  # what a run changes
 
