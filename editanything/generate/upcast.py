@@ -5,7 +5,7 @@ every weight at load doubles them in memory (the UNet: 1.7 GB on disk, 3.4 GB as
 fp16 to fp32 is exact, so keeping the file's fp16 tensors and upcasting each layer's just before it
 runs computes with the very same fp32 weights: the pixels are bit-identical to upcasting at load, at
 half the resident weights. Every Linear, Conv and Embedding gets a hook: its fp32 copy lives for its
-own forward only, then the layer points at the fp16 tensors it was loaded with again (diffusers' own
+own forward only, then the layer points at its fp16 tensors again (diffusers' own
 layerwise casting casts them back down instead: a second cast, and a fresh copy of the weights beside
 the mapped file's pages on the first step). The rest (norms: few weights) is upcast once at load. The
 cost is one cast per layer per call, measured in benchmarks/pipeline_memory.py.
@@ -68,17 +68,23 @@ def _hook_class() -> type:
             self.half: dict[str, Any] = {}
 
         def initialize_hook(self, module: Any) -> Any:
-            self.half = {name: p.data for name, p in module.named_parameters(recurse=False)}
             return module
 
         def pre_forward(self, module: Any, *args: Any, **kwargs: Any) -> tuple:
+            # The layer's weights as they are now, not as they were when hooked: whatever changed or
+            # replaced them since (a cast, an edit in place) is what runs.
+            self.half = {}
             for name, param in module.named_parameters(recurse=False):
-                param.data = self.half[name].float()
+                if param.dtype == torch.float16:
+                    self.half[name] = param.data
+                    param.data = param.data.float()
             return args, kwargs
 
         def post_forward(self, module: Any, output: Any) -> Any:
-            for name, param in module.named_parameters(recurse=False):
-                param.data = self.half[name]
+            params = dict(module.named_parameters(recurse=False))
+            for name, half in self.half.items():
+                params[name].data = half
+            self.half = {}
             return output
 
     return KeepHalf
