@@ -425,6 +425,16 @@ def test_fp16_files_keep_their_weights_in_fp16_on_a_cpu_with_the_pixels_of_upcas
     assert stored_half(pipe.unet) and stored_half(pipe.text_encoder)
 
 
+def test_with_a_controlnet_the_unet_still_holds_fp16_weights(released, controlnet):
+    """diffusers' from_pipe casts the whole pipeline to fp32 as it adds the ControlNet: the hooked layers get
+    their fp16 weights back, or the memory saved would be lost."""
+    import torch
+
+    unet = DiffusionGenerator(released, controlnets=[("inpaint", controlnet)]).load().unet
+    weights = {p.dtype for m in unet.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters(recurse=False)}
+    assert weights == {torch.float16}
+
+
 def test_fp16_files_with_a_controlnet_keep_the_pixels_of_upcasting_at_load(released, controlnet):
     from editanything.generate.upcast import stored_half
 

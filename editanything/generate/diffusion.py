@@ -29,7 +29,7 @@ from .base import (_LOADING, DiffusersGenerator, Lora, load_loras, loading, pars
                    unet_weights, weights_file)
 from .lcm import SAMPLER as LCM_SAMPLER
 from .prompts import encode_prompts
-from .upcast import COMPONENTS as HALF_STORABLE, stored_half, upcast_per_layer
+from .upcast import COMPONENTS as HALF_STORABLE, restore_half, stored_half, upcast_per_layer
 
 CONTROLNET_MODELS = {"inpaint": "controlnet-inpaint", "canny": "controlnet-canny",
                      "lines": "controlnet-lineart", "seg": "controlnet-seg"}
@@ -257,11 +257,11 @@ class DiffusionGenerator(DiffusersGenerator):
         common = dict(dtype=dtype, safety_checker=None, feature_extractor=None,
                       requires_safety_checker=False, local_files_only=True)
         cls = getattr(diffusers, self.pipeline_class)
+        half = [c for c in HALF_STORABLE if self._half_stored(c)]
         with loading("Stable Diffusion model", self.name, self.source.path):
             if self.source.single_file:
                 pipe = self._load_single_file(cls, common)
             else:
-                half = [c for c in HALF_STORABLE if self._half_stored(c)]
                 if half:
                     import torch
 
@@ -277,6 +277,8 @@ class DiffusionGenerator(DiffusersGenerator):
                         for _, p in self.controlnets]
                 pipe = getattr(diffusers, self.controlnet_pipeline_class).from_pipe(
                     pipe, controlnet=nets if len(nets) > 1 else nets[0])
+                for component in half:
+                    restore_half(getattr(pipe, component))
             for emb in self.embeddings:
                 pipe.load_textual_inversion(str(emb.path), token=emb.token)
             if self.loras:

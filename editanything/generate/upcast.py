@@ -90,6 +90,20 @@ def _hook_class() -> type:
     return KeepHalf
 
 
+def restore_half(module: Any) -> Any:
+    """Put the hooked layers' weights of `module` back in fp16 after something cast it whole to fp32
+    (diffusers' `from_pipe`, which adds a ControlNet, casts the pipeline to one dtype). Exact: their
+    values came from fp16."""
+    import torch
+
+    for sub in module.modules():
+        if is_upcast_per_layer(sub):
+            for param in sub.parameters(recurse=False):
+                if param.dtype == torch.float32:
+                    param.data = param.data.half()
+    return module
+
+
 def is_upcast_per_layer(module: Any) -> bool:
     """Whether `module` itself carries the upcasting hook."""
     registry = getattr(module, "_diffusers_hook", None)
